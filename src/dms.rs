@@ -1,0 +1,703 @@
+//! The AWS DMS record format on Kinesis, and its values.
+//!
+//! One Kinesis record carries one JSON document written by DMS:
+//! `data` (the after image, or the deleted row), an optional before image
+//! under a configurable field name, and `metadata`; or `control` plus
+//! `metadata` for DDL and table events. This module turns the bytes into a
+//! [`DmsRecord`] and never panics on any input: every failure is a
+//! [`DecodeError`] that names the shard, the sequence number and, when it is
+//! known, the table.
+//!
+//! External payloads are read tolerantly: unknown fields are ignored (DMS
+//! adds fields depending on task settings), but an unknown `record-type` or
+//! `operation` is an error, never skipped.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::position::{split_event_id, PositionError, SequenceNumber, ShardId};
+
+/// The before-image field name DMS uses unless `BeforeImageSettings.FieldName` says otherwise.
+pub const DEFAULT_BEFORE_IMAGE_FIELD: &str = "before-image";
+
+/// How to read DMS documents: the settings of the DMS task that wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// `BeforeImageSettings.FieldName` of the DMS task.
+    pub before_image_field: String,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { before_image_field: DEFAULT_BEFORE_IMAGE_FIELD.to_owned() }
+    }
+}
+
+/// `schema.table` of a source table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableName {
+    /// Schema (MySQL database) name.
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+}
+
+impl TableName {
+    /// Builds a table name.
+    pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
+        TableName { schema: schema.into(), table: table.into() }
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// One Kinesis record as Lambda delivers it, before the DMS payload is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Shard the record came from.
+    pub shard_id: ShardId,
+    /// Its sequence number in the shard.
+    pub sequence_number: SequenceNumber,
+    /// The partition key DMS chose.
+    pub partition_key: String,
+    /// When Kinesis accepted the record, in milliseconds since the epoch, if known.
+    pub approximate_arrival_ms: Option<i64>,
+    /// The raw payload (the DMS JSON document), already base64-decoded.
+    pub data: Vec<u8>,
+}
+
+/// Why a Lambda event could not be turned into deliveries. This is an
+/// event-level failure (the event is not what Lambda sends), not a bad record.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// A record has no `eventID`, or a malformed one.
+    #[error("record {index} of the event: {source}")]
+    Position {
+        /// Index of the record in the event.
+        index: usize,
+        /// What was wrong.
+        #[source]
+        source: PositionError,
+    },
+    /// `eventID` and `kinesis.sequenceNumber` disagree.
+    #[error("record {index} of the event: eventID names sequence number {event_id_sequence} but kinesis.sequenceNumber is {sequence_number:?}")]
+    SequenceMismatch {
+        /// Index of the record in the event.
+        index: usize,
+        /// From the event id.
+        event_id_sequence: SequenceNumber,
+        /// From the record.
+        sequence_number: String,
+    },
+}
+
+/// Turns a Lambda Kinesis event into deliveries, in event order.
+pub fn deliveries(event: &aws_lambda_events::event::kinesis::KinesisEvent) -> Result<Vec<Delivery>, EventError> {
+    event
+        .records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let event_id = record.event_id.as_deref().unwrap_or("");
+            let (shard_id, sequence_number) =
+                split_event_id(event_id).map_err(|source| EventError::Position { index, source })?;
+            let own = &record.kinesis.sequence_number;
+            if !own.is_empty() && SequenceNumber::parse(own).ok().as_ref() != Some(&sequence_number) {
+                return Err(EventError::SequenceMismatch {
+                    index,
+                    event_id_sequence: sequence_number,
+                    sequence_number: own.chars().take(140).collect(),
+                });
+            }
+            Ok(Delivery {
+                shard_id,
+                sequence_number,
+                partition_key: record.kinesis.partition_key.clone(),
+                approximate_arrival_ms: Some(record.kinesis.approximate_arrival_timestamp.0.timestamp_millis()),
+                data: record.kinesis.data.0.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A data operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// A row of the full load.
+    Load,
+    /// A row inserted during CDC.
+    Insert,
+    /// A row updated during CDC.
+    Update,
+    /// A row deleted during CDC; `data` holds the deleted row.
+    Delete,
+}
+
+impl Operation {
+    /// The DMS spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Load => "load",
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A control (DDL or table event) operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ControlOperation {
+    /// `create-table`
+    CreateTable,
+    /// `drop-table`
+    DropTable,
+    /// `rename-table`
+    RenameTable,
+    /// `add-column`
+    AddColumn,
+    /// `drop-column`
+    DropColumn,
+    /// `rename-column`
+    RenameColumn,
+    /// `change-columns`
+    ChangeColumns,
+    /// `column-type-change`
+    ColumnTypeChange,
+}
+
+impl ControlOperation {
+    /// Every control operation, for tables and tests.
+    pub const ALL: [ControlOperation; 8] = [
+        ControlOperation::CreateTable,
+        ControlOperation::DropTable,
+        ControlOperation::RenameTable,
+        ControlOperation::AddColumn,
+        ControlOperation::DropColumn,
+        ControlOperation::RenameColumn,
+        ControlOperation::ChangeColumns,
+        ControlOperation::ColumnTypeChange,
+    ];
+
+    /// The DMS spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlOperation::CreateTable => "create-table",
+            ControlOperation::DropTable => "drop-table",
+            ControlOperation::RenameTable => "rename-table",
+            ControlOperation::AddColumn => "add-column",
+            ControlOperation::DropColumn => "drop-column",
+            ControlOperation::RenameColumn => "rename-column",
+            ControlOperation::ChangeColumns => "change-columns",
+            ControlOperation::ColumnTypeChange => "column-type-change",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        ControlOperation::ALL.into_iter().find(|op| op.as_str() == text)
+    }
+
+    /// Whether this operation can remove or rename a column or table that a
+    /// mapping reads.
+    pub fn may_break_mapping(self) -> bool {
+        matches!(
+            self,
+            ControlOperation::DropTable
+                | ControlOperation::RenameTable
+                | ControlOperation::DropColumn
+                | ControlOperation::RenameColumn
+                | ControlOperation::ChangeColumns
+                | ControlOperation::ColumnTypeChange
+        )
+    }
+}
+
+impl fmt::Display for ControlOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A column value as DMS wrote it, classified without knowing the column type.
+///
+/// Numbers are never passed through `f64` unless DMS itself wrote them in
+/// exponent notation; dates, times and binary arrive as text and are read by
+/// the conversions ([`parse_datetime`], [`parse_binary`], ...) a mapping names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL (the column was present with `null`).
+    Null,
+    /// A JSON boolean.
+    Bool(bool),
+    /// An integer that fits `i64`.
+    Int(i64),
+    /// A non-negative integer beyond `i64` (BIGINT UNSIGNED).
+    UInt(u64),
+    /// An exact decimal, kept as its text (DECIMAL, or an integer beyond `u64`).
+    Decimal(String),
+    /// A number DMS wrote in exponent notation (FLOAT/DOUBLE).
+    Float(f64),
+    /// A number in exponent notation large enough to be a BIGINT that DMS
+    /// rounded (it does so for integers over 16 digits unless
+    /// `UseLargeIntegerValue` is set). Its true value is unknown: rows that
+    /// read it must be re-queried. Holds the text DMS wrote.
+    Lossy(String),
+    /// A JSON string: text, and the rendering of dates, times and binary.
+    Text(String),
+    /// A JSON object or array (a JSON column), as compact JSON text.
+    Json(String),
+    /// A date and time without zone (DATETIME wall clock; conversions and re-queries).
+    DateTime(NaiveDateTime),
+    /// A date (conversions and re-queries).
+    Date(NaiveDate),
+    /// A time of day (conversions and re-queries).
+    Time(NaiveTime),
+    /// Raw bytes (binary conversions and re-queries).
+    Bytes(Vec<u8>),
+}
+
+impl Value {
+    /// Whether the value cannot be trusted and the row must be re-queried.
+    pub fn is_lossy(&self) -> bool {
+        matches!(self, Value::Lossy(_))
+    }
+
+    /// Short name of the value's family, for error messages (never the value itself).
+    pub fn family(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Int(_) | Value::UInt(_) => "integer",
+            Value::Decimal(_) => "decimal",
+            Value::Float(_) => "float",
+            Value::Lossy(_) => "lossy number",
+            Value::Text(_) => "string",
+            Value::Json(_) => "json",
+            Value::DateTime(_) => "datetime",
+            Value::Date(_) => "date",
+            Value::Time(_) => "time",
+            Value::Bytes(_) => "binary",
+        }
+    }
+}
+
+/// A row image: the columns DMS included, by name. A column that is absent
+/// was not provided (not NULL): [`Row::get`] returns `None` for it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Row(pub BTreeMap<String, Value>);
+
+impl Row {
+    /// The value of a column, or `None` when the image does not carry it.
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        self.0.get(column)
+    }
+
+    /// Whether any value in the row is lossy.
+    pub fn has_lossy(&self) -> bool {
+        self.0.values().any(Value::is_lossy)
+    }
+}
+
+impl FromIterator<(String, Value)> for Row {
+    fn from_iter<T: IntoIterator<Item = (String, Value)>>(iter: T) -> Self {
+        Row(iter.into_iter().collect())
+    }
+}
+
+/// Transaction details (present with `IncludeTransactionDetails`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Transaction {
+    /// `transaction-id`
+    pub transaction_id: Option<String>,
+    /// `commit-timestamp`
+    pub commit_timestamp: Option<String>,
+    /// `stream-position` (the source log position)
+    pub stream_position: Option<String>,
+    /// `transaction-record-id` (offset of the record in its transaction)
+    pub transaction_record_id: Option<String>,
+    /// `prev-transaction-id`
+    pub prev_transaction_id: Option<String>,
+    /// `prev-transaction-record-id`
+    pub prev_transaction_record_id: Option<String>,
+}
+
+/// The `metadata` object, tolerant of fields DMS adds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metadata {
+    /// `timestamp`: when DMS produced the record.
+    pub timestamp: Option<String>,
+    /// `partition-key-type`
+    pub partition_key_type: Option<String>,
+    /// `partition-key-value` (with `IncludePartitionValue`)
+    pub partition_key_value: Option<String>,
+    /// Transaction details.
+    pub transaction: Transaction,
+}
+
+/// A row change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataChange {
+    /// What happened.
+    pub operation: Operation,
+    /// The source table.
+    pub table: TableName,
+    /// `data`: the after image (the deleted row for deletes).
+    pub after: Row,
+    /// The before image, for updates when the task enables it.
+    pub before: Option<Row>,
+}
+
+/// A DDL or table event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlRecord {
+    /// What happened.
+    pub operation: ControlOperation,
+    /// The table it concerns, when DMS names one.
+    pub table: Option<TableName>,
+    /// The `control` object as DMS wrote it (table and column definitions).
+    pub detail: serde_json::Value,
+}
+
+impl ControlRecord {
+    /// Whether the control detail names `column` anywhere (as a key or a string value).
+    pub fn mentions(&self, column: &str) -> bool {
+        fn walk(v: &serde_json::Value, needle: &str) -> bool {
+            match v {
+                serde_json::Value::String(s) => s.eq_ignore_ascii_case(needle),
+                serde_json::Value::Array(items) => items.iter().any(|i| walk(i, needle)),
+                serde_json::Value::Object(map) => {
+                    map.iter().any(|(k, v)| k.eq_ignore_ascii_case(needle) || walk(v, needle))
+                }
+                _ => false,
+            }
+        }
+        walk(&self.detail, column)
+    }
+}
+
+/// What a DMS record says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// A row change.
+    Data(DataChange),
+    /// A control record; never mistaken for data.
+    Control(ControlRecord),
+}
+
+/// A decoded DMS record with its Kinesis position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DmsRecord {
+    /// Shard it came from.
+    pub shard_id: ShardId,
+    /// Sequence number in the shard.
+    pub sequence_number: SequenceNumber,
+    /// Metadata.
+    pub metadata: Metadata,
+    /// The change.
+    pub payload: Payload,
+}
+
+impl DmsRecord {
+    /// The table the record concerns, if any.
+    pub fn table(&self) -> Option<&TableName> {
+        match &self.payload {
+            Payload::Data(d) => Some(&d.table),
+            Payload::Control(c) => c.table.as_ref(),
+        }
+    }
+}
+
+/// What was wrong with one record's payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeErrorKind {
+    /// Not JSON, or not a JSON object.
+    #[error("payload is not a JSON object: {0}")]
+    Json(String),
+    /// No `metadata` object.
+    #[error("missing `metadata` object")]
+    MissingMetadata,
+    /// `metadata` is not an object of the expected shape.
+    #[error("`metadata` is malformed: {0}")]
+    Metadata(String),
+    /// A required metadata field is absent.
+    #[error("missing `metadata.{0}`")]
+    MissingField(&'static str),
+    /// `record-type` is neither `data` nor `control`.
+    #[error("unknown record-type {0:?} (expected \"data\" or \"control\")")]
+    UnknownRecordType(String),
+    /// `operation` is not known for the record type.
+    #[error("unknown operation {operation:?} for record-type {record_type:?}")]
+    UnknownOperation {
+        /// The record type.
+        record_type: String,
+        /// The operation DMS wrote.
+        operation: String,
+    },
+    /// A data record without a `data` object.
+    #[error("data record has no `data` object")]
+    MissingData,
+    /// `data` or the before image is not an object, or a column value is not JSON.
+    #[error("`{field}` is not an object of column values: {reason}")]
+    Image {
+        /// `data` or the before image field name.
+        field: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// A record that could not be decoded, named by shard, sequence number and table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shard {shard_id}, sequence number {sequence_number}, table {}: {kind}", table.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "(unknown)".to_owned()))]
+pub struct DecodeError {
+    /// Shard of the record.
+    pub shard_id: ShardId,
+    /// Sequence number of the record.
+    pub sequence_number: SequenceNumber,
+    /// The table, when the metadata could be read that far.
+    pub table: Option<Box<TableName>>,
+    /// What was wrong.
+    #[source]
+    pub kind: DecodeErrorKind,
+}
+
+#[derive(Deserialize)]
+struct RawMetadata<'a> {
+    #[serde(default, rename = "timestamp", borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(default, rename = "record-type", borrow)]
+    record_type: Option<&'a RawValue>,
+    #[serde(default, rename = "operation", borrow)]
+    operation: Option<&'a RawValue>,
+    #[serde(default, rename = "partition-key-type", borrow)]
+    partition_key_type: Option<&'a RawValue>,
+    #[serde(default, rename = "partition-key-value", borrow)]
+    partition_key_value: Option<&'a RawValue>,
+    #[serde(default, rename = "schema-name", borrow)]
+    schema_name: Option<&'a RawValue>,
+    #[serde(default, rename = "table-name", borrow)]
+    table_name: Option<&'a RawValue>,
+    #[serde(default, rename = "transaction-id", borrow)]
+    transaction_id: Option<&'a RawValue>,
+    #[serde(default, rename = "commit-timestamp", borrow)]
+    commit_timestamp: Option<&'a RawValue>,
+    #[serde(default, rename = "stream-position", borrow)]
+    stream_position: Option<&'a RawValue>,
+    #[serde(default, rename = "transaction-record-id", borrow)]
+    transaction_record_id: Option<&'a RawValue>,
+    #[serde(default, rename = "prev-transaction-id", borrow)]
+    prev_transaction_id: Option<&'a RawValue>,
+    #[serde(default, rename = "prev-transaction-record-id", borrow)]
+    prev_transaction_record_id: Option<&'a RawValue>,
+}
+
+/// Reads a scalar metadata value (string or number) as text; `null` and
+/// objects read as absent.
+fn scalar_text(raw: Option<&RawValue>) -> Option<String> {
+    let text = raw?.get();
+    if text.starts_with('"') {
+        serde_json::from_str::<String>(text).ok()
+    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) || text == "true" || text == "false" {
+        Some(text.to_owned())
+    } else {
+        None
+    }
+}
+
+/// Decodes one delivery's payload.
+pub fn decode_record(delivery: &Delivery, options: &DecodeOptions) -> Result<DmsRecord, DecodeError> {
+    decode_payload(&delivery.shard_id, &delivery.sequence_number, &delivery.data, options)
+}
+
+/// Decodes a DMS JSON document that arrived at `shard_id` / `sequence_number`.
+pub fn decode_payload(
+    shard_id: &ShardId,
+    sequence_number: &SequenceNumber,
+    payload: &[u8],
+    options: &DecodeOptions,
+) -> Result<DmsRecord, DecodeError> {
+    let mut table = None;
+    let fail = |table: Option<TableName>, kind| DecodeError {
+        shard_id: shard_id.clone(),
+        sequence_number: sequence_number.clone(),
+        table: table.map(Box::new),
+        kind,
+    };
+
+    let top: BTreeMap<String, &RawValue> =
+        serde_json::from_slice(payload).map_err(|e| fail(None, DecodeErrorKind::Json(e.to_string())))?;
+    let raw_meta = top.get("metadata").ok_or_else(|| fail(None, DecodeErrorKind::MissingMetadata))?;
+    let meta: RawMetadata<'_> =
+        serde_json::from_str(raw_meta.get()).map_err(|e| fail(None, DecodeErrorKind::Metadata(e.to_string())))?;
+
+    if let (Some(schema), Some(name)) = (scalar_text(meta.schema_name), scalar_text(meta.table_name)) {
+        if !schema.is_empty() || !name.is_empty() {
+            table = Some(TableName::new(schema, name));
+        }
+    }
+    let record_type =
+        scalar_text(meta.record_type).ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingField("record-type")))?;
+    let operation =
+        scalar_text(meta.operation).ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingField("operation")))?;
+    let metadata = Metadata {
+        timestamp: scalar_text(meta.timestamp),
+        partition_key_type: scalar_text(meta.partition_key_type),
+        partition_key_value: scalar_text(meta.partition_key_value),
+        transaction: Transaction {
+            transaction_id: scalar_text(meta.transaction_id),
+            commit_timestamp: scalar_text(meta.commit_timestamp),
+            stream_position: scalar_text(meta.stream_position),
+            transaction_record_id: scalar_text(meta.transaction_record_id),
+            prev_transaction_id: scalar_text(meta.prev_transaction_id),
+            prev_transaction_record_id: scalar_text(meta.prev_transaction_record_id),
+        },
+    };
+
+    let payload = match record_type.as_str() {
+        "data" => {
+            let operation = match operation.as_str() {
+                "load" => Operation::Load,
+                "insert" => Operation::Insert,
+                "update" => Operation::Update,
+                "delete" => Operation::Delete,
+                _ => return Err(fail(table, DecodeErrorKind::UnknownOperation { record_type, operation })),
+            };
+            let Some(name) = table.clone() else {
+                return Err(fail(None, DecodeErrorKind::MissingField("schema-name/table-name")));
+            };
+            let data = top.get("data").ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingData))?;
+            let after = decode_row(data).map_err(|reason| {
+                fail(table.clone(), DecodeErrorKind::Image { field: "data".to_owned(), reason })
+            })?;
+            let before = match top.get(options.before_image_field.as_str()) {
+                Some(raw) if raw.get() != "null" => Some(decode_row(raw).map_err(|reason| {
+                    fail(
+                        table.clone(),
+                        DecodeErrorKind::Image { field: options.before_image_field.clone(), reason },
+                    )
+                })?),
+                _ => None,
+            };
+            Payload::Data(DataChange { operation, table: name, after, before })
+        }
+        "control" => {
+            let Some(op) = ControlOperation::parse(&operation) else {
+                return Err(fail(table, DecodeErrorKind::UnknownOperation { record_type, operation }));
+            };
+            let detail = match top.get("control") {
+                Some(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
+                None => serde_json::Value::Null,
+            };
+            Payload::Control(ControlRecord { operation: op, table, detail })
+        }
+        _ => return Err(fail(table, DecodeErrorKind::UnknownRecordType(record_type))),
+    };
+    Ok(DmsRecord { shard_id: shard_id.clone(), sequence_number: sequence_number.clone(), metadata, payload })
+}
+
+fn decode_row(raw: &RawValue) -> Result<Row, String> {
+    let columns: BTreeMap<String, &RawValue> = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    columns
+        .into_iter()
+        .map(|(name, raw)| classify(raw.get()).map(|v| (name.clone(), v)).map_err(|e| format!("column `{name}`: {e}")))
+        .collect::<Result<_, _>>()
+        .map(Row)
+}
+
+/// Smallest magnitude at which an exponent-notation integer may be a BIGINT
+/// DMS rounded: DMS keeps 16 significant digits, so anything from 10^16 up
+/// can have lost digits.
+const LOSSY_INTEGER_FLOOR: f64 = 1e16;
+
+/// Classifies one JSON value (its raw text) into a [`Value`].
+pub fn classify(text: &str) -> Result<Value, String> {
+    let text = text.trim();
+    match text.as_bytes().first() {
+        None => Err("empty value".to_owned()),
+        Some(b'n') if text == "null" => Ok(Value::Null),
+        Some(b't') if text == "true" => Ok(Value::Bool(true)),
+        Some(b'f') if text == "false" => Ok(Value::Bool(false)),
+        Some(b'"') => serde_json::from_str::<String>(text).map(Value::Text).map_err(|e| e.to_string()),
+        Some(b'{') | Some(b'[') => serde_json::from_str::<serde_json::Value>(text)
+            .map(|v| Value::Json(v.to_string()))
+            .map_err(|e| e.to_string()),
+        Some(b'-') | Some(b'0'..=b'9') => Ok(classify_number(text)),
+        Some(_) => Err("not a JSON value".to_owned()),
+    }
+}
+
+fn classify_number(text: &str) -> Value {
+    let has_exponent = text.contains(['e', 'E']);
+    if has_exponent {
+        let value: f64 = text.parse().unwrap_or(f64::NAN);
+        if value.is_finite() && value.fract() == 0.0 && value.abs() >= LOSSY_INTEGER_FLOOR {
+            return Value::Lossy(text.to_owned());
+        }
+        return if value.is_finite() { Value::Float(value) } else { Value::Lossy(text.to_owned()) };
+    }
+    if !text.contains('.') {
+        if let Ok(i) = text.parse::<i64>() {
+            return Value::Int(i);
+        }
+        if let Ok(u) = text.parse::<u64>() {
+            return Value::UInt(u);
+        }
+    }
+    Value::Decimal(text.to_owned())
+}
+
+/// Reads a DMS date-time rendering as the source's wall-clock value.
+///
+/// DMS writes DATETIME as `2024-03-01T10:15:00Z` (or with a space, or with
+/// fractional seconds) although DATETIME carries no zone and is not
+/// converted: the `Z` is dropped and the value is not shifted.
+pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
+    let text = text.trim();
+    let text = text.strip_suffix('Z').or_else(|| text.strip_suffix('z')).unwrap_or(text);
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(dt);
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+}
+
+/// Reads a DMS DATE rendering (`2024-03-01`, possibly with a midnight time).
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok().or_else(|| parse_datetime(text).map(|dt| dt.date()))
+}
+
+/// Reads a DMS TIME rendering (`10:15:00`, `10:15:00.123456`).
+pub fn parse_time(text: &str) -> Option<NaiveTime> {
+    NaiveTime::parse_from_str(text.trim().trim_end_matches('Z'), "%H:%M:%S%.f").ok()
+}
+
+/// Reads DMS's rendering of BINARY/VARBINARY/BLOB values: hexadecimal, with a
+/// `0x` prefix unless the endpoint sets `NoHexPrefix`.
+pub fn parse_binary(text: &str) -> Option<Vec<u8>> {
+    let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text);
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,425 @@
+//! Evaluating column rules: conversions, enum maps, JSON packing, children
+//! arrays and named transforms. Pure: values in, values out.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDateTime};
+use serde::Deserialize;
+
+use super::{ColumnRef, Rule, Target};
+use crate::dms::{parse_binary, parse_date, parse_datetime, parse_time, Row, Value};
+
+/// A conversion a `from` rule applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Conversion {
+    /// To an integer (from integers, integral decimals and numeric text, booleans as 0/1).
+    Int,
+    /// To an exact decimal (from integers, decimals and numeric text).
+    Decimal,
+    /// To a float.
+    Float,
+    /// To text.
+    String,
+    /// To a boolean (from booleans, 0/1 and `true`/`false` text).
+    Bool,
+    /// To a JSON document (from JSON text or a JSON value).
+    Json,
+    /// DMS date-time text to a DATETIME wall-clock value (the `Z` is dropped, never shifted).
+    Datetime,
+    /// DMS date text to a DATE.
+    Date,
+    /// DMS time text to a TIME.
+    Time,
+    /// A date-time to seconds since the epoch (the wall clock read as UTC).
+    UnixSeconds,
+    /// Seconds since the epoch to a DATETIME (UTC wall clock).
+    FromUnix,
+    /// DMS hex rendering (`0x...`) to bytes.
+    Binary,
+}
+
+/// A rule that cannot be evaluated for a row: which column and why. Names
+/// value families, never the values themselves.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("target column `{column}`: {reason}")]
+pub struct EvalError {
+    /// The target column.
+    pub column: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// A named transform: inputs in `args` order, output value.
+pub type Transform = Arc<dyn Fn(&[&Value]) -> Result<Value, String> + Send + Sync>;
+
+/// The transforms a function crate registers, by name.
+#[derive(Clone, Default)]
+pub struct Transforms(BTreeMap<String, Transform>);
+
+impl std::fmt::Debug for Transforms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl Transforms {
+    /// The built-in transforms: `concat` (texts joined by a space, NULLs
+    /// skipped), `coalesce` (first non-NULL input) and `lower` (lower-case text).
+    pub fn standard() -> Self {
+        let mut t = Transforms::default();
+        t.register("concat", |args| {
+            let parts: Vec<String> = args.iter().filter_map(|v| text_of(v)).collect();
+            Ok(if parts.is_empty() { Value::Null } else { Value::Text(parts.join(" ")) })
+        });
+        t.register("coalesce", |args| {
+            Ok(args.iter().find(|v| !matches!(v, Value::Null)).map(|v| (*v).clone()).unwrap_or(Value::Null))
+        });
+        t.register("lower", |args| match args {
+            [Value::Text(s)] => Ok(Value::Text(s.to_lowercase())),
+            [Value::Null] => Ok(Value::Null),
+            [other] => Err(format!("expects text, got {}", other.family())),
+            _ => Err(format!("expects 1 argument, got {}", args.len())),
+        });
+        t
+    }
+
+    /// Registers (or replaces) a transform.
+    pub fn register(
+        &mut self,
+        name: &str,
+        f: impl Fn(&[&Value]) -> Result<Value, String> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.0.insert(name.to_owned(), Arc::new(f));
+        self
+    }
+
+    /// Whether `name` is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Registered names.
+    pub fn names(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+
+    fn get(&self, name: &str) -> Option<&Transform> {
+        self.0.get(name)
+    }
+}
+
+/// The text form of a scalar value, used by enum maps, filters and `concat`.
+pub fn text_of(value: &Value) -> Option<String> {
+    Some(match value {
+        Value::Null | Value::Bytes(_) => return None,
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Decimal(d) | Value::Lossy(d) | Value::Text(d) | Value::Json(d) => d.clone(),
+        Value::Float(f) => f.to_string(),
+        Value::DateTime(dt) => format_datetime(dt),
+        Value::Date(d) => d.format("%Y-%m-%d").to_string(),
+        Value::Time(t) => t.format("%H:%M:%S%.f").to_string(),
+    })
+}
+
+fn format_datetime(dt: &NaiveDateTime) -> String {
+    dt.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+}
+
+fn is_json_number(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Number>(text).is_ok()
+}
+
+/// Appends a value as JSON. Decimals stay exact (written as number literals);
+/// dates and times are strings; bytes are base64 strings.
+pub fn render_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Decimal(d) if is_json_number(d) => out.push_str(d),
+        Value::Float(f) if f.is_finite() => {
+            let _ = write!(out, "{f}");
+        }
+        Value::Float(_) => out.push_str("null"),
+        Value::Json(j) => out.push_str(j),
+        Value::Bytes(b) => push_json_string(out, &base64::engine::general_purpose::STANDARD.encode(b)),
+        other => push_json_string(out, &text_of(other).unwrap_or_default()),
+    }
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    // serde_json escapes exactly as JSON requires; a String never fails to serialize.
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+}
+
+fn numeric(value: &Value) -> Option<f64> {
+    match value {
+        Value::Int(i) => Some(*i as f64),
+        Value::UInt(u) => Some(*u as f64),
+        Value::Float(f) => Some(*f),
+        Value::Decimal(d) => d.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Orders values for `order_by`: NULL first, numbers numerically, the rest by text.
+pub fn compare_values(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        (Value::Int(x), Value::Int(y)) => x.cmp(y),
+        (Value::Bytes(x), Value::Bytes(y)) => x.cmp(y),
+        _ => match (numeric(a), numeric(b)) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+            _ => text_of(a).cmp(&text_of(b)),
+        },
+    }
+}
+
+fn integer_text(text: &str) -> Option<Value> {
+    let t = text.trim();
+    if let Ok(i) = t.parse::<i64>() {
+        return Some(Value::Int(i));
+    }
+    if let Ok(u) = t.parse::<u64>() {
+        return Some(Value::UInt(u));
+    }
+    // An integral decimal such as "12.000".
+    let (int, frac) = t.split_once('.')?;
+    if frac.bytes().all(|b| b == b'0') {
+        return integer_text(int);
+    }
+    None
+}
+
+fn decimal_text(text: &str) -> Option<Value> {
+    let t = text.trim();
+    let body = t.strip_prefix('-').unwrap_or(t);
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let ok = !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| Value::Decimal(t.to_owned()))
+}
+
+/// Applies a conversion. NULL converts to NULL.
+pub fn convert(value: &Value, conversion: Conversion) -> Result<Value, String> {
+    let fail = || format!("cannot convert {} to {:?}", value.family(), conversion).to_lowercase();
+    if matches!(value, Value::Null) {
+        return Ok(Value::Null);
+    }
+    if value.is_lossy() {
+        return Err("value is lossy (DMS wrote a large integer in exponent notation); re-query the row".to_owned());
+    }
+    let converted = match (conversion, value) {
+        (Conversion::Int, Value::Int(_) | Value::UInt(_)) => Some(value.clone()),
+        (Conversion::Int, Value::Bool(b)) => Some(Value::Int(i64::from(*b))),
+        (Conversion::Int, Value::Decimal(t) | Value::Text(t)) => integer_text(t),
+        (Conversion::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(Value::Int(*f as i64)),
+        (Conversion::Decimal, Value::Int(i)) => Some(Value::Decimal(i.to_string())),
+        (Conversion::Decimal, Value::UInt(u)) => Some(Value::Decimal(u.to_string())),
+        (Conversion::Decimal, Value::Decimal(t) | Value::Text(t)) => decimal_text(t),
+        (Conversion::Float, _) => numeric(value).or_else(|| text_of(value)?.trim().parse().ok()).map(Value::Float),
+        (Conversion::String, Value::Bytes(b)) => String::from_utf8(b.clone()).ok().map(Value::Text),
+        (Conversion::String, _) => text_of(value).map(Value::Text),
+        (Conversion::Bool, Value::Bool(b)) => Some(Value::Bool(*b)),
+        (Conversion::Bool, Value::Int(0)) => Some(Value::Bool(false)),
+        (Conversion::Bool, Value::Int(1)) => Some(Value::Bool(true)),
+        (Conversion::Bool, Value::Text(t)) => match t.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" => Some(Value::Bool(true)),
+            "0" | "false" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        (Conversion::Json, Value::Json(_)) => Some(value.clone()),
+        (Conversion::Json, Value::Text(t)) => {
+            serde_json::from_str::<serde_json::Value>(t).ok().map(|v| Value::Json(v.to_string()))
+        }
+        (Conversion::Datetime, Value::DateTime(_)) => Some(value.clone()),
+        (Conversion::Datetime, Value::Date(d)) => d.and_hms_opt(0, 0, 0).map(Value::DateTime),
+        (Conversion::Datetime, Value::Text(t)) => parse_datetime(t).map(Value::DateTime),
+        (Conversion::Date, Value::Date(_)) => Some(value.clone()),
+        (Conversion::Date, Value::DateTime(dt)) => Some(Value::Date(dt.date())),
+        (Conversion::Date, Value::Text(t)) => parse_date(t).map(Value::Date),
+        (Conversion::Time, Value::Time(_)) => Some(value.clone()),
+        (Conversion::Time, Value::Text(t)) => parse_time(t).map(Value::Time),
+        (Conversion::UnixSeconds, Value::DateTime(dt)) => Some(Value::Int(dt.and_utc().timestamp())),
+        (Conversion::UnixSeconds, Value::Text(t)) => parse_datetime(t).map(|dt| Value::Int(dt.and_utc().timestamp())),
+        (Conversion::FromUnix, Value::Int(s)) => DateTime::from_timestamp(*s, 0).map(|d| Value::DateTime(d.naive_utc())),
+        (Conversion::FromUnix, Value::Text(t) | Value::Decimal(t)) => match integer_text(t) {
+            Some(Value::Int(s)) => DateTime::from_timestamp(s, 0).map(|d| Value::DateTime(d.naive_utc())),
+            _ => None,
+        },
+        (Conversion::Binary, Value::Bytes(_)) => Some(value.clone()),
+        (Conversion::Binary, Value::Text(t)) => parse_binary(t).map(Value::Bytes),
+        _ => None,
+    };
+    converted.ok_or_else(fail)
+}
+
+/// Related rows for one root row: one optional row per join and the rows of
+/// each children lookup, in the target's declaration order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Related<'a> {
+    /// Per join, the joined row (None: no match, columns read as NULL).
+    pub joins: &'a [Option<&'a Row>],
+    /// Per children lookup, the child rows (any order; sorted here).
+    pub children: &'a [Vec<&'a Row>],
+}
+
+fn lookup<'a>(r: &ColumnRef, root: &'a Row, related: &Related<'a>) -> Result<&'a Value, String> {
+    const NULL: &Value = &Value::Null;
+    match r {
+        ColumnRef::Root(c) => root.get(c).ok_or_else(|| format!("root column `{c}` is not in the row")),
+        ColumnRef::Join(j, c) => match related.joins.get(*j).copied().flatten() {
+            None => Ok(NULL),
+            Some(row) => row.get(c).ok_or_else(|| format!("joined column `{c}` is not in the joined row")),
+        },
+    }
+}
+
+/// Whether a root row passes the target's filter (true without a filter).
+pub fn passes_filter(target: &Target, root: &Row) -> bool {
+    match &target.filter {
+        None => true,
+        Some(f) => root.get(&f.column).and_then(text_of).is_some_and(|t| f.values.contains(&t)),
+    }
+}
+
+/// The target key made from root key values (in `target.root_key` order).
+pub fn target_key(target: &Target, root_key: &[Value]) -> Result<Vec<Value>, EvalError> {
+    target
+        .key
+        .iter()
+        .zip(root_key)
+        .map(|(name, v)| {
+            let conv = target.columns.iter().find(|c| &c.name == name).and_then(|c| match &c.rule {
+                Rule::Copy { convert, .. } => *convert,
+                _ => None,
+            });
+            match conv {
+                Some(conv) => convert(v, conv).map_err(|reason| EvalError { column: name.clone(), reason }),
+                None => Ok(v.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Builds a target row (values in `target.columns` order) from a root row and
+/// its related rows.
+pub fn build_row(
+    target: &Target,
+    root: &Row,
+    related: &Related<'_>,
+    transforms: &super::Transforms,
+) -> Result<Vec<Value>, EvalError> {
+    target
+        .columns
+        .iter()
+        .map(|column| {
+            eval_rule(&column.rule, root, related, transforms, target)
+                .map_err(|reason| EvalError { column: column.name.clone(), reason })
+        })
+        .collect()
+}
+
+fn eval_rule(
+    rule: &Rule,
+    root: &Row,
+    related: &Related<'_>,
+    transforms: &super::Transforms,
+    target: &Target,
+) -> Result<Value, String> {
+    match rule {
+        Rule::Const(v) => Ok(v.clone()),
+        Rule::Copy { from, convert: conv, map, map_default } => {
+            let v = lookup(from, root, related)?;
+            let v = match conv {
+                Some(c) => convert(v, *c)?,
+                None if v.is_lossy() => {
+                    return Err("value is lossy (DMS wrote a large integer in exponent notation)".to_owned())
+                }
+                None => v.clone(),
+            };
+            if map.is_empty() || matches!(v, Value::Null) {
+                return Ok(v);
+            }
+            let key = text_of(&v).unwrap_or_default();
+            match (map.get(&key), map_default) {
+                (Some(m), _) => Ok(m.clone()),
+                (None, Some(d)) => Ok(d.clone()),
+                (None, None) => Err(format!("{} value is not listed in `map` and there is no `map_default`", v.family())),
+            }
+        }
+        Rule::Pack(parts) => {
+            let mut out = String::from("{");
+            for (i, (key, r)) in parts.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_string(&mut out, key);
+                out.push(':');
+                let v = lookup(r, root, related)?;
+                if v.is_lossy() {
+                    return Err(format!("`{key}` is lossy"));
+                }
+                render_json(v, &mut out);
+            }
+            out.push('}');
+            Ok(Value::Json(out))
+        }
+        Rule::Children(ci, fields) => {
+            let spec = target.children.get(*ci).ok_or("unknown children")?;
+            let mut rows: Vec<&Row> = related.children.get(*ci).cloned().unwrap_or_default();
+            rows.sort_by(|a, b| {
+                spec.order_by
+                    .iter()
+                    .map(|c| {
+                        compare_values(a.get(c).unwrap_or(&Value::Null), b.get(c).unwrap_or(&Value::Null))
+                    })
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            });
+            let mut out = String::from("[");
+            for (i, row) in rows.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('{');
+                for (j, (key, col)) in fields.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    push_json_string(&mut out, key);
+                    out.push(':');
+                    let v = row.get(col).ok_or_else(|| format!("child column `{col}` is not in the child row"))?;
+                    if v.is_lossy() {
+                        return Err(format!("child column `{col}` is lossy"));
+                    }
+                    render_json(v, &mut out);
+                }
+                out.push('}');
+            }
+            out.push(']');
+            Ok(Value::Json(out))
+        }
+        Rule::Transform(name, args) => {
+            let f = transforms.get(name).ok_or_else(|| format!("transform {name:?} is not registered"))?;
+            let values = args.iter().map(|r| lookup(r, root, related)).collect::<Result<Vec<_>, _>>()?;
+            if values.iter().any(|v| v.is_lossy()) {
+                return Err(format!("an input of transform {name:?} is lossy"));
+            }
+            f(&values).map_err(|e| format!("transform {name:?}: {e}"))
+        }
+    }
+}

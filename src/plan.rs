@@ -1,0 +1,401 @@
+//! Planning a batch: decoded records of one shard, in order, become per
+//! target table the keys to upsert, rebuild (re-query) or delete, coalesced
+//! so that each key is written once and each source lookup is one batched
+//! query.
+//!
+//! Rules:
+//! - many changes to one target key in a batch coalesce into one write (the
+//!   last change decides what it is);
+//! - an update whose before and after images agree on every column the
+//!   mapping reads produces no write;
+//! - a root delete deletes the target row; a change to a joined or child row
+//!   rebuilds its parents, found from both the before and the after image;
+//! - control records and unmapped tables produce no write and are counted;
+//! - every write keeps the index of the earliest record it depends on, so a
+//!   failure is reported at the right place.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::dms::{DmsRecord, Operation, Payload, Row, Value};
+use crate::mapping::{passes_filter, Mapping, Target, Touch};
+
+/// One part of a key, ordered and hashable (values themselves are not).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyPart {
+    /// An integer (signed or unsigned).
+    Int(i128),
+    /// Text, a decimal or a date rendered as text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+impl KeyPart {
+    /// The key part of a value; `None` for NULL, floats, JSON and lossy values,
+    /// which cannot identify a row.
+    pub fn from_value(value: &Value) -> Option<KeyPart> {
+        Some(match value {
+            Value::Int(i) => KeyPart::Int(i128::from(*i)),
+            Value::UInt(u) => KeyPart::Int(i128::from(*u)),
+            Value::Bool(b) => KeyPart::Int(i128::from(*b)),
+            Value::Bytes(b) => KeyPart::Bytes(b.clone()),
+            Value::Decimal(_) | Value::Text(_) | Value::DateTime(_) | Value::Date(_) | Value::Time(_) => {
+                KeyPart::Text(crate::mapping::text_of(value)?)
+            }
+            Value::Null | Value::Float(_) | Value::Json(_) | Value::Lossy(_) => return None,
+        })
+    }
+
+    /// Back to a value for binding in a query.
+    pub fn to_value(&self) -> Value {
+        match self {
+            KeyPart::Int(i) => match i64::try_from(*i) {
+                Ok(v) => Value::Int(v),
+                Err(_) => u64::try_from(*i).map(Value::UInt).unwrap_or_else(|_| Value::Decimal(i.to_string())),
+            },
+            KeyPart::Text(t) => Value::Text(t.clone()),
+            KeyPart::Bytes(b) => Value::Bytes(b.clone()),
+        }
+    }
+}
+
+impl fmt::Display for KeyPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyPart::Int(i) => write!(f, "{i}"),
+            KeyPart::Text(t) => write!(f, "{t:?}"),
+            KeyPart::Bytes(b) => write!(f, "0x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        }
+    }
+}
+
+/// A tuple of key parts: a root key, or the values of a lookup's columns.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyTuple(pub Vec<KeyPart>);
+
+impl KeyTuple {
+    /// Values for binding.
+    pub fn values(&self) -> Vec<Value> {
+        self.0.iter().map(KeyPart::to_value).collect()
+    }
+}
+
+impl fmt::Display for KeyTuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(")?;
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// What to do with one target row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Build the row from this root after image (complete, not lossy) and upsert it.
+    Upsert(Row),
+    /// Re-query the root row and its related rows, then upsert (or delete if
+    /// the root row is gone or fails the filter).
+    Rebuild,
+    /// Delete the row (per the target's delete policy).
+    Delete,
+}
+
+impl Action {
+    /// Short name for summaries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Upsert(_) => "upsert",
+            Action::Rebuild => "rebuild",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// A coalesced write on one target key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedOp {
+    /// What to do.
+    pub action: Action,
+    /// Index (in the planned slice) of the earliest record this write depends on.
+    pub first_record: usize,
+    /// Index of the record that decided the action.
+    pub last_record: usize,
+}
+
+/// Parents to find by a reverse lookup: root rows whose `root_columns` equal
+/// one of the tuples. One batched query per chunk of tuples.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Lookup {
+    /// Tuples, each with the index of the earliest record that asked for it.
+    pub tuples: BTreeMap<KeyTuple, usize>,
+}
+
+/// The plan for one target table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TargetPlan {
+    /// Index of the target in the mapping.
+    pub target: usize,
+    /// Writes by root key (values in the target's `root_key` order).
+    pub ops: BTreeMap<KeyTuple, PlannedOp>,
+    /// Reverse lookups by root column list.
+    pub lookups: BTreeMap<Vec<String>, Lookup>,
+}
+
+impl TargetPlan {
+    /// Coalesces an action on a root key.
+    pub fn add(&mut self, key: KeyTuple, action: Action, record: usize) {
+        self.ops
+            .entry(key)
+            .and_modify(|op| {
+                op.action = action.clone();
+                op.first_record = op.first_record.min(record);
+                op.last_record = record;
+            })
+            .or_insert(PlannedOp { action, first_record: record, last_record: record });
+    }
+
+    /// Whether the plan has nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.lookups.values().all(|l| l.tuples.is_empty())
+    }
+
+    /// The earliest record any part of this plan depends on.
+    pub fn first_record(&self) -> Option<usize> {
+        self.ops
+            .values()
+            .map(|o| o.first_record)
+            .chain(self.lookups.values().flat_map(|l| l.tuples.values().copied()))
+            .min()
+    }
+}
+
+/// A record the planner could not use, and why (permanent: quarantine it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shard {shard_id}, sequence number {sequence_number}, table {table}: {reason}")]
+pub struct PlanError {
+    /// Index of the record in the planned slice.
+    pub record: usize,
+    /// Shard.
+    pub shard_id: String,
+    /// Sequence number.
+    pub sequence_number: String,
+    /// `schema.table`.
+    pub table: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// Counts of what the planner saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanCounts {
+    /// Records planned.
+    pub records: usize,
+    /// Data records of mapped tables.
+    pub mapped: usize,
+    /// Data records of tables the mapping does not read.
+    pub unmapped: usize,
+    /// Control records.
+    pub control: usize,
+    /// Updates skipped because no column the mapping reads changed.
+    pub unchanged: usize,
+    /// Updates of related rows without a before image: a previous parent cannot be found.
+    pub without_before_image: usize,
+}
+
+/// The plan of a batch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchPlan {
+    /// One entry per mapping target, in mapping order.
+    pub targets: Vec<TargetPlan>,
+    /// Records that cannot be planned.
+    pub errors: Vec<PlanError>,
+    /// Indices of control records.
+    pub controls: Vec<usize>,
+    /// Counts.
+    pub counts: PlanCounts,
+}
+
+fn key_of(row: &Row, columns: &[String]) -> Result<Option<KeyTuple>, String> {
+    let mut parts = Vec::with_capacity(columns.len());
+    for c in columns {
+        match row.get(c) {
+            None => return Err(format!("column `{c}` is not in the image")),
+            Some(Value::Null) => return Ok(None),
+            Some(v @ Value::Lossy(_)) => {
+                return Err(format!(
+                    "key column `{c}` is a {} (DMS rounded a large integer): set UseLargeIntegerValue on the endpoint",
+                    v.family()
+                ))
+            }
+            Some(v) => match KeyPart::from_value(v) {
+                Some(p) => parts.push(p),
+                None => return Err(format!("key column `{c}` holds a {}, which cannot identify a row", v.family())),
+            },
+        }
+    }
+    Ok(Some(KeyTuple(parts)))
+}
+
+/// Whether an update changed none of `columns` (needs both images to carry them all).
+fn unchanged<'a>(before: Option<&Row>, after: &Row, mut columns: impl Iterator<Item = &'a String>) -> bool {
+    let Some(before) = before else { return false };
+    columns.all(|c| matches!((before.get(c), after.get(c)), (Some(b), Some(a)) if a == b))
+}
+
+/// Whether the after image alone can build the target row.
+fn image_complete(target: &Target, after: &Row) -> bool {
+    !target.requery && target.root_columns.iter().all(|c| after.get(c).is_some_and(|v| !v.is_lossy()))
+}
+
+/// Plans a batch of decoded records (one shard, in order).
+pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
+    let mut plan = BatchPlan {
+        targets: (0..mapping.targets.len()).map(|target| TargetPlan { target, ..Default::default() }).collect(),
+        ..Default::default()
+    };
+    for (index, record) in records.iter().enumerate() {
+        plan.counts.records += 1;
+        let change = match &record.payload {
+            Payload::Control(_) => {
+                plan.counts.control += 1;
+                plan.controls.push(index);
+                continue;
+            }
+            Payload::Data(change) => change,
+        };
+        let Some(source) = mapping.source(&change.table) else {
+            plan.counts.unmapped += 1;
+            continue;
+        };
+        plan.counts.mapped += 1;
+        let fail = |reason: String| PlanError {
+            record: index,
+            shard_id: record.shard_id.to_string(),
+            sequence_number: record.sequence_number.to_string(),
+            table: change.table.to_string(),
+            reason,
+        };
+        let before = change.before.as_ref();
+        let after = &change.after;
+        let is_update = change.operation == Operation::Update;
+
+        // Work out every touch first so that a record is either fully planned or an error.
+        let mut actions: Vec<(usize, KeyTuple, Action)> = Vec::new();
+        let mut lookups: Vec<(usize, Vec<String>, KeyTuple)> = Vec::new();
+        let mut skipped = 0;
+        let mut touched = 0;
+        let mut error = None;
+        for touch in &source.touches {
+            match touch {
+                Touch::Root { target } => {
+                    let t = &mapping.targets[*target];
+                    touched += 1;
+                    if is_update && unchanged(before, after, t.root_columns.iter()) {
+                        skipped += 1;
+                        continue;
+                    }
+                    let key = match key_of(after, &t.root_key) {
+                        Ok(Some(k)) => k,
+                        Ok(None) => {
+                            error = Some(fail(format!("a key column of target {:?} is NULL", t.table)));
+                            break;
+                        }
+                        Err(e) => {
+                            error = Some(fail(format!("target {:?}: {e}", t.table)));
+                            break;
+                        }
+                    };
+                    if let Some(Ok(Some(old))) = before.map(|b| key_of(b, &t.root_key)) {
+                        if old != key {
+                            actions.push((*target, old, Action::Delete));
+                        }
+                    }
+                    let action = match change.operation {
+                        Operation::Delete => Action::Delete,
+                        _ if !image_complete(t, after) => Action::Rebuild,
+                        _ if passes_filter(t, after) => Action::Upsert(after.clone()),
+                        _ => Action::Delete,
+                    };
+                    actions.push((*target, key, action));
+                }
+                Touch::Related { target, on, direct, columns } => {
+                    touched += 1;
+                    if is_update && unchanged(before, after, columns.iter()) {
+                        skipped += 1;
+                        continue;
+                    }
+                    if is_update && before.is_none() {
+                        plan.counts.without_before_image += 1;
+                    }
+                    let own: Vec<String> = on.iter().map(|(c, _)| c.clone()).collect();
+                    let root_cols: Vec<String> = on.iter().map(|(_, r)| r.clone()).collect();
+                    let images = std::iter::once(after).chain(before);
+                    for (i, image) in images.enumerate() {
+                        let tuple = match key_of(image, &own) {
+                            Ok(Some(t)) => t,
+                            Ok(None) => continue,
+                            Err(_) if i > 0 => continue, // a partial before image (pk-only filter)
+                            Err(e) => {
+                                error = Some(fail(format!(
+                                    "cannot find the parents in target {:?}: {e}",
+                                    mapping.targets[*target].table
+                                )));
+                                break;
+                            }
+                        };
+                        match direct {
+                            Some(positions) => {
+                                let key = KeyTuple(positions.iter().map(|p| tuple.0[*p].clone()).collect());
+                                actions.push((*target, key, Action::Rebuild));
+                            }
+                            None => lookups.push((*target, root_cols.clone(), tuple)),
+                        }
+                    }
+                    if error.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = error {
+            plan.errors.push(e);
+            continue;
+        }
+        if touched > 0 && skipped == touched {
+            plan.counts.unchanged += 1;
+        }
+        for (target, key, action) in actions {
+            plan.targets[target].add(key, action, index);
+        }
+        for (target, cols, tuple) in lookups {
+            plan.targets[target].lookups.entry(cols).or_default().tuples.entry(tuple).or_insert(index);
+        }
+    }
+    plan
+}
+
+/// Adds the root keys a reverse lookup found as rebuilds.
+pub fn add_lookup_results(plan: &mut TargetPlan, found: impl IntoIterator<Item = (KeyTuple, usize)>) {
+    for (key, record) in found {
+        match plan.ops.get_mut(&key) {
+            Some(op) => {
+                if op.action != Action::Delete {
+                    op.action = Action::Rebuild;
+                }
+                op.first_record = op.first_record.min(record);
+            }
+            None => {
+                plan.ops.insert(key, PlannedOp { action: Action::Rebuild, first_record: record, last_record: record });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

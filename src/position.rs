@@ -1,0 +1,198 @@
+//! Positions in a Kinesis stream: shard ids and sequence numbers.
+//!
+//! Kinesis sequence numbers are decimal strings of up to 129 digits. They are
+//! never compared as plain strings (`"9" > "10"`) and never parsed into an
+//! integer type (they do not fit one). [`SequenceNumber`] keeps the digits and
+//! orders by length first, then digit by digit, which is numeric order for
+//! canonical (no leading zero) decimals.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest sequence number Kinesis documents (`^\d{1,129}$`... in practice 56 digits today).
+pub const MAX_SEQUENCE_DIGITS: usize = 129;
+
+/// Why a text is not a sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PositionError {
+    /// Empty text.
+    #[error("sequence number is empty")]
+    Empty,
+    /// More digits than Kinesis ever produces.
+    #[error("sequence number has {0} digits, more than {MAX_SEQUENCE_DIGITS}")]
+    TooLong(usize),
+    /// A character that is not an ASCII digit.
+    #[error("sequence number {0:?} contains a character that is not a decimal digit")]
+    NotDecimal(String),
+    /// The event id does not have the `shardId-...:sequence` shape.
+    #[error("event id {0:?} is not of the form `shardId-...:<sequence number>`")]
+    EventId(String),
+}
+
+/// A Kinesis sequence number, ordered numerically.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SequenceNumber(String);
+
+impl SequenceNumber {
+    /// Parses a decimal sequence number. Leading zeros are dropped so that
+    /// equal numbers compare equal.
+    pub fn parse(text: &str) -> Result<Self, PositionError> {
+        if text.is_empty() {
+            return Err(PositionError::Empty);
+        }
+        if !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(PositionError::NotDecimal(text.chars().take(140).collect()));
+        }
+        let trimmed = text.trim_start_matches('0');
+        let canonical = if trimmed.is_empty() { "0" } else { trimmed };
+        if canonical.len() > MAX_SEQUENCE_DIGITS {
+            return Err(PositionError::TooLong(canonical.len()));
+        }
+        Ok(SequenceNumber(canonical.to_owned()))
+    }
+
+    /// The canonical decimal text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Ord for SequenceNumber {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .len()
+            .cmp(&other.0.len())
+            .then_with(|| self.0.as_bytes().cmp(other.0.as_bytes()))
+    }
+}
+
+impl PartialOrd for SequenceNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for SequenceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SequenceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SequenceNumber({})", self.0)
+    }
+}
+
+impl TryFrom<String> for SequenceNumber {
+    type Error = PositionError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        SequenceNumber::parse(&value)
+    }
+}
+
+impl From<SequenceNumber> for String {
+    fn from(value: SequenceNumber) -> Self {
+        value.0
+    }
+}
+
+impl std::str::FromStr for SequenceNumber {
+    type Err = PositionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SequenceNumber::parse(s)
+    }
+}
+
+/// A shard of a stream, e.g. `shardId-000000000000`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ShardId(pub String);
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Splits a Lambda Kinesis `eventID` (`shardId-000000000000:4954...`) into
+/// the shard id and the sequence number.
+pub fn split_event_id(event_id: &str) -> Result<(ShardId, SequenceNumber), PositionError> {
+    let (shard, seq) = event_id
+        .rsplit_once(':')
+        .filter(|(shard, _)| shard.starts_with("shardId-"))
+        .ok_or_else(|| PositionError::EventId(event_id.chars().take(200).collect()))?;
+    Ok((ShardId(shard.to_owned()), SequenceNumber::parse(seq)?))
+}
+
+/// The furthest applied position of one shard for one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardPosition {
+    /// The shard.
+    pub shard_id: ShardId,
+    /// The last sequence number whose effect is durable.
+    pub sequence_number: SequenceNumber,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seq(s: &str) -> SequenceNumber {
+        SequenceNumber::parse(s).unwrap()
+    }
+
+    #[test]
+    fn orders_numerically_not_lexically() {
+        let cases = [
+            ("9", "10", Ordering::Less),
+            ("10", "9", Ordering::Greater),
+            ("0010", "10", Ordering::Equal),
+            (
+                "49590338271490256608559692538361571095921575989136588898",
+                "49590338271490256608559692540925702759324208523137515618",
+                Ordering::Less,
+            ),
+            ("1", "100000000000000000000000000000000000000000000000000000000000000000000", Ordering::Less),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(seq(a).cmp(&seq(b)), want, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_text() {
+        assert_eq!(SequenceNumber::parse(""), Err(PositionError::Empty));
+        assert!(matches!(SequenceNumber::parse("12a"), Err(PositionError::NotDecimal(_))));
+        assert!(matches!(SequenceNumber::parse("-1"), Err(PositionError::NotDecimal(_))));
+        let long = "1".repeat(130);
+        assert_eq!(SequenceNumber::parse(&long), Err(PositionError::TooLong(130)));
+        assert!(SequenceNumber::parse(&"9".repeat(129)).is_ok());
+    }
+
+    #[test]
+    fn splits_event_ids() {
+        let (shard, s) = split_event_id("shardId-000000000001:4959033827149025660855969253836157").unwrap();
+        assert_eq!(shard.0, "shardId-000000000001");
+        assert_eq!(s.as_str(), "4959033827149025660855969253836157");
+        assert!(split_event_id("nocolon").is_err());
+        assert!(split_event_id("other:123").is_err());
+        assert!(split_event_id("shardId-1:").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn order_matches_big_number_order(a in "[1-9][0-9]{0,128}", b in "[1-9][0-9]{0,128}") {
+            // Compare as numbers by zero-padding to equal width: an
+            // independent oracle for numeric order.
+            let width = a.len().max(b.len());
+            let pa = format!("{a:0>width$}");
+            let pb = format!("{b:0>width$}");
+            prop_assert_eq!(seq(&a).cmp(&seq(&b)), pa.cmp(&pb));
+        }
+    }
+}
