@@ -33,7 +33,9 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { before_image_field: DEFAULT_BEFORE_IMAGE_FIELD.to_owned() }
+        DecodeOptions {
+            before_image_field: DEFAULT_BEFORE_IMAGE_FIELD.to_owned(),
+        }
     }
 }
 
@@ -49,7 +51,10 @@ pub struct TableName {
 impl TableName {
     /// Builds a table name.
     pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
-        TableName { schema: schema.into(), table: table.into() }
+        TableName {
+            schema: schema.into(),
+            table: table.into(),
+        }
     }
 }
 
@@ -100,17 +105,20 @@ pub enum EventError {
 }
 
 /// Turns a Lambda Kinesis event into deliveries, in event order.
-pub fn deliveries(event: &aws_lambda_events::event::kinesis::KinesisEvent) -> Result<Vec<Delivery>, EventError> {
+pub fn deliveries(
+    event: &aws_lambda_events::event::kinesis::KinesisEvent,
+) -> Result<Vec<Delivery>, EventError> {
     event
         .records
         .iter()
         .enumerate()
         .map(|(index, record)| {
             let event_id = record.event_id.as_deref().unwrap_or("");
-            let (shard_id, sequence_number) =
-                split_event_id(event_id).map_err(|source| EventError::Position { index, source })?;
+            let (shard_id, sequence_number) = split_event_id(event_id)
+                .map_err(|source| EventError::Position { index, source })?;
             let own = &record.kinesis.sequence_number;
-            if !own.is_empty() && SequenceNumber::parse(own).ok().as_ref() != Some(&sequence_number) {
+            if !own.is_empty() && SequenceNumber::parse(own).ok().as_ref() != Some(&sequence_number)
+            {
                 return Err(EventError::SequenceMismatch {
                     index,
                     event_id_sequence: sequence_number,
@@ -121,7 +129,13 @@ pub fn deliveries(event: &aws_lambda_events::event::kinesis::KinesisEvent) -> Re
                 shard_id,
                 sequence_number,
                 partition_key: record.kinesis.partition_key.clone(),
-                approximate_arrival_ms: Some(record.kinesis.approximate_arrival_timestamp.0.timestamp_millis()),
+                approximate_arrival_ms: Some(
+                    record
+                        .kinesis
+                        .approximate_arrival_timestamp
+                        .0
+                        .timestamp_millis(),
+                ),
                 data: record.kinesis.data.0.clone(),
             })
         })
@@ -208,7 +222,9 @@ impl ControlOperation {
     }
 
     fn parse(text: &str) -> Option<Self> {
-        ControlOperation::ALL.into_iter().find(|op| op.as_str() == text)
+        ControlOperation::ALL
+            .into_iter()
+            .find(|op| op.as_str() == text)
     }
 
     /// Whether this operation can remove or rename a column or table that a
@@ -379,9 +395,9 @@ impl ControlRecord {
             match v {
                 serde_json::Value::String(s) => s.eq_ignore_ascii_case(needle),
                 serde_json::Value::Array(items) => items.iter().any(|i| walk(i, needle)),
-                serde_json::Value::Object(map) => {
-                    map.iter().any(|(k, v)| k.eq_ignore_ascii_case(needle) || walk(v, needle))
-                }
+                serde_json::Value::Object(map) => map
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case(needle) || walk(v, needle)),
                 _ => false,
             }
         }
@@ -511,7 +527,10 @@ fn scalar_text(raw: Option<&RawValue>) -> Option<String> {
     let text = raw?.get();
     if text.starts_with('"') {
         serde_json::from_str::<String>(text).ok()
-    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) || text == "true" || text == "false" {
+    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        || text == "true"
+        || text == "false"
+    {
         Some(text.to_owned())
     } else {
         None
@@ -519,8 +538,16 @@ fn scalar_text(raw: Option<&RawValue>) -> Option<String> {
 }
 
 /// Decodes one delivery's payload.
-pub fn decode_record(delivery: &Delivery, options: &DecodeOptions) -> Result<DmsRecord, DecodeError> {
-    decode_payload(&delivery.shard_id, &delivery.sequence_number, &delivery.data, options)
+pub fn decode_record(
+    delivery: &Delivery,
+    options: &DecodeOptions,
+) -> Result<DmsRecord, DecodeError> {
+    decode_payload(
+        &delivery.shard_id,
+        &delivery.sequence_number,
+        &delivery.data,
+        options,
+    )
 }
 
 /// Decodes a DMS JSON document that arrived at `shard_id` / `sequence_number`.
@@ -538,21 +565,31 @@ pub fn decode_payload(
         kind,
     };
 
-    let top: BTreeMap<String, &RawValue> =
-        serde_json::from_slice(payload).map_err(|e| fail(None, DecodeErrorKind::Json(e.to_string())))?;
-    let raw_meta = top.get("metadata").ok_or_else(|| fail(None, DecodeErrorKind::MissingMetadata))?;
-    let meta: RawMetadata<'_> =
-        serde_json::from_str(raw_meta.get()).map_err(|e| fail(None, DecodeErrorKind::Metadata(e.to_string())))?;
+    let top: BTreeMap<String, &RawValue> = serde_json::from_slice(payload)
+        .map_err(|e| fail(None, DecodeErrorKind::Json(e.to_string())))?;
+    let raw_meta = top
+        .get("metadata")
+        .ok_or_else(|| fail(None, DecodeErrorKind::MissingMetadata))?;
+    if !raw_meta.get().starts_with('{') {
+        return Err(fail(
+            None,
+            DecodeErrorKind::Metadata("not an object".to_owned()),
+        ));
+    }
+    let meta: RawMetadata<'_> = serde_json::from_str(raw_meta.get())
+        .map_err(|e| fail(None, DecodeErrorKind::Metadata(e.to_string())))?;
 
-    if let (Some(schema), Some(name)) = (scalar_text(meta.schema_name), scalar_text(meta.table_name)) {
+    if let (Some(schema), Some(name)) =
+        (scalar_text(meta.schema_name), scalar_text(meta.table_name))
+    {
         if !schema.is_empty() || !name.is_empty() {
             table = Some(TableName::new(schema, name));
         }
     }
-    let record_type =
-        scalar_text(meta.record_type).ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingField("record-type")))?;
-    let operation =
-        scalar_text(meta.operation).ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingField("operation")))?;
+    let record_type = scalar_text(meta.record_type)
+        .ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingField("record-type")))?;
+    let operation = scalar_text(meta.operation)
+        .ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingField("operation")))?;
     let metadata = Metadata {
         timestamp: scalar_text(meta.timestamp),
         partition_key_type: scalar_text(meta.partition_key_type),
@@ -574,46 +611,93 @@ pub fn decode_payload(
                 "insert" => Operation::Insert,
                 "update" => Operation::Update,
                 "delete" => Operation::Delete,
-                _ => return Err(fail(table, DecodeErrorKind::UnknownOperation { record_type, operation })),
+                _ => {
+                    return Err(fail(
+                        table,
+                        DecodeErrorKind::UnknownOperation {
+                            record_type,
+                            operation,
+                        },
+                    ))
+                }
             };
             let Some(name) = table.clone() else {
-                return Err(fail(None, DecodeErrorKind::MissingField("schema-name/table-name")));
+                return Err(fail(
+                    None,
+                    DecodeErrorKind::MissingField("schema-name/table-name"),
+                ));
             };
-            let data = top.get("data").ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingData))?;
+            let data = top
+                .get("data")
+                .ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingData))?;
             let after = decode_row(data).map_err(|reason| {
-                fail(table.clone(), DecodeErrorKind::Image { field: "data".to_owned(), reason })
+                fail(
+                    table.clone(),
+                    DecodeErrorKind::Image {
+                        field: "data".to_owned(),
+                        reason,
+                    },
+                )
             })?;
             let before = match top.get(options.before_image_field.as_str()) {
                 Some(raw) if raw.get() != "null" => Some(decode_row(raw).map_err(|reason| {
                     fail(
                         table.clone(),
-                        DecodeErrorKind::Image { field: options.before_image_field.clone(), reason },
+                        DecodeErrorKind::Image {
+                            field: options.before_image_field.clone(),
+                            reason,
+                        },
                     )
                 })?),
                 _ => None,
             };
-            Payload::Data(DataChange { operation, table: name, after, before })
+            Payload::Data(DataChange {
+                operation,
+                table: name,
+                after,
+                before,
+            })
         }
         "control" => {
             let Some(op) = ControlOperation::parse(&operation) else {
-                return Err(fail(table, DecodeErrorKind::UnknownOperation { record_type, operation }));
+                return Err(fail(
+                    table,
+                    DecodeErrorKind::UnknownOperation {
+                        record_type,
+                        operation,
+                    },
+                ));
             };
             let detail = match top.get("control") {
                 Some(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
                 None => serde_json::Value::Null,
             };
-            Payload::Control(ControlRecord { operation: op, table, detail })
+            Payload::Control(ControlRecord {
+                operation: op,
+                table,
+                detail,
+            })
         }
         _ => return Err(fail(table, DecodeErrorKind::UnknownRecordType(record_type))),
     };
-    Ok(DmsRecord { shard_id: shard_id.clone(), sequence_number: sequence_number.clone(), metadata, payload })
+    Ok(DmsRecord {
+        shard_id: shard_id.clone(),
+        sequence_number: sequence_number.clone(),
+        metadata,
+        payload,
+    })
 }
 
 fn decode_row(raw: &RawValue) -> Result<Row, String> {
-    let columns: BTreeMap<String, &RawValue> = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let columns: BTreeMap<String, &RawValue> =
+        serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
     columns
         .into_iter()
-        .map(|(name, raw)| classify(raw.get()).map(|v| (name.clone(), v)).map_err(|e| format!("column `{name}`: {e}")))
+        .map(|(name, raw)| {
+            classify(raw.get())
+                .map(|v| (name.clone(), v))
+                .map_err(|e| format!("column `{name}`: {e}"))
+        })
         .collect::<Result<_, _>>()
         .map(Row)
 }
@@ -631,7 +715,9 @@ pub fn classify(text: &str) -> Result<Value, String> {
         Some(b'n') if text == "null" => Ok(Value::Null),
         Some(b't') if text == "true" => Ok(Value::Bool(true)),
         Some(b'f') if text == "false" => Ok(Value::Bool(false)),
-        Some(b'"') => serde_json::from_str::<String>(text).map(Value::Text).map_err(|e| e.to_string()),
+        Some(b'"') => serde_json::from_str::<String>(text)
+            .map(Value::Text)
+            .map_err(|e| e.to_string()),
         Some(b'{') | Some(b'[') => serde_json::from_str::<serde_json::Value>(text)
             .map(|v| Value::Json(v.to_string()))
             .map_err(|e| e.to_string()),
@@ -647,7 +733,11 @@ fn classify_number(text: &str) -> Value {
         if value.is_finite() && value.fract() == 0.0 && value.abs() >= LOSSY_INTEGER_FLOOR {
             return Value::Lossy(text.to_owned());
         }
-        return if value.is_finite() { Value::Float(value) } else { Value::Lossy(text.to_owned()) };
+        return if value.is_finite() {
+            Value::Float(value)
+        } else {
+            Value::Lossy(text.to_owned())
+        };
     }
     if !text.contains('.') {
         if let Ok(i) = text.parse::<i64>() {
@@ -667,18 +757,25 @@ fn classify_number(text: &str) -> Value {
 /// converted: the `Z` is dropped and the value is not shifted.
 pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
-    let text = text.strip_suffix('Z').or_else(|| text.strip_suffix('z')).unwrap_or(text);
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix('z'))
+        .unwrap_or(text);
     for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
             return Some(dt);
         }
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
 }
 
 /// Reads a DMS DATE rendering (`2024-03-01`, possibly with a midnight time).
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok().or_else(|| parse_datetime(text).map(|dt| dt.date()))
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .ok()
+        .or_else(|| parse_datetime(text).map(|dt| dt.date()))
 }
 
 /// Reads a DMS TIME rendering (`10:15:00`, `10:15:00.123456`).
@@ -689,13 +786,19 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
 /// Reads DMS's rendering of BINARY/VARBINARY/BLOB values: hexadecimal, with a
 /// `0x` prefix unless the endpoint sets `NoHexPrefix`.
 pub fn parse_binary(text: &str) -> Option<Vec<u8>> {
-    let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text);
+    let hex = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
     if hex.len() % 2 != 0 {
         return None;
     }
     (0..hex.len())
         .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
         .collect()
 }
 

@@ -35,13 +35,20 @@ impl Outcome {
 }
 
 /// The record Lambda must resume from: the first not done, if any.
-pub fn checkpoint<'a>(outcomes: impl IntoIterator<Item = (&'a SequenceNumber, Outcome)>) -> Option<&'a SequenceNumber> {
-    outcomes.into_iter().find(|(_, o)| !o.is_done()).map(|(s, _)| s)
+pub fn checkpoint<'a>(
+    outcomes: impl IntoIterator<Item = (&'a SequenceNumber, Outcome)>,
+) -> Option<&'a SequenceNumber> {
+    outcomes
+        .into_iter()
+        .find(|(_, o)| !o.is_done())
+        .map(|(s, _)| s)
 }
 
 /// Builds the `ReportBatchItemFailures` response for the outcomes of a batch
 /// (in delivery order).
-pub fn build_response<'a>(outcomes: impl IntoIterator<Item = (&'a SequenceNumber, Outcome)>) -> KinesisEventResponse {
+pub fn build_response<'a>(
+    outcomes: impl IntoIterator<Item = (&'a SequenceNumber, Outcome)>,
+) -> KinesisEventResponse {
     let mut response = KinesisEventResponse::default();
     if let Some(seq) = checkpoint(outcomes) {
         response.add_failure(seq.as_str());
@@ -57,7 +64,13 @@ mod tests {
     fn seqs(n: usize) -> Vec<SequenceNumber> {
         // Realistic 56-digit sequence numbers, increasing.
         (0..n)
-            .map(|i| SequenceNumber::parse(&format!("4959033827149025660855969253836157109592157598913658{:04}", i * 7)).unwrap())
+            .map(|i| {
+                SequenceNumber::parse(&format!(
+                    "4959033827149025660855969253836157109592157598913658{:04}",
+                    i * 7
+                ))
+                .unwrap()
+            })
             .collect()
     }
 
@@ -73,7 +86,12 @@ mod tests {
     #[test]
     fn quarantined_and_skipped_records_do_not_hold_the_shard() {
         let s = seqs(4);
-        let outcomes = [Outcome::Applied, Outcome::Quarantined, Outcome::Skipped, Outcome::Applied];
+        let outcomes = [
+            Outcome::Applied,
+            Outcome::Quarantined,
+            Outcome::Skipped,
+            Outcome::Applied,
+        ];
         let r = build_response(s.iter().zip(outcomes));
         assert!(r.batch_item_failures.is_empty());
     }
@@ -81,12 +99,24 @@ mod tests {
     #[test]
     fn reports_the_first_pending_record_only() {
         let s = seqs(5);
-        let outcomes = [Outcome::Applied, Outcome::Quarantined, Outcome::Pending, Outcome::Applied, Outcome::Pending];
+        let outcomes = [
+            Outcome::Applied,
+            Outcome::Quarantined,
+            Outcome::Pending,
+            Outcome::Applied,
+            Outcome::Pending,
+        ];
         let r = build_response(s.iter().zip(outcomes));
         assert_eq!(r.batch_item_failures.len(), 1);
-        assert_eq!(r.batch_item_failures[0].item_identifier.as_deref(), Some(s[2].as_str()));
+        assert_eq!(
+            r.batch_item_failures[0].item_identifier.as_deref(),
+            Some(s[2].as_str())
+        );
         let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], s[2].as_str());
+        assert_eq!(
+            json["batchItemFailures"][0]["itemIdentifier"],
+            s[2].as_str()
+        );
     }
 
     proptest! {

@@ -51,14 +51,19 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let transforms = Transforms::standard();
     match cli.command {
-        Command::Replay { events, mapping, dry_run: dry } => {
+        Command::Replay {
+            events,
+            mapping,
+            dry_run: dry,
+        } => {
             let mapping = Mapping::load(&mapping, &transforms)?;
             if !dry {
                 anyhow::bail!("replay against databases is not built yet: use --dry-run");
             }
             for file in event_files(&events)? {
                 let event = read_event(&file)?;
-                let run = dry_run(&mapping, &event, &file).with_context(|| format!("replaying {}", file.display()))?;
+                let run = dry_run(&mapping, &event, &file)
+                    .with_context(|| format!("replaying {}", file.display()))?;
                 println!("== {}", file.display());
                 print!("{}", run.render(&mapping, &transforms));
             }
@@ -75,7 +80,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     t.columns.len(),
                     t.joins.len(),
                     t.children.len(),
-                    if t.requery { "rows re-queried" } else { "rows built from images" }
+                    if t.requery {
+                        "rows re-queried"
+                    } else {
+                        "rows built from images"
+                    }
                 );
             }
             for s in m.sources.values() {

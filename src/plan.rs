@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::dms::{DmsRecord, Operation, Payload, Row, Value};
-use crate::mapping::{passes_filter, Mapping, Target, Touch};
+use crate::mapping::{passes_filter, DeletePolicy, Mapping, Target, Touch};
 
 /// One part of a key, ordered and hashable (values themselves are not).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -40,9 +40,11 @@ impl KeyPart {
             Value::UInt(u) => KeyPart::Int(i128::from(*u)),
             Value::Bool(b) => KeyPart::Int(i128::from(*b)),
             Value::Bytes(b) => KeyPart::Bytes(b.clone()),
-            Value::Decimal(_) | Value::Text(_) | Value::DateTime(_) | Value::Date(_) | Value::Time(_) => {
-                KeyPart::Text(crate::mapping::text_of(value)?)
-            }
+            Value::Decimal(_)
+            | Value::Text(_)
+            | Value::DateTime(_)
+            | Value::Date(_)
+            | Value::Time(_) => KeyPart::Text(crate::mapping::text_of(value)?),
             Value::Null | Value::Float(_) | Value::Json(_) | Value::Lossy(_) => return None,
         })
     }
@@ -52,7 +54,9 @@ impl KeyPart {
         match self {
             KeyPart::Int(i) => match i64::try_from(*i) {
                 Ok(v) => Value::Int(v),
-                Err(_) => u64::try_from(*i).map(Value::UInt).unwrap_or_else(|_| Value::Decimal(i.to_string())),
+                Err(_) => u64::try_from(*i)
+                    .map(Value::UInt)
+                    .unwrap_or_else(|_| Value::Decimal(i.to_string())),
             },
             KeyPart::Text(t) => Value::Text(t.clone()),
             KeyPart::Bytes(b) => Value::Bytes(b.clone()),
@@ -65,7 +69,11 @@ impl fmt::Display for KeyPart {
         match self {
             KeyPart::Int(i) => write!(f, "{i}"),
             KeyPart::Text(t) => write!(f, "{t:?}"),
-            KeyPart::Bytes(b) => write!(f, "0x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+            KeyPart::Bytes(b) => write!(
+                f,
+                "0x{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            ),
         }
     }
 }
@@ -102,8 +110,13 @@ pub enum Action {
     /// Re-query the root row and its related rows, then upsert (or delete if
     /// the root row is gone or fails the filter).
     Rebuild,
-    /// Delete the row (per the target's delete policy).
+    /// Delete the row (per the target's delete policy; a soft delete marks an
+    /// existing row).
     Delete,
+    /// Soft delete with a complete image: upsert the row built from this image
+    /// with the delete column set, so the result does not depend on whether
+    /// the row was written before.
+    Tombstone(Row),
 }
 
 impl Action {
@@ -113,6 +126,7 @@ impl Action {
             Action::Upsert(_) => "upsert",
             Action::Rebuild => "rebuild",
             Action::Delete => "delete",
+            Action::Tombstone(_) => "tombstone",
         }
     }
 }
@@ -157,7 +171,11 @@ impl TargetPlan {
                 op.first_record = op.first_record.min(record);
                 op.last_record = record;
             })
-            .or_insert(PlannedOp { action, first_record: record, last_record: record });
+            .or_insert(PlannedOp {
+                action,
+                first_record: record,
+                last_record: record,
+            });
     }
 
     /// Whether the plan has nothing to do.
@@ -170,7 +188,11 @@ impl TargetPlan {
         self.ops
             .values()
             .map(|o| o.first_record)
-            .chain(self.lookups.values().flat_map(|l| l.tuples.values().copied()))
+            .chain(
+                self.lookups
+                    .values()
+                    .flat_map(|l| l.tuples.values().copied()),
+            )
             .min()
     }
 }
@@ -243,20 +265,44 @@ fn key_of(row: &Row, columns: &[String]) -> Result<Option<KeyTuple>, String> {
 }
 
 /// Whether an update changed none of `columns` (needs both images to carry them all).
-fn unchanged<'a>(before: Option<&Row>, after: &Row, mut columns: impl Iterator<Item = &'a String>) -> bool {
+fn unchanged<'a>(
+    before: Option<&Row>,
+    after: &Row,
+    mut columns: impl Iterator<Item = &'a String>,
+) -> bool {
     let Some(before) = before else { return false };
     columns.all(|c| matches!((before.get(c), after.get(c)), (Some(b), Some(a)) if a == b))
 }
 
 /// Whether the after image alone can build the target row.
 fn image_complete(target: &Target, after: &Row) -> bool {
-    !target.requery && target.root_columns.iter().all(|c| after.get(c).is_some_and(|v| !v.is_lossy()))
+    !target.requery
+        && target
+            .root_columns
+            .iter()
+            .all(|c| after.get(c).is_some_and(|v| !v.is_lossy()))
+}
+
+/// How a row leaves the target: a tombstone when the target soft-deletes and
+/// the image can build the row, else a delete.
+fn delete_action(target: &Target, image: &Row) -> Action {
+    match target.delete {
+        DeletePolicy::Soft { .. } if image_complete(target, image) => {
+            Action::Tombstone(image.clone())
+        }
+        _ => Action::Delete,
+    }
 }
 
 /// Plans a batch of decoded records (one shard, in order).
 pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
     let mut plan = BatchPlan {
-        targets: (0..mapping.targets.len()).map(|target| TargetPlan { target, ..Default::default() }).collect(),
+        targets: (0..mapping.targets.len())
+            .map(|target| TargetPlan {
+                target,
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     };
     for (index, record) in records.iter().enumerate() {
@@ -303,7 +349,10 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                     let key = match key_of(after, &t.root_key) {
                         Ok(Some(k)) => k,
                         Ok(None) => {
-                            error = Some(fail(format!("a key column of target {:?} is NULL", t.table)));
+                            error = Some(fail(format!(
+                                "a key column of target {:?} is NULL",
+                                t.table
+                            )));
                             break;
                         }
                         Err(e) => {
@@ -311,20 +360,27 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                             break;
                         }
                     };
-                    if let Some(Ok(Some(old))) = before.map(|b| key_of(b, &t.root_key)) {
-                        if old != key {
-                            actions.push((*target, old, Action::Delete));
+                    if let Some(b) = before {
+                        if let Ok(Some(old)) = key_of(b, &t.root_key) {
+                            if old != key {
+                                actions.push((*target, old, delete_action(t, b)));
+                            }
                         }
                     }
                     let action = match change.operation {
-                        Operation::Delete => Action::Delete,
+                        Operation::Delete => delete_action(t, after),
                         _ if !image_complete(t, after) => Action::Rebuild,
                         _ if passes_filter(t, after) => Action::Upsert(after.clone()),
-                        _ => Action::Delete,
+                        _ => delete_action(t, after),
                     };
                     actions.push((*target, key, action));
                 }
-                Touch::Related { target, on, direct, columns } => {
+                Touch::Related {
+                    target,
+                    on,
+                    direct,
+                    columns,
+                } => {
                     touched += 1;
                     if is_update && unchanged(before, after, columns.iter()) {
                         skipped += 1;
@@ -351,7 +407,9 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                         };
                         match direct {
                             Some(positions) => {
-                                let key = KeyTuple(positions.iter().map(|p| tuple.0[*p].clone()).collect());
+                                let key = KeyTuple(
+                                    positions.iter().map(|p| tuple.0[*p].clone()).collect(),
+                                );
                                 actions.push((*target, key, Action::Rebuild));
                             }
                             None => lookups.push((*target, root_cols.clone(), tuple)),
@@ -374,14 +432,23 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
             plan.targets[target].add(key, action, index);
         }
         for (target, cols, tuple) in lookups {
-            plan.targets[target].lookups.entry(cols).or_default().tuples.entry(tuple).or_insert(index);
+            plan.targets[target]
+                .lookups
+                .entry(cols)
+                .or_default()
+                .tuples
+                .entry(tuple)
+                .or_insert(index);
         }
     }
     plan
 }
 
 /// Adds the root keys a reverse lookup found as rebuilds.
-pub fn add_lookup_results(plan: &mut TargetPlan, found: impl IntoIterator<Item = (KeyTuple, usize)>) {
+pub fn add_lookup_results(
+    plan: &mut TargetPlan,
+    found: impl IntoIterator<Item = (KeyTuple, usize)>,
+) {
     for (key, record) in found {
         match plan.ops.get_mut(&key) {
             Some(op) => {
@@ -391,7 +458,14 @@ pub fn add_lookup_results(plan: &mut TargetPlan, found: impl IntoIterator<Item =
                 op.first_record = op.first_record.min(record);
             }
             None => {
-                plan.ops.insert(key, PlannedOp { action: Action::Rebuild, first_record: record, last_record: record });
+                plan.ops.insert(
+                    key,
+                    PlannedOp {
+                        action: Action::Rebuild,
+                        first_record: record,
+                        last_record: record,
+                    },
+                );
             }
         }
     }

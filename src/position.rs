@@ -157,7 +157,11 @@ mod tests {
                 "49590338271490256608559692540925702759324208523137515618",
                 Ordering::Less,
             ),
-            ("1", "100000000000000000000000000000000000000000000000000000000000000000000", Ordering::Less),
+            (
+                "1",
+                "100000000000000000000000000000000000000000000000000000000000000000000",
+                Ordering::Less,
+            ),
         ];
         for (a, b, want) in cases {
             assert_eq!(seq(a).cmp(&seq(b)), want, "{a} vs {b}");
@@ -167,16 +171,26 @@ mod tests {
     #[test]
     fn rejects_bad_text() {
         assert_eq!(SequenceNumber::parse(""), Err(PositionError::Empty));
-        assert!(matches!(SequenceNumber::parse("12a"), Err(PositionError::NotDecimal(_))));
-        assert!(matches!(SequenceNumber::parse("-1"), Err(PositionError::NotDecimal(_))));
+        assert!(matches!(
+            SequenceNumber::parse("12a"),
+            Err(PositionError::NotDecimal(_))
+        ));
+        assert!(matches!(
+            SequenceNumber::parse("-1"),
+            Err(PositionError::NotDecimal(_))
+        ));
         let long = "1".repeat(130);
-        assert_eq!(SequenceNumber::parse(&long), Err(PositionError::TooLong(130)));
+        assert_eq!(
+            SequenceNumber::parse(&long),
+            Err(PositionError::TooLong(130))
+        );
         assert!(SequenceNumber::parse(&"9".repeat(129)).is_ok());
     }
 
     #[test]
     fn splits_event_ids() {
-        let (shard, s) = split_event_id("shardId-000000000001:4959033827149025660855969253836157").unwrap();
+        let (shard, s) =
+            split_event_id("shardId-000000000001:4959033827149025660855969253836157").unwrap();
         assert_eq!(shard.0, "shardId-000000000001");
         assert_eq!(s.as_str(), "4959033827149025660855969253836157");
         assert!(split_event_id("nocolon").is_err());

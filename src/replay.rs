@@ -50,7 +50,10 @@ pub fn event_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|source| ReplayError::Io { path: path.clone(), source })?;
+            let entries = std::fs::read_dir(path).map_err(|source| ReplayError::Io {
+                path: path.clone(),
+                source,
+            })?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -66,8 +69,14 @@ pub fn event_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
 
 /// Reads a Kinesis event file.
 pub fn read_event(path: &Path) -> Result<KinesisEvent, ReplayError> {
-    let bytes = std::fs::read(path).map_err(|source| ReplayError::Io { path: path.to_owned(), source })?;
-    serde_json::from_slice(&bytes).map_err(|source| ReplayError::Event { path: path.to_owned(), source })
+    let bytes = std::fs::read(path).map_err(|source| ReplayError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| ReplayError::Event {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The result of a dry run over one event.
@@ -86,8 +95,15 @@ pub struct DryRun {
 }
 
 /// Decodes and plans one event without touching any database.
-pub fn dry_run(mapping: &Mapping, event: &KinesisEvent, path: &Path) -> Result<DryRun, ReplayError> {
-    let deliveries = deliveries(event).map_err(|source| ReplayError::Records { path: path.to_owned(), source })?;
+pub fn dry_run(
+    mapping: &Mapping,
+    event: &KinesisEvent,
+    path: &Path,
+) -> Result<DryRun, ReplayError> {
+    let deliveries = deliveries(event).map_err(|source| ReplayError::Records {
+        path: path.to_owned(),
+        source,
+    })?;
     let options = mapping.decode_options();
     let mut undecodable = Vec::new();
     let mut records = Vec::new();
@@ -106,7 +122,13 @@ pub fn dry_run(mapping: &Mapping, event: &KinesisEvent, path: &Path) -> Result<D
     }
     let plan = plan_batch(mapping, &records);
     let response = build_response(deliveries.iter().map(|d| &d.sequence_number).zip(outcomes));
-    Ok(DryRun { record_count: deliveries.len(), undecodable, plan, records, response })
+    Ok(DryRun {
+        record_count: deliveries.len(),
+        undecodable,
+        plan,
+        records,
+        response,
+    })
 }
 
 impl DryRun {
@@ -134,19 +156,30 @@ impl DryRun {
             let _ = writeln!(out, "target {}:", target.table);
             for (key, op) in &tp.ops {
                 let tkey = target_key(target, &key.values())
-                    .map(|k| crate::plan::KeyTuple(k.iter().filter_map(crate::plan::KeyPart::from_value).collect()))
+                    .map(|k| {
+                        crate::plan::KeyTuple(
+                            k.iter()
+                                .filter_map(crate::plan::KeyPart::from_value)
+                                .collect(),
+                        )
+                    })
                     .map(|k| k.to_string())
                     .unwrap_or_else(|e| format!("<{e}>"));
                 let seq = &self.records[op.first_record].sequence_number;
                 let detail = match &op.action {
-                    Action::Upsert(row) => match build_row(target, row, &Related::default(), transforms) {
-                        Ok(values) => format!("{} columns from the image", values.len()),
-                        Err(e) => format!("cannot build: {e}"),
-                    },
+                    Action::Upsert(row) => {
+                        match build_row(target, row, &Related::default(), transforms) {
+                            Ok(values) => format!("{} columns from the image", values.len()),
+                            Err(e) => format!("cannot build: {e}"),
+                        }
+                    }
                     Action::Rebuild => "re-query source".to_owned(),
+                    Action::Tombstone(_) => "soft delete, row from the image".to_owned(),
                     Action::Delete => match &target.delete {
                         crate::mapping::DeletePolicy::Hard => "delete".to_owned(),
-                        crate::mapping::DeletePolicy::Soft { column, .. } => format!("soft delete ({column})"),
+                        crate::mapping::DeletePolicy::Soft { column, .. } => {
+                            format!("soft delete ({column})")
+                        }
                     },
                 };
                 let _ = writeln!(
@@ -168,7 +201,11 @@ impl DryRun {
         }
         for i in &self.plan.controls {
             if let Payload::Control(ctl) = &self.records[*i].payload {
-                let table = ctl.table.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "-".to_owned());
+                let table = ctl
+                    .table
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "-".to_owned());
                 let _ = writeln!(out, "control {} on {table} (no write)", ctl.operation);
             }
         }

@@ -74,10 +74,18 @@ impl Transforms {
         let mut t = Transforms::default();
         t.register("concat", |args| {
             let parts: Vec<String> = args.iter().filter_map(|v| text_of(v)).collect();
-            Ok(if parts.is_empty() { Value::Null } else { Value::Text(parts.join(" ")) })
+            Ok(if parts.is_empty() {
+                Value::Null
+            } else {
+                Value::Text(parts.join(" "))
+            })
         });
         t.register("coalesce", |args| {
-            Ok(args.iter().find(|v| !matches!(v, Value::Null)).map(|v| (*v).clone()).unwrap_or(Value::Null))
+            Ok(args
+                .iter()
+                .find(|v| !matches!(v, Value::Null))
+                .map(|v| (*v).clone())
+                .unwrap_or(Value::Null))
         });
         t.register("lower", |args| match args {
             [Value::Text(s)] => Ok(Value::Text(s.to_lowercase())),
@@ -154,7 +162,9 @@ pub fn render_json(value: &Value, out: &mut String) {
         }
         Value::Float(_) => out.push_str("null"),
         Value::Json(j) => out.push_str(j),
-        Value::Bytes(b) => push_json_string(out, &base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::Bytes(b) => {
+            push_json_string(out, &base64::engine::general_purpose::STANDARD.encode(b))
+        }
         other => push_json_string(out, &text_of(other).unwrap_or_default()),
     }
 }
@@ -209,7 +219,9 @@ fn decimal_text(text: &str) -> Option<Value> {
     let t = text.trim();
     let body = t.strip_prefix('-').unwrap_or(t);
     let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-    let ok = !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit());
+    let ok = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
     ok.then(|| Value::Decimal(t.to_owned()))
 }
 
@@ -220,17 +232,24 @@ pub fn convert(value: &Value, conversion: Conversion) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     if value.is_lossy() {
-        return Err("value is lossy (DMS wrote a large integer in exponent notation); re-query the row".to_owned());
+        return Err(
+            "value is lossy (DMS wrote a large integer in exponent notation); re-query the row"
+                .to_owned(),
+        );
     }
     let converted = match (conversion, value) {
         (Conversion::Int, Value::Int(_) | Value::UInt(_)) => Some(value.clone()),
         (Conversion::Int, Value::Bool(b)) => Some(Value::Int(i64::from(*b))),
         (Conversion::Int, Value::Decimal(t) | Value::Text(t)) => integer_text(t),
-        (Conversion::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(Value::Int(*f as i64)),
+        (Conversion::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            Some(Value::Int(*f as i64))
+        }
         (Conversion::Decimal, Value::Int(i)) => Some(Value::Decimal(i.to_string())),
         (Conversion::Decimal, Value::UInt(u)) => Some(Value::Decimal(u.to_string())),
         (Conversion::Decimal, Value::Decimal(t) | Value::Text(t)) => decimal_text(t),
-        (Conversion::Float, _) => numeric(value).or_else(|| text_of(value)?.trim().parse().ok()).map(Value::Float),
+        (Conversion::Float, _) => numeric(value)
+            .or_else(|| text_of(value)?.trim().parse().ok())
+            .map(Value::Float),
         (Conversion::String, Value::Bytes(b)) => String::from_utf8(b.clone()).ok().map(Value::Text),
         (Conversion::String, _) => text_of(value).map(Value::Text),
         (Conversion::Bool, Value::Bool(b)) => Some(Value::Bool(*b)),
@@ -242,9 +261,9 @@ pub fn convert(value: &Value, conversion: Conversion) -> Result<Value, String> {
             _ => None,
         },
         (Conversion::Json, Value::Json(_)) => Some(value.clone()),
-        (Conversion::Json, Value::Text(t)) => {
-            serde_json::from_str::<serde_json::Value>(t).ok().map(|v| Value::Json(v.to_string()))
-        }
+        (Conversion::Json, Value::Text(t)) => serde_json::from_str::<serde_json::Value>(t)
+            .ok()
+            .map(|v| Value::Json(v.to_string())),
         (Conversion::Datetime, Value::DateTime(_)) => Some(value.clone()),
         (Conversion::Datetime, Value::Date(d)) => d.and_hms_opt(0, 0, 0).map(Value::DateTime),
         (Conversion::Datetime, Value::Text(t)) => parse_datetime(t).map(Value::DateTime),
@@ -253,11 +272,19 @@ pub fn convert(value: &Value, conversion: Conversion) -> Result<Value, String> {
         (Conversion::Date, Value::Text(t)) => parse_date(t).map(Value::Date),
         (Conversion::Time, Value::Time(_)) => Some(value.clone()),
         (Conversion::Time, Value::Text(t)) => parse_time(t).map(Value::Time),
-        (Conversion::UnixSeconds, Value::DateTime(dt)) => Some(Value::Int(dt.and_utc().timestamp())),
-        (Conversion::UnixSeconds, Value::Text(t)) => parse_datetime(t).map(|dt| Value::Int(dt.and_utc().timestamp())),
-        (Conversion::FromUnix, Value::Int(s)) => DateTime::from_timestamp(*s, 0).map(|d| Value::DateTime(d.naive_utc())),
+        (Conversion::UnixSeconds, Value::DateTime(dt)) => {
+            Some(Value::Int(dt.and_utc().timestamp()))
+        }
+        (Conversion::UnixSeconds, Value::Text(t)) => {
+            parse_datetime(t).map(|dt| Value::Int(dt.and_utc().timestamp()))
+        }
+        (Conversion::FromUnix, Value::Int(s)) => {
+            DateTime::from_timestamp(*s, 0).map(|d| Value::DateTime(d.naive_utc()))
+        }
         (Conversion::FromUnix, Value::Text(t) | Value::Decimal(t)) => match integer_text(t) {
-            Some(Value::Int(s)) => DateTime::from_timestamp(s, 0).map(|d| Value::DateTime(d.naive_utc())),
+            Some(Value::Int(s)) => {
+                DateTime::from_timestamp(s, 0).map(|d| Value::DateTime(d.naive_utc()))
+            }
             _ => None,
         },
         (Conversion::Binary, Value::Bytes(_)) => Some(value.clone()),
@@ -280,10 +307,14 @@ pub struct Related<'a> {
 fn lookup<'a>(r: &ColumnRef, root: &'a Row, related: &Related<'a>) -> Result<&'a Value, String> {
     const NULL: &Value = &Value::Null;
     match r {
-        ColumnRef::Root(c) => root.get(c).ok_or_else(|| format!("root column `{c}` is not in the row")),
+        ColumnRef::Root(c) => root
+            .get(c)
+            .ok_or_else(|| format!("root column `{c}` is not in the row")),
         ColumnRef::Join(j, c) => match related.joins.get(*j).copied().flatten() {
             None => Ok(NULL),
-            Some(row) => row.get(c).ok_or_else(|| format!("joined column `{c}` is not in the joined row")),
+            Some(row) => row
+                .get(c)
+                .ok_or_else(|| format!("joined column `{c}` is not in the joined row")),
         },
     }
 }
@@ -292,7 +323,10 @@ fn lookup<'a>(r: &ColumnRef, root: &'a Row, related: &Related<'a>) -> Result<&'a
 pub fn passes_filter(target: &Target, root: &Row) -> bool {
     match &target.filter {
         None => true,
-        Some(f) => root.get(&f.column).and_then(text_of).is_some_and(|t| f.values.contains(&t)),
+        Some(f) => root
+            .get(&f.column)
+            .and_then(text_of)
+            .is_some_and(|t| f.values.contains(&t)),
     }
 }
 
@@ -303,12 +337,19 @@ pub fn target_key(target: &Target, root_key: &[Value]) -> Result<Vec<Value>, Eva
         .iter()
         .zip(root_key)
         .map(|(name, v)| {
-            let conv = target.columns.iter().find(|c| &c.name == name).and_then(|c| match &c.rule {
-                Rule::Copy { convert, .. } => *convert,
-                _ => None,
-            });
+            let conv = target
+                .columns
+                .iter()
+                .find(|c| &c.name == name)
+                .and_then(|c| match &c.rule {
+                    Rule::Copy { convert, .. } => *convert,
+                    _ => None,
+                });
             match conv {
-                Some(conv) => convert(v, conv).map_err(|reason| EvalError { column: name.clone(), reason }),
+                Some(conv) => convert(v, conv).map_err(|reason| EvalError {
+                    column: name.clone(),
+                    reason,
+                }),
                 None => Ok(v.clone()),
             }
         })
@@ -327,8 +368,10 @@ pub fn build_row(
         .columns
         .iter()
         .map(|column| {
-            eval_rule(&column.rule, root, related, transforms, target)
-                .map_err(|reason| EvalError { column: column.name.clone(), reason })
+            eval_rule(&column.rule, root, related, transforms, target).map_err(|reason| EvalError {
+                column: column.name.clone(),
+                reason,
+            })
         })
         .collect()
 }
@@ -342,12 +385,20 @@ fn eval_rule(
 ) -> Result<Value, String> {
     match rule {
         Rule::Const(v) => Ok(v.clone()),
-        Rule::Copy { from, convert: conv, map, map_default } => {
+        Rule::Copy {
+            from,
+            convert: conv,
+            map,
+            map_default,
+        } => {
             let v = lookup(from, root, related)?;
             let v = match conv {
                 Some(c) => convert(v, *c)?,
                 None if v.is_lossy() => {
-                    return Err("value is lossy (DMS wrote a large integer in exponent notation)".to_owned())
+                    return Err(
+                        "value is lossy (DMS wrote a large integer in exponent notation)"
+                            .to_owned(),
+                    )
                 }
                 None => v.clone(),
             };
@@ -358,7 +409,10 @@ fn eval_rule(
             match (map.get(&key), map_default) {
                 (Some(m), _) => Ok(m.clone()),
                 (None, Some(d)) => Ok(d.clone()),
-                (None, None) => Err(format!("{} value is not listed in `map` and there is no `map_default`", v.family())),
+                (None, None) => Err(format!(
+                    "{} value is not listed in `map` and there is no `map_default`",
+                    v.family()
+                )),
             }
         }
         Rule::Pack(parts) => {
@@ -385,7 +439,10 @@ fn eval_rule(
                 spec.order_by
                     .iter()
                     .map(|c| {
-                        compare_values(a.get(c).unwrap_or(&Value::Null), b.get(c).unwrap_or(&Value::Null))
+                        compare_values(
+                            a.get(c).unwrap_or(&Value::Null),
+                            b.get(c).unwrap_or(&Value::Null),
+                        )
                     })
                     .find(|o| o.is_ne())
                     .unwrap_or(Ordering::Equal)
@@ -402,7 +459,9 @@ fn eval_rule(
                     }
                     push_json_string(&mut out, key);
                     out.push(':');
-                    let v = row.get(col).ok_or_else(|| format!("child column `{col}` is not in the child row"))?;
+                    let v = row
+                        .get(col)
+                        .ok_or_else(|| format!("child column `{col}` is not in the child row"))?;
                     if v.is_lossy() {
                         return Err(format!("child column `{col}` is lossy"));
                     }
@@ -414,8 +473,13 @@ fn eval_rule(
             Ok(Value::Json(out))
         }
         Rule::Transform(name, args) => {
-            let f = transforms.get(name).ok_or_else(|| format!("transform {name:?} is not registered"))?;
-            let values = args.iter().map(|r| lookup(r, root, related)).collect::<Result<Vec<_>, _>>()?;
+            let f = transforms
+                .get(name)
+                .ok_or_else(|| format!("transform {name:?} is not registered"))?;
+            let values = args
+                .iter()
+                .map(|r| lookup(r, root, related))
+                .collect::<Result<Vec<_>, _>>()?;
             if values.iter().any(|v| v.is_lossy()) {
                 return Err(format!("an input of transform {name:?} is lossy"));
             }

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use crate::dms::{TableName, DEFAULT_BEFORE_IMAGE_FIELD};
 
 pub use eval::{
-    build_row, compare_values, convert, passes_filter, render_json, target_key, text_of, Conversion, EvalError, Related,
-    Transform, Transforms,
+    build_row, compare_values, convert, passes_filter, render_json, target_key, text_of,
+    Conversion, EvalError, Related, Transform, Transforms,
 };
 
 /// A mapping file as written (before validation).
@@ -412,14 +412,19 @@ impl Mapping {
     /// Reads, validates and compiles a mapping file.
     pub fn load(path: &Path, transforms: &Transforms) -> Result<Mapping, LoadError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            file: file.clone(),
+            source,
+        })?;
         Mapping::parse(&file, &text, transforms)
     }
 
     /// Parses, validates and compiles mapping text; `file` names it in errors.
     pub fn parse(file: &str, text: &str, transforms: &Transforms) -> Result<Mapping, LoadError> {
-        let raw: MappingFile =
-            toml::from_str(text).map_err(|source| LoadError::Toml { file: file.to_owned(), source })?;
+        let raw: MappingFile = toml::from_str(text).map_err(|source| LoadError::Toml {
+            file: file.to_owned(),
+            source,
+        })?;
         compile(file, &raw, transforms).map_err(LoadError::Invalid)
     }
 
@@ -430,7 +435,9 @@ impl Mapping {
 
     /// The decode options this mapping implies.
     pub fn decode_options(&self) -> crate::dms::DecodeOptions {
-        crate::dms::DecodeOptions { before_image_field: self.before_image_field.clone() }
+        crate::dms::DecodeOptions {
+            before_image_field: self.before_image_field.clone(),
+        }
     }
 }
 
@@ -442,14 +449,20 @@ struct Errors<'a> {
 
 impl Errors<'_> {
     fn push(&mut self, path: impl fmt::Display, rule: impl fmt::Display) {
-        self.list.push(MappingError { file: self.file.to_owned(), path: path.to_string(), rule: rule.to_string() });
+        self.list.push(MappingError {
+            file: self.file.to_owned(),
+            path: path.to_string(),
+            rule: rule.to_string(),
+        });
     }
 }
 
 fn is_identifier(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
         && !name.bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -473,11 +486,21 @@ pub fn toml_scalar(value: &toml::Value) -> Option<crate::dms::Value> {
     }
 }
 
-fn compile(file: &str, raw: &MappingFile, transforms: &Transforms) -> Result<Mapping, Vec<MappingError>> {
-    let mut errors = Errors { file, list: Vec::new() };
+fn compile(
+    file: &str,
+    raw: &MappingFile,
+    transforms: &Transforms,
+) -> Result<Mapping, Vec<MappingError>> {
+    let mut errors = Errors {
+        file,
+        list: Vec::new(),
+    };
     let schema = raw.source.schema.as_str();
     if !is_identifier(schema) {
-        errors.push("source.schema", format!("{schema:?} is not a valid identifier"));
+        errors.push(
+            "source.schema",
+            format!("{schema:?} is not a valid identifier"),
+        );
     }
     if raw.source.before_image_field.is_empty() {
         errors.push("source.before_image_field", "must not be empty");
@@ -500,12 +523,20 @@ fn compile(file: &str, raw: &MappingFile, transforms: &Transforms) -> Result<Map
         }
         for col in &table.lob {
             if table.key.contains(col) {
-                errors.push(format!("{path}.lob"), format!("key column {col:?} cannot be a LOB column"));
+                errors.push(
+                    format!("{path}.lob"),
+                    format!("key column {col:?} cannot be a LOB column"),
+                );
             }
         }
         sources.insert(
             tn.clone(),
-            SourceTable { name: tn, key: table.key.clone(), lob: table.lob.iter().cloned().collect(), touches: vec![] },
+            SourceTable {
+                name: tn,
+                key: table.key.clone(),
+                lob: table.lob.iter().cloned().collect(),
+                touches: vec![],
+            },
         );
     }
 
@@ -537,7 +568,12 @@ fn compile(file: &str, raw: &MappingFile, transforms: &Transforms) -> Result<Map
             .joins
             .iter()
             .map(|j| (&j.table, &j.on, &j.columns))
-            .chain(target.children.iter().map(|c| (&c.table, &c.on, &c.columns)));
+            .chain(
+                target
+                    .children
+                    .iter()
+                    .map(|c| (&c.table, &c.on, &c.columns)),
+            );
         for (table, on, columns) in related {
             let direct = target
                 .root_key
@@ -548,12 +584,22 @@ fn compile(file: &str, raw: &MappingFile, transforms: &Transforms) -> Result<Map
             let mut read = columns.clone();
             read.extend(on.iter().map(|(c, _)| c.clone()));
             if let Some(src) = sources.get_mut(table) {
-                src.touches.push(Touch::Related { target: index, on: on.clone(), direct, columns: read });
+                src.touches.push(Touch::Related {
+                    target: index,
+                    on: on.clone(),
+                    direct,
+                    columns: read,
+                });
             }
         }
     }
 
-    Ok(Mapping { file: file.to_owned(), before_image_field: raw.source.before_image_field.clone(), targets, sources })
+    Ok(Mapping {
+        file: file.to_owned(),
+        before_image_field: raw.source.before_image_field.clone(),
+        targets,
+        sources,
+    })
 }
 
 fn compile_target(
@@ -566,11 +612,17 @@ fn compile_target(
 ) -> Option<Target> {
     let before = errors.list.len();
     if !is_identifier(&t.table) {
-        errors.push(format!("{path}.table"), format!("{:?} is not a valid table name", t.table));
+        errors.push(
+            format!("{path}.table"),
+            format!("{:?} is not a valid table name", t.table),
+        );
     }
     let root = table_name(schema, &t.root);
     let Some(root_src) = sources.get(&root) else {
-        errors.push(format!("{path}.root"), format!("root table {root} is not declared in [source.tables]"));
+        errors.push(
+            format!("{path}.root"),
+            format!("root table {root} is not declared in [source.tables]"),
+        );
         return None;
     };
 
@@ -580,7 +632,15 @@ fn compile_target(
     for (i, j) in t.joins.iter().enumerate() {
         let jpath = format!("{path}.join[{i}]");
         let table = table_name(schema, &j.table);
-        check_related(errors, &jpath, &j.name, &table, &j.on, sources, &mut aliases);
+        check_related(
+            errors,
+            &jpath,
+            &j.name,
+            &table,
+            &j.on,
+            sources,
+            &mut aliases,
+        );
         joins.push(Join {
             name: j.name.clone(),
             table,
@@ -593,10 +653,21 @@ fn compile_target(
     for (i, c) in t.children.iter().enumerate() {
         let cpath = format!("{path}.children[{i}]");
         let table = table_name(schema, &c.table);
-        check_related(errors, &cpath, &c.name, &table, &c.on, sources, &mut aliases);
+        check_related(
+            errors,
+            &cpath,
+            &c.name,
+            &table,
+            &c.on,
+            sources,
+            &mut aliases,
+        );
         for col in &c.order_by {
             if !is_identifier(col) {
-                errors.push(format!("{cpath}.order_by"), format!("{col:?} is not a valid column name"));
+                errors.push(
+                    format!("{cpath}.order_by"),
+                    format!("{col:?} is not a valid column name"),
+                );
             }
         }
         children.push(Children {
@@ -609,8 +680,16 @@ fn compile_target(
     }
 
     let mut root_columns: BTreeSet<String> = root_src.key.iter().cloned().collect();
-    root_columns.extend(joins.iter().flat_map(|j| j.on.iter().map(|(_, r)| r.clone())));
-    root_columns.extend(children.iter().flat_map(|c| c.on.iter().map(|(_, r)| r.clone())));
+    root_columns.extend(
+        joins
+            .iter()
+            .flat_map(|j| j.on.iter().map(|(_, r)| r.clone())),
+    );
+    root_columns.extend(
+        children
+            .iter()
+            .flat_map(|c| c.on.iter().map(|(_, r)| r.clone())),
+    );
 
     let resolve = |errors: &mut Errors<'_>,
                    cpath: &str,
@@ -623,16 +702,18 @@ fn compile_target(
                 root_columns.insert(text.to_owned());
                 Some(ColumnRef::Root(text.to_owned()))
             }
-            Some((alias, col)) if is_identifier(col) => match joins.iter().position(|j| j.name == alias) {
-                Some(i) => {
-                    joins[i].columns.insert(col.to_owned());
-                    Some(ColumnRef::Join(i, col.to_owned()))
+            Some((alias, col)) if is_identifier(col) => {
+                match joins.iter().position(|j| j.name == alias) {
+                    Some(i) => {
+                        joins[i].columns.insert(col.to_owned());
+                        Some(ColumnRef::Join(i, col.to_owned()))
+                    }
+                    None => {
+                        errors.push(cpath, format!("{text:?} names join {alias:?}, which is not defined in this target"));
+                        None
+                    }
                 }
-                None => {
-                    errors.push(cpath, format!("{text:?} names join {alias:?}, which is not defined in this target"));
-                    None
-                }
-            },
+            }
             _ => {
                 errors.push(cpath, format!("{text:?} is not `column` or `join.column`"));
                 None
@@ -658,11 +739,18 @@ fn compile_target(
             c.transform.is_some(),
         ];
         if kinds.iter().filter(|k| **k).count() != 1 {
-            errors.push(&cpath, "needs exactly one of `from`, `value`, `children`, `pack`, `transform`");
+            errors.push(
+                &cpath,
+                "needs exactly one of `from`, `value`, `children`, `pack`, `transform`",
+            );
             continue;
         }
-        if c.from.is_none() && (c.convert.is_some() || !c.map.is_empty() || c.map_default.is_some()) {
-            errors.push(&cpath, "`convert`, `map` and `map_default` apply only to `from` rules");
+        if c.from.is_none() && (c.convert.is_some() || !c.map.is_empty() || c.map_default.is_some())
+        {
+            errors.push(
+                &cpath,
+                "`convert`, `map` and `map_default` apply only to `from` rules",
+            );
         }
         if c.children.is_none() && !c.fields.is_empty() {
             errors.push(&cpath, "`fields` applies only to `children` rules");
@@ -671,7 +759,9 @@ fn compile_target(
             errors.push(&cpath, "`args` applies only to `transform` rules");
         }
         let rule = if let Some(from) = &c.from {
-            let Some(from) = resolve(errors, &cpath, from, &mut joins, &mut root_columns) else { continue };
+            let Some(from) = resolve(errors, &cpath, from, &mut joins, &mut root_columns) else {
+                continue;
+            };
             let mut map = BTreeMap::new();
             for (k, v) in &c.map {
                 match toml_scalar(v) {
@@ -694,7 +784,12 @@ fn compile_target(
             if c.map.is_empty() && map_default.is_some() {
                 errors.push(format!("{cpath}.map_default"), "needs a `map`");
             }
-            Rule::Copy { from, convert: c.convert, map, map_default }
+            Rule::Copy {
+                from,
+                convert: c.convert,
+                map,
+                map_default,
+            }
         } else if let Some(v) = &c.value {
             match toml_scalar(v) {
                 Some(v) => Rule::Const(v),
@@ -705,7 +800,10 @@ fn compile_target(
             }
         } else if let Some(alias) = &c.children {
             let Some(ci) = children.iter().position(|ch| &ch.name == alias) else {
-                errors.push(format!("{cpath}.children"), format!("children {alias:?} are not defined in this target"));
+                errors.push(
+                    format!("{cpath}.children"),
+                    format!("children {alias:?} are not defined in this target"),
+                );
                 continue;
             };
             if c.fields.is_empty() {
@@ -714,7 +812,10 @@ fn compile_target(
             let mut fields = Vec::new();
             for (key, col) in &c.fields {
                 if !is_identifier(col) {
-                    errors.push(format!("{cpath}.fields.{key}"), format!("{col:?} is not a valid column name"));
+                    errors.push(
+                        format!("{cpath}.fields.{key}"),
+                        format!("{col:?} is not a valid column name"),
+                    );
                 }
                 children[ci].columns.insert(col.clone());
                 fields.push((key.clone(), col.clone()));
@@ -723,7 +824,13 @@ fn compile_target(
         } else if !c.pack.is_empty() {
             let mut parts = Vec::new();
             for (key, text) in &c.pack {
-                if let Some(r) = resolve(errors, &format!("{cpath}.pack.{key}"), text, &mut joins, &mut root_columns) {
+                if let Some(r) = resolve(
+                    errors,
+                    &format!("{cpath}.pack.{key}"),
+                    text,
+                    &mut joins,
+                    &mut root_columns,
+                ) {
                     parts.push((key.clone(), r));
                 }
             }
@@ -733,18 +840,30 @@ fn compile_target(
             if !transforms.contains(&name) {
                 errors.push(
                     format!("{cpath}.transform"),
-                    format!("transform {name:?} is not registered (registered: {})", transforms.names().join(", ")),
+                    format!(
+                        "transform {name:?} is not registered (registered: {})",
+                        transforms.names().join(", ")
+                    ),
                 );
             }
             let mut args = Vec::new();
             for text in &c.args {
-                if let Some(r) = resolve(errors, &format!("{cpath}.args"), text, &mut joins, &mut root_columns) {
+                if let Some(r) = resolve(
+                    errors,
+                    &format!("{cpath}.args"),
+                    text,
+                    &mut joins,
+                    &mut root_columns,
+                ) {
                     args.push(r);
                 }
             }
             Rule::Transform(name, args)
         };
-        columns.push(Column { name: c.name.clone(), rule });
+        columns.push(Column {
+            name: c.name.clone(),
+            rule,
+        });
     }
 
     // Key: each target key column is a `from` rule on a distinct root key column.
@@ -773,43 +892,82 @@ fn compile_target(
     if key_by_root.len() == root_src.key.len() || errors.list.len() > before {
         // fine, or already reported
     } else {
-        let missing: Vec<_> = root_src.key.iter().filter(|k| !key_by_root.contains_key(*k)).cloned().collect();
+        let missing: Vec<_> = root_src
+            .key
+            .iter()
+            .filter(|k| !key_by_root.contains_key(*k))
+            .cloned()
+            .collect();
         errors.push(
             format!("{path}.key"),
-            format!("must cover the whole key of root table {root}: missing {}", missing.join(", ")),
+            format!(
+                "must cover the whole key of root table {root}: missing {}",
+                missing.join(", ")
+            ),
         );
     }
-    let key: Vec<String> = root_src.key.iter().filter_map(|k| key_by_root.get(k).cloned()).collect();
+    let key: Vec<String> = root_src
+        .key
+        .iter()
+        .filter_map(|k| key_by_root.get(k).cloned())
+        .collect();
 
     if let Some(v) = &t.version {
         if !is_identifier(v) {
-            errors.push(format!("{path}.version"), format!("{v:?} is not a valid column name"));
+            errors.push(
+                format!("{path}.version"),
+                format!("{v:?} is not a valid column name"),
+            );
         }
         if names.contains(v) {
-            errors.push(format!("{path}.version"), format!("column {v:?} is filled by the writer and must not have a rule"));
+            errors.push(
+                format!("{path}.version"),
+                format!("column {v:?} is filled by the writer and must not have a rule"),
+            );
         }
     }
     let filter = t.filter.as_ref().and_then(|f| {
         if !is_identifier(&f.column) {
-            errors.push(format!("{path}.filter.column"), format!("{:?} is not a valid column name", f.column));
+            errors.push(
+                format!("{path}.filter.column"),
+                format!("{:?} is not a valid column name", f.column),
+            );
         }
         root_columns.insert(f.column.clone());
-        let values: Option<BTreeSet<String>> =
-            f.values.iter().map(|v| toml_scalar(v).and_then(|v| eval::text_of(&v))).collect();
+        let values: Option<BTreeSet<String>> = f
+            .values
+            .iter()
+            .map(|v| toml_scalar(v).and_then(|v| eval::text_of(&v)))
+            .collect();
         match values {
-            Some(values) if !values.is_empty() => Some(Filter { column: f.column.clone(), values }),
+            Some(values) if !values.is_empty() => Some(Filter {
+                column: f.column.clone(),
+                values,
+            }),
             _ => {
-                errors.push(format!("{path}.filter.in"), "must be a non-empty list of scalars");
+                errors.push(
+                    format!("{path}.filter.in"),
+                    "must be a non-empty list of scalars",
+                );
                 None
             }
         }
     });
     if let DeletePolicy::Soft { column, value } = &t.delete {
-        if !names.contains(column) && t.version.as_deref() != Some(column.as_str()) && !is_identifier(column) {
-            errors.push(format!("{path}.delete.column"), format!("{column:?} is not a valid column name"));
+        if !names.contains(column)
+            && t.version.as_deref() != Some(column.as_str())
+            && !is_identifier(column)
+        {
+            errors.push(
+                format!("{path}.delete.column"),
+                format!("{column:?} is not a valid column name"),
+            );
         }
         if t.key.contains(column) {
-            errors.push(format!("{path}.delete.column"), "a key column cannot mark deletes");
+            errors.push(
+                format!("{path}.delete.column"),
+                "a key column cannot mark deletes",
+            );
         }
         if toml_scalar(value).is_none() {
             errors.push(format!("{path}.delete.value"), "must be a scalar");
@@ -817,7 +975,11 @@ fn compile_target(
     }
 
     let lob_read = root_columns.iter().any(|c| root_src.lob.contains(c))
-        || joins.iter().any(|j| sources.get(&j.table).is_some_and(|s| j.columns.iter().any(|c| s.lob.contains(c))));
+        || joins.iter().any(|j| {
+            sources
+                .get(&j.table)
+                .is_some_and(|s| j.columns.iter().any(|c| s.lob.contains(c)))
+        });
     let requery = !joins.is_empty() || !children.is_empty() || lob_read;
 
     if errors.list.len() > before {
@@ -849,20 +1011,32 @@ fn check_related(
     aliases: &mut BTreeSet<String>,
 ) {
     if !is_identifier(alias) {
-        errors.push(format!("{path}.name"), format!("{alias:?} is not a valid alias"));
+        errors.push(
+            format!("{path}.name"),
+            format!("{alias:?} is not a valid alias"),
+        );
     }
     if !aliases.insert(alias.to_owned()) {
-        errors.push(format!("{path}.name"), format!("alias {alias:?} is used twice"));
+        errors.push(
+            format!("{path}.name"),
+            format!("alias {alias:?} is used twice"),
+        );
     }
     if !sources.contains_key(table) {
-        errors.push(format!("{path}.table"), format!("table {table} is not declared in [source.tables]"));
+        errors.push(
+            format!("{path}.table"),
+            format!("table {table} is not declared in [source.tables]"),
+        );
     }
     if on.is_empty() {
         errors.push(format!("{path}.on"), "must pair at least one column");
     }
     for (a, b) in on {
         if !is_identifier(a) || !is_identifier(b) {
-            errors.push(format!("{path}.on"), format!("{a:?} = {b:?} is not a pair of column names"));
+            errors.push(
+                format!("{path}.on"),
+                format!("{a:?} = {b:?} is not a pair of column names"),
+            );
         }
     }
 }
