@@ -189,7 +189,8 @@ fn unknown_operation_and_record_type_are_typed_errors() {
 
 #[test]
 fn malformed_payloads_are_named_errors() {
-    let cases: &[(&str, fn(&DecodeErrorKind) -> bool)] = &[
+    type Check = fn(&DecodeErrorKind) -> bool;
+    let cases: &[(&str, Check)] = &[
         ("not json{", |k| matches!(k, DecodeErrorKind::Json(_))),
         ("[1,2]", |k| matches!(k, DecodeErrorKind::Json(_))),
         (r#"{"data":{}}"#, |k| *k == DecodeErrorKind::MissingMetadata),
