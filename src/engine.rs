@@ -10,7 +10,8 @@
 
 use aws_lambda_events::streams::KinesisEventResponse;
 
-use crate::position::SequenceNumber;
+use crate::dms::Delivery;
+use crate::position::{SequenceNumber, ShardId};
 
 /// What became of one record of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,6 +55,448 @@ pub fn build_response<'a>(
         response.add_failure(seq.as_str());
     }
     response
+}
+
+/// Settings of a running engine.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Name of the function (checkpoint and quarantine rows are per function).
+    pub function_name: String,
+    /// Keys per source query and rows per write statement.
+    pub chunk_size: usize,
+}
+
+/// Counts of one processed batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// Records in the batch.
+    pub record_count: usize,
+    /// Records at or below the checkpoint, skipped.
+    pub redelivered_count: usize,
+    /// Records quarantined.
+    pub quarantined_count: usize,
+    /// Rows upserted, per target table.
+    pub upserts: std::collections::BTreeMap<String, usize>,
+    /// Rows deleted, per target table.
+    pub deletes: std::collections::BTreeMap<String, usize>,
+    /// SELECTs sent to the source.
+    pub source_select_count: usize,
+    /// Write transactions attempted (more than one means bisection).
+    pub attempt_count: usize,
+}
+
+/// The result of a batch.
+#[derive(Debug)]
+pub struct BatchReport {
+    /// Outcome per delivery, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The response for Lambda.
+    pub response: KinesisEventResponse,
+    /// Counts.
+    pub summary: BatchSummary,
+    /// The retryable error that stopped the batch, if any.
+    pub retry_error: Option<String>,
+}
+
+/// A MySQL-to-MySQL engine: decode, plan, re-query, apply, respond.
+pub struct Engine {
+    /// The compiled mapping.
+    pub mapping: crate::mapping::Mapping,
+    /// Transforms the mapping uses.
+    pub transforms: crate::mapping::Transforms,
+    /// Source pool.
+    pub source: mysql_async::Pool,
+    /// Target writer.
+    pub target: crate::target::MysqlTarget,
+    /// Settings.
+    pub settings: Settings,
+}
+
+/// Why an attempt failed.
+enum AttemptError {
+    Retryable(String),
+    Permanent(String),
+}
+
+impl Engine {
+    /// Processes one batch (deliveries of one shard, in order) and builds the response.
+    pub async fn process(&self, deliveries: &[Delivery]) -> BatchReport {
+        let mut outcomes = vec![Outcome::Pending; deliveries.len()];
+        let mut summary = BatchSummary {
+            record_count: deliveries.len(),
+            ..Default::default()
+        };
+        let mut retry_error = None;
+        // Records at or below the shard's checkpoint were applied before.
+        let mut todo = Vec::new();
+        let mut checkpoints: std::collections::BTreeMap<ShardId, Option<SequenceNumber>> =
+            Default::default();
+        for (i, d) in deliveries.iter().enumerate() {
+            if !checkpoints.contains_key(&d.shard_id) {
+                match self.target.checkpoint(&d.shard_id).await {
+                    Ok(c) => {
+                        checkpoints.insert(d.shard_id.clone(), c);
+                    }
+                    Err(e) => {
+                        tracing::warn!(shard_id = %d.shard_id, error = %e, "checkpoint unreadable; batch will be retried");
+                        retry_error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            match checkpoints.get(&d.shard_id).cloned().flatten() {
+                Some(c) if d.sequence_number <= c => {
+                    outcomes[i] = Outcome::Skipped;
+                    summary.redelivered_count += 1;
+                }
+                _ => todo.push(i),
+            }
+        }
+        if retry_error.is_none() {
+            if let Err(e) = self
+                .apply_range(deliveries, &todo, &mut outcomes, &mut summary)
+                .await
+            {
+                retry_error = Some(e);
+            }
+        }
+        summary.quarantined_count = outcomes
+            .iter()
+            .filter(|o| **o == Outcome::Quarantined)
+            .count();
+        let response = build_response(
+            deliveries
+                .iter()
+                .map(|d| &d.sequence_number)
+                .zip(outcomes.iter().copied()),
+        );
+        BatchReport {
+            outcomes,
+            response,
+            summary,
+            retry_error,
+        }
+    }
+
+    /// Applies `todo` (indices into `deliveries`); on a permanent failure
+    /// bisects to isolate the record; stops at the first retryable failure.
+    fn apply_range<'a>(
+        &'a self,
+        deliveries: &'a [Delivery],
+        todo: &'a [usize],
+        outcomes: &'a mut [Outcome],
+        summary: &'a mut BatchSummary,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            if todo.is_empty() {
+                return Ok(());
+            }
+            match self.attempt(deliveries, todo, None, summary).await {
+                Ok(result) => {
+                    for (i, o) in result {
+                        outcomes[i] = o;
+                    }
+                    Ok(())
+                }
+                Err(AttemptError::Retryable(e)) => Err(e),
+                Err(AttemptError::Permanent(e)) if todo.len() == 1 => {
+                    let i = todo[0];
+                    let d = &deliveries[i];
+                    tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, error = %e, "record quarantined");
+                    match self.attempt(deliveries, todo, Some(e), summary).await {
+                        Ok(result) => {
+                            for (i, o) in result {
+                                outcomes[i] = o;
+                            }
+                            Ok(())
+                        }
+                        Err(AttemptError::Retryable(e) | AttemptError::Permanent(e)) => Err(e),
+                    }
+                }
+                Err(AttemptError::Permanent(_)) => {
+                    let (left, right) = todo.split_at(todo.len() / 2);
+                    self.apply_range(deliveries, left, outcomes, summary)
+                        .await?;
+                    self.apply_range(deliveries, right, outcomes, summary).await
+                }
+            }
+        })
+    }
+
+    /// One transaction over `todo`. With `poison`, the single record is
+    /// quarantined with that reason instead of applied.
+    async fn attempt(
+        &self,
+        deliveries: &[Delivery],
+        todo: &[usize],
+        poison: Option<String>,
+        summary: &mut BatchSummary,
+    ) -> Result<Vec<(usize, Outcome)>, AttemptError> {
+        use crate::dms::{decode_record, Payload};
+        use crate::mapping::{build_row, passes_filter, target_key, Related};
+        use crate::plan::{add_lookup_results, plan_batch, Action};
+        use crate::target::{Quarantine, TableWrites};
+
+        summary.attempt_count += 1;
+        let options = self.mapping.decode_options();
+        let mut result: Vec<(usize, Outcome)> =
+            todo.iter().map(|i| (*i, Outcome::Applied)).collect();
+        let mut quarantine = Vec::new();
+        let last = todo
+            .last()
+            .map(|i| (&deliveries[*i].shard_id, &deliveries[*i].sequence_number));
+        let quarantine_of =
+            |d: &Delivery, table: Option<String>, op: Option<String>, class, message: String| {
+                Quarantine {
+                    shard_id: d.shard_id.clone(),
+                    sequence_number: d.sequence_number.clone(),
+                    table,
+                    operation: op,
+                    raw: d.data.clone(),
+                    class,
+                    message,
+                }
+            };
+        if let Some(reason) = poison {
+            let d = &deliveries[todo[0]];
+            let decoded = decode_record(d, &options).ok();
+            let table = decoded
+                .as_ref()
+                .and_then(|r| r.table().map(|t| t.to_string()));
+            let op = decoded.as_ref().map(|r| match &r.payload {
+                Payload::Data(c) => c.operation.to_string(),
+                Payload::Control(c) => c.operation.to_string(),
+            });
+            let q = [quarantine_of(d, table, op, "write", reason)];
+            self.target
+                .apply(&self.mapping.targets, &[], &q, last)
+                .await
+                .map_err(classify_target)?;
+            return Ok(vec![(todo[0], Outcome::Quarantined)]);
+        }
+
+        let mut records = Vec::new();
+        let mut origin = Vec::new(); // records[k] came from deliveries[origin[k]]
+        for (slot, i) in todo.iter().enumerate() {
+            let d = &deliveries[*i];
+            match decode_record(d, &options) {
+                Ok(r) => {
+                    records.push(r);
+                    origin.push(slot);
+                }
+                Err(e) => {
+                    tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, error = %e, "undecodable record quarantined");
+                    let table = e.table.as_ref().map(|t| t.to_string());
+                    quarantine.push(quarantine_of(d, table, None, "decode", e.to_string()));
+                    result[slot].1 = Outcome::Quarantined;
+                }
+            }
+        }
+        let mut plan = plan_batch(&self.mapping, &records);
+        for e in &plan.errors {
+            let slot = origin[e.record];
+            let d = &deliveries[todo[slot]];
+            let op = match &records[e.record].payload {
+                Payload::Data(c) => Some(c.operation.to_string()),
+                Payload::Control(_) => None,
+            };
+            tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, table = %e.table, error = %e, "unplannable record quarantined");
+            quarantine.push(quarantine_of(
+                d,
+                Some(e.table.clone()),
+                op,
+                "plan",
+                e.reason.clone(),
+            ));
+            result[slot].1 = Outcome::Quarantined;
+        }
+        for i in &plan.controls {
+            if let Payload::Control(c) = &records[*i].payload {
+                let table = c.table.as_ref().map(|t| t.to_string()).unwrap_or_default();
+                tracing::info!(table = %table, operation = %c.operation, "control record");
+            }
+        }
+
+        // Re-query what the plan needs, all in one snapshot.
+        let needs_source = plan.targets.iter().any(|tp| {
+            !tp.lookups.is_empty() || tp.ops.values().any(|o| matches!(o.action, Action::Rebuild))
+        });
+        let mut writes = Vec::new();
+        let mut snapshot = if needs_source {
+            Some(
+                crate::source::Snapshot::begin(
+                    &self.source,
+                    self.settings.chunk_size,
+                    &self.mapping,
+                )
+                .await
+                .map_err(classify_source)?,
+            )
+        } else {
+            None
+        };
+        for tp in &mut plan.targets {
+            let target = &self.mapping.targets[tp.target];
+            if let Some(snap) = snapshot.as_mut() {
+                for (cols, lookup) in std::mem::take(&mut tp.lookups) {
+                    let tuples: Vec<_> = lookup.tuples.keys().cloned().collect();
+                    let found = snap
+                        .reverse_lookup(target, &cols, &tuples)
+                        .await
+                        .map_err(classify_source)?;
+                    add_lookup_results(tp, found.into_iter().map(|(k, t)| (k, lookup.tuples[&t])));
+                }
+            }
+            let rebuild: Vec<_> = tp
+                .ops
+                .iter()
+                .filter(|(_, o)| matches!(o.action, Action::Rebuild))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let fetched = match (snapshot.as_mut(), rebuild.is_empty()) {
+                (Some(snap), false) => snap
+                    .fetch(target, &rebuild)
+                    .await
+                    .map_err(classify_source)?,
+                _ => Default::default(),
+            };
+            let read_time = snapshot
+                .as_ref()
+                .map(|s| s.read_time.clone())
+                .unwrap_or_default();
+            let mut w = TableWrites {
+                target: tp.target,
+                ..Default::default()
+            };
+            for (key, op) in &tp.ops {
+                let record = &records[op.last_record];
+                let built = match &op.action {
+                    Action::Upsert(image) | Action::Tombstone(image) => {
+                        build_row(target, image, &Related::default(), &self.transforms)
+                            .map(|v| Some((v, image_version(record))))
+                    }
+                    Action::Rebuild => match fetched.roots.get(key) {
+                        Some(root) if passes_filter(target, root) => {
+                            let joins: Vec<Option<&crate::dms::Row>> = target
+                                .joins
+                                .iter()
+                                .zip(&fetched.joins)
+                                .map(|(j, by)| {
+                                    let on: Vec<String> =
+                                        j.on.iter().map(|(_, r)| r.clone()).collect();
+                                    crate::source::key_of(root, &on).and_then(|k| by.get(&k))
+                                })
+                                .collect();
+                            let children: Vec<Vec<&crate::dms::Row>> = target
+                                .children
+                                .iter()
+                                .zip(&fetched.children)
+                                .map(|(c, by)| {
+                                    let on: Vec<String> =
+                                        c.on.iter().map(|(_, r)| r.clone()).collect();
+                                    crate::source::key_of(root, &on)
+                                        .and_then(|k| by.get(&k))
+                                        .map(|rows| rows.iter().collect())
+                                        .unwrap_or_default()
+                                })
+                                .collect();
+                            build_row(
+                                target,
+                                root,
+                                &Related {
+                                    joins: &joins,
+                                    children: &children,
+                                },
+                                &self.transforms,
+                            )
+                            .map(|v| Some((v, read_time.clone())))
+                        }
+                        _ => Ok(None),
+                    },
+                    Action::Delete => Ok(None),
+                };
+                match built {
+                    Ok(Some((mut values, version))) => {
+                        if let (
+                            Action::Tombstone(_),
+                            crate::mapping::DeletePolicy::Soft { column, value },
+                        ) = (&op.action, &target.delete)
+                        {
+                            if let Some(p) = target.columns.iter().position(|c| &c.name == column) {
+                                values[p] = crate::mapping::toml_scalar(value)
+                                    .unwrap_or(crate::dms::Value::Null);
+                            }
+                        }
+                        if target.version.is_some() {
+                            values.push(crate::dms::Value::Text(version));
+                        }
+                        w.upserts.push(values);
+                    }
+                    Ok(None) => match target_key(target, &key.values()) {
+                        Ok(k) => w.deletes.push(k),
+                        Err(e) => return Err(AttemptError::Permanent(e.to_string())),
+                    },
+                    Err(e) => {
+                        // The row cannot be built: quarantine the record that decided it.
+                        let slot = origin[op.last_record];
+                        let d = &deliveries[todo[slot]];
+                        let table = record.table().map(|t| t.to_string());
+                        tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, error = %e, "row cannot be built; record quarantined");
+                        quarantine.push(quarantine_of(
+                            d,
+                            table,
+                            None,
+                            "evaluate",
+                            format!("target {}: {e}", target.table),
+                        ));
+                        result[slot].1 = Outcome::Quarantined;
+                    }
+                }
+            }
+            *summary.upserts.entry(target.table.clone()).or_default() += w.upserts.len();
+            *summary.deletes.entry(target.table.clone()).or_default() += w.deletes.len();
+            writes.push(w);
+        }
+        if let Some(snap) = snapshot {
+            let stats = snap.finish().await.map_err(classify_source)?;
+            summary.source_select_count += stats.select_count;
+        }
+        self.target
+            .apply(&self.mapping.targets, &writes, &quarantine, last)
+            .await
+            .map_err(classify_target)?;
+        Ok(result)
+    }
+}
+
+/// The version of a row built from a record's image: its source commit time
+/// (`commit-timestamp`, else the DMS `timestamp`), as `YYYY-MM-DD HH:MM:SS.ffffff`.
+pub fn image_version(record: &crate::dms::DmsRecord) -> String {
+    let text = record
+        .metadata
+        .transaction
+        .commit_timestamp
+        .as_deref()
+        .or(record.metadata.timestamp.as_deref());
+    text.and_then(crate::dms::parse_datetime)
+        .map(|dt| dt.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+        .unwrap_or_default()
+}
+
+fn classify_target(e: crate::target::TargetError) -> AttemptError {
+    if e.is_retryable() {
+        AttemptError::Retryable(e.to_string())
+    } else {
+        AttemptError::Permanent(e.to_string())
+    }
+}
+
+fn classify_source(e: crate::source::SourceError) -> AttemptError {
+    if crate::target::is_retryable(&e.source) {
+        AttemptError::Retryable(e.to_string())
+    } else {
+        AttemptError::Permanent(e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,10 @@
 
 pub mod dms;
 pub mod engine;
+pub mod local;
 pub mod mapping;
 pub mod plan;
 pub mod position;
 pub mod replay;
+pub mod source;
+pub mod target;

@@ -59,6 +59,10 @@ pub struct SourceTableConfig {
     /// Columns DMS may truncate or omit (limited LOB mode): always re-queried.
     #[serde(default)]
     pub lob: Vec<String>,
+    /// JSON columns: their re-queried text is read as JSON (MariaDB stores
+    /// JSON as LONGTEXT and reports it as text).
+    #[serde(default)]
+    pub json: Vec<String>,
 }
 
 /// `[[target]]`
@@ -391,6 +395,8 @@ pub struct SourceTable {
     pub key: Vec<String>,
     /// LOB columns.
     pub lob: BTreeSet<String>,
+    /// JSON columns.
+    pub json: BTreeSet<String>,
     /// Targets this table feeds.
     pub touches: Vec<Touch>,
 }
@@ -516,7 +522,7 @@ fn compile(
         if table.key.is_empty() {
             errors.push(format!("{path}.key"), "must name at least one column");
         }
-        for col in table.key.iter().chain(&table.lob) {
+        for col in table.key.iter().chain(&table.lob).chain(&table.json) {
             if !is_identifier(col) {
                 errors.push(&path, format!("{col:?} is not a valid column name"));
             }
@@ -535,6 +541,7 @@ fn compile(
                 name: tn,
                 key: table.key.clone(),
                 lob: table.lob.iter().cloned().collect(),
+                json: table.json.iter().cloned().collect(),
                 touches: vec![],
             },
         );

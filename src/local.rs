@@ -1,0 +1,264 @@
+//! Throwaway local servers for tests, local replay and the demo.
+//!
+//! [`MariaDb::start`] creates a data directory in a temporary folder, starts
+//! `mariadbd` from the machine's binaries on a free 127.0.0.1 port with the
+//! binlog settings DMS needs (ROW format, full row image), creates a TCP user
+//! and stops the server (and removes the folder) when dropped, also when a
+//! test panics. It never touches a server someone started by hand.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// User created for TCP connections (root logs in only through the socket).
+pub const TEST_USER: &str = "dmscdc";
+/// Its password.
+pub const TEST_PASSWORD: &str = "dmscdc";
+
+/// Errors starting a local server.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// A binary is missing.
+    #[error("{0} not found: install MariaDB server (apt-get install mariadb-server) or run `bash .ci/test`, which does")]
+    Missing(&'static str),
+    /// A command failed.
+    #[error("{what} failed: {detail}")]
+    Command {
+        /// What was run.
+        what: String,
+        /// Its output or error.
+        detail: String,
+    },
+    /// The server did not come up in time.
+    #[error(
+        "mariadbd did not accept connections on 127.0.0.1:{port} within {seconds} s; log: {log}"
+    )]
+    Timeout {
+        /// Port.
+        port: u16,
+        /// Seconds waited.
+        seconds: u64,
+        /// Tail of the error log.
+        log: String,
+    },
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+fn find_binary(names: &[&'static str]) -> Result<PathBuf, LocalError> {
+    for name in names {
+        for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+            let p = Path::new(dir).join(name);
+            if p.exists() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(LocalError::Missing(names[0]))
+}
+
+/// A throwaway MariaDB server.
+#[derive(Debug)]
+pub struct MariaDb {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl MariaDb {
+    /// Starts a server with binlog on (ROW, FULL), `server_id` as given.
+    pub fn start(server_id: u32) -> Result<MariaDb, LocalError> {
+        let install = find_binary(&["mariadb-install-db", "mysql_install_db"])?;
+        let server = find_binary(&["mariadbd", "mysqld"])?;
+        let dir = tempfile::Builder::new()
+            .prefix("dms-cdc-mariadb-")
+            .tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data)?;
+        let running_as_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
+        if running_as_root {
+            let status = Command::new("chown")
+                .arg("-R")
+                .arg("mysql:mysql")
+                .arg(dir.path())
+                .status()?;
+            if !status.success() {
+                return Err(LocalError::Command {
+                    what: "chown".into(),
+                    detail: status.to_string(),
+                });
+            }
+        }
+        let mut cmd = Command::new(&install);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db");
+        if running_as_root {
+            cmd.arg("--user=mysql");
+        }
+        let out = cmd.output()?;
+        if !out.status.success() {
+            return Err(LocalError::Command {
+                what: "mariadb-install-db".into(),
+                detail: String::from_utf8_lossy(&out.stderr)
+                    .chars()
+                    .take(2000)
+                    .collect(),
+            });
+        }
+        let port = free_port()?;
+        let socket = dir.path().join("mysql.sock");
+        let log = dir.path().join("error.log");
+        let mut cmd = Command::new(&server);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--server-id={server_id}"))
+            .arg(format!("--log-bin={}", data.join("binlog").display()))
+            .arg("--binlog-format=ROW")
+            .arg("--binlog-row-image=FULL")
+            .arg("--binlog-row-metadata=FULL")
+            .arg(format!("--log-error={}", log.display()))
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mariadbd.pid").display()
+            ))
+            .arg("--skip-name-resolve")
+            .arg("--innodb-buffer-pool-size=64M")
+            .arg("--innodb-log-file-size=48M")
+            .arg("--innodb-flush-log-at-trx-commit=2")
+            .arg("--sync-binlog=0")
+            .arg("--max-connections=200")
+            .arg("--character-set-server=utf8mb4")
+            .arg("--collation-server=utf8mb4_unicode_ci")
+            .arg("--sql-mode=STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if running_as_root {
+            cmd.arg("--user=mysql");
+        }
+        let child = cmd.spawn()?;
+        let mut db = MariaDb { child, dir, port };
+        db.wait_ready(&socket, &log)?;
+        Ok(db)
+    }
+
+    fn wait_ready(&mut self, socket: &Path, log: &Path) -> Result<(), LocalError> {
+        let client = find_binary(&["mariadb", "mysql"])?;
+        let started = Instant::now();
+        let limit = Duration::from_secs(60);
+        let sql = format!(
+            "CREATE USER IF NOT EXISTS '{TEST_USER}'@'127.0.0.1' IDENTIFIED BY '{TEST_PASSWORD}';\
+             GRANT ALL PRIVILEGES ON *.* TO '{TEST_USER}'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;"
+        );
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(LocalError::Command {
+                    what: "mariadbd".into(),
+                    detail: format!("exited with {status}; log: {}", tail(log)),
+                });
+            }
+            if socket.exists() {
+                let out = Command::new(&client)
+                    .arg("--no-defaults")
+                    .arg(format!("--socket={}", socket.display()))
+                    .arg("-uroot")
+                    .arg("-e")
+                    .arg(&sql)
+                    .output()?;
+                if out.status.success() {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > limit {
+                return Err(LocalError::Timeout {
+                    port: self.port,
+                    seconds: limit.as_secs(),
+                    log: tail(log),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A `mysql://` URL for `database` with the test user.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "mysql://{TEST_USER}:{TEST_PASSWORD}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    /// Runs SQL (several statements allowed) through the command-line client as root.
+    pub fn run_sql(&self, sql: &str) -> Result<(), LocalError> {
+        let client = find_binary(&["mariadb", "mysql"])?;
+        let out = Command::new(client)
+            .arg("--no-defaults")
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("mysql.sock").display()
+            ))
+            .arg("-uroot")
+            .arg("-e")
+            .arg(sql)
+            .output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(LocalError::Command {
+                what: "mariadb client".into(),
+                detail: String::from_utf8_lossy(&out.stderr)
+                    .chars()
+                    .take(2000)
+                    .collect(),
+            })
+        }
+    }
+
+    /// Runs a SQL file through the command-line client as root.
+    pub fn run_file(&self, path: &Path) -> Result<(), LocalError> {
+        self.run_sql(&format!("source {}", path.display()))
+    }
+}
+
+fn tail(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .map(|s| {
+            s.lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

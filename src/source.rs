@@ -1,0 +1,414 @@
+//! Re-querying the source MySQL for what one change does not carry.
+//!
+//! Contract: every read of one batch happens in one read-only transaction
+//! with a consistent snapshot, so a target row is built from one point in
+//! time; each lookup is one query per chunk of keys (`WHERE key IN (...)`
+//! with bound parameters), never one query per record.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mysql_async::prelude::*;
+use mysql_async::{Column, Conn, Pool};
+
+use crate::dms::{Row, TableName, Value};
+use crate::mapping::{Mapping, Target};
+use crate::plan::{KeyPart, KeyTuple};
+
+/// A source read failed.
+#[derive(Debug, thiserror::Error)]
+#[error("source query on {table}: {source}")]
+pub struct SourceError {
+    /// The table read.
+    pub table: String,
+    /// The driver error.
+    #[source]
+    pub source: mysql_async::Error,
+}
+
+/// Quotes an identifier the mapping validated (`[A-Za-z0-9_$]`).
+pub fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `schema`.`table`
+pub fn quote_table(t: &TableName) -> String {
+    format!("{}.{}", quote(&t.schema), quote(&t.table))
+}
+
+/// Converts our value into a driver parameter.
+pub fn to_param(v: &Value) -> mysql_async::Value {
+    use mysql_async::Value as M;
+    match v {
+        Value::Null => M::NULL,
+        Value::Bool(b) => M::Int(i64::from(*b)),
+        Value::Int(i) => M::Int(*i),
+        Value::UInt(u) => M::UInt(*u),
+        Value::Float(f) => M::Double(*f),
+        Value::Decimal(t) | Value::Lossy(t) | Value::Text(t) | Value::Json(t) => {
+            M::Bytes(t.clone().into_bytes())
+        }
+        Value::Bytes(b) => M::Bytes(b.clone()),
+        Value::DateTime(dt) => {
+            use chrono::{Datelike, Timelike};
+            M::Date(
+                dt.year() as u16,
+                dt.month() as u8,
+                dt.day() as u8,
+                dt.hour() as u8,
+                dt.minute() as u8,
+                dt.second() as u8,
+                dt.nanosecond() / 1000,
+            )
+        }
+        Value::Date(d) => {
+            use chrono::Datelike;
+            M::Date(d.year() as u16, d.month() as u8, d.day() as u8, 0, 0, 0, 0)
+        }
+        Value::Time(t) => {
+            use chrono::Timelike;
+            M::Time(
+                false,
+                0,
+                t.hour() as u8,
+                t.minute() as u8,
+                t.second() as u8,
+                t.nanosecond() / 1000,
+            )
+        }
+    }
+}
+
+/// Converts a driver value of a result column into our value.
+pub fn from_column(v: mysql_async::Value, column: &Column) -> Value {
+    use mysql_async::consts::ColumnType as T;
+    use mysql_async::Value as M;
+    match v {
+        M::NULL => Value::Null,
+        M::Int(i) => Value::Int(i),
+        M::UInt(u) => Value::UInt(u),
+        M::Float(f) => Value::Float(f64::from(f)),
+        M::Double(f) => Value::Float(f),
+        M::Date(y, mo, d, h, mi, s, us) => {
+            let date = chrono::NaiveDate::from_ymd_opt(i32::from(y), u32::from(mo), u32::from(d));
+            match (column.column_type(), date) {
+                (T::MYSQL_TYPE_DATE | T::MYSQL_TYPE_NEWDATE, Some(date)) => Value::Date(date),
+                (_, Some(date)) => date
+                    .and_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us)
+                    .map(Value::DateTime)
+                    .unwrap_or(Value::Null),
+                // Zero dates ('0000-00-00') have no calendar value.
+                (_, None) => Value::Text(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")),
+            }
+        }
+        M::Time(neg, days, h, mi, s, us) => {
+            match (
+                neg,
+                days,
+                chrono::NaiveTime::from_hms_micro_opt(
+                    u32::from(h),
+                    u32::from(mi),
+                    u32::from(s),
+                    us,
+                ),
+            ) {
+                (false, 0, Some(t)) => Value::Time(t),
+                _ => Value::Text(format!(
+                    "{}{:02}:{mi:02}:{s:02}.{us:06}",
+                    if neg { "-" } else { "" },
+                    days * 24 + u32::from(h)
+                )),
+            }
+        }
+        M::Bytes(b) => match column.column_type() {
+            T::MYSQL_TYPE_DECIMAL | T::MYSQL_TYPE_NEWDECIMAL => {
+                Value::Decimal(String::from_utf8_lossy(&b).into_owned())
+            }
+            T::MYSQL_TYPE_JSON => Value::Json(String::from_utf8_lossy(&b).into_owned()),
+            T::MYSQL_TYPE_BIT => Value::Bytes(b),
+            _ if column.character_set() == 63 => Value::Bytes(b),
+            _ => match String::from_utf8(b) {
+                Ok(s) => Value::Text(s),
+                Err(e) => Value::Bytes(e.into_bytes()),
+            },
+        },
+    }
+}
+
+/// Rows read for one target's keys.
+#[derive(Debug, Default)]
+pub struct FetchedRows {
+    /// Root rows by root key.
+    pub roots: BTreeMap<KeyTuple, Row>,
+    /// Per join: joined rows by their `on` values (in `on` order).
+    pub joins: Vec<BTreeMap<KeyTuple, Row>>,
+    /// Per children lookup: child rows by their `on` values.
+    pub children: Vec<BTreeMap<KeyTuple, Vec<Row>>>,
+}
+
+/// Statistics of a snapshot's reads.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStats {
+    /// SELECT statements sent.
+    pub select_count: usize,
+    /// Rows read.
+    pub row_count: usize,
+}
+
+/// One batch's consistent, read-only view of the source.
+pub struct Snapshot {
+    conn: Conn,
+    chunk_size: usize,
+    /// Source clock when the snapshot was taken (`YYYY-MM-DD HH:MM:SS.ffffff`),
+    /// taken before the snapshot so it never claims a change it does not see.
+    pub read_time: String,
+    /// Reads so far.
+    pub stats: ReadStats,
+    json_columns: BTreeMap<TableName, BTreeSet<String>>,
+}
+
+impl Snapshot {
+    /// Starts a read-only consistent-snapshot transaction.
+    pub async fn begin(
+        pool: &Pool,
+        chunk_size: usize,
+        mapping: &Mapping,
+    ) -> Result<Snapshot, SourceError> {
+        let err = |source| SourceError {
+            table: "(snapshot)".into(),
+            source,
+        };
+        let mut conn = pool.get_conn().await.map_err(err)?;
+        let read_time: Option<String> = conn
+            .query_first("SELECT DATE_FORMAT(NOW(6), '%Y-%m-%d %H:%i:%s.%f')")
+            .await
+            .map_err(err)?;
+        // Started by hand on the owned connection so it can live in the struct.
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(err)?;
+        let json_columns = mapping
+            .sources
+            .values()
+            .map(|s| (s.name.clone(), s.json.iter().cloned().collect()))
+            .collect();
+        Ok(Snapshot {
+            conn,
+            chunk_size: chunk_size.max(1),
+            read_time: read_time.unwrap_or_default(),
+            stats: ReadStats::default(),
+            json_columns,
+        })
+    }
+
+    /// Ends the snapshot.
+    pub async fn finish(mut self) -> Result<ReadStats, SourceError> {
+        self.conn
+            .query_drop("COMMIT")
+            .await
+            .map_err(|source| SourceError {
+                table: "(snapshot)".into(),
+                source,
+            })?;
+        Ok(self.stats)
+    }
+
+    /// `SELECT columns FROM table WHERE (key_columns) IN (tuples)`, one query per chunk.
+    pub async fn select_in(
+        &mut self,
+        table: &TableName,
+        columns: &[String],
+        key_columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> Result<Vec<Row>, SourceError> {
+        let mut out = Vec::new();
+        let select = columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let keys = key_columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let json = self.json_columns.get(table).cloned().unwrap_or_default();
+        for chunk in tuples.chunks(self.chunk_size) {
+            let one = format!("({})", vec!["?"; key_columns.len()].join(", "));
+            let placeholders = vec![one.as_str(); chunk.len()].join(", ");
+            let sql = if key_columns.len() == 1 {
+                format!(
+                    "SELECT {select} FROM {} WHERE {keys} IN ({})",
+                    quote_table(table),
+                    vec!["?"; chunk.len()].join(", ")
+                )
+            } else {
+                format!(
+                    "SELECT {select} FROM {} WHERE ({keys}) IN ({placeholders})",
+                    quote_table(table)
+                )
+            };
+            let params: Vec<mysql_async::Value> = chunk
+                .iter()
+                .flat_map(|t| t.values())
+                .map(|v| to_param(&v))
+                .collect();
+            let rows: Vec<mysql_async::Row> =
+                self.conn
+                    .exec(sql, params)
+                    .await
+                    .map_err(|source| SourceError {
+                        table: table.to_string(),
+                        source,
+                    })?;
+            self.stats.select_count += 1;
+            self.stats.row_count += rows.len();
+            for row in rows {
+                let cols = row.columns();
+                let values = row.unwrap();
+                let r: Row = cols
+                    .iter()
+                    .zip(values)
+                    .map(|(c, v)| {
+                        let name = c.name_str().into_owned();
+                        let value = match from_column(v, c) {
+                            Value::Text(t) if json.contains(&name) => Value::Json(t),
+                            other => other,
+                        };
+                        (name, value)
+                    })
+                    .collect();
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Root keys of `target` whose `columns` equal one of `tuples` (a reverse lookup).
+    pub async fn reverse_lookup(
+        &mut self,
+        target: &Target,
+        columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
+        let mut select: Vec<String> = target.root_key.clone();
+        select.extend(
+            columns
+                .iter()
+                .filter(|c| !target.root_key.contains(c))
+                .cloned(),
+        );
+        let rows = self
+            .select_in(&target.root, &select, columns, tuples)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((key_of(r, &target.root_key)?, key_of(r, columns)?)))
+            .collect())
+    }
+
+    /// Reads the root rows for `keys` and their related rows.
+    pub async fn fetch(
+        &mut self,
+        target: &Target,
+        keys: &[KeyTuple],
+    ) -> Result<FetchedRows, SourceError> {
+        let mut fetched = FetchedRows::default();
+        let mut columns: Vec<String> = target.root_key.clone();
+        columns.extend(
+            target
+                .root_columns
+                .iter()
+                .filter(|c| !target.root_key.contains(c))
+                .cloned(),
+        );
+        for r in self
+            .select_in(&target.root, &columns, &target.root_key, keys)
+            .await?
+        {
+            if let Some(k) = key_of(&r, &target.root_key) {
+                fetched.roots.insert(k, r);
+            }
+        }
+        for join in &target.joins {
+            let on_join: Vec<String> = join.on.iter().map(|(j, _)| j.clone()).collect();
+            let on_root: Vec<String> = join.on.iter().map(|(_, r)| r.clone()).collect();
+            let tuples: BTreeSet<KeyTuple> = fetched
+                .roots
+                .values()
+                .filter_map(|r| key_of(r, &on_root))
+                .collect();
+            let mut cols = on_join.clone();
+            cols.extend(
+                join.columns
+                    .iter()
+                    .filter(|c| !on_join.contains(c))
+                    .cloned(),
+            );
+            let mut by = BTreeMap::new();
+            if !tuples.is_empty() {
+                let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
+                for r in self
+                    .select_in(&join.table, &cols, &on_join, &tuples)
+                    .await?
+                {
+                    if let Some(k) = key_of(&r, &on_join) {
+                        by.insert(k, r);
+                    }
+                }
+            }
+            fetched.joins.push(by);
+        }
+        for child in &target.children {
+            let on_child: Vec<String> = child.on.iter().map(|(c, _)| c.clone()).collect();
+            let on_root: Vec<String> = child.on.iter().map(|(_, r)| r.clone()).collect();
+            let tuples: BTreeSet<KeyTuple> = fetched
+                .roots
+                .values()
+                .filter_map(|r| key_of(r, &on_root))
+                .collect();
+            let mut cols = on_child.clone();
+            cols.extend(
+                child
+                    .columns
+                    .iter()
+                    .filter(|c| !on_child.contains(c))
+                    .cloned(),
+            );
+            let mut by: BTreeMap<KeyTuple, Vec<Row>> = BTreeMap::new();
+            if !tuples.is_empty() {
+                let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
+                for r in self
+                    .select_in(&child.table, &cols, &on_child, &tuples)
+                    .await?
+                {
+                    if let Some(k) = key_of(&r, &on_child) {
+                        by.entry(k).or_default().push(r);
+                    }
+                }
+            }
+            fetched.children.push(by);
+        }
+        Ok(fetched)
+    }
+}
+
+/// The key tuple of `columns` in a row, if all are present and usable.
+pub fn key_of(row: &Row, columns: &[String]) -> Option<KeyTuple> {
+    columns
+        .iter()
+        .map(|c| row.get(c).and_then(KeyPart::from_value))
+        .collect::<Option<Vec<_>>>()
+        .map(KeyTuple)
+}
+
+/// A connection pool for a MySQL URL, with the session in UTC (DMS renders
+/// TIMESTAMP in UTC) and at most `max_connections` connections.
+pub fn pool(url: &str, max_connections: usize) -> Result<Pool, mysql_async::UrlError> {
+    let opts = mysql_async::Opts::from_url(url)?;
+    let constraints =
+        mysql_async::PoolConstraints::new(1, max_connections.max(1)).unwrap_or_default();
+    let builder = mysql_async::OptsBuilder::from_opts(opts)
+        .setup(vec!["SET time_zone = '+00:00'"])
+        .pool_opts(mysql_async::PoolOpts::default().with_constraints(constraints));
+    Ok(Pool::new(builder))
+}

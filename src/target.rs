@@ -1,0 +1,317 @@
+//! Writing a MySQL target: one transaction per batch (or chunk) with
+//! multi-row upserts, keyed deletes, the shard checkpoint and quarantined
+//! records.
+//!
+//! Contract: delivery is at-least-once and ordered per shard only, so every
+//! write is idempotent: upserts by key, deletes by key, and the checkpoint
+//! (`dms_cdc_checkpoint`) advances in the same transaction, so a redelivered
+//! record at or below it is skipped. With a version column a write never
+//! replaces a row with an older version.
+
+use mysql_async::prelude::*;
+use mysql_async::{Pool, TxOpts};
+
+use crate::dms::Value;
+use crate::mapping::{DeletePolicy, Target};
+use crate::position::{SequenceNumber, ShardId};
+use crate::source::{quote, to_param};
+
+/// DDL of the bookkeeping tables, created if missing.
+pub const BOOKKEEPING_DDL: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS dms_cdc_checkpoint (
+        function_name   VARCHAR(128) NOT NULL,
+        shard_id        VARCHAR(128) NOT NULL,
+        sequence_number VARCHAR(129) NOT NULL,
+        updated_at      DATETIME(6) NOT NULL,
+        PRIMARY KEY (function_name, shard_id)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    "CREATE TABLE IF NOT EXISTS dms_cdc_quarantine (
+        id              BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        function_name   VARCHAR(128) NOT NULL,
+        shard_id        VARCHAR(128) NOT NULL,
+        sequence_number VARCHAR(129) NOT NULL,
+        table_name      VARCHAR(200) NULL,
+        operation       VARCHAR(32) NULL,
+        raw_record      LONGBLOB NOT NULL,
+        error_class     VARCHAR(64) NOT NULL,
+        error_message   TEXT NOT NULL,
+        first_seen      DATETIME(6) NOT NULL,
+        last_seen       DATETIME(6) NOT NULL,
+        attempts        INT NOT NULL DEFAULT 1,
+        resolved        TINYINT NOT NULL DEFAULT 0,
+        resolution      VARCHAR(200) NULL,
+        UNIQUE KEY quarantine_record (function_name, shard_id, sequence_number)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+];
+
+/// The MySQL error codes that are worth retrying: the one list of them.
+/// Everything else a server says is permanent.
+pub const RETRYABLE_SERVER_CODES: [u16; 10] = [
+    1205, // lock wait timeout
+    1213, // deadlock
+    1290, // read-only (--read-only, failover in progress)
+    1836, // read-only mode
+    1040, // too many connections
+    1053, // server shutdown in progress
+    1927, // connection was killed
+    1158, // network read error
+    1159, // network read timeout
+    1161, // network write timeout
+];
+
+/// Whether a driver error is retryable: broken connections, I/O, pool
+/// timeouts and the server codes above.
+pub fn is_retryable(err: &mysql_async::Error) -> bool {
+    match err {
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
+        mysql_async::Error::Server(e) => RETRYABLE_SERVER_CODES.contains(&e.code),
+        _ => false,
+    }
+}
+
+/// A write failed.
+#[derive(Debug, thiserror::Error)]
+#[error("target write ({what}): {source}")]
+pub struct TargetError {
+    /// What was being written.
+    pub what: String,
+    /// The driver error.
+    #[source]
+    pub source: mysql_async::Error,
+}
+
+impl TargetError {
+    /// Retryable or permanent.
+    pub fn is_retryable(&self) -> bool {
+        is_retryable(&self.source)
+    }
+}
+
+/// The writes for one target table.
+#[derive(Debug, Default, Clone)]
+pub struct TableWrites {
+    /// Index of the target.
+    pub target: usize,
+    /// Rows to upsert: values in `Target::column_names()` order (version last, if any).
+    pub upserts: Vec<Vec<Value>>,
+    /// Target keys to delete (per the delete policy).
+    pub deletes: Vec<Vec<Value>>,
+}
+
+/// A record to store in the quarantine table.
+#[derive(Debug, Clone)]
+pub struct Quarantine {
+    /// Shard.
+    pub shard_id: ShardId,
+    /// Sequence number.
+    pub sequence_number: SequenceNumber,
+    /// `schema.table`, when known.
+    pub table: Option<String>,
+    /// Operation, when known.
+    pub operation: Option<String>,
+    /// The raw payload.
+    pub raw: Vec<u8>,
+    /// `decode`, `plan`, `evaluate`, `write`, `ddl`.
+    pub class: &'static str,
+    /// The reason.
+    pub message: String,
+}
+
+/// A MySQL (or MariaDB) target.
+#[derive(Debug, Clone)]
+pub struct MysqlTarget {
+    pool: Pool,
+    function_name: String,
+    chunk_size: usize,
+}
+
+impl MysqlTarget {
+    /// A target writing through `pool` as `function_name`.
+    pub fn new(pool: Pool, function_name: impl Into<String>, chunk_size: usize) -> Self {
+        MysqlTarget {
+            pool,
+            function_name: function_name.into(),
+            chunk_size: chunk_size.max(1),
+        }
+    }
+
+    /// Creates the bookkeeping tables if missing.
+    pub async fn prepare(&self) -> Result<(), TargetError> {
+        let mut conn = self.pool.get_conn().await.map_err(|source| TargetError {
+            what: "connect".into(),
+            source,
+        })?;
+        for ddl in BOOKKEEPING_DDL {
+            conn.query_drop(ddl).await.map_err(|source| TargetError {
+                what: "bookkeeping tables".into(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The last applied sequence number of a shard.
+    pub async fn checkpoint(&self, shard: &ShardId) -> Result<Option<SequenceNumber>, TargetError> {
+        let err = |source| TargetError {
+            what: "read checkpoint".into(),
+            source,
+        };
+        let mut conn = self.pool.get_conn().await.map_err(err)?;
+        let found: Option<String> = conn
+            .exec_first(
+                "SELECT sequence_number FROM dms_cdc_checkpoint WHERE function_name = ? AND shard_id = ?",
+                (&self.function_name, &shard.0),
+            )
+            .await
+            .map_err(err)?;
+        Ok(found.and_then(|s| SequenceNumber::parse(&s).ok()))
+    }
+
+    /// Applies writes, quarantined records and the checkpoint in one transaction.
+    pub async fn apply(
+        &self,
+        targets: &[Target],
+        writes: &[TableWrites],
+        quarantine: &[Quarantine],
+        checkpoint: Option<(&ShardId, &SequenceNumber)>,
+    ) -> Result<(), TargetError> {
+        let err = |what: &str| {
+            let what = what.to_owned();
+            move |source| TargetError { what, source }
+        };
+        let mut tx = self
+            .pool
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(err("begin"))?;
+        for w in writes {
+            let target = &targets[w.target];
+            let names = target.column_names();
+            for chunk in w.upserts.chunks(self.chunk_size) {
+                let sql = upsert_sql(target, &names, chunk.len());
+                let params: Vec<mysql_async::Value> =
+                    chunk.iter().flatten().map(to_param).collect();
+                tx.exec_drop(sql, params)
+                    .await
+                    .map_err(err(&format!("upsert {}", target.table)))?;
+            }
+            for chunk in w.deletes.chunks(self.chunk_size) {
+                let (sql, mut params) = delete_sql(target, chunk);
+                params.extend(chunk.iter().flatten().map(to_param));
+                tx.exec_drop(sql, params)
+                    .await
+                    .map_err(err(&format!("delete {}", target.table)))?;
+            }
+        }
+        for q in quarantine {
+            tx.exec_drop(
+                "INSERT INTO dms_cdc_quarantine (function_name, shard_id, sequence_number, table_name, operation,
+                     raw_record, error_class, error_message, first_seen, last_seen)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, NOW(6), NOW(6))
+                 ON DUPLICATE KEY UPDATE attempts = attempts + 1, last_seen = NOW(6),
+                     error_class = VALUES(error_class), error_message = VALUES(error_message)",
+                (
+                    &self.function_name,
+                    &q.shard_id.0,
+                    q.sequence_number.as_str(),
+                    &q.table,
+                    &q.operation,
+                    &q.raw,
+                    q.class,
+                    &q.message,
+                ),
+            )
+            .await
+            .map_err(err("quarantine"))?;
+        }
+        if let Some((shard, seq)) = checkpoint {
+            let current: Option<String> = tx
+                .exec_first(
+                    "SELECT sequence_number FROM dms_cdc_checkpoint WHERE function_name = ? AND shard_id = ? FOR UPDATE",
+                    (&self.function_name, &shard.0),
+                )
+                .await
+                .map_err(err("read checkpoint"))?;
+            let behind = current
+                .and_then(|c| SequenceNumber::parse(&c).ok())
+                .is_none_or(|c| c < *seq);
+            if behind {
+                tx.exec_drop(
+                    "INSERT INTO dms_cdc_checkpoint (function_name, shard_id, sequence_number, updated_at)
+                     VALUES (?, ?, ?, NOW(6))
+                     ON DUPLICATE KEY UPDATE sequence_number = VALUES(sequence_number), updated_at = VALUES(updated_at)",
+                    (&self.function_name, &shard.0, seq.as_str()),
+                )
+                .await
+                .map_err(err("write checkpoint"))?;
+            }
+        }
+        tx.commit().await.map_err(err("commit"))?;
+        Ok(())
+    }
+}
+
+fn upsert_sql(target: &Target, names: &[&str], rows: usize) -> String {
+    let cols = names
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let one = format!("({})", vec!["?"; names.len()].join(", "));
+    let values = vec![one.as_str(); rows].join(", ");
+    let updates: Vec<String> = match &target.version {
+        // The version column is assigned last so the guard reads the old value for every column.
+        Some(v) => {
+            let guard = format!("({v} IS NULL OR VALUES({v}) >= {v})", v = quote(v));
+            names
+                .iter()
+                .filter(|c| !target.key.iter().any(|k| k == *c))
+                .map(|c| format!("{c} = IF({guard}, VALUES({c}), {c})", c = quote(c)))
+                .collect()
+        }
+        None => names
+            .iter()
+            .filter(|c| !target.key.iter().any(|k| k == *c))
+            .map(|c| format!("{c} = VALUES({c})", c = quote(c)))
+            .collect(),
+    };
+    let updates = if updates.is_empty() {
+        // Key-only tables: a no-op update keeps the statement idempotent.
+        format!("{k} = {k}", k = quote(&target.key[0]))
+    } else {
+        updates.join(", ")
+    };
+    format!(
+        "INSERT INTO {} ({cols}) VALUES {values} ON DUPLICATE KEY UPDATE {updates}",
+        quote(&target.table)
+    )
+}
+
+fn delete_sql(target: &Target, keys: &[Vec<Value>]) -> (String, Vec<mysql_async::Value>) {
+    let key_cols = target
+        .key
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let one = format!("({})", vec!["?"; target.key.len()].join(", "));
+    let list = vec![one.as_str(); keys.len()].join(", ");
+    let cond = format!("({key_cols}) IN ({list})");
+    match &target.delete {
+        DeletePolicy::Hard => (
+            format!("DELETE FROM {} WHERE {cond}", quote(&target.table)),
+            vec![],
+        ),
+        DeletePolicy::Soft { column, value } => {
+            let v = crate::mapping::toml_scalar(value).unwrap_or(Value::Null);
+            (
+                format!(
+                    "UPDATE {} SET {} = ? WHERE {cond}",
+                    quote(&target.table),
+                    quote(column)
+                ),
+                vec![to_param(&v)],
+            )
+        }
+    }
+}
