@@ -16,6 +16,7 @@
 
 pub mod dms;
 pub mod engine;
+pub mod lambda;
 pub mod local;
 pub mod mapping;
 pub mod plan;

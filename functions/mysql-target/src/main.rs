@@ -1,0 +1,40 @@
+//! Lambda function: AWS DMS change records on Kinesis -> a MySQL target.
+//!
+//! Configuration comes from environment variables (see the README and
+//! `dms_cdc::lambda`). Pools and the mapping are built once per cold start;
+//! each event goes through the shared engine and is answered with a
+//! `ReportBatchItemFailures` response.
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::streams::KinesisEventResponse;
+use dms_cdc::lambda::{Config, MysqlFunction};
+use dms_cdc::mapping::Transforms;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+/// The mapping deployed with this function (overridden by `DMS_CDC_MAPPING`).
+const MAPPING: &str = include_str!("../mapping.toml");
+
+/// Transforms this function's mapping may name, beyond the built-in ones.
+fn transforms() -> Transforms {
+    Transforms::standard()
+}
+
+async fn handler(
+    function: &MysqlFunction,
+    event: LambdaEvent<KinesisEvent>,
+) -> Result<KinesisEventResponse, Error> {
+    Ok(function.handle(&event.payload).await?)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON logs when AWS_LAMBDA_LOG_FORMAT=JSON (the template's LoggingConfig).
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env(|k| std::env::var(k).ok())?;
+    let function = MysqlFunction::init(config, MAPPING, transforms()).await?;
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event| handler(function, event))).await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,500 @@
+//! The Lambda side: configuration from the environment, cold-start
+//! initialisation (secrets, pools, mapping) and the handler that turns a
+//! Kinesis event into a `ReportBatchItemFailures` response.
+//!
+//! The function binaries in `functions/` are thin: they read [`Config`],
+//! call [`MysqlFunction::init`] once per cold start and hand every event to
+//! [`MysqlFunction::handle`]. `dms-cdc replay` runs the same engine.
+
+use std::path::PathBuf;
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::streams::KinesisEventResponse;
+
+use crate::engine::{BatchSummary, Engine, Settings};
+use crate::mapping::{Mapping, Transforms};
+
+/// Path of the mapping file (default: the mapping compiled into the function).
+pub const ENV_MAPPING: &str = "DMS_CDC_MAPPING";
+/// Source connection URL (`mysql://user:password@host:port/database`).
+pub const ENV_SOURCE_URL: &str = "DMS_CDC_SOURCE_URL";
+/// Secrets Manager secret id (or ARN) of the source, instead of a URL.
+pub const ENV_SOURCE_SECRET_ID: &str = "DMS_CDC_SOURCE_SECRET_ID";
+/// Target connection URL.
+pub const ENV_TARGET_URL: &str = "DMS_CDC_TARGET_URL";
+/// Secrets Manager secret id (or ARN) of the target, instead of a URL.
+pub const ENV_TARGET_SECRET_ID: &str = "DMS_CDC_TARGET_SECRET_ID";
+/// Database of the source when the secret does not name one (or to override it).
+pub const ENV_SOURCE_DATABASE: &str = "DMS_CDC_SOURCE_DATABASE";
+/// Database of the target when the secret does not name one (or to override it).
+pub const ENV_TARGET_DATABASE: &str = "DMS_CDC_TARGET_DATABASE";
+/// Keys per source query and rows per write statement (default 500).
+pub const ENV_CHUNK_SIZE: &str = "DMS_CDC_CHUNK_SIZE";
+/// Connections in the source pool (default 2).
+pub const ENV_SOURCE_POOL_SIZE: &str = "DMS_CDC_SOURCE_POOL_SIZE";
+/// Connections in the target pool (default 2).
+pub const ENV_TARGET_POOL_SIZE: &str = "DMS_CDC_TARGET_POOL_SIZE";
+/// Name under which checkpoints and quarantined records are kept (default: the Lambda function name).
+pub const ENV_FUNCTION_NAME: &str = "DMS_CDC_FUNCTION_NAME";
+
+/// Where a connection comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// A URL given directly (local runs, tests).
+    Url(String),
+    /// A Secrets Manager secret in the RDS JSON shape
+    /// (`username`, `password`, `host`, `port`, `dbname`).
+    Secret {
+        /// Secret id or ARN.
+        secret_id: String,
+        /// Database override.
+        database: Option<String>,
+    },
+}
+
+/// The function's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Mapping file, or `None` for the compiled-in one.
+    pub mapping: Option<PathBuf>,
+    /// Source connection.
+    pub source: Connection,
+    /// Target connection.
+    pub target: Connection,
+    /// Chunk size.
+    pub chunk_size: usize,
+    /// Source pool size.
+    pub source_pool_size: usize,
+    /// Target pool size.
+    pub target_pool_size: usize,
+    /// Function name for checkpoints and quarantine rows.
+    pub function_name: String,
+}
+
+/// A configuration error: which variable and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl Config {
+    /// Reads the configuration through `var` (e.g. `|k| std::env::var(k).ok()`).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        let connection = |url: &str, secret: &str, db: &str| -> Result<Connection, ConfigError> {
+            match (get(url), get(secret)) {
+                (Some(u), None) => {
+                    mysql_async::Opts::from_url(&u).map_err(|e| ConfigError {
+                        variable: url.to_owned(),
+                        problem: format!("not a valid mysql:// URL: {e}"),
+                    })?;
+                    Ok(Connection::Url(u))
+                }
+                (None, Some(s)) => Ok(Connection::Secret {
+                    secret_id: s,
+                    database: get(db),
+                }),
+                (Some(_), Some(_)) => Err(ConfigError {
+                    variable: format!("{url} / {secret}"),
+                    problem: "set one of them, not both".to_owned(),
+                }),
+                (None, None) => Err(ConfigError {
+                    variable: format!("{url} / {secret}"),
+                    problem: "one of them is required".to_owned(),
+                }),
+            }
+        };
+        let number = |k: &str, default: usize| -> Result<usize, ConfigError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=100_000).contains(n))
+                    .ok_or_else(|| ConfigError {
+                        variable: k.to_owned(),
+                        problem: format!("{v:?} is not a number from 1 to 100000"),
+                    }),
+            }
+        };
+        let function_name = get(ENV_FUNCTION_NAME)
+            .or_else(|| get("AWS_LAMBDA_FUNCTION_NAME"))
+            .ok_or_else(|| ConfigError {
+                variable: format!("{ENV_FUNCTION_NAME} / AWS_LAMBDA_FUNCTION_NAME"),
+                problem: "one of them is required".to_owned(),
+            })?;
+        Ok(Config {
+            mapping: get(ENV_MAPPING).map(PathBuf::from),
+            source: connection(ENV_SOURCE_URL, ENV_SOURCE_SECRET_ID, ENV_SOURCE_DATABASE)?,
+            target: connection(ENV_TARGET_URL, ENV_TARGET_SECRET_ID, ENV_TARGET_DATABASE)?,
+            chunk_size: number(ENV_CHUNK_SIZE, 500)?,
+            source_pool_size: number(ENV_SOURCE_POOL_SIZE, 2)?,
+            target_pool_size: number(ENV_TARGET_POOL_SIZE, 2)?,
+            function_name,
+        })
+    }
+}
+
+/// Builds a `mysql://` URL from an RDS-shaped secret (`username`, `password`,
+/// `host`, `port`, `dbname`). The error never contains the secret's values.
+pub fn url_from_secret(secret: &str, database: Option<&str>) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct RdsSecret {
+        username: String,
+        password: String,
+        host: String,
+        #[serde(default)]
+        port: Option<serde_json::Value>,
+        #[serde(default)]
+        dbname: Option<String>,
+    }
+    let s: RdsSecret = serde_json::from_str(secret)
+        .map_err(|_| "secret is not JSON with username, password and host".to_owned())?;
+    let port = match &s.port {
+        None => 3306,
+        Some(serde_json::Value::Number(n)) => {
+            n.as_u64().ok_or("secret port is not a port number")?
+        }
+        Some(serde_json::Value::String(t)) => {
+            t.parse().map_err(|_| "secret port is not a port number")?
+        }
+        Some(_) => return Err("secret port is not a port number".to_owned()),
+    };
+    let db = database
+        .map(str::to_owned)
+        .or(s.dbname)
+        .ok_or("secret has no dbname; set the database variable")?;
+    let enc = |t: &str| {
+        t.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    Ok(format!(
+        "mysql://{}:{}@{}:{port}/{}",
+        enc(&s.username),
+        enc(&s.password),
+        s.host,
+        enc(&db)
+    ))
+}
+
+/// Errors of a cold start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The mapping does not load.
+    #[error(transparent)]
+    Mapping(#[from] crate::mapping::LoadError),
+    /// A secret could not be read.
+    #[error("secret {secret_id}: {problem}")]
+    Secret {
+        /// Secret id.
+        secret_id: String,
+        /// What went wrong (never the value).
+        problem: String,
+    },
+}
+
+async fn resolve(connection: &Connection, variable: &str) -> Result<String, InitError> {
+    match connection {
+        Connection::Url(u) => Ok(u.clone()),
+        Connection::Secret {
+            secret_id,
+            database,
+        } => {
+            let sdk = aws_config::load_from_env().await;
+            let client = aws_sdk_secretsmanager::Client::new(&sdk);
+            let out = client
+                .get_secret_value()
+                .secret_id(secret_id)
+                .send()
+                .await
+                .map_err(|e| InitError::Secret {
+                    secret_id: secret_id.clone(),
+                    problem: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+                })?;
+            let text = out.secret_string().ok_or_else(|| InitError::Secret {
+                secret_id: secret_id.clone(),
+                problem: "secret has no string value".to_owned(),
+            })?;
+            let url = url_from_secret(text, database.as_deref()).map_err(|problem| {
+                InitError::Secret {
+                    secret_id: secret_id.clone(),
+                    problem,
+                }
+            })?;
+            mysql_async::Opts::from_url(&url).map_err(|e| {
+                InitError::Config(ConfigError {
+                    variable: variable.to_owned(),
+                    problem: format!("the secret does not make a valid URL: {e}"),
+                })
+            })?;
+            Ok(url)
+        }
+    }
+}
+
+/// A MySQL-target function, initialised once per cold start.
+pub struct MysqlFunction {
+    /// The engine every event goes through.
+    pub engine: Engine,
+    /// Set once the bookkeeping tables are known to exist.
+    prepared: tokio::sync::OnceCell<()>,
+}
+
+impl MysqlFunction {
+    /// Loads the mapping, resolves secrets and builds the pools (which
+    /// connect lazily: a database that is down fails batches retryably, not
+    /// the cold start).
+    pub async fn init(
+        config: Config,
+        embedded_mapping: &str,
+        transforms: Transforms,
+    ) -> Result<Self, InitError> {
+        let mapping = match &config.mapping {
+            Some(path) => Mapping::load(path, &transforms)?,
+            None => Mapping::parse("mapping.toml (compiled in)", embedded_mapping, &transforms)?,
+        };
+        let source_url = resolve(&config.source, ENV_SOURCE_SECRET_ID).await?;
+        let target_url = resolve(&config.target, ENV_TARGET_SECRET_ID).await?;
+        let pool_error = |variable: &str| {
+            let variable = variable.to_owned();
+            move |e: mysql_async::UrlError| ConfigError {
+                variable,
+                problem: e.to_string(),
+            }
+        };
+        let source = crate::source::pool(&source_url, config.source_pool_size)
+            .map_err(pool_error(ENV_SOURCE_URL))?;
+        let target_pool = crate::source::pool(&target_url, config.target_pool_size)
+            .map_err(pool_error(ENV_TARGET_URL))?;
+        let target = crate::target::MysqlTarget::new(
+            target_pool,
+            config.function_name.clone(),
+            config.chunk_size,
+        );
+        Ok(MysqlFunction {
+            engine: Engine {
+                mapping,
+                transforms,
+                source,
+                target,
+                settings: Settings {
+                    function_name: config.function_name,
+                    chunk_size: config.chunk_size,
+                },
+            },
+            prepared: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Handles one Kinesis event. An event that is not what Lambda sends is
+    /// a function error (Lambda retries or bisects it); everything else is
+    /// answered with the partial-failure response.
+    pub async fn handle(
+        &self,
+        event: &KinesisEvent,
+    ) -> Result<KinesisEventResponse, crate::dms::EventError> {
+        let deliveries = crate::dms::deliveries(event)?;
+        if let Err(e) = self
+            .prepared
+            .get_or_try_init(|| self.engine.target.prepare())
+            .await
+        {
+            // The target is unreachable: report the first record so Lambda retries the whole batch.
+            tracing::warn!(error = %e, "target unavailable; batch will be retried");
+            let outcomes = deliveries
+                .iter()
+                .map(|d| (&d.sequence_number, crate::engine::Outcome::Pending));
+            return Ok(crate::engine::build_response(outcomes));
+        }
+        let report = self.engine.process(&deliveries).await;
+        let shard_id = deliveries
+            .first()
+            .map(|d| d.shard_id.to_string())
+            .unwrap_or_default();
+        if let Some(e) = &report.retry_error {
+            tracing::warn!(shard_id = %shard_id, error = %e, "batch stopped at a retryable failure");
+        }
+        tracing::info!(
+            shard_id = %shard_id,
+            record_count = report.summary.record_count,
+            quarantined_count = report.summary.quarantined_count,
+            redelivered_count = report.summary.redelivered_count,
+            failed_sequence_number = report.response.batch_item_failures.first().and_then(|f| f.item_identifier.as_deref()).unwrap_or(""),
+            "batch done"
+        );
+        println!(
+            "{}",
+            emf_line(
+                &self.engine.settings.function_name,
+                &report.summary,
+                report.retry_error.is_some()
+            )
+        );
+        Ok(report.response)
+    }
+}
+
+/// A CloudWatch embedded-metric-format line for a batch (dimension: function).
+pub fn emf_line(function_name: &str, summary: &BatchSummary, retrying: bool) -> String {
+    let timestamp = chrono::Utc::now().timestamp_millis();
+    let upserts: usize = summary.upserts.values().sum();
+    let deletes: usize = summary.deletes.values().sum();
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": "dms-cdc",
+                "Dimensions": [["Function"]],
+                "Metrics": [
+                    {"Name": "Records", "Unit": "Count"},
+                    {"Name": "QuarantinedRecords", "Unit": "Count"},
+                    {"Name": "RedeliveredRecords", "Unit": "Count"},
+                    {"Name": "RowsUpserted", "Unit": "Count"},
+                    {"Name": "RowsDeleted", "Unit": "Count"},
+                    {"Name": "SourceSelects", "Unit": "Count"},
+                    {"Name": "RetriedBatches", "Unit": "Count"}
+                ]
+            }]
+        },
+        "Function": function_name,
+        "Records": summary.record_count,
+        "QuarantinedRecords": summary.quarantined_count,
+        "RedeliveredRecords": summary.redelivered_count,
+        "RowsUpserted": upserts,
+        "RowsDeleted": deletes,
+        "SourceSelects": summary.source_select_count,
+        "RetriedBatches": usize::from(retrying)
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn config_from_env() {
+        let c = Config::from_env(env(&[
+            (ENV_SOURCE_URL, "mysql://u:p@127.0.0.1:3306/src"),
+            (
+                ENV_TARGET_SECRET_ID,
+                "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+            ),
+            (ENV_TARGET_DATABASE, "global"),
+            (ENV_CHUNK_SIZE, "250"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "fn"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.source,
+            Connection::Url("mysql://u:p@127.0.0.1:3306/src".into())
+        );
+        assert_eq!(
+            c.target,
+            Connection::Secret {
+                secret_id: "arn:aws:secretsmanager:eu-west-1:1:secret:t".into(),
+                database: Some("global".into())
+            }
+        );
+        assert_eq!(c.chunk_size, 250);
+        assert_eq!(c.source_pool_size, 2);
+        assert_eq!(c.function_name, "fn");
+        assert_eq!(c.mapping, None);
+    }
+
+    #[test]
+    fn config_errors_name_the_variable() {
+        let cases = [
+            (
+                vec![("AWS_LAMBDA_FUNCTION_NAME", "fn")],
+                "DMS_CDC_SOURCE_URL / DMS_CDC_SOURCE_SECRET_ID: one of them is required",
+            ),
+            (
+                vec![
+                    ("AWS_LAMBDA_FUNCTION_NAME", "fn"),
+                    (ENV_SOURCE_URL, "postgres://x"),
+                    (ENV_TARGET_URL, "mysql://a@b/c"),
+                ],
+                "DMS_CDC_SOURCE_URL: not a valid mysql:// URL",
+            ),
+            (
+                vec![
+                    ("AWS_LAMBDA_FUNCTION_NAME", "fn"),
+                    (ENV_SOURCE_URL, "mysql://a@b/c"),
+                    (ENV_TARGET_URL, "mysql://a@b/c"),
+                    (ENV_CHUNK_SIZE, "0"),
+                ],
+                "DMS_CDC_CHUNK_SIZE: \"0\" is not a number from 1 to 100000",
+            ),
+            (
+                vec![
+                    (ENV_SOURCE_URL, "mysql://a@b/c"),
+                    (ENV_TARGET_URL, "mysql://a@b/c"),
+                ],
+                "DMS_CDC_FUNCTION_NAME / AWS_LAMBDA_FUNCTION_NAME: one of them is required",
+            ),
+        ];
+        for (vars, want) in cases {
+            let e = Config::from_env(env(&vars)).unwrap_err().to_string();
+            assert!(e.contains(want), "want {want:?} in {e:?}");
+        }
+    }
+
+    #[test]
+    fn urls_from_rds_secrets_never_leak_values() {
+        let url = url_from_secret(
+            r#"{"username":"dms","password":"p@ss:w/rd","host":"db.example","port":3307,"dbname":"src","engine":"mysql"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(url, "mysql://dms:p%40ss%3Aw%2Frd@db.example:3307/src");
+        assert!(mysql_async::Opts::from_url(&url).is_ok());
+        let url = url_from_secret(
+            r#"{"username":"u","password":"x","host":"h","port":"3306"}"#,
+            Some("global"),
+        )
+        .unwrap();
+        assert_eq!(url, "mysql://u:x@h:3306/global");
+        let e = url_from_secret(r#"{"username":"u","password":"hunter2"}"#, None).unwrap_err();
+        assert!(!e.contains("hunter2"));
+        let e = url_from_secret(r#"{"username":"u","password":"hunter2","host":"h"}"#, None)
+            .unwrap_err();
+        assert!(e.contains("dbname"), "{e}");
+    }
+
+    #[test]
+    fn emf_line_is_valid_json_with_metrics() {
+        let summary = BatchSummary {
+            record_count: 10,
+            quarantined_count: 2,
+            ..Default::default()
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&emf_line("fn", &summary, false)).unwrap();
+        assert_eq!(line["QuarantinedRecords"], 2);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "dms-cdc");
+    }
+}
