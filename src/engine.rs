@@ -292,6 +292,59 @@ impl Engine {
                 }
             }
         }
+        // A DDL that breaks the mapping: quarantine it and every later record
+        // of its table in this batch, with a reason that says so.
+        let mut broken: std::collections::BTreeMap<crate::dms::TableName, String> =
+            Default::default();
+        let mut keep = Vec::with_capacity(records.len());
+        for (k, r) in records.iter().enumerate() {
+            let d = &deliveries[todo[origin[k]]];
+            let table = r.table().cloned();
+            let reason = match &r.payload {
+                Payload::Control(c) => self.mapping.broken_by(c).map(|why| {
+                    if let Some(t) = &table {
+                        broken.insert(
+                            t.clone(),
+                            format!("{why} (sequence number {})", d.sequence_number),
+                        );
+                    }
+                    format!("{why}: fix the mapping, then redrive the quarantined records")
+                }),
+                Payload::Data(_) => table.as_ref().and_then(|t| broken.get(t)).map(|why| {
+                    format!(
+                        "after a DDL that breaks the mapping: {why}; fix the mapping, then redrive"
+                    )
+                }),
+            };
+            match reason {
+                Some(message) => {
+                    tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, error = %message, "record quarantined after a breaking DDL");
+                    let op = match &r.payload {
+                        Payload::Data(c) => c.operation.to_string(),
+                        Payload::Control(c) => c.operation.to_string(),
+                    };
+                    quarantine.push(quarantine_of(
+                        d,
+                        table.map(|t| t.to_string()),
+                        Some(op),
+                        "ddl",
+                        message,
+                    ));
+                    result[origin[k]].1 = Outcome::Quarantined;
+                }
+                None => keep.push(k),
+            }
+        }
+        if keep.len() < records.len() {
+            let mut slots = Vec::with_capacity(keep.len());
+            let mut kept = Vec::with_capacity(keep.len());
+            for k in keep {
+                slots.push(origin[k]);
+                kept.push(records[k].clone());
+            }
+            records = kept;
+            origin = slots;
+        }
         let mut plan = plan_batch(&self.mapping, &records);
         for e in &plan.errors {
             let slot = origin[e.record];

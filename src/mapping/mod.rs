@@ -439,6 +439,73 @@ impl Mapping {
         self.sources.get(table)
     }
 
+    /// The columns of a source table that any target reads (key, rules,
+    /// filters, join and children columns); empty if the table is unmapped.
+    pub fn columns_read(&self, table: &TableName) -> BTreeSet<String> {
+        let Some(source) = self.sources.get(table) else {
+            return BTreeSet::new();
+        };
+        let mut read: BTreeSet<String> = source.key.iter().cloned().collect();
+        for touch in &source.touches {
+            match touch {
+                Touch::Root { target } => {
+                    read.extend(self.targets[*target].root_columns.iter().cloned())
+                }
+                Touch::Related { columns, .. } => read.extend(columns.iter().cloned()),
+            }
+        }
+        read
+    }
+
+    /// Why a control record breaks this mapping, if it does: a dropped or
+    /// renamed mapped table, or a dropped, renamed or retyped column that a
+    /// target reads.
+    pub fn broken_by(&self, control: &crate::dms::ControlRecord) -> Option<String> {
+        use crate::dms::ControlOperation as Op;
+        let table = control.table.as_ref()?;
+        if !control.operation.may_break_mapping() || !self.sources.contains_key(table) {
+            return None;
+        }
+        if matches!(control.operation, Op::DropTable | Op::RenameTable) {
+            return Some(format!("{} of mapped table {table}", control.operation));
+        }
+        let read = self.columns_read(table);
+        // With IncludeControlDetails DMS sends the table definition after the
+        // change: a read column missing from it was dropped or renamed away.
+        if let Some(columns) = control
+            .detail
+            .pointer("/table-def/columns")
+            .and_then(|c| c.as_object())
+        {
+            let gone: Vec<String> = read
+                .into_iter()
+                .filter(|c| !columns.keys().any(|k| k.eq_ignore_ascii_case(c)))
+                .collect();
+            return (!gone.is_empty()).then(|| {
+                format!(
+                    "{} on {table} removed column(s) the mapping reads: {}",
+                    control.operation,
+                    gone.join(", ")
+                )
+            });
+        }
+        // Without a table definition, a drop or rename that names a read column breaks it.
+        if !matches!(
+            control.operation,
+            Op::DropColumn | Op::RenameColumn | Op::ChangeColumns
+        ) {
+            return None;
+        }
+        let hit: Vec<String> = read.into_iter().filter(|c| control.mentions(c)).collect();
+        (!hit.is_empty()).then(|| {
+            format!(
+                "{} on {table} concerns column(s) the mapping reads: {}",
+                control.operation,
+                hit.join(", ")
+            )
+        })
+    }
+
     /// The decode options this mapping implies.
     pub fn decode_options(&self) -> crate::dms::DecodeOptions {
         crate::dms::DecodeOptions {

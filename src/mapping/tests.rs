@@ -442,3 +442,78 @@ fn value_ordering_for_children() {
         Greater
     );
 }
+
+#[test]
+fn ddl_that_breaks_the_mapping_is_recognised() {
+    use crate::dms::{ControlOperation as Op, ControlRecord};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mapping.toml");
+    let m = Mapping::load(&path, &Transforms::standard()).unwrap();
+    let control = |op, table: &str, detail: serde_json::Value| ControlRecord {
+        operation: op,
+        table: Some(TableName::new("recipes_src", table)),
+        detail,
+    };
+    let drop_title = control(
+        Op::DropColumn,
+        "recipes",
+        serde_json::json!({"column-name": "title"}),
+    );
+    assert_eq!(
+        m.broken_by(&drop_title).as_deref(),
+        Some("drop-column on recipes_src.recipes concerns column(s) the mapping reads: title")
+    );
+    let drop_unread = control(
+        Op::DropColumn,
+        "recipes",
+        serde_json::json!({"column-name": "updated_at"}),
+    );
+    assert_eq!(m.broken_by(&drop_unread), None);
+    let add = control(
+        Op::AddColumn,
+        "recipes",
+        serde_json::json!({"column-name": "title"}),
+    );
+    assert_eq!(
+        m.broken_by(&add),
+        None,
+        "adding a column never breaks a mapping"
+    );
+    let rename_child_col = control(
+        Op::RenameColumn,
+        "ingredients",
+        serde_json::json!({"old": "quantity", "new": "qty"}),
+    );
+    assert!(m.broken_by(&rename_child_col).unwrap().contains("quantity"));
+    let drop_table = control(Op::DropTable, "recipe_stories", serde_json::Value::Null);
+    assert_eq!(
+        m.broken_by(&drop_table).as_deref(),
+        Some("drop-table of mapped table recipes_src.recipe_stories")
+    );
+    // DMS control details carry the table definition after the change.
+    let def = |cols: &[&str]| {
+        let columns: serde_json::Map<String, serde_json::Value> = cols
+            .iter()
+            .map(|c| (c.to_string(), serde_json::json!({"type": "INT64"})))
+            .collect();
+        serde_json::json!({"table-def": {"columns": columns}})
+    };
+    let all = ["id", "name", "email", "created_at", "is_active"];
+    let dropped_unread = control(Op::DropColumn, "users", def(&all));
+    assert_eq!(m.broken_by(&dropped_unread), None);
+    let dropped_email = control(
+        Op::DropColumn,
+        "users",
+        def(&["id", "name", "created_at", "is_active"]),
+    );
+    assert_eq!(
+        m.broken_by(&dropped_email).as_deref(),
+        Some("drop-column on recipes_src.users removed column(s) the mapping reads: email")
+    );
+    let retyped = control(Op::ColumnTypeChange, "users", def(&all));
+    assert_eq!(m.broken_by(&retyped), None);
+    let unmapped = control(Op::DropTable, "audit_log", serde_json::Value::Null);
+    assert_eq!(m.broken_by(&unmapped), None);
+    assert!(m
+        .columns_read(&TableName::new("recipes_src", "users"))
+        .contains("name"));
+}
