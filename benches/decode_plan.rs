@@ -1,2 +1,102 @@
-//! Placeholder; filled in shortly.
-fn main() {}
+//! CPU cost of the pure steps on one core: decoding a 10,000-record batch of
+//! DMS JSON documents, and decoding + planning it, over a realistic mix of the
+//! sample domain (inserts, updates with before images, deletes, child
+//! changes, an unmapped table; see `benches/common`).
+//!
+//! ```sh
+//! cargo bench --bench decode_plan            # full run
+//! cargo bench --bench decode_plan -- --test  # each benchmark once (CI smoke)
+//! ```
+
+mod common;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use dms_cdc::dms::{decode_record, deliveries, DmsRecord};
+use dms_cdc::plan::plan_batch;
+
+const RECORDS: usize = 10_000;
+
+fn benches(c: &mut Criterion) {
+    let (mapping, _transforms) = common::mapping();
+    let options = mapping.decode_options();
+    let workload = common::generate(
+        7,
+        common::DataSet {
+            users: 20_000,
+            recipes: 100_000,
+        },
+        1,
+        RECORDS,
+    );
+    let batch = &workload.batches[0];
+    let bytes: usize = batch.iter().map(|d| d.data.len()).sum();
+    let event = common::kinesis_event_json(batch);
+    let decoded: Vec<DmsRecord> = batch
+        .iter()
+        .map(|d| decode_record(d, &options).expect("the workload decodes"))
+        .collect();
+    let plan = plan_batch(&mapping, &decoded);
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors.first());
+    eprintln!(
+        "batch: {} records, {:.2} MB of DMS JSON ({} B/record), Lambda event {:.2} MB; plan: {} ops, {} lookup tuples, {} unchanged",
+        batch.len(),
+        bytes as f64 / 1e6,
+        bytes / batch.len(),
+        event.len() as f64 / 1e6,
+        plan.targets.iter().map(|t| t.ops.len()).sum::<usize>(),
+        plan.targets
+            .iter()
+            .flat_map(|t| t.lookups.values())
+            .map(|l| l.tuples.len())
+            .sum::<usize>(),
+        plan.counts.unchanged,
+    );
+
+    let mut group = c.benchmark_group("batch_10k");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.sample_size(20);
+
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            let records: Vec<DmsRecord> = batch
+                .iter()
+                .map(|d| decode_record(d, &options).expect("decodes"))
+                .collect();
+            black_box(records)
+        })
+    });
+
+    group.bench_function("decode_plan", |b| {
+        b.iter(|| {
+            let records: Vec<DmsRecord> = batch
+                .iter()
+                .map(|d| decode_record(d, &options).expect("decodes"))
+                .collect();
+            black_box(plan_batch(&mapping, &records))
+        })
+    });
+
+    // Attribution: planning alone, on already decoded records.
+    group.bench_function("plan", |b| {
+        b.iter(|| black_box(plan_batch(&mapping, black_box(&decoded))))
+    });
+
+    // What the Lambda runtime adds before decoding: the event JSON and base64.
+    group.bench_function("event_json_base64", |b| {
+        b.iter_batched(
+            || event.clone(),
+            |bytes| {
+                let ev: aws_lambda_events::event::kinesis::KinesisEvent =
+                    serde_json::from_slice(&bytes).expect("event parses");
+                black_box(deliveries(&ev).expect("deliveries"))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(decode_plan, benches);
+criterion_main!(decode_plan);
