@@ -363,6 +363,9 @@ impl Engine {
             ));
             result[slot].1 = Outcome::Quarantined;
         }
+        for i in &plan.no_write {
+            result[origin[*i]].1 = Outcome::Skipped;
+        }
         for i in &plan.controls {
             if let Payload::Control(c) = &records[*i].payload {
                 let table = c.table.as_ref().map(|t| t.to_string()).unwrap_or_default();

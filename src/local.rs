@@ -82,6 +82,7 @@ impl MariaDb {
             .tempdir()?;
         let data = dir.path().join("data");
         std::fs::create_dir(&data)?;
+        std::fs::create_dir(dir.path().join("tmp"))?;
         let running_as_root = Command::new("id")
             .arg("-u")
             .output()
@@ -100,8 +101,12 @@ impl MariaDb {
                 });
             }
         }
+        // Each server gets its own tmpdir: concurrent bootstraps otherwise
+        // collide on temporary table names in the shared one.
+        let tmp = dir.path().join("tmp");
         let mut cmd = Command::new(&install);
-        cmd.arg("--no-defaults")
+        cmd.env("TMPDIR", &tmp)
+            .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db");
@@ -122,7 +127,9 @@ impl MariaDb {
         let socket = dir.path().join("mysql.sock");
         let log = dir.path().join("error.log");
         let mut cmd = Command::new(&server);
-        cmd.arg("--no-defaults")
+        cmd.env("TMPDIR", &tmp)
+            .arg("--no-defaults")
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--port={port}"))

@@ -239,6 +239,8 @@ pub struct BatchPlan {
     pub errors: Vec<PlanError>,
     /// Indices of control records.
     pub controls: Vec<usize>,
+    /// Indices of records that need no write (control, unmapped, unchanged).
+    pub no_write: Vec<usize>,
     /// Counts.
     pub counts: PlanCounts,
 }
@@ -311,12 +313,14 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
             Payload::Control(_) => {
                 plan.counts.control += 1;
                 plan.controls.push(index);
+                plan.no_write.push(index);
                 continue;
             }
             Payload::Data(change) => change,
         };
         let Some(source) = mapping.source(&change.table) else {
             plan.counts.unmapped += 1;
+            plan.no_write.push(index);
             continue;
         };
         plan.counts.mapped += 1;
@@ -427,6 +431,7 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
         }
         if touched > 0 && skipped == touched {
             plan.counts.unchanged += 1;
+            plan.no_write.push(index);
         }
         for (target, key, action) in actions {
             plan.targets[target].add(key, action, index);

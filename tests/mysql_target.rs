@@ -1,119 +1,12 @@
 //! The MySQL target against real, throwaway MariaDB servers: source (binlog
 //! on) and target started by the test itself.
 
-use std::path::Path;
+mod support;
 
 use dms_cdc::dms::Delivery;
-use dms_cdc::engine::{Engine, Outcome, Settings};
-use dms_cdc::local::MariaDb;
-use dms_cdc::mapping::{Mapping, Transforms};
-use dms_cdc::position::{SequenceNumber, ShardId};
-use dms_cdc::source::pool;
-use dms_cdc::target::MysqlTarget;
-use mysql_async::prelude::*;
+use dms_cdc::engine::Outcome;
 use serde_json::json;
-
-struct Rig {
-    source_db: MariaDb,
-    _target_db: MariaDb,
-    engine: Engine,
-    target_pool: mysql_async::Pool,
-    next_seq: u64,
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-async fn rig(chunk_size: usize) -> Rig {
-    let source_db = MariaDb::start(1).expect("source mariadb");
-    let target_db = MariaDb::start(2).expect("target mariadb");
-    source_db
-        .run_file(&root().join("fixtures/source.sql"))
-        .unwrap();
-    target_db
-        .run_file(&root().join("fixtures/target.sql"))
-        .unwrap();
-    let transforms = Transforms::standard();
-    let mapping = Mapping::load(&root().join("fixtures/mapping.toml"), &transforms).unwrap();
-    let source = pool(&source_db.url("recipes_src"), 4).unwrap();
-    let target_pool = pool(&target_db.url("global"), 4).unwrap();
-    let target = MysqlTarget::new(target_pool.clone(), "mysql-target-test", chunk_size);
-    target.prepare().await.unwrap();
-    let engine = Engine {
-        mapping,
-        transforms,
-        source,
-        target,
-        settings: Settings {
-            function_name: "mysql-target-test".into(),
-            chunk_size,
-        },
-    };
-    Rig {
-        source_db,
-        _target_db: target_db,
-        engine,
-        target_pool,
-        next_seq: 0,
-    }
-}
-
-impl Rig {
-    fn delivery(&mut self, shard: &str, payload: Vec<u8>) -> Delivery {
-        self.next_seq += 1;
-        Delivery {
-            shard_id: ShardId(shard.into()),
-            sequence_number: SequenceNumber::parse(&format!(
-                "49590338271490256608559692538361571095921575989{:09}",
-                self.next_seq
-            ))
-            .unwrap(),
-            partition_key: "k".into(),
-            approximate_arrival_ms: None,
-            data: payload,
-        }
-    }
-
-    async fn source_sql(&self, sql: &str) {
-        let mut conn = self.engine.source.get_conn().await.unwrap();
-        conn.query_drop(sql).await.unwrap();
-    }
-
-    async fn target_rows(&self, sql: &str) -> Vec<mysql_async::Row> {
-        let mut conn = self.target_pool.get_conn().await.unwrap();
-        conn.query(sql).await.unwrap()
-    }
-}
-
-fn record(
-    op: &str,
-    table: &str,
-    after: serde_json::Value,
-    before: Option<serde_json::Value>,
-) -> Vec<u8> {
-    let mut doc = json!({
-        "data": after,
-        "metadata": {
-            "timestamp": "2026-11-20T10:15:00.000000Z",
-            "record-type": "data",
-            "operation": op,
-            "partition-key-type": "primary-key",
-            "schema-name": "recipes_src",
-            "table-name": table,
-            "transaction-id": 1,
-            "commit-timestamp": "2026-11-20T10:15:00Z"
-        }
-    });
-    if let Some(b) = before {
-        doc["before-image"] = b;
-    }
-    serde_json::to_vec(&doc).unwrap()
-}
-
-fn user(id: u64, name: &str) -> serde_json::Value {
-    json!({"id": id, "name": name, "email": "Ann@Example.COM", "created_at": "2026-01-02T03:04:05Z", "is_active": 1})
-}
+use support::{record, rig, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_converge_are_idempotent_and_isolate_poison() {

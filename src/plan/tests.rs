@@ -213,6 +213,7 @@ fn updates_of_columns_nobody_reads_produce_no_write() {
     ];
     let plan = plan_batch(&m, &records);
     assert_eq!(plan.counts.unchanged, 1);
+    assert_eq!(plan.no_write, vec![0]);
     assert_eq!(
         actions(&plan, RECIPES),
         vec![(12, "rebuild", 1), (13, "rebuild", 2)]
@@ -354,6 +355,7 @@ fn control_unmapped_and_bad_keys_are_counted_not_written() {
     assert_eq!(plan.counts.control, 1);
     assert_eq!(plan.controls, vec![0]);
     assert_eq!(plan.counts.unmapped, 1);
+    assert_eq!(plan.no_write, vec![0, 1]);
     assert!(plan.targets.iter().all(|t| t.is_empty()));
     let errors: Vec<String> = plan.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errors.len(), 3, "{errors:#?}");

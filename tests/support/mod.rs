@@ -1,0 +1,131 @@
+//! Shared test rig: throwaway source and target MariaDB servers with the
+//! sample schema, an engine over them, and DMS record builders.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use dms_cdc::dms::Delivery;
+use dms_cdc::engine::{Engine, Settings};
+use dms_cdc::local::MariaDb;
+use dms_cdc::mapping::{Mapping, Transforms};
+use dms_cdc::position::{SequenceNumber, ShardId};
+use dms_cdc::source::pool;
+use dms_cdc::target::MysqlTarget;
+use mysql_async::prelude::*;
+use serde_json::json;
+
+/// Source and target servers with the sample schema, and an engine over them.
+pub struct Rig {
+    pub source_db: MariaDb,
+    pub target_db: MariaDb,
+    pub engine: Engine,
+    pub target_pool: mysql_async::Pool,
+    next_seq: u64,
+}
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub async fn rig(chunk_size: usize) -> Rig {
+    let source_db = MariaDb::start(1).expect("source mariadb");
+    let target_db = MariaDb::start(2).expect("target mariadb");
+    source_db
+        .run_file(&root().join("fixtures/source.sql"))
+        .unwrap();
+    target_db
+        .run_file(&root().join("fixtures/target.sql"))
+        .unwrap();
+    let transforms = Transforms::standard();
+    let mapping = Mapping::load(&root().join("fixtures/mapping.toml"), &transforms).unwrap();
+    let source = pool(&source_db.url("recipes_src"), 4).unwrap();
+    let target_pool = pool(&target_db.url("global"), 4).unwrap();
+    let target = MysqlTarget::new(target_pool.clone(), "mysql-target-test", chunk_size);
+    target.prepare().await.unwrap();
+    let engine = Engine {
+        mapping,
+        transforms,
+        source,
+        target,
+        settings: Settings {
+            function_name: "mysql-target-test".into(),
+            chunk_size,
+        },
+    };
+    Rig {
+        source_db,
+        target_db,
+        engine,
+        target_pool,
+        next_seq: 0,
+    }
+}
+
+impl Rig {
+    /// A delivery on `shard` with the next (increasing, 56-digit) sequence number.
+    pub fn delivery(&mut self, shard: &str, payload: Vec<u8>) -> Delivery {
+        self.next_seq += 1;
+        Delivery {
+            shard_id: ShardId(shard.into()),
+            sequence_number: SequenceNumber::parse(&format!(
+                "49590338271490256608559692538361571095921575989{:09}",
+                self.next_seq
+            ))
+            .unwrap(),
+            partition_key: "k".into(),
+            approximate_arrival_ms: None,
+            data: payload,
+        }
+    }
+
+    pub async fn source_sql(&self, sql: &str) {
+        let mut conn = self.engine.source.get_conn().await.unwrap();
+        conn.query_drop(sql).await.unwrap();
+    }
+
+    pub async fn target_rows(&self, sql: &str) -> Vec<mysql_async::Row> {
+        let mut conn = self.target_pool.get_conn().await.unwrap();
+        conn.query(sql).await.unwrap()
+    }
+
+    /// A global status counter of the source server.
+    pub async fn source_status(&self, name: &str) -> u64 {
+        let mut conn = self.engine.source.get_conn().await.unwrap();
+        // Text protocol, so the read is not itself a prepared-statement execution.
+        let row: Option<(String, String)> = conn
+            .query_first(format!("SHOW GLOBAL STATUS WHERE Variable_name = '{name}'"))
+            .await
+            .unwrap();
+        row.map(|(_, v)| v.parse().unwrap()).unwrap_or(0)
+    }
+}
+
+/// A DMS JSON document for a data change of `recipes_src.<table>`.
+pub fn record(
+    op: &str,
+    table: &str,
+    after: serde_json::Value,
+    before: Option<serde_json::Value>,
+) -> Vec<u8> {
+    let mut doc = json!({
+        "data": after,
+        "metadata": {
+            "timestamp": "2026-11-20T10:15:00.000000Z",
+            "record-type": "data",
+            "operation": op,
+            "partition-key-type": "primary-key",
+            "schema-name": "recipes_src",
+            "table-name": table,
+            "transaction-id": 1,
+            "commit-timestamp": "2026-11-20T10:15:00Z"
+        }
+    });
+    if let Some(b) = before {
+        doc["before-image"] = b;
+    }
+    serde_json::to_vec(&doc).unwrap()
+}
+
+pub fn user(id: u64, name: &str) -> serde_json::Value {
+    json!({"id": id, "name": name, "email": "Ann@Example.COM", "created_at": "2026-01-02T03:04:05Z", "is_active": 1})
+}
