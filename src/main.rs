@@ -105,10 +105,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let source = pool(&source, 2).context("--source")?;
             let target_pool = pool(&target, 2).context("--target")?;
             let target = MysqlTarget::new(target_pool, function_name.clone(), chunk_size);
-            target
-                .prepare()
-                .await
-                .context("preparing the target's bookkeeping tables")?;
+            if let Err(e) = target.prepare().await {
+                eprintln!("error: preparing the target's bookkeeping tables: {e}");
+                // A target that is down is retryable: nothing was applied, run again.
+                return Ok(ExitCode::from(if e.is_retryable() { 1 } else { 2 }));
+            }
             let engine = Engine {
                 mapping,
                 transforms,

@@ -487,3 +487,45 @@ async fn source_selects_per_batch_are_bounded_by_lookups_times_chunks() {
         "1000-record batch: Com_select {selects}, Com_stmt_execute {executes}, bound {bound}"
     );
 }
+
+fn user_at(id: u64, name: &str, commit: &str) -> Vec<u8> {
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&record("update", "users", user(id, name), None)).unwrap();
+    doc["metadata"]["commit-timestamp"] = json!(commit);
+    serde_json::to_vec(&doc).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_never_replaces_a_row_with_an_older_version() {
+    let mut rig = rig(100).await;
+    // The newer change arrives first (say, through another shard after a resharding).
+    let newer = vec![rig.delivery(SHARD_A, user_at(1, "newer", "2026-11-20T10:15:02Z"))];
+    let older = vec![rig.delivery(SHARD_B, user_at(1, "older", "2026-11-20T10:15:01Z"))];
+    assert!(rig
+        .engine
+        .process(&newer)
+        .await
+        .response
+        .batch_item_failures
+        .is_empty());
+    let report = rig.engine.process(&older).await;
+    assert!(report.response.batch_item_failures.is_empty());
+    assert_eq!(user_names(&rig).await, vec![(1, "newer".to_owned())]);
+    let version: Vec<String> = rig
+        .target_rows("SELECT src_version FROM global_users")
+        .await
+        .iter()
+        .map(|r| r.get(0).unwrap())
+        .collect();
+    assert_eq!(version, vec!["2026-11-20 10:15:02.000000".to_owned()]);
+    // An equal or newer version replaces it.
+    let newest = vec![rig.delivery(SHARD_B, user_at(1, "newest", "2026-11-20T10:15:03Z"))];
+    assert!(rig
+        .engine
+        .process(&newest)
+        .await
+        .response
+        .batch_item_failures
+        .is_empty());
+    assert_eq!(user_names(&rig).await, vec![(1, "newest".to_owned())]);
+}
