@@ -14,6 +14,7 @@
 //! only. Every write is idempotent and every change ends applied, or
 //! quarantined with its raw payload and a reason; nothing is dropped.
 
+pub mod consume;
 pub mod dms;
 pub mod engine;
 pub mod lambda;
@@ -23,4 +24,5 @@ pub mod plan;
 pub mod position;
 pub mod replay;
 pub mod source;
+pub mod stream;
 pub mod target;

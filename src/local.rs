@@ -269,3 +269,76 @@ impl Drop for MariaDb {
         let _ = self.child.wait();
     }
 }
+
+/// A throwaway Kinesis emulator (kinesalite, from npm) on a free 127.0.0.1
+/// port, stopped when dropped.
+#[derive(Debug)]
+pub struct Kinesalite {
+    child: Child,
+    port: u16,
+}
+
+/// The folder with the local services' npm package (`infra/local`).
+pub fn local_services_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/local")
+}
+
+impl Kinesalite {
+    /// Installs kinesalite if its npm package is missing, then starts it.
+    pub fn start() -> Result<Kinesalite, LocalError> {
+        use std::io::BufRead as _;
+        let dir = local_services_dir();
+        if !dir.join("node_modules/kinesalite").exists() {
+            let out = Command::new("npm")
+                .current_dir(&dir)
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .output()
+                .map_err(|_| LocalError::Missing("npm"))?;
+            if !out.status.success() {
+                return Err(LocalError::Command {
+                    what: "npm ci (infra/local)".into(),
+                    detail: String::from_utf8_lossy(&out.stderr)
+                        .chars()
+                        .take(2000)
+                        .collect(),
+                });
+            }
+        }
+        let port = free_port()?;
+        let mut child = Command::new("node")
+            .current_dir(&dir)
+            .arg("kinesalite.js")
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|_| LocalError::Missing("node"))?;
+        let stdout = child.stdout.take().ok_or_else(|| LocalError::Command {
+            what: "kinesalite".into(),
+            detail: "no stdout".into(),
+        })?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        if !line.starts_with("ready") {
+            let _ = child.kill();
+            return Err(LocalError::Command {
+                what: "kinesalite".into(),
+                detail: format!("said {line:?}"),
+            });
+        }
+        Ok(Kinesalite { child, port })
+    }
+
+    /// The endpoint URL for the AWS SDK.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Kinesalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
