@@ -14,6 +14,7 @@
 //! only. Every write is idempotent and every change ends applied, or
 //! quarantined with its raw payload and a reason; nothing is dropped.
 
+pub mod capture;
 pub mod consume;
 pub mod dms;
 pub mod engine;
