@@ -133,6 +133,8 @@ fn workload() -> Vec<Vec<&'static str>> {
         vec!["UPDATE ingredients SET recipe_id = 102, position = 1 WHERE id = 1002"],
         vec!["UPDATE users SET id = 20 WHERE id = 2"],
         vec!["DELETE FROM ingredients WHERE id = 1003"],
+        // The rest goes to the next binlog file.
+        vec!["FLUSH BINARY LOGS"],
         vec!["UPDATE recipe_stories SET body = CONCAT(body, '!') WHERE recipe_id = 101"],
         vec!["ALTER TABLE recipes ADD COLUMN difficulty VARCHAR(20) NULL AFTER title"],
         vec!["INSERT INTO recipes (id, title, difficulty, created_at) VALUES (103, 'Miso Ramen', 'hard', '2025-06-21 07:30:00')"],
@@ -458,6 +460,7 @@ async fn binlog_changes_become_dms_records() {
         assert!(pair[0].position <= pair[1].position);
     }
     assert_eq!(records.last().unwrap().position, end);
+    assert_ne!(records[12].position.file, records[13].position.file);
 
     // Resuming from every transaction boundary yields exactly the rest.
     let boundaries: BTreeSet<BinlogPosition> = std::iter::once(start.clone())
