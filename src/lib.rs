@@ -16,11 +16,13 @@
 
 pub mod capture;
 pub mod consume;
+pub mod demo;
 pub mod dms;
 pub mod engine;
 pub mod lambda;
 pub mod local;
 pub mod mapping;
+pub mod pipeline;
 pub mod plan;
 pub mod position;
 pub mod replay;

@@ -51,6 +51,93 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         chunk_size: usize,
     },
+    /// The whole pipeline on this machine with the sample domain: source and
+    /// target MariaDB, the Kinesis emulator, capture, consume, a scripted
+    /// workload, a summary and a source-vs-target comparison.
+    ///
+    /// Exit codes: 0 zero differences; 1 differences found; 2 setup error.
+    Demo,
+    /// A local DMS: read a MySQL/MariaDB binlog and emit DMS-format records
+    /// to a Kinesis stream, or to a fixture file (a Lambda Kinesis event).
+    Capture {
+        /// Source URL (the user needs REPLICATION SLAVE and REPLICATION CLIENT).
+        #[arg(long)]
+        source: String,
+        /// The mapping: which tables, LOB/JSON columns, before-image field name.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Start at this binlog position (`file:pos`); default: the position
+        /// file, else the source's current position.
+        #[arg(long)]
+        from: Option<String>,
+        /// Where the position is persisted after every acknowledged put.
+        #[arg(long)]
+        position_file: Option<PathBuf>,
+        /// Write a fixture file instead of putting to a stream.
+        #[arg(long, conflicts_with = "stream")]
+        to_file: Option<PathBuf>,
+        /// Shards to spread a fixture file's records over.
+        #[arg(long, default_value_t = 1)]
+        shards: usize,
+        /// Kinesis stream name.
+        #[arg(long, required_unless_present = "to_file")]
+        stream: Option<String>,
+        /// Kinesis endpoint (a local emulator); default: AWS.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Keep following the binlog (default: stop when caught up).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// A local event source mapping: poll every shard of a stream and hand
+    /// batches to the engine, honouring its response like Lambda.
+    Consume {
+        /// Kinesis stream name.
+        #[arg(long)]
+        stream: String,
+        /// Kinesis endpoint (a local emulator); default: AWS.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The mapping file.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Source MySQL URL.
+        #[arg(long)]
+        source: String,
+        /// Target MySQL URL.
+        #[arg(long)]
+        target: String,
+        /// Name under which checkpoints and quarantined records are kept.
+        #[arg(long, default_value = "dms-cdc-consume")]
+        function_name: String,
+        /// Keys per source query and rows per write statement.
+        #[arg(long, default_value_t = 500)]
+        chunk_size: usize,
+        /// Records per batch.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Batching window in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        batching_window_ms: u64,
+        /// Retries of a failing batch before an on-failure record is written.
+        #[arg(long, default_value_t = 3)]
+        maximum_retry_attempts: u32,
+        /// Give up records older than this many seconds.
+        #[arg(long)]
+        maximum_record_age_s: Option<u64>,
+        /// Do not split a batch on a function error.
+        #[arg(long)]
+        no_bisect: bool,
+        /// Where on-failure records go (JSON lines).
+        #[arg(long)]
+        on_failure_file: Option<PathBuf>,
+        /// Where shard positions are persisted.
+        #[arg(long)]
+        state_file: Option<PathBuf>,
+        /// Exit after the stream has been idle this long (default: run until stopped).
+        #[arg(long)]
+        idle_exit_ms: Option<u64>,
+    },
     /// Validate a mapping file and print what it compiles to.
     CheckMapping {
         /// The mapping file.
@@ -131,6 +218,169 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 all_done &= report.response.batch_item_failures.is_empty();
             }
             Ok(if all_done {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Demo => {
+            let repo = std::env::current_dir()?;
+            let mut stdout = std::io::stdout();
+            let report = dms_cdc::demo::run(&repo, &mut stdout).await?;
+            println!("\n== summary");
+            println!("changes captured:   {}", report.captured);
+            println!("records consumed:   {}", report.consumed);
+            for (table, (upserts, deletes)) in &report.writes {
+                println!("writes {table}: {upserts} upserted, {deletes} deleted");
+            }
+            println!("quarantined:        {}", report.quarantined.len());
+            for (seq, class, reason) in &report.quarantined {
+                println!("  {seq} [{class}] {reason}");
+            }
+            println!(
+                "latency, source commit to target visible: p50 {} ms, p99 {} ms (commit times have 1 s resolution)",
+                report.latency_ms.0, report.latency_ms.1
+            );
+            println!(
+                "source vs target: {} rows compared, {} differences",
+                report.compared,
+                report.differences.len()
+            );
+            for d in &report.differences {
+                println!("  {d}");
+            }
+            Ok(if report.differences.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Capture {
+            source,
+            mapping,
+            from,
+            position_file,
+            to_file,
+            shards,
+            stream,
+            endpoint,
+            follow,
+        } => {
+            use dms_cdc::capture::{current_position, BinlogPosition, CaptureOptions};
+            let mapping = Mapping::load(&mapping, &transforms)?;
+            let options = CaptureOptions::from_mapping(&mapping);
+            let start = match (&from, &position_file) {
+                (Some(f), _) => f
+                    .parse::<BinlogPosition>()
+                    .map_err(|e| anyhow::anyhow!("--from: {e}"))?,
+                (None, Some(p)) => match dms_cdc::pipeline::load_position(p)? {
+                    Some(pos) => pos,
+                    None => current_position(&pool(&source, 1)?).await?,
+                },
+                (None, None) => current_position(&pool(&source, 1)?).await?,
+            };
+            let summary = if let Some(path) = to_file {
+                dms_cdc::pipeline::capture_to_file(&source, start, options, &path, shards).await?
+            } else {
+                let stream = stream.unwrap_or_default();
+                let kinesis = dms_cdc::stream::client(endpoint.as_deref()).await;
+                let (_stop, rx) = tokio::sync::watch::channel(false);
+                let stop = if follow {
+                    dms_cdc::pipeline::StopAt::Signal(rx)
+                } else {
+                    dms_cdc::pipeline::StopAt::CaughtUp
+                };
+                dms_cdc::pipeline::capture_to_stream(
+                    &source,
+                    start,
+                    options,
+                    &kinesis,
+                    &stream,
+                    position_file.as_deref(),
+                    stop,
+                )
+                .await?
+            };
+            println!(
+                "captured {} records in {} transactions; next position {}",
+                summary.record_count,
+                summary.transaction_count,
+                summary.position.map(|p| p.to_string()).unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Consume {
+            stream,
+            endpoint,
+            mapping,
+            source,
+            target,
+            function_name,
+            chunk_size,
+            batch_size,
+            batching_window_ms,
+            maximum_retry_attempts,
+            maximum_record_age_s,
+            no_bisect,
+            on_failure_file,
+            state_file,
+            idle_exit_ms,
+        } => {
+            use dms_cdc::consume::{ConsumeOptions, Consumer};
+            let mapping = Mapping::load(&mapping, &transforms)?;
+            let kinesis = dms_cdc::stream::client(endpoint.as_deref()).await;
+            let summary = kinesis
+                .describe_stream_summary()
+                .stream_name(&stream)
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "stream {stream}: {}",
+                        aws_sdk_kinesis::error::DisplayErrorContext(e)
+                    )
+                })?;
+            let arn = summary
+                .stream_description_summary()
+                .map(|d| d.stream_arn().to_owned())
+                .unwrap_or_default();
+            let target = MysqlTarget::new(
+                pool(&target, 2).context("--target")?,
+                function_name.clone(),
+                chunk_size,
+            );
+            if let Err(e) = target.prepare().await {
+                eprintln!("error: preparing the target's bookkeeping tables: {e}");
+                return Ok(ExitCode::from(if e.is_retryable() { 1 } else { 2 }));
+            }
+            let engine = Engine {
+                mapping,
+                transforms,
+                source: pool(&source, 2).context("--source")?,
+                target,
+                settings: Settings {
+                    function_name,
+                    chunk_size,
+                },
+            };
+            let mut options = ConsumeOptions::new(&stream, &arn);
+            options.batch_size = batch_size;
+            options.batching_window = std::time::Duration::from_millis(batching_window_ms);
+            options.maximum_retry_attempts = maximum_retry_attempts;
+            options.maximum_record_age = maximum_record_age_s.map(std::time::Duration::from_secs);
+            options.bisect_on_function_error = !no_bisect;
+            options.on_failure_file = on_failure_file;
+            options.state_file = state_file;
+            let mut consumer = Consumer::new(kinesis, options)?;
+            let idle = std::time::Duration::from_millis(idle_exit_ms.unwrap_or(u64::MAX / 4));
+            let summary = consumer
+                .run_until_idle(&engine, idle, std::time::Duration::from_secs(u64::MAX / 4))
+                .await?;
+            println!(
+                "consumed {} records in {} invocations; {} batches given up (on-failure records)",
+                summary.record_count, summary.invocation_count, summary.on_failure_count
+            );
+            Ok(if summary.on_failure_count == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

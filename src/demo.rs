@@ -1,0 +1,330 @@
+//! `dms-cdc demo`: the whole pipeline on this machine with the sample
+//! domain. Starts a source and a target MariaDB and the Kinesis emulator on
+//! loopback, loads the sample schema and data, runs capture and consume,
+//! plays a scripted workload on the source, waits until everything is
+//! drained, prints a summary and a source-vs-target comparison, and stops
+//! what it started.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+
+use crate::capture::{snapshot, CaptureOptions};
+use crate::consume::{BatchHandler, ConsumeOptions, Consumer};
+use crate::dms::{decode_record, Delivery};
+use crate::engine::{Engine, Settings};
+use crate::local::{Kinesalite, MariaDb};
+use crate::mapping::{Mapping, Transforms};
+use crate::pipeline::{capture_to_stream, StopAt};
+use crate::stream::{client, ensure_stream, put_ordered};
+use crate::target::MysqlTarget;
+
+/// What the demo measured.
+#[derive(Debug, Default)]
+pub struct DemoReport {
+    /// Records captured (snapshot and stream).
+    pub captured: usize,
+    /// Records the consumer read.
+    pub consumed: usize,
+    /// Rows upserted / deleted per target table.
+    pub writes: BTreeMap<String, (usize, usize)>,
+    /// Quarantined records: sequence number, class, reason.
+    pub quarantined: Vec<(String, String, String)>,
+    /// Source commit to target visible, milliseconds, p50 and p99.
+    pub latency_ms: (u64, u64),
+    /// Rows compared and rows that differ.
+    pub compared: usize,
+    /// Differences found (should be zero).
+    pub differences: Vec<String>,
+}
+
+struct Measured<'a> {
+    engine: &'a Engine,
+    writes: Mutex<BTreeMap<String, (usize, usize)>>,
+    latencies: Mutex<Vec<u64>>,
+}
+
+impl BatchHandler for Measured<'_> {
+    async fn handle(
+        &self,
+        batch: &[Delivery],
+    ) -> Result<aws_lambda_events::streams::KinesisEventResponse, String> {
+        let report = self.engine.process(batch).await;
+        let now = chrono::Utc::now().naive_utc();
+        if let Ok(mut w) = self.writes.lock() {
+            for (t, n) in &report.summary.upserts {
+                w.entry(t.clone()).or_default().0 += n;
+            }
+            for (t, n) in &report.summary.deletes {
+                w.entry(t.clone()).or_default().1 += n;
+            }
+        }
+        let options = self.engine.mapping.decode_options();
+        if let Ok(mut l) = self.latencies.lock() {
+            for d in batch {
+                let commit = decode_record(d, &options)
+                    .ok()
+                    .and_then(|r| r.metadata.transaction.commit_timestamp)
+                    .and_then(|t| crate::dms::parse_datetime(&t));
+                if let Some(c) = commit {
+                    l.push((now - c).num_milliseconds().max(0) as u64);
+                }
+            }
+        }
+        Ok(report.response)
+    }
+}
+
+/// The scripted workload: inserts, updates, deletes, a child moving between
+/// parents, a story over DMS's 32 KB LOB limit, and a poison value (a zero
+/// date the target mapping cannot convert).
+const WORKLOAD: &[&str] = &[
+    "INSERT INTO users VALUES (50, 'Grace', 'Grace@Example.com', '2026-11-01 09:00:00', 1)",
+    "INSERT INTO recipes (id, author_id, title, status, servings, rating, created_at, tags)
+       VALUES (500, 50, 'Focaccia', 'published', 6, 4.80, '2026-11-01 09:30:00', '[\"bread\"]')",
+    "INSERT INTO ingredients VALUES (5000, 500, 1, 'flour', 500.00, 'g'), (5001, 500, 2, 'water', 350.00, 'ml'), (5002, 500, 3, 'salt', 10.00, 'g')",
+    "UPDATE recipes SET title = 'Rosemary focaccia' WHERE id = 500",
+    "UPDATE users SET name = 'Grace H.' WHERE id = 50",
+    "UPDATE ingredients SET recipe_id = 101, position = 9 WHERE id = 5002",
+    "DELETE FROM ingredients WHERE id = 5001",
+    "INSERT INTO recipe_stories VALUES (500, REPEAT('A long, long story about bread. ', 2000))",
+    "UPDATE recipes SET status = 'draft' WHERE id = 102",
+    "DELETE FROM users WHERE id = 4",
+    "INSERT INTO users VALUES (51, 'Zero', 'zero@example.com', '0000-00-00 00:00:00', 1)",
+    "UPDATE recipes SET status = 'published', title = 'Back again' WHERE id = 102",
+];
+
+/// Runs the demo; `repo` is the folder with `fixtures/`.
+pub async fn run(repo: &Path, out: &mut impl std::io::Write) -> anyhow::Result<DemoReport> {
+    let started = Instant::now();
+    let say = |out: &mut dyn std::io::Write, text: String| {
+        let _ = writeln!(out, "[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+    };
+    say(
+        out,
+        "starting source and target MariaDB and the Kinesis emulator on 127.0.0.1".into(),
+    );
+    let source_db = tokio::task::spawn_blocking(|| MariaDb::start(1)).await??;
+    let target_db = tokio::task::spawn_blocking(|| MariaDb::start(2)).await??;
+    let kinesalite = tokio::task::spawn_blocking(Kinesalite::start).await??;
+    source_db.run_file(&repo.join("fixtures/source.sql"))?;
+    source_db.run_file(&repo.join("fixtures/source-state.sql"))?;
+    target_db.run_file(&repo.join("fixtures/target.sql"))?;
+    let transforms = Transforms::standard();
+    let mapping = Mapping::load(&repo.join("fixtures/mapping.toml"), &transforms)?;
+    let capture_options = CaptureOptions::from_mapping(&mapping);
+    let source_url = source_db.url("recipes_src");
+    let source = crate::source::pool(&source_url, 4)?;
+    let target_pool = crate::source::pool(&target_db.url("global"), 4)?;
+    let target = MysqlTarget::new(target_pool.clone(), "dms-cdc-demo", 500);
+    target.prepare().await?;
+    let engine = Engine {
+        mapping,
+        transforms,
+        source: source.clone(),
+        target,
+        settings: Settings {
+            function_name: "dms-cdc-demo".into(),
+            chunk_size: 500,
+        },
+    };
+    let kinesis = client(Some(&kinesalite.endpoint())).await;
+    let arn = ensure_stream(&kinesis, "dms-cdc-demo", 2).await?;
+    say(
+        out,
+        format!("stream dms-cdc-demo: 2 shards on {}", kinesalite.endpoint()),
+    );
+
+    // Full load, then CDC from the snapshot's binlog position.
+    let tables: Vec<_> = engine.mapping.sources.keys().cloned().collect();
+    let snap = snapshot(&source, &tables, &capture_options).await?;
+    let load: Vec<(String, Vec<u8>)> = snap
+        .records
+        .iter()
+        .map(|r| (r.partition_key.clone(), r.payload.clone()))
+        .collect();
+    put_ordered(&kinesis, "dms-cdc-demo", &load).await?;
+    say(out, format!("full load: {} records put", load.len()));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let capture_task = {
+        let kinesis = kinesis.clone();
+        let url = source_url.clone();
+        let options = capture_options.clone();
+        let from = snap.position.clone();
+        tokio::spawn(async move {
+            capture_to_stream(
+                &url,
+                from,
+                options,
+                &kinesis,
+                "dms-cdc-demo",
+                None,
+                StopAt::Signal(stop_rx),
+            )
+            .await
+        })
+    };
+    let handler = Measured {
+        engine: &engine,
+        writes: Mutex::default(),
+        latencies: Mutex::default(),
+    };
+    let mut consumer = Consumer::new(kinesis.clone(), ConsumeOptions::new("dms-cdc-demo", &arn))?;
+    let consume = async {
+        // Consume while the workload runs; the consumer's counts are cumulative.
+        loop {
+            consumer
+                .run_until_idle(&handler, Duration::from_millis(300), Duration::from_secs(5))
+                .await?;
+            if *stop_tx.borrow() && capture_task.is_finished() {
+                let s = consumer
+                    .run_until_idle(&handler, Duration::from_secs(1), Duration::from_secs(60))
+                    .await?;
+                return Ok::<usize, anyhow::Error>(s.record_count);
+            }
+        }
+    };
+    let workload = async {
+        let mut conn = source.get_conn().await?;
+        for sql in WORKLOAD {
+            conn.query_drop(*sql).await?;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        // Let capture catch up, then ask it to stop.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = stop_tx.send(true);
+        Ok::<(), anyhow::Error>(())
+    };
+    say(
+        out,
+        format!(
+            "playing {} workload statements on the source",
+            WORKLOAD.len()
+        ),
+    );
+    let (consumed, ()) = tokio::try_join!(consume, workload)?;
+    let captured = capture_task.await??;
+    say(
+        out,
+        "drained: capture caught up and every shard is idle".into(),
+    );
+
+    let mut report = DemoReport {
+        captured: load.len() + captured.record_count,
+        consumed,
+        writes: handler.writes.lock().map(|w| w.clone()).unwrap_or_default(),
+        ..Default::default()
+    };
+    let mut latencies = handler
+        .latencies
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    report.latency_ms = (pct(0.5), pct(0.99));
+    let mut tconn = target_pool.get_conn().await?;
+    report.quarantined = tconn
+        .query("SELECT sequence_number, error_class, error_message FROM dms_cdc_quarantine ORDER BY id")
+        .await?;
+    compare(&source, &target_pool, &mut report).await?;
+    drop(tconn);
+    source.disconnect().await.ok();
+    target_pool.disconnect().await.ok();
+    drop(kinesalite);
+    drop(target_db);
+    drop(source_db);
+    Ok(report)
+}
+
+/// Compares the target with the mapping of the final source state, using SQL
+/// on the source as an independent oracle.
+async fn compare(
+    source: &mysql_async::Pool,
+    target: &mysql_async::Pool,
+    report: &mut DemoReport,
+) -> anyhow::Result<()> {
+    type Row = (i64, String, Option<String>, String);
+    let mut s = source.get_conn().await?;
+    let mut t = target.get_conn().await?;
+    let expected: Vec<Row> = s
+        .query(
+            "SELECT r.id, r.title, u.name,
+                    COALESCE((SELECT GROUP_CONCAT(i.name ORDER BY i.position, i.id) FROM ingredients i WHERE i.recipe_id = r.id), '')
+             FROM recipes r LEFT JOIN users u ON u.id = r.author_id WHERE r.status = 'published' ORDER BY r.id",
+        )
+        .await?;
+    let rows: Vec<(i64, String, Option<String>, String)> =
+        t.query("SELECT legacy_id, title, author_name, ingredients FROM global_recipes ORDER BY legacy_id").await?;
+    let actual: Vec<Row> = rows
+        .into_iter()
+        .map(|(id, title, author, json)| {
+            let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&json)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|i| i["name"].as_str().map(str::to_owned))
+                .collect();
+            (id, title, author, names.join(","))
+        })
+        .collect();
+    let live_users: Vec<(u64, String)> = s.query("SELECT id, name FROM users ORDER BY id").await?;
+    let target_users: Vec<(u64, String)> = t
+        .query(
+            "SELECT user_id, display_name FROM global_users WHERE is_deleted = 0 ORDER BY user_id",
+        )
+        .await?;
+    report.compared = expected.len().max(actual.len()) + live_users.len().max(target_users.len());
+    for e in &expected {
+        match actual.iter().find(|a| a.0 == e.0) {
+            None => report
+                .differences
+                .push(format!("global_recipes {}: missing", e.0)),
+            Some(a) if a != e => report
+                .differences
+                .push(format!("global_recipes {}: differs", e.0)),
+            _ => {}
+        }
+    }
+    for a in &actual {
+        if !expected.iter().any(|e| e.0 == a.0) {
+            report
+                .differences
+                .push(format!("global_recipes {}: not in the source", a.0));
+        }
+    }
+    // A user whose change was quarantined (the poison value) is reported as
+    // quarantined, not as a difference: it waits for a mapping fix and a redrive.
+    let quarantined_users: Vec<Option<u64>> = t
+        .query(
+            "SELECT CAST(JSON_VALUE(CONVERT(raw_record USING utf8mb4), '$.data.id') AS UNSIGNED)
+             FROM dms_cdc_quarantine WHERE table_name = 'recipes_src.users'",
+        )
+        .await?;
+    for u in &live_users {
+        if !target_users.contains(u) && !quarantined_users.contains(&Some(u.0)) {
+            report
+                .differences
+                .push(format!("global_users {}: missing or differs", u.0));
+        }
+    }
+    for u in &target_users {
+        if !live_users.iter().any(|l| l.0 == u.0) {
+            report.differences.push(format!(
+                "global_users {}: live in the target, gone in the source",
+                u.0
+            ));
+        }
+    }
+    Ok(())
+}
