@@ -88,6 +88,10 @@ enum Command {
         /// Keep following the binlog (default: stop when caught up).
         #[arg(long)]
         follow: bool,
+        /// First emit `load` records of every mapped table from one consistent
+        /// snapshot, then stream from the snapshot's binlog position.
+        #[arg(long, conflicts_with_all = ["from", "position_file"])]
+        snapshot: bool,
     },
     /// A local event source mapping: poll every shard of a stream and hand
     /// batches to the engine, honouring its response like Lambda.
@@ -265,11 +269,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stream,
             endpoint,
             follow,
+            snapshot,
         } => {
             use dms_cdc::capture::{current_position, BinlogPosition, CaptureOptions};
             let mapping = Mapping::load(&mapping, &transforms)?;
             let options = CaptureOptions::from_mapping(&mapping);
+            let load = if snapshot {
+                let tables: Vec<_> = mapping.sources.keys().cloned().collect();
+                Some(dms_cdc::capture::snapshot(&pool(&source, 1)?, &tables, &options).await?)
+            } else {
+                None
+            };
             let start = match (&from, &position_file) {
+                _ if load.is_some() => load
+                    .as_ref()
+                    .map(|s| s.position.clone())
+                    .unwrap_or_else(|| BinlogPosition::new("", 0)),
                 (Some(f), _) => f
                     .parse::<BinlogPosition>()
                     .map_err(|e| anyhow::anyhow!("--from: {e}"))?,
@@ -280,10 +295,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, None) => current_position(&pool(&source, 1)?).await?,
             };
             let summary = if let Some(path) = to_file {
-                dms_cdc::pipeline::capture_to_file(&source, start, options, &path, shards).await?
+                let records = load.map(|s| s.records).unwrap_or_default();
+                dms_cdc::pipeline::capture_to_file(&source, start, options, &path, shards, &records)
+                    .await?
             } else {
                 let stream = stream.unwrap_or_default();
                 let kinesis = dms_cdc::stream::client(endpoint.as_deref()).await;
+                if let Some(snap) = &load {
+                    let records: Vec<(String, Vec<u8>)> = snap
+                        .records
+                        .iter()
+                        .map(|r| (r.partition_key.clone(), r.payload.clone()))
+                        .collect();
+                    dms_cdc::stream::put_ordered(&kinesis, &stream, &records).await?;
+                    println!("snapshot: {} load records put", records.len());
+                }
                 let (_stop, rx) = tokio::sync::watch::channel(false);
                 let stop = if follow {
                     dms_cdc::pipeline::StopAt::Signal(rx)

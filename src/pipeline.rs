@@ -182,13 +182,15 @@ pub fn fixture_event(
     serde_json::json!({ "Records": items })
 }
 
-/// Captures up to the source's current position into a fixture file.
+/// Captures up to the source's current position into a fixture file, after
+/// `load` (snapshot records, or nothing).
 pub async fn capture_to_file(
     source_url: &str,
     from: BinlogPosition,
     options: CaptureOptions,
     path: &Path,
     shard_count: usize,
+    load: &[CapturedRecord],
 ) -> Result<CaptureSummary, PipelineError> {
     let pool = crate::source::pool(source_url, 1)
         .map_err(|e| PipelineError::Capture(CaptureError::Setup(format!("source URL: {e}"))))?;
@@ -199,9 +201,10 @@ pub async fn capture_to_file(
     let transactions = capture
         .transactions_until(&target, Duration::from_secs(120))
         .await?;
-    let records: Vec<CapturedRecord> = transactions
+    let records: Vec<CapturedRecord> = load
         .iter()
-        .flat_map(|t| t.records.clone())
+        .cloned()
+        .chain(transactions.iter().flat_map(|t| t.records.clone()))
         .collect();
     let event = fixture_event(
         &records,

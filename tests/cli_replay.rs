@@ -81,3 +81,87 @@ fn replay_cli_applies_fixtures_and_reports_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--source"));
 }
+
+#[test]
+fn capture_snapshot_to_file_then_replay_it() {
+    let source = dms_cdc::local::MariaDb::start(1).unwrap();
+    let target = dms_cdc::local::MariaDb::start(2).unwrap();
+    source
+        .run_file(&root().join("fixtures/source.sql"))
+        .unwrap();
+    source
+        .run_file(&root().join("fixtures/source-state.sql"))
+        .unwrap();
+    target
+        .run_file(&root().join("fixtures/target.sql"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("recorded.json");
+    let source_url = source.url("recipes_src");
+    let out = Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
+        .current_dir(root())
+        .args([
+            "capture",
+            "--source",
+            &source_url,
+            "--mapping",
+            "fixtures/mapping.toml",
+            "--snapshot",
+            "--shards",
+            "2",
+        ])
+        .arg("--to-file")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let event: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let records = event["Records"].as_array().unwrap();
+    assert!(records.len() > 20, "load records of every mapped table");
+    let shards: std::collections::BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["eventID"].as_str().unwrap().split(':').next().unwrap())
+        .collect();
+    assert_eq!(shards.len(), 2);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
+        .current_dir(root())
+        .arg("replay")
+        .arg(&file)
+        .args([
+            "--mapping",
+            "fixtures/mapping.toml",
+            "--source",
+            &source_url,
+            "--target",
+            &target.url("global"),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("quarantined 0"), "{stdout}");
+    let expected = include_str!("../fixtures/expected/global_recipes.json");
+    let expected: serde_json::Value = serde_json::from_str(expected).unwrap();
+    let pool = dms_cdc::source::pool(&target.url("global"), 1).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let count: u64 = rt.block_on(async {
+        use mysql_async::prelude::*;
+        let mut conn = pool.get_conn().await.unwrap();
+        conn.query_first("SELECT COUNT(*) FROM global_recipes")
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    assert_eq!(
+        count as usize,
+        expected.as_array().unwrap().len(),
+        "every published recipe of the source"
+    );
+}

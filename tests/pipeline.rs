@@ -362,6 +362,7 @@ async fn a_recorded_fixture_replays_to_the_same_target_as_the_live_run() {
         CaptureOptions::from_mapping(&live.engine.mapping),
         &file,
         2,
+        &[],
     )
     .await
     .unwrap();
