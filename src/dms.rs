@@ -428,6 +428,14 @@ pub struct DmsRecord {
 }
 
 impl DmsRecord {
+    /// The DMS spelling of the record's operation (`insert`, `drop-column`, ...).
+    pub fn operation_name(&self) -> &'static str {
+        match &self.payload {
+            Payload::Data(d) => d.operation.as_str(),
+            Payload::Control(c) => c.operation.as_str(),
+        }
+    }
+
     /// The table the record concerns, if any.
     pub fn table(&self) -> Option<&TableName> {
         match &self.payload {

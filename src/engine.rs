@@ -263,10 +263,7 @@ impl Engine {
             let table = decoded
                 .as_ref()
                 .and_then(|r| r.table().map(|t| t.to_string()));
-            let op = decoded.as_ref().map(|r| match &r.payload {
-                Payload::Data(c) => c.operation.to_string(),
-                Payload::Control(c) => c.operation.to_string(),
-            });
+            let op = decoded.as_ref().map(|r| r.operation_name().to_owned());
             let q = [quarantine_of(d, table, op, "write", reason)];
             self.target
                 .apply(&self.mapping.targets, &[], &q, last)
@@ -319,10 +316,7 @@ impl Engine {
             match reason {
                 Some(message) => {
                     tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, error = %message, "record quarantined after a breaking DDL");
-                    let op = match &r.payload {
-                        Payload::Data(c) => c.operation.to_string(),
-                        Payload::Control(c) => c.operation.to_string(),
-                    };
+                    let op = r.operation_name().to_owned();
                     quarantine.push(quarantine_of(
                         d,
                         table.map(|t| t.to_string()),
@@ -349,10 +343,7 @@ impl Engine {
         for e in &plan.errors {
             let slot = origin[e.record];
             let d = &deliveries[todo[slot]];
-            let op = match &records[e.record].payload {
-                Payload::Data(c) => Some(c.operation.to_string()),
-                Payload::Control(_) => None,
-            };
+            let op = Some(records[e.record].operation_name().to_owned());
             tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, table = %e.table, error = %e, "unplannable record quarantined");
             quarantine.push(quarantine_of(
                 d,
@@ -501,7 +492,7 @@ impl Engine {
                         quarantine.push(quarantine_of(
                             d,
                             table,
-                            None,
+                            Some(record.operation_name().to_owned()),
                             "evaluate",
                             format!("target {}: {e}", target.table),
                         ));
