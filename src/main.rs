@@ -92,6 +92,19 @@ enum Command {
         /// snapshot, then stream from the snapshot's binlog position.
         #[arg(long, conflicts_with_all = ["from", "position_file"])]
         snapshot: bool,
+        /// Before-image columns: pk-only, non-lob or all (DMS `ColumnFilter`).
+        #[arg(long, default_value = "non-lob")]
+        column_filter: dms_cdc::capture::ColumnFilter,
+        /// No before images (DMS `EnableBeforeImage` false).
+        #[arg(long)]
+        no_before_image: bool,
+        /// Partition keys without the `schema.table.` prefix (DMS `PartitionIncludeSchemaTable` false).
+        #[arg(long)]
+        no_schema_table_prefix: bool,
+        /// Write integers over 16 digits in exponent notation, as DMS does
+        /// without `UseLargeIntegerValue`.
+        #[arg(long)]
+        no_large_integer_value: bool,
     },
     /// A local event source mapping: poll every shard of a stream and hand
     /// batches to the engine, honouring its response like Lambda.
@@ -270,10 +283,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             endpoint,
             follow,
             snapshot,
+            column_filter,
+            no_before_image,
+            no_schema_table_prefix,
+            no_large_integer_value,
         } => {
             use dms_cdc::capture::{current_position, BinlogPosition, CaptureOptions};
             let mapping = Mapping::load(&mapping, &transforms)?;
-            let options = CaptureOptions::from_mapping(&mapping);
+            let mut options = CaptureOptions::from_mapping(&mapping);
+            options.column_filter = column_filter;
+            options.before_image = !no_before_image;
+            options.schema_table_prefix = !no_schema_table_prefix;
+            options.large_integer_value = !no_large_integer_value;
             let load = if snapshot {
                 let tables: Vec<_> = mapping.sources.keys().cloned().collect();
                 Some(dms_cdc::capture::snapshot(&pool(&source, 1)?, &tables, &options).await?)

@@ -139,3 +139,81 @@ async fn a_target_down_past_the_retry_limit_writes_an_on_failure_record() {
         .unwrap();
     assert_eq!(count, 0);
 }
+
+/// A function that fails (a function error, not a partial failure) for any
+/// batch holding one poisoned sequence number, and records what it applied.
+struct FailsOn {
+    poison: dms_cdc::position::SequenceNumber,
+    applied: std::sync::Mutex<Vec<dms_cdc::position::SequenceNumber>>,
+}
+
+impl dms_cdc::consume::BatchHandler for FailsOn {
+    async fn handle(
+        &self,
+        batch: &[dms_cdc::dms::Delivery],
+    ) -> Result<aws_lambda_events::streams::KinesisEventResponse, String> {
+        if batch.iter().any(|d| d.sequence_number == self.poison) {
+            return Err("Unhandled".to_owned());
+        }
+        self.applied
+            .lock()
+            .unwrap()
+            .extend(batch.iter().map(|d| d.sequence_number.clone()));
+        Ok(Default::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_errors_are_bisected_down_to_the_failing_record() {
+    let kinesis = Kinesalite::start().unwrap();
+    let client = client(Some(&kinesis.endpoint())).await;
+    let arn = ensure_stream(&client, "bisect", 1).await.unwrap();
+    let placed = put_ordered(&client, "bisect", &users(1, 8)).await.unwrap();
+    let handler = FailsOn {
+        poison: placed[5].1.clone(),
+        applied: Default::default(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ConsumeOptions::new("bisect", &arn);
+    options.maximum_retry_attempts = 5;
+    options.retry_delay = Duration::from_millis(1);
+    options.on_failure_file = Some(dir.path().join("on-failure.jsonl"));
+    let mut consumer = Consumer::new(client, options).unwrap();
+    let summary = consumer
+        .run_until_idle(
+            &handler,
+            Duration::from_millis(500),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.on_failure_count, 1);
+    // Everything but the poisoned record was applied, in order.
+    let want: Vec<_> = placed
+        .iter()
+        .map(|(_, s)| s.clone())
+        .filter(|s| *s != placed[5].1)
+        .collect();
+    assert_eq!(*handler.applied.lock().unwrap(), want);
+    let text = std::fs::read_to_string(dir.path().join("on-failure.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(record["KinesisBatchInfo"]["batchSize"], 1);
+    assert_eq!(
+        record["KinesisBatchInfo"]["startSequenceNumber"],
+        placed[5].1.as_str()
+    );
+    assert_eq!(
+        record["KinesisBatchInfo"]["endSequenceNumber"],
+        placed[5].1.as_str()
+    );
+    assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    // The shard's position is past the whole batch.
+    let position = consumer
+        .positions()
+        .values()
+        .next()
+        .unwrap()
+        .checkpoint
+        .clone();
+    assert_eq!(position, Some(placed[7].1.clone()));
+}
