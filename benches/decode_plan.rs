@@ -10,13 +10,55 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dms_cdc::dms::{decode_record, deliveries, DmsRecord};
 use dms_cdc::plan::plan_batch;
 
 const RECORDS: usize = 10_000;
+
+/// Counts heap allocations (one relaxed atomic add per call, a few ns next to
+/// the allocation itself), to report allocations per record.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations and bytes allocated while running `f`.
+fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+    let (a, b) = (
+        ALLOCATIONS.load(Ordering::Relaxed),
+        ALLOCATED_BYTES.load(Ordering::Relaxed),
+    );
+    let out = f();
+    (
+        out,
+        ALLOCATIONS.load(Ordering::Relaxed) - a,
+        ALLOCATED_BYTES.load(Ordering::Relaxed) - b,
+    )
+}
 
 fn benches(c: &mut Criterion) {
     let (mapping, _transforms) = common::mapping();
@@ -33,11 +75,20 @@ fn benches(c: &mut Criterion) {
     let batch = &workload.batches[0];
     let bytes: usize = batch.iter().map(|d| d.data.len()).sum();
     let event = common::kinesis_event_json(batch);
-    let decoded: Vec<DmsRecord> = batch
-        .iter()
-        .map(|d| decode_record(d, &options).expect("the workload decodes"))
-        .collect();
-    let plan = plan_batch(&mapping, &decoded);
+    let (decoded, decode_allocs, decode_bytes) = allocations(|| {
+        batch
+            .iter()
+            .map(|d| decode_record(d, &options).expect("the workload decodes"))
+            .collect::<Vec<DmsRecord>>()
+    });
+    let (plan, plan_allocs, plan_bytes) = allocations(|| plan_batch(&mapping, &decoded));
+    eprintln!(
+        "allocations per record: decode {:.1} ({} B), plan {:.1} ({} B)",
+        decode_allocs as f64 / batch.len() as f64,
+        decode_bytes / batch.len(),
+        plan_allocs as f64 / batch.len() as f64,
+        plan_bytes / batch.len(),
+    );
     assert!(plan.errors.is_empty(), "{:?}", plan.errors.first());
     eprintln!(
         "batch: {} records, {:.2} MB of DMS JSON ({} B/record), Lambda event {:.2} MB; plan: {} ops, {} lookup tuples, {} unchanged",
