@@ -180,7 +180,7 @@ impl Engine {
 
     /// Applies `todo` (indices into `deliveries`); on a permanent failure
     /// bisects to isolate the record; stops at the first retryable failure.
-    fn apply_range<'a>(
+    pub(crate) fn apply_range<'a>(
         &'a self,
         deliveries: &'a [Delivery],
         todo: &'a [usize],

@@ -25,6 +25,8 @@ pub mod mapping;
 pub mod pipeline;
 pub mod plan;
 pub mod position;
+pub mod quarantine;
+pub mod redrive;
 pub mod replay;
 pub mod source;
 pub mod stream;

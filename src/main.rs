@@ -155,6 +155,20 @@ enum Command {
         #[arg(long)]
         idle_exit_ms: Option<u64>,
     },
+    /// Re-read shard ranges that Lambda gave up on (on-failure records from
+    /// SQS or a file, or manual ranges) and apply them through the engine.
+    ///
+    /// Exit codes: 0 every range applied and its on-failure record removed;
+    /// 1 a retryable failure (run again; nothing lost, records kept); 2 usage
+    /// or configuration error; 3 records lost (no longer in the stream: the
+    /// exact ranges are printed, records kept).
+    Redrive(dms_cdc::redrive::RedriveArgs),
+    /// Quarantined records: list, show, redrive after a mapping fix, discard.
+    ///
+    /// Exit codes: 0 done; 1 a redrive left records open; 2 usage or
+    /// configuration error, or no such open record.
+    #[command(subcommand)]
+    Quarantine(dms_cdc::quarantine::QuarantineCommand),
     /// Validate a mapping file and print what it compiles to.
     CheckMapping {
         /// The mapping file.
@@ -433,6 +447,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Redrive(args) => dms_cdc::redrive::run_cli(args).await,
+        Command::Quarantine(command) => dms_cdc::quarantine::run_cli(command).await,
         Command::CheckMapping { mapping } => {
             let m = Mapping::load(&mapping, &transforms)?;
             for t in &m.targets {
