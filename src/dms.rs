@@ -701,10 +701,9 @@ fn decode_row(raw: &RawValue) -> Result<Row, String> {
         serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
     columns
         .into_iter()
-        .map(|(name, raw)| {
-            classify(raw.get())
-                .map(|v| (name.clone(), v))
-                .map_err(|e| format!("column `{name}`: {e}"))
+        .map(|(name, raw)| match classify(raw.get()) {
+            Ok(v) => Ok((name, v)),
+            Err(e) => Err(format!("column `{name}`: {e}")),
         })
         .collect::<Result<_, _>>()
         .map(Row)
