@@ -160,22 +160,7 @@ impl Engine {
                 retry_error = Some(e);
             }
         }
-        summary.quarantined_count = outcomes
-            .iter()
-            .filter(|o| **o == Outcome::Quarantined)
-            .count();
-        let response = build_response(
-            deliveries
-                .iter()
-                .map(|d| &d.sequence_number)
-                .zip(outcomes.iter().copied()),
-        );
-        BatchReport {
-            outcomes,
-            response,
-            summary,
-            retry_error,
-        }
+        report(deliveries, outcomes, summary, retry_error)
     }
 
     /// Applies `todo` (indices into `deliveries`); on a permanent failure
@@ -513,6 +498,31 @@ impl Engine {
             .await
             .map_err(classify_target)?;
         Ok(result)
+    }
+}
+
+/// Counts the quarantined records and builds the response for a batch's outcomes.
+pub(crate) fn report(
+    deliveries: &[Delivery],
+    outcomes: Vec<Outcome>,
+    mut summary: BatchSummary,
+    retry_error: Option<String>,
+) -> BatchReport {
+    summary.quarantined_count = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Quarantined)
+        .count();
+    let response = build_response(
+        deliveries
+            .iter()
+            .map(|d| &d.sequence_number)
+            .zip(outcomes.iter().copied()),
+    );
+    BatchReport {
+        outcomes,
+        response,
+        summary,
+        retry_error,
     }
 }
 

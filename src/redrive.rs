@@ -38,7 +38,7 @@ use aws_sdk_kinesis::Client;
 use chrono::{DateTime, Utc};
 
 use crate::dms::{decode_record, Delivery, Payload};
-use crate::engine::{build_response, BatchReport, BatchSummary, Engine, Outcome, Settings};
+use crate::engine::{BatchReport, BatchSummary, Engine, Outcome, Settings};
 use crate::mapping::{build_row, Mapping, Related, Transforms};
 use crate::plan::{plan_batch, Action};
 use crate::position::{SequenceNumber, ShardId};
@@ -63,22 +63,7 @@ impl Engine {
             .apply_range(deliveries, &todo, &mut outcomes, &mut summary)
             .await
             .err();
-        summary.quarantined_count = outcomes
-            .iter()
-            .filter(|o| **o == Outcome::Quarantined)
-            .count();
-        let response = build_response(
-            deliveries
-                .iter()
-                .map(|d| &d.sequence_number)
-                .zip(outcomes.iter().copied()),
-        );
-        BatchReport {
-            outcomes,
-            response,
-            summary,
-            retry_error,
-        }
+        crate::engine::report(deliveries, outcomes, summary, retry_error)
     }
 }
 
