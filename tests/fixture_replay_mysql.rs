@@ -14,20 +14,18 @@
 //! the target through the author lookups of 01 and 03 although its own
 //! records in 07 are quarantined (see fixtures/README.md).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
+mod support;
+
 use dms_cdc::dms::{deliveries, Delivery};
-use dms_cdc::engine::{Engine, Outcome, Settings};
-use dms_cdc::local::MariaDb;
-use dms_cdc::mapping::{Mapping, Transforms};
+use dms_cdc::engine::Outcome;
 use dms_cdc::replay::{event_files, read_event};
-use dms_cdc::source::pool;
-use dms_cdc::target::MysqlTarget;
 use mysql_async::prelude::*;
 use serde_json::{Map, Value as Json};
+use support::{root, FUNCTION_NAME};
 
-const FUNCTION_NAME: &str = "fixture-replay-test";
 const SHARD: &str = "shardId-000000000000";
 /// The target tables the mapping writes, with their key column.
 const TABLES: [(&str, &str); 2] = [("global_users", "user_id"), ("global_recipes", "legacy_id")];
@@ -62,53 +60,6 @@ const QUARANTINED: [(&str, &str, Option<&str>, &str); 3] = [
         "unknown record-type \"ddl\"",
     ),
 ];
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Rig {
-    _source_db: MariaDb,
-    _target_db: MariaDb,
-    engine: Engine,
-    target_pool: mysql_async::Pool,
-}
-
-async fn rig(chunk_size: usize) -> Rig {
-    let source_db = MariaDb::start(1).expect("source mariadb");
-    let target_db = MariaDb::start(2).expect("target mariadb");
-    source_db
-        .run_file(&root().join("fixtures/source.sql"))
-        .unwrap();
-    source_db
-        .run_file(&root().join("fixtures/source-state.sql"))
-        .unwrap();
-    target_db
-        .run_file(&root().join("fixtures/target.sql"))
-        .unwrap();
-    let transforms = Transforms::standard();
-    let mapping = Mapping::load(&root().join("fixtures/mapping.toml"), &transforms).unwrap();
-    let source = pool(&source_db.url("recipes_src"), 4).unwrap();
-    let target_pool = pool(&target_db.url("global"), 4).unwrap();
-    let target = MysqlTarget::new(target_pool.clone(), FUNCTION_NAME, chunk_size);
-    target.prepare().await.unwrap();
-    let engine = Engine {
-        mapping,
-        transforms,
-        source,
-        target,
-        settings: Settings {
-            function_name: FUNCTION_NAME.into(),
-            chunk_size,
-        },
-    };
-    Rig {
-        _source_db: source_db,
-        _target_db: target_db,
-        engine,
-        target_pool,
-    }
-}
 
 /// Every event file with its deliveries, in sorted order.
 fn fixture_batches() -> Vec<(PathBuf, Vec<Delivery>)> {
@@ -357,7 +308,10 @@ fn qty_literals(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_every_fixture_yields_exactly_the_expected_target_rows() {
     let started = Instant::now();
-    let rig = rig(100).await;
+    let rig = support::rig(100).await;
+    rig.source_db
+        .run_file(&root().join("fixtures/source-state.sql"))
+        .unwrap();
     let batches = fixture_batches();
     let expected: Vec<(&str, Vec<Map<String, Json>>)> = TABLES
         .iter()

@@ -28,7 +28,7 @@ fn fresh_target(rig: &mut Rig) {
     let target_pool = pool(&rig.target_db.url("global"), 4).unwrap();
     rig.engine.target = MysqlTarget::new(
         target_pool.clone(),
-        "mysql-target-test",
+        support::FUNCTION_NAME,
         rig.engine.settings.chunk_size,
     );
     rig.target_pool = target_pool;

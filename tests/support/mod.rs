@@ -14,6 +14,9 @@ use dms_cdc::target::MysqlTarget;
 use mysql_async::prelude::*;
 use serde_json::json;
 
+/// Name under which the rig's engine keeps checkpoints and quarantined records.
+pub const FUNCTION_NAME: &str = "mysql-target-test";
+
 /// Source and target servers with the sample schema, and an engine over them.
 pub struct Rig {
     pub source_db: MariaDb,
@@ -40,7 +43,7 @@ pub async fn rig(chunk_size: usize) -> Rig {
     let mapping = Mapping::load(&root().join("fixtures/mapping.toml"), &transforms).unwrap();
     let source = pool(&source_db.url("recipes_src"), 4).unwrap();
     let target_pool = pool(&target_db.url("global"), 4).unwrap();
-    let target = MysqlTarget::new(target_pool.clone(), "mysql-target-test", chunk_size);
+    let target = MysqlTarget::new(target_pool.clone(), FUNCTION_NAME, chunk_size);
     target.prepare().await.unwrap();
     let engine = Engine {
         mapping,
@@ -48,7 +51,7 @@ pub async fn rig(chunk_size: usize) -> Rig {
         source,
         target,
         settings: Settings {
-            function_name: "mysql-target-test".into(),
+            function_name: FUNCTION_NAME.into(),
             chunk_size,
         },
     };
