@@ -311,10 +311,14 @@ impl Value {
     }
 }
 
+/// A column name. Names of up to 24 bytes are stored inline, so building a
+/// row from a document or a result set allocates nothing for its names.
+pub type ColumnName = compact_str::CompactString;
+
 /// A row image: the columns DMS included, by name. A column that is absent
 /// was not provided (not NULL): [`Row::get`] returns `None` for it.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Row(pub BTreeMap<String, Value>);
+pub struct Row(pub BTreeMap<ColumnName, Value>);
 
 impl Row {
     /// The value of a column, or `None` when the image does not carry it.
@@ -328,9 +332,9 @@ impl Row {
     }
 }
 
-impl FromIterator<(String, Value)> for Row {
-    fn from_iter<T: IntoIterator<Item = (String, Value)>>(iter: T) -> Self {
-        Row(iter.into_iter().collect())
+impl<K: Into<ColumnName>> FromIterator<(K, Value)> for Row {
+    fn from_iter<T: IntoIterator<Item = (K, Value)>>(iter: T) -> Self {
+        Row(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 }
 
@@ -705,8 +709,7 @@ fn decode_row(raw: &RawValue) -> Result<Row, String> {
             Ok(v) => Ok((name, v)),
             Err(e) => Err(format!("column `{name}`: {e}")),
         })
-        .collect::<Result<_, _>>()
-        .map(Row)
+        .collect::<Result<Row, _>>()
 }
 
 /// Smallest magnitude at which an exponent-notation integer may be a BIGINT

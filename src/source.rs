@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mysql_async::prelude::*;
 use mysql_async::{Column, Conn, Pool};
 
-use crate::dms::{Row, TableName, Value};
+use crate::dms::{ColumnName, Row, TableName, Value};
 use crate::mapping::{Mapping, Target};
 use crate::plan::{KeyPart, KeyTuple};
 
@@ -231,7 +231,8 @@ impl Snapshot {
             .map(|c| quote(c))
             .collect::<Vec<_>>()
             .join(", ");
-        let json = self.json_columns.get(table).cloned().unwrap_or_default();
+        let empty = BTreeSet::new();
+        let json = self.json_columns.get(table).unwrap_or(&empty);
         for chunk in tuples.chunks(self.chunk_size) {
             let one = format!("({})", vec!["?"; key_columns.len()].join(", "));
             let placeholders = vec![one.as_str(); chunk.len()].join(", ");
@@ -262,19 +263,33 @@ impl Snapshot {
                     })?;
             self.stats.select_count += 1;
             self.stats.row_count += rows.len();
+            // Names are the same for every row of a result set: read them once.
+            let names: Vec<(ColumnName, bool)> = rows
+                .first()
+                .map(|row| {
+                    row.columns_ref()
+                        .iter()
+                        .map(|c| {
+                            let name = c.name_str();
+                            (ColumnName::from(&*name), json.contains(&*name))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.reserve(rows.len());
             for row in rows {
                 let cols = row.columns();
                 let values = row.unwrap();
                 let r: Row = cols
                     .iter()
                     .zip(values)
-                    .map(|(c, v)| {
-                        let name = c.name_str().into_owned();
+                    .zip(&names)
+                    .map(|((c, v), (name, is_json))| {
                         let value = match from_column(v, c) {
-                            Value::Text(t) if json.contains(&name) => Value::Json(t),
+                            Value::Text(t) if *is_json => Value::Json(t),
                             other => other,
                         };
-                        (name, value)
+                        (name.clone(), value)
                     })
                     .collect();
                 out.push(r);

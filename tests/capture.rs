@@ -81,7 +81,7 @@ fn text(v: Option<&Value>) -> &str {
 }
 
 fn keys(row: &dms_cdc::dms::Row) -> Vec<&str> {
-    row.0.keys().map(String::as_str).collect()
+    row.0.keys().map(|k| k.as_str()).collect()
 }
 
 /// Operation (or control operation) and table of a record.

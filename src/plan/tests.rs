@@ -630,7 +630,7 @@ fn apply(m: &Mapping, plan: &BatchPlan, source: &Tables, state: &mut TargetState
                             let k = KeyTuple(
                                 t.root_key
                                     .iter()
-                                    .map(|c| KeyPart::from_value(&r.0[c]).unwrap())
+                                    .map(|c| KeyPart::from_value(&r.0[c.as_str()]).unwrap())
                                     .collect(),
                             );
                             (k, *first)
