@@ -12,6 +12,7 @@ use aws_lambda_events::streams::KinesisEventResponse;
 
 use crate::dms::Delivery;
 use crate::position::{SequenceNumber, ShardId};
+use crate::source::FetchedRows;
 
 /// What became of one record of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,9 +219,8 @@ impl Engine {
         summary: &mut BatchSummary,
     ) -> Result<Vec<(usize, Outcome)>, AttemptError> {
         use crate::dms::{decode_record, Payload};
-        use crate::mapping::{build_row, passes_filter, target_key, Related};
         use crate::plan::{add_lookup_results, plan_batch, Action};
-        use crate::target::{Quarantine, TableWrites};
+        use crate::target::TableWrites;
 
         summary.attempt_count += 1;
         let options = self.mapping.decode_options();
@@ -230,18 +230,6 @@ impl Engine {
         let last = todo
             .last()
             .map(|i| (&deliveries[*i].shard_id, &deliveries[*i].sequence_number));
-        let quarantine_of =
-            |d: &Delivery, table: Option<String>, op: Option<String>, class, message: String| {
-                Quarantine {
-                    shard_id: d.shard_id.clone(),
-                    sequence_number: d.sequence_number.clone(),
-                    table,
-                    operation: op,
-                    raw: d.data.clone(),
-                    class,
-                    message,
-                }
-            };
         if let Some(reason) = poison {
             let d = &deliveries[todo[0]];
             let decoded = decode_record(d, &options).ok();
@@ -349,11 +337,13 @@ impl Engine {
             }
         }
 
-        // Re-query what the plan needs, all in one snapshot.
+        // Re-query what the plan needs, all in one snapshot, and write as the
+        // rows become ready: the source reads chunk k+1 of a table's keys
+        // while the target writes chunk k, in the batch's one transaction.
         let needs_source = plan.targets.iter().any(|tp| {
             !tp.lookups.is_empty() || tp.ops.values().any(|o| matches!(o.action, Action::Rebuild))
         });
-        let mut writes = Vec::new();
+        let mut tx = self.target.begin().await.map_err(classify_target)?;
         let mut snapshot = if needs_source {
             Some(
                 crate::source::Snapshot::begin(
@@ -367,6 +357,20 @@ impl Engine {
         } else {
             None
         };
+        let read_time = snapshot
+            .as_ref()
+            .map(|s| s.read_time.clone())
+            .unwrap_or_default();
+        let mut build = Build {
+            deliveries,
+            todo,
+            records: &records,
+            origin: &origin,
+            read_time: &read_time,
+            result: &mut result,
+            quarantine: &mut quarantine,
+        };
+        let no_rows = FetchedRows::default();
         for tp in &mut plan.targets {
             let target = &self.mapping.targets[tp.target];
             if let Some(snap) = snapshot.as_mut() {
@@ -379,125 +383,222 @@ impl Engine {
                     add_lookup_results(tp, found.into_iter().map(|(k, t)| (k, lookup.tuples[&t])));
                 }
             }
-            let rebuild: Vec<_> = tp
-                .ops
-                .iter()
-                .filter(|(_, o)| matches!(o.action, Action::Rebuild))
-                .map(|(k, _)| k.clone())
-                .collect();
-            let fetched = match (snapshot.as_mut(), rebuild.is_empty()) {
-                (Some(snap), false) => snap
-                    .fetch(target, &rebuild)
-                    .await
-                    .map_err(classify_source)?,
-                _ => Default::default(),
-            };
-            let read_time = snapshot
-                .as_ref()
-                .map(|s| s.read_time.clone())
-                .unwrap_or_default();
-            let mut w = TableWrites {
+            let on = RelatedOn::of(target);
+            // Rows built from images need no read: they go first.
+            let mut first = TableWrites {
                 target: tp.target,
                 ..Default::default()
             };
+            let mut rebuild = Vec::new();
             for (key, op) in &tp.ops {
-                let record = &records[op.last_record];
-                let built = match &op.action {
-                    Action::Upsert(image) | Action::Tombstone(image) => {
-                        build_row(target, image, &Related::default(), &self.transforms)
-                            .map(|v| Some((v, image_version(record))))
-                    }
-                    Action::Rebuild => match fetched.roots.get(key) {
-                        Some(root) if passes_filter(target, root) => {
-                            let joins: Vec<Option<&crate::dms::Row>> = target
-                                .joins
-                                .iter()
-                                .zip(&fetched.joins)
-                                .map(|(j, by)| {
-                                    let on: Vec<String> =
-                                        j.on.iter().map(|(_, r)| r.clone()).collect();
-                                    crate::source::key_of(root, &on).and_then(|k| by.get(&k))
-                                })
-                                .collect();
-                            let children: Vec<Vec<&crate::dms::Row>> = target
-                                .children
-                                .iter()
-                                .zip(&fetched.children)
-                                .map(|(c, by)| {
-                                    let on: Vec<String> =
-                                        c.on.iter().map(|(_, r)| r.clone()).collect();
-                                    crate::source::key_of(root, &on)
-                                        .and_then(|k| by.get(&k))
-                                        .map(|rows| rows.iter().collect())
-                                        .unwrap_or_default()
-                                })
-                                .collect();
-                            build_row(
-                                target,
-                                root,
-                                &Related {
-                                    joins: &joins,
-                                    children: &children,
-                                },
-                                &self.transforms,
-                            )
-                            .map(|v| Some((v, read_time.clone())))
-                        }
-                        _ => Ok(None),
-                    },
-                    Action::Delete => Ok(None),
-                };
-                match built {
-                    Ok(Some((mut values, version))) => {
-                        if let (
-                            Action::Tombstone(_),
-                            crate::mapping::DeletePolicy::Soft { column, value },
-                        ) = (&op.action, &target.delete)
-                        {
-                            if let Some(p) = target.columns.iter().position(|c| &c.name == column) {
-                                values[p] = crate::mapping::toml_scalar(value)
-                                    .unwrap_or(crate::dms::Value::Null);
-                            }
-                        }
-                        if target.version.is_some() {
-                            values.push(crate::dms::Value::Text(version));
-                        }
-                        w.upserts.push(values);
-                    }
-                    Ok(None) => match target_key(target, &key.values()) {
-                        Ok(k) => w.deletes.push(k),
-                        Err(e) => return Err(AttemptError::Permanent(e.to_string())),
-                    },
-                    Err(e) => {
-                        // The row cannot be built: quarantine the record that decided it.
-                        let slot = origin[op.last_record];
-                        let d = &deliveries[todo[slot]];
-                        let table = record.table().map(|t| t.to_string());
-                        tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, error = %e, "row cannot be built; record quarantined");
-                        quarantine.push(quarantine_of(
-                            d,
-                            table,
-                            Some(record.operation_name().to_owned()),
-                            "evaluate",
-                            format!("target {}: {e}", target.table),
-                        ));
-                        result[slot].1 = Outcome::Quarantined;
-                    }
+                match op.action {
+                    Action::Rebuild => rebuild.push(key.clone()),
+                    _ => self.build_op(target, &on, key, op, &no_rows, &mut build, &mut first)?,
                 }
             }
-            *summary.upserts.entry(target.table.clone()).or_default() += w.upserts.len();
-            *summary.deletes.entry(target.table.clone()).or_default() += w.deletes.len();
-            writes.push(w);
+            let mut chunks = rebuild.chunks(self.settings.chunk_size.max(1));
+            let mut pending = Some(first);
+            let mut next = chunks.next();
+            while pending.is_some() || next.is_some() {
+                let write = pending.take();
+                let keys = next.take();
+                if let Some(w) = &write {
+                    *summary.upserts.entry(target.table.clone()).or_default() += w.upserts.len();
+                    *summary.deletes.entry(target.table.clone()).or_default() += w.deletes.len();
+                }
+                let (fetched, written) = tokio::join!(
+                    async {
+                        match (snapshot.as_mut(), keys) {
+                            (Some(snap), Some(keys)) => {
+                                snap.fetch(target, keys).await.map(|f| Some((keys, f)))
+                            }
+                            (None, Some(keys)) => Ok(Some((keys, FetchedRows::default()))),
+                            (_, None) => Ok(None),
+                        }
+                    },
+                    async {
+                        match write {
+                            Some(w) if !w.upserts.is_empty() || !w.deletes.is_empty() => {
+                                tx.write(target, w).await
+                            }
+                            _ => Ok(()),
+                        }
+                    }
+                );
+                written.map_err(classify_target)?;
+                if let Some((keys, fetched)) = fetched.map_err(classify_source)? {
+                    let mut w = TableWrites {
+                        target: tp.target,
+                        ..Default::default()
+                    };
+                    for key in keys {
+                        if let Some(op) = tp.ops.get(key) {
+                            self.build_op(target, &on, key, op, &fetched, &mut build, &mut w)?;
+                        }
+                    }
+                    pending = Some(w);
+                    next = chunks.next();
+                }
+            }
         }
         if let Some(snap) = snapshot {
             let stats = snap.finish().await.map_err(classify_source)?;
             summary.source_select_count += stats.select_count;
         }
-        self.target
-            .apply(&self.mapping.targets, &writes, &quarantine, last)
+        tx.finish(&quarantine, last)
             .await
             .map_err(classify_target)?;
         Ok(result)
+    }
+
+    /// Builds the row of one planned write (from its image, or from the
+    /// re-queried rows) into `w`: an upsert, a delete, or the quarantine of
+    /// the record that decided it when the row cannot be built.
+    #[allow(clippy::too_many_arguments)]
+    fn build_op(
+        &self,
+        target: &crate::mapping::Target,
+        on: &RelatedOn,
+        key: &crate::plan::KeyTuple,
+        op: &crate::plan::PlannedOp,
+        fetched: &FetchedRows,
+        build: &mut Build<'_>,
+        w: &mut crate::target::TableWrites,
+    ) -> Result<(), AttemptError> {
+        use crate::mapping::{build_row, passes_filter, target_key, Related};
+        use crate::plan::Action;
+
+        let record = &build.records[op.last_record];
+        let built = match &op.action {
+            Action::Upsert(image) | Action::Tombstone(image) => {
+                build_row(target, image, &Related::default(), &self.transforms)
+                    .map(|v| Some((v, image_version(record))))
+            }
+            Action::Rebuild => match fetched.roots.get(key) {
+                Some(root) if passes_filter(target, root) => {
+                    let joins: Vec<Option<&crate::dms::Row>> = on
+                        .joins
+                        .iter()
+                        .zip(&fetched.joins)
+                        .map(|(on, by)| crate::source::key_of(root, on).and_then(|k| by.get(&k)))
+                        .collect();
+                    let children: Vec<Vec<&crate::dms::Row>> = on
+                        .children
+                        .iter()
+                        .zip(&fetched.children)
+                        .map(|(on, by)| {
+                            crate::source::key_of(root, on)
+                                .and_then(|k| by.get(&k))
+                                .map(|rows| rows.iter().collect())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    build_row(
+                        target,
+                        root,
+                        &Related {
+                            joins: &joins,
+                            children: &children,
+                        },
+                        &self.transforms,
+                    )
+                    .map(|v| Some((v, build.read_time.to_owned())))
+                }
+                _ => Ok(None),
+            },
+            Action::Delete => Ok(None),
+        };
+        match built {
+            Ok(Some((mut values, version))) => {
+                if let (
+                    Action::Tombstone(_),
+                    crate::mapping::DeletePolicy::Soft { column, value },
+                ) = (&op.action, &target.delete)
+                {
+                    if let Some(p) = target.columns.iter().position(|c| &c.name == column) {
+                        values[p] =
+                            crate::mapping::toml_scalar(value).unwrap_or(crate::dms::Value::Null);
+                    }
+                }
+                if target.version.is_some() {
+                    values.push(crate::dms::Value::Text(version));
+                }
+                w.upserts.push(values);
+            }
+            Ok(None) => match target_key(target, &key.values()) {
+                Ok(k) => w.deletes.push(k),
+                Err(e) => return Err(AttemptError::Permanent(e.to_string())),
+            },
+            Err(e) => {
+                // The row cannot be built: quarantine the record that decided it.
+                let slot = build.origin[op.last_record];
+                let d = &build.deliveries[build.todo[slot]];
+                let table = record.table().map(|t| t.to_string());
+                tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, error = %e, "row cannot be built; record quarantined");
+                build.quarantine.push(quarantine_of(
+                    d,
+                    table,
+                    Some(record.operation_name().to_owned()),
+                    "evaluate",
+                    format!("target {}: {e}", target.table),
+                ));
+                build.result[slot].1 = Outcome::Quarantined;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What building the rows of one attempt reads and records.
+struct Build<'a> {
+    deliveries: &'a [Delivery],
+    todo: &'a [usize],
+    records: &'a [crate::dms::DmsRecord],
+    origin: &'a [usize],
+    read_time: &'a str,
+    result: &'a mut Vec<(usize, Outcome)>,
+    quarantine: &'a mut Vec<crate::target::Quarantine>,
+}
+
+/// A target's root columns that find its joined and child rows.
+struct RelatedOn {
+    joins: Vec<Vec<String>>,
+    children: Vec<Vec<String>>,
+}
+
+impl RelatedOn {
+    fn of(target: &crate::mapping::Target) -> Self {
+        RelatedOn {
+            joins: target
+                .joins
+                .iter()
+                .map(|j| j.on.iter().map(|(_, r)| r.clone()).collect())
+                .collect(),
+            children: target
+                .children
+                .iter()
+                .map(|c| c.on.iter().map(|(_, r)| r.clone()).collect())
+                .collect(),
+        }
+    }
+}
+
+/// A quarantine entry for one delivery.
+fn quarantine_of(
+    d: &Delivery,
+    table: Option<String>,
+    operation: Option<String>,
+    class: &'static str,
+    message: String,
+) -> crate::target::Quarantine {
+    crate::target::Quarantine {
+        shard_id: d.shard_id.clone(),
+        sequence_number: d.sequence_number.clone(),
+        table,
+        operation,
+        raw: d.data.clone(),
+        class,
+        message,
     }
 }
 

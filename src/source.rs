@@ -37,17 +37,22 @@ pub fn quote_table(t: &TableName) -> String {
 
 /// Converts our value into a driver parameter.
 pub fn to_param(v: &Value) -> mysql_async::Value {
+    into_param(v.clone())
+}
+
+/// Converts our value into a driver parameter, reusing its text or bytes.
+pub fn into_param(v: Value) -> mysql_async::Value {
     use mysql_async::Value as M;
     match v {
         Value::Null => M::NULL,
-        Value::Bool(b) => M::Int(i64::from(*b)),
-        Value::Int(i) => M::Int(*i),
-        Value::UInt(u) => M::UInt(*u),
-        Value::Float(f) => M::Double(*f),
+        Value::Bool(b) => M::Int(i64::from(b)),
+        Value::Int(i) => M::Int(i),
+        Value::UInt(u) => M::UInt(u),
+        Value::Float(f) => M::Double(f),
         Value::Decimal(t) | Value::Lossy(t) | Value::Text(t) | Value::Json(t) => {
-            M::Bytes(t.clone().into_bytes())
+            M::Bytes(t.into_bytes())
         }
-        Value::Bytes(b) => M::Bytes(b.clone()),
+        Value::Bytes(b) => M::Bytes(b),
         Value::DateTime(dt) => {
             use chrono::{Datelike, Timelike};
             M::Date(
@@ -234,13 +239,16 @@ impl Snapshot {
         let empty = BTreeSet::new();
         let json = self.json_columns.get(table).unwrap_or(&empty);
         for chunk in tuples.chunks(self.chunk_size) {
+            // Padded to a few statement sizes (a key listed twice is
+            // harmless), so the prepared statements are reused across batches.
+            let count = crate::target::statement_size(chunk.len(), self.chunk_size);
             let one = format!("({})", vec!["?"; key_columns.len()].join(", "));
-            let placeholders = vec![one.as_str(); chunk.len()].join(", ");
+            let placeholders = vec![one.as_str(); count].join(", ");
             let sql = if key_columns.len() == 1 {
                 format!(
                     "SELECT {select} FROM {} WHERE {keys} IN ({})",
                     quote_table(table),
-                    vec!["?"; chunk.len()].join(", ")
+                    vec!["?"; count].join(", ")
                 )
             } else {
                 format!(
@@ -248,10 +256,12 @@ impl Snapshot {
                     quote_table(table)
                 )
             };
+            let padding = chunk.last().into_iter().cycle().take(count - chunk.len());
             let params: Vec<mysql_async::Value> = chunk
                 .iter()
+                .chain(padding)
                 .flat_map(|t| t.values())
-                .map(|v| to_param(&v))
+                .map(into_param)
                 .collect();
             let rows: Vec<mysql_async::Row> =
                 self.conn
@@ -422,8 +432,18 @@ pub fn pool(url: &str, max_connections: usize) -> Result<Pool, mysql_async::UrlE
     let opts = mysql_async::Opts::from_url(url)?;
     let constraints =
         mysql_async::PoolConstraints::new(1, max_connections.max(1)).unwrap_or_default();
-    let builder = mysql_async::OptsBuilder::from_opts(opts)
+    let builder = mysql_async::OptsBuilder::from_opts(opts.clone())
         .setup(vec!["SET time_zone = '+00:00'"])
+        // Room for every statement shape of a mapping (per table and lookup,
+        // a chunk size and its padded sizes), so none is re-prepared.
+        // (unless the URL sets `stmt_cache_size`).
+        .stmt_cache_size(Some(
+            if opts.stmt_cache_size() == mysql_async::DEFAULT_STMT_CACHE_SIZE {
+                512
+            } else {
+                opts.stmt_cache_size()
+            },
+        ))
         .pool_opts(mysql_async::PoolOpts::default().with_constraints(constraints));
     Ok(Pool::new(builder))
 }

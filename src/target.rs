@@ -14,7 +14,7 @@ use mysql_async::{Pool, TxOpts};
 use crate::dms::Value;
 use crate::mapping::{DeletePolicy, Target};
 use crate::position::{SequenceNumber, ShardId};
-use crate::source::{quote, to_param};
+use crate::source::{into_param, quote, to_param};
 
 /// DDL of the bookkeeping tables, created if missing.
 pub const BOOKKEEPING_DDL: [&str; 2] = [
@@ -175,80 +175,155 @@ impl MysqlTarget {
         quarantine: &[Quarantine],
         checkpoint: Option<(&ShardId, &SequenceNumber)>,
     ) -> Result<(), TargetError> {
+        let mut tx = self.begin().await?;
+        for w in writes {
+            tx.write(&targets[w.target], w.clone()).await?;
+        }
+        tx.finish(quarantine, checkpoint).await
+    }
+
+    /// Starts the transaction of a batch: write tables with [`WriteTx::write`]
+    /// (as the rows become ready), then [`WriteTx::finish`] with the
+    /// quarantined records and the checkpoint. Dropping it rolls back.
+    pub async fn begin(&self) -> Result<WriteTx<'_>, TargetError> {
+        let tx = self
+            .pool
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|source| TargetError {
+                what: "begin".into(),
+                source,
+            })?;
+        Ok(WriteTx { tx, target: self })
+    }
+}
+
+/// One batch's open write transaction on the target.
+pub struct WriteTx<'a> {
+    tx: mysql_async::Transaction<'static>,
+    target: &'a MysqlTarget,
+}
+
+impl WriteTx<'_> {
+    /// Writes one table's upserts and deletes (chunked multi-row statements).
+    pub async fn write(&mut self, target: &Target, writes: TableWrites) -> Result<(), TargetError> {
+        let chunk_size = self.target.chunk_size;
+        let names = target.column_names();
+        let mut rows = writes.upserts.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Value>> = rows.by_ref().take(chunk_size).collect();
+            let (count, params) = padded(chunk, chunk_size);
+            self.tx
+                .exec_drop(upsert_sql(target, &names, count), params)
+                .await
+                .map_err(|source| TargetError {
+                    what: format!("upsert {}", target.table),
+                    source,
+                })?;
+        }
+        let mut keys = writes.deletes.into_iter().peekable();
+        while keys.peek().is_some() {
+            let chunk: Vec<Vec<Value>> = keys.by_ref().take(chunk_size).collect();
+            let (count, key_params) = padded(chunk, chunk_size);
+            let (sql, mut params) = delete_sql(target, count);
+            params.extend(key_params);
+            self.tx
+                .exec_drop(sql, params)
+                .await
+                .map_err(|source| TargetError {
+                    what: format!("delete {}", target.table),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Stores the quarantined records, advances the shard's checkpoint and commits.
+    pub async fn finish(
+        mut self,
+        quarantine: &[Quarantine],
+        checkpoint: Option<(&ShardId, &SequenceNumber)>,
+    ) -> Result<(), TargetError> {
         let err = |what: &str| {
             let what = what.to_owned();
             move |source| TargetError { what, source }
         };
-        let mut tx = self
-            .pool
-            .start_transaction(TxOpts::default())
-            .await
-            .map_err(err("begin"))?;
-        for w in writes {
-            let target = &targets[w.target];
-            let names = target.column_names();
-            for chunk in w.upserts.chunks(self.chunk_size) {
-                let sql = upsert_sql(target, &names, chunk.len());
-                let params: Vec<mysql_async::Value> =
-                    chunk.iter().flatten().map(to_param).collect();
-                tx.exec_drop(sql, params)
-                    .await
-                    .map_err(err(&format!("upsert {}", target.table)))?;
-            }
-            for chunk in w.deletes.chunks(self.chunk_size) {
-                let (sql, mut params) = delete_sql(target, chunk);
-                params.extend(chunk.iter().flatten().map(to_param));
-                tx.exec_drop(sql, params)
-                    .await
-                    .map_err(err(&format!("delete {}", target.table)))?;
-            }
-        }
+        let function_name = &self.target.function_name;
         for q in quarantine {
-            tx.exec_drop(
-                "INSERT INTO dms_cdc_quarantine (function_name, shard_id, sequence_number, table_name, operation,
+            self.tx
+                .exec_drop(
+                    "INSERT INTO dms_cdc_quarantine (function_name, shard_id, sequence_number, table_name, operation,
                      raw_record, error_class, error_message, first_seen, last_seen)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, NOW(6), NOW(6))
                  ON DUPLICATE KEY UPDATE attempts = attempts + 1, last_seen = NOW(6),
                      error_class = VALUES(error_class), error_message = VALUES(error_message)",
-                (
-                    &self.function_name,
-                    &q.shard_id.0,
-                    q.sequence_number.as_str(),
-                    &q.table,
-                    &q.operation,
-                    &q.raw,
-                    q.class,
-                    &q.message,
-                ),
-            )
-            .await
-            .map_err(err("quarantine"))?;
-        }
-        if let Some((shard, seq)) = checkpoint {
-            let current: Option<String> = tx
-                .exec_first(
-                    "SELECT sequence_number FROM dms_cdc_checkpoint WHERE function_name = ? AND shard_id = ? FOR UPDATE",
-                    (&self.function_name, &shard.0),
+                    (
+                        function_name,
+                        &q.shard_id.0,
+                        q.sequence_number.as_str(),
+                        &q.table,
+                        &q.operation,
+                        &q.raw,
+                        q.class,
+                        &q.message,
+                    ),
                 )
                 .await
-                .map_err(err("read checkpoint"))?;
-            let behind = current
-                .and_then(|c| SequenceNumber::parse(&c).ok())
-                .is_none_or(|c| c < *seq);
-            if behind {
-                tx.exec_drop(
+                .map_err(err("quarantine"))?;
+        }
+        if let Some((shard, seq)) = checkpoint {
+            // One statement: the checkpoint only moves forward. Sequence
+            // numbers are decimal strings, ordered by length, then digits.
+            self.tx
+                .exec_drop(
                     "INSERT INTO dms_cdc_checkpoint (function_name, shard_id, sequence_number, updated_at)
                      VALUES (?, ?, ?, NOW(6))
-                     ON DUPLICATE KEY UPDATE sequence_number = VALUES(sequence_number), updated_at = VALUES(updated_at)",
-                    (&self.function_name, &shard.0, seq.as_str()),
+                     ON DUPLICATE KEY UPDATE
+                       updated_at = IF(CHAR_LENGTH(VALUES(sequence_number)) > CHAR_LENGTH(sequence_number)
+                           OR (CHAR_LENGTH(VALUES(sequence_number)) = CHAR_LENGTH(sequence_number)
+                               AND BINARY VALUES(sequence_number) > BINARY sequence_number),
+                           VALUES(updated_at), updated_at),
+                       sequence_number = IF(CHAR_LENGTH(VALUES(sequence_number)) > CHAR_LENGTH(sequence_number)
+                           OR (CHAR_LENGTH(VALUES(sequence_number)) = CHAR_LENGTH(sequence_number)
+                               AND BINARY VALUES(sequence_number) > BINARY sequence_number),
+                           VALUES(sequence_number), sequence_number)",
+                    (function_name, &shard.0, seq.as_str()),
                 )
                 .await
                 .map_err(err("write checkpoint"))?;
-            }
         }
-        tx.commit().await.map_err(err("commit"))?;
+        self.tx.commit().await.map_err(err("commit"))?;
         Ok(())
     }
+}
+
+/// Statement sizes: the chunk size and the powers of two below it. A short
+/// last chunk is padded up to the next size by repeating its last item
+/// (harmless: an upsert of the same row, a key listed twice), so a batch
+/// prepares at most a handful of statement shapes per table, which stay in
+/// the connection's statement cache instead of one new shape per batch.
+pub fn statement_size(count: usize, chunk_size: usize) -> usize {
+    if count >= chunk_size {
+        chunk_size
+    } else {
+        count.max(1).next_power_of_two().min(chunk_size)
+    }
+}
+
+/// Parameters of `items` padded to [`statement_size`]: (rows, flat parameters).
+fn padded(items: Vec<Vec<Value>>, chunk_size: usize) -> (usize, Vec<mysql_async::Value>) {
+    let count = statement_size(items.len(), chunk_size);
+    let width = items.first().map_or(0, Vec::len);
+    let mut params = Vec::with_capacity(count * width);
+    let mut last: Vec<mysql_async::Value> = Vec::new();
+    for item in items {
+        last = item.into_iter().map(into_param).collect();
+        params.extend(last.iter().cloned());
+    }
+    while params.len() < count * width {
+        params.extend(last.iter().cloned());
+    }
+    (count, params)
 }
 
 fn upsert_sql(target: &Target, names: &[&str], rows: usize) -> String {
@@ -287,7 +362,7 @@ fn upsert_sql(target: &Target, names: &[&str], rows: usize) -> String {
     )
 }
 
-fn delete_sql(target: &Target, keys: &[Vec<Value>]) -> (String, Vec<mysql_async::Value>) {
+fn delete_sql(target: &Target, count: usize) -> (String, Vec<mysql_async::Value>) {
     let key_cols = target
         .key
         .iter()
@@ -295,7 +370,7 @@ fn delete_sql(target: &Target, keys: &[Vec<Value>]) -> (String, Vec<mysql_async:
         .collect::<Vec<_>>()
         .join(", ");
     let one = format!("({})", vec!["?"; target.key.len()].join(", "));
-    let list = vec![one.as_str(); keys.len()].join(", ");
+    let list = vec![one.as_str(); count].join(", ");
     let cond = format!("({key_cols}) IN ({list})");
     match &target.delete {
         DeletePolicy::Hard => (
@@ -313,5 +388,34 @@ fn delete_sql(target: &Target, keys: &[Vec<Value>]) -> (String, Vec<mysql_async:
                 vec![to_param(&v)],
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_sizes_are_the_chunk_and_powers_of_two_below_it() {
+        let sizes: Vec<usize> = (0..=10).map(|n| statement_size(n, 6)).collect();
+        assert_eq!(sizes, [1, 1, 2, 4, 4, 6, 6, 6, 6, 6, 6]);
+        let distinct: std::collections::BTreeSet<usize> =
+            (1..=500).map(|n| statement_size(n, 500)).collect();
+        assert_eq!(distinct.len(), 10); // 1, 2, 4, ..., 256, 500
+        assert!((1..=500).all(|n| statement_size(n, 500) >= n));
+    }
+
+    #[test]
+    fn padding_repeats_the_last_item() {
+        let items = vec![
+            vec![Value::Int(1), Value::Text("a".into())],
+            vec![Value::Int(2), Value::Text("b".into())],
+            vec![Value::Int(3), Value::Text("c".into())],
+        ];
+        let (count, params) = padded(items, 500);
+        assert_eq!(count, 4);
+        assert_eq!(params.len(), 8);
+        assert_eq!(params[4..6], params[6..8]);
+        assert_eq!(params[6], mysql_async::Value::Int(3));
     }
 }

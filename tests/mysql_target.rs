@@ -204,3 +204,40 @@ async fn replays_converge_are_idempotent_and_isolate_poison() {
         .contains(poison_batch[3].sequence_number.as_str()));
     let _ = &rig.source_db;
 }
+
+/// The checkpoint moves forward only, comparing sequence numbers as numbers
+/// (a shorter one is smaller, whatever its digits), in one statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_only_moves_forward() {
+    use dms_cdc::position::{SequenceNumber, ShardId};
+    let rig = rig(4).await;
+    let shard = ShardId("shardId-000000000007".into());
+    let target = &rig.engine.target;
+    let targets = &rig.engine.mapping.targets;
+    for (apply, expected) in [
+        ("1000", "1000"),
+        ("999", "1000"),
+        ("0998", "1000"),
+        ("1000", "1000"),
+        ("1001", "1001"),
+        ("99999999999999999999", "99999999999999999999"),
+        ("10000000000000000000", "99999999999999999999"),
+        ("100000000000000000000", "100000000000000000000"),
+    ] {
+        let seq = SequenceNumber::parse(apply).unwrap();
+        target
+            .apply(targets, &[], &[], Some((&shard, &seq)))
+            .await
+            .unwrap();
+        assert_eq!(
+            target
+                .checkpoint(&shard)
+                .await
+                .unwrap()
+                .as_ref()
+                .map(|s| s.as_str()),
+            Some(expected),
+            "after applying {apply}"
+        );
+    }
+}
