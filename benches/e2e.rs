@@ -108,6 +108,11 @@ fn parse_args() -> Res<Args> {
     Ok(a)
 }
 
+/// The function's allocator (functions/mysql-target): the bench measures
+/// the engine as the function runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // `cargo test --all-targets` runs this binary without `--bench`: the
     // benchmark starts servers and takes minutes, so it only runs when asked

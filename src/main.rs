@@ -176,6 +176,11 @@ enum Command {
     },
 }
 
+/// The function's allocator (functions/mysql-target), so a local replay or
+/// redrive behaves as the function does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
