@@ -164,18 +164,21 @@ pub struct TargetPlan {
 impl TargetPlan {
     /// Coalesces an action on a root key.
     pub fn add(&mut self, key: KeyTuple, action: Action, record: usize) {
-        self.ops
-            .entry(key)
-            .and_modify(|op| {
-                op.action = action.clone();
+        match self.ops.entry(key) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let op = e.get_mut();
+                op.action = action;
                 op.first_record = op.first_record.min(record);
                 op.last_record = record;
-            })
-            .or_insert(PlannedOp {
-                action,
-                first_record: record,
-                last_record: record,
-            });
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(PlannedOp {
+                    action,
+                    first_record: record,
+                    last_record: record,
+                });
+            }
+        }
     }
 
     /// Whether the plan has nothing to do.
@@ -245,7 +248,10 @@ pub struct BatchPlan {
     pub counts: PlanCounts,
 }
 
-fn key_of(row: &Row, columns: &[String]) -> Result<Option<KeyTuple>, String> {
+fn key_of<'a>(
+    row: &Row,
+    columns: impl ExactSizeIterator<Item = &'a String>,
+) -> Result<Option<KeyTuple>, String> {
     let mut parts = Vec::with_capacity(columns.len());
     for c in columns {
         match row.get(c) {
@@ -337,7 +343,7 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
 
         // Work out every touch first so that a record is either fully planned or an error.
         let mut actions: Vec<(usize, KeyTuple, Action)> = Vec::new();
-        let mut lookups: Vec<(usize, Vec<String>, KeyTuple)> = Vec::new();
+        let mut lookups: Vec<(usize, &[(String, String)], KeyTuple)> = Vec::new();
         let mut skipped = 0;
         let mut touched = 0;
         let mut error = None;
@@ -350,7 +356,7 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                         skipped += 1;
                         continue;
                     }
-                    let key = match key_of(after, &t.root_key) {
+                    let key = match key_of(after, t.root_key.iter()) {
                         Ok(Some(k)) => k,
                         Ok(None) => {
                             error = Some(fail(format!(
@@ -365,7 +371,7 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                         }
                     };
                     if let Some(b) = before {
-                        if let Ok(Some(old)) = key_of(b, &t.root_key) {
+                        if let Ok(Some(old)) = key_of(b, t.root_key.iter()) {
                             if old != key {
                                 actions.push((*target, old, delete_action(t, b)));
                             }
@@ -393,11 +399,9 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                     if is_update && before.is_none() {
                         plan.counts.without_before_image += 1;
                     }
-                    let own: Vec<String> = on.iter().map(|(c, _)| c.clone()).collect();
-                    let root_cols: Vec<String> = on.iter().map(|(_, r)| r.clone()).collect();
                     let images = std::iter::once(after).chain(before);
                     for (i, image) in images.enumerate() {
-                        let tuple = match key_of(image, &own) {
+                        let tuple = match key_of(image, on.iter().map(|(c, _)| c)) {
                             Ok(Some(t)) => t,
                             Ok(None) => continue,
                             Err(_) if i > 0 => continue, // a partial before image (pk-only filter)
@@ -416,7 +420,7 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                                 );
                                 actions.push((*target, key, Action::Rebuild));
                             }
-                            None => lookups.push((*target, root_cols.clone(), tuple)),
+                            None => lookups.push((*target, on, tuple)),
                         }
                     }
                     if error.is_some() {
@@ -436,14 +440,19 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
         for (target, key, action) in actions {
             plan.targets[target].add(key, action, index);
         }
-        for (target, cols, tuple) in lookups {
-            plan.targets[target]
-                .lookups
-                .entry(cols)
-                .or_default()
-                .tuples
-                .entry(tuple)
-                .or_insert(index);
+        for (target, on, tuple) in lookups {
+            // Keyed by the root columns: found without building the key.
+            let lookups = &mut plan.targets[target].lookups;
+            let root_cols = || on.iter().map(|(_, r)| r);
+            if !lookups.keys().any(|cols| cols.iter().eq(root_cols())) {
+                lookups.insert(root_cols().cloned().collect(), Default::default());
+            }
+            if let Some((_, lookup)) = lookups
+                .iter_mut()
+                .find(|(cols, _)| cols.iter().eq(root_cols()))
+            {
+                lookup.tuples.entry(tuple).or_insert(index);
+            }
         }
     }
     plan
