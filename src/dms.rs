@@ -16,8 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use compact_str::CompactString;
 
 use crate::position::{split_event_id, PositionError, SequenceNumber, ShardId};
 
@@ -342,28 +341,31 @@ impl<K: Into<ColumnName>> FromIterator<(K, Value)> for Row {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Transaction {
     /// `transaction-id`
-    pub transaction_id: Option<String>,
+    pub transaction_id: Option<CompactString>,
     /// `commit-timestamp`
-    pub commit_timestamp: Option<String>,
+    pub commit_timestamp: Option<CompactString>,
     /// `stream-position` (the source log position)
-    pub stream_position: Option<String>,
+    pub stream_position: Option<CompactString>,
     /// `transaction-record-id` (offset of the record in its transaction)
-    pub transaction_record_id: Option<String>,
+    pub transaction_record_id: Option<CompactString>,
     /// `prev-transaction-id`
-    pub prev_transaction_id: Option<String>,
+    pub prev_transaction_id: Option<CompactString>,
     /// `prev-transaction-record-id`
-    pub prev_transaction_record_id: Option<String>,
+    pub prev_transaction_record_id: Option<CompactString>,
 }
 
 /// The `metadata` object, tolerant of fields DMS adds.
+///
+/// Values are compact strings: those of up to 24 bytes (ids, record ids,
+/// commit timestamps, partition keys) are stored inline.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Metadata {
     /// `timestamp`: when DMS produced the record.
-    pub timestamp: Option<String>,
+    pub timestamp: Option<CompactString>,
     /// `partition-key-type`
-    pub partition_key_type: Option<String>,
+    pub partition_key_type: Option<CompactString>,
     /// `partition-key-value` (with `IncludePartitionValue`)
-    pub partition_key_value: Option<String>,
+    pub partition_key_value: Option<CompactString>,
     /// Transaction details.
     pub transaction: Transaction,
 }
@@ -503,52 +505,6 @@ pub struct DecodeError {
     pub kind: DecodeErrorKind,
 }
 
-#[derive(Deserialize)]
-struct RawMetadata<'a> {
-    #[serde(default, rename = "timestamp", borrow)]
-    timestamp: Option<&'a RawValue>,
-    #[serde(default, rename = "record-type", borrow)]
-    record_type: Option<&'a RawValue>,
-    #[serde(default, rename = "operation", borrow)]
-    operation: Option<&'a RawValue>,
-    #[serde(default, rename = "partition-key-type", borrow)]
-    partition_key_type: Option<&'a RawValue>,
-    #[serde(default, rename = "partition-key-value", borrow)]
-    partition_key_value: Option<&'a RawValue>,
-    #[serde(default, rename = "schema-name", borrow)]
-    schema_name: Option<&'a RawValue>,
-    #[serde(default, rename = "table-name", borrow)]
-    table_name: Option<&'a RawValue>,
-    #[serde(default, rename = "transaction-id", borrow)]
-    transaction_id: Option<&'a RawValue>,
-    #[serde(default, rename = "commit-timestamp", borrow)]
-    commit_timestamp: Option<&'a RawValue>,
-    #[serde(default, rename = "stream-position", borrow)]
-    stream_position: Option<&'a RawValue>,
-    #[serde(default, rename = "transaction-record-id", borrow)]
-    transaction_record_id: Option<&'a RawValue>,
-    #[serde(default, rename = "prev-transaction-id", borrow)]
-    prev_transaction_id: Option<&'a RawValue>,
-    #[serde(default, rename = "prev-transaction-record-id", borrow)]
-    prev_transaction_record_id: Option<&'a RawValue>,
-}
-
-/// Reads a scalar metadata value (string or number) as text; `null` and
-/// objects read as absent.
-fn scalar_text(raw: Option<&RawValue>) -> Option<String> {
-    let text = raw?.get();
-    if text.starts_with('"') {
-        serde_json::from_str::<String>(text).ok()
-    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
-        || text == "true"
-        || text == "false"
-    {
-        Some(text.to_owned())
-    } else {
-        None
-    }
-}
-
 /// Decodes one delivery's payload.
 pub fn decode_record(
     delivery: &Delivery,
@@ -563,153 +519,22 @@ pub fn decode_record(
 }
 
 /// Decodes a DMS JSON document that arrived at `shard_id` / `sequence_number`.
+///
+/// The document is read in one pass with nothing copied that the record does
+/// not keep; a malformed document is read a second time, field by field, to
+/// say precisely what is wrong (see `src/dms/decode.rs`).
 pub fn decode_payload(
     shard_id: &ShardId,
     sequence_number: &SequenceNumber,
     payload: &[u8],
     options: &DecodeOptions,
 ) -> Result<DmsRecord, DecodeError> {
-    let mut table = None;
-    let fail = |table: Option<TableName>, kind| DecodeError {
-        shard_id: shard_id.clone(),
-        sequence_number: sequence_number.clone(),
-        table: table.map(Box::new),
-        kind,
-    };
-
-    let top: BTreeMap<String, &RawValue> = serde_json::from_slice(payload)
-        .map_err(|e| fail(None, DecodeErrorKind::Json(e.to_string())))?;
-    let raw_meta = top
-        .get("metadata")
-        .ok_or_else(|| fail(None, DecodeErrorKind::MissingMetadata))?;
-    if !raw_meta.get().starts_with('{') {
-        return Err(fail(
-            None,
-            DecodeErrorKind::Metadata("not an object".to_owned()),
-        ));
-    }
-    let meta: RawMetadata<'_> = serde_json::from_str(raw_meta.get())
-        .map_err(|e| fail(None, DecodeErrorKind::Metadata(e.to_string())))?;
-
-    if let (Some(schema), Some(name)) =
-        (scalar_text(meta.schema_name), scalar_text(meta.table_name))
-    {
-        if !schema.is_empty() || !name.is_empty() {
-            table = Some(TableName::new(schema, name));
-        }
-    }
-    let record_type = scalar_text(meta.record_type)
-        .ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingField("record-type")))?;
-    let operation = scalar_text(meta.operation)
-        .ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingField("operation")))?;
-    let metadata = Metadata {
-        timestamp: scalar_text(meta.timestamp),
-        partition_key_type: scalar_text(meta.partition_key_type),
-        partition_key_value: scalar_text(meta.partition_key_value),
-        transaction: Transaction {
-            transaction_id: scalar_text(meta.transaction_id),
-            commit_timestamp: scalar_text(meta.commit_timestamp),
-            stream_position: scalar_text(meta.stream_position),
-            transaction_record_id: scalar_text(meta.transaction_record_id),
-            prev_transaction_id: scalar_text(meta.prev_transaction_id),
-            prev_transaction_record_id: scalar_text(meta.prev_transaction_record_id),
-        },
-    };
-
-    let payload = match record_type.as_str() {
-        "data" => {
-            let operation = match operation.as_str() {
-                "load" => Operation::Load,
-                "insert" => Operation::Insert,
-                "update" => Operation::Update,
-                "delete" => Operation::Delete,
-                _ => {
-                    return Err(fail(
-                        table,
-                        DecodeErrorKind::UnknownOperation {
-                            record_type,
-                            operation,
-                        },
-                    ))
-                }
-            };
-            let Some(name) = table.clone() else {
-                return Err(fail(
-                    None,
-                    DecodeErrorKind::MissingField("schema-name/table-name"),
-                ));
-            };
-            let data = top
-                .get("data")
-                .ok_or_else(|| fail(table.clone(), DecodeErrorKind::MissingData))?;
-            let after = decode_row(data).map_err(|reason| {
-                fail(
-                    table.clone(),
-                    DecodeErrorKind::Image {
-                        field: "data".to_owned(),
-                        reason,
-                    },
-                )
-            })?;
-            let before = match top.get(options.before_image_field.as_str()) {
-                Some(raw) if raw.get() != "null" => Some(decode_row(raw).map_err(|reason| {
-                    fail(
-                        table.clone(),
-                        DecodeErrorKind::Image {
-                            field: options.before_image_field.clone(),
-                            reason,
-                        },
-                    )
-                })?),
-                _ => None,
-            };
-            Payload::Data(DataChange {
-                operation,
-                table: name,
-                after,
-                before,
-            })
-        }
-        "control" => {
-            let Some(op) = ControlOperation::parse(&operation) else {
-                return Err(fail(
-                    table,
-                    DecodeErrorKind::UnknownOperation {
-                        record_type,
-                        operation,
-                    },
-                ));
-            };
-            let detail = match top.get("control") {
-                Some(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
-                None => serde_json::Value::Null,
-            };
-            Payload::Control(ControlRecord {
-                operation: op,
-                table,
-                detail,
-            })
-        }
-        _ => return Err(fail(table, DecodeErrorKind::UnknownRecordType(record_type))),
-    };
-    Ok(DmsRecord {
-        shard_id: shard_id.clone(),
-        sequence_number: sequence_number.clone(),
-        metadata,
+    decode::decode(
+        shard_id,
+        sequence_number,
         payload,
-    })
-}
-
-fn decode_row(raw: &RawValue) -> Result<Row, String> {
-    let columns: BTreeMap<String, &RawValue> =
-        serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
-    columns
-        .into_iter()
-        .map(|(name, raw)| match classify(raw.get()) {
-            Ok(v) => Ok((name, v)),
-            Err(e) => Err(format!("column `{name}`: {e}")),
-        })
-        .collect::<Result<Row, _>>()
+        &options.before_image_field,
+    )
 }
 
 /// Smallest magnitude at which an exponent-notation integer may be a BIGINT
@@ -725,15 +550,43 @@ pub fn classify(text: &str) -> Result<Value, String> {
         Some(b'n') if text == "null" => Ok(Value::Null),
         Some(b't') if text == "true" => Ok(Value::Bool(true)),
         Some(b'f') if text == "false" => Ok(Value::Bool(false)),
-        Some(b'"') => serde_json::from_str::<String>(text)
-            .map(Value::Text)
-            .map_err(|e| e.to_string()),
+        Some(b'"') => match plain_string(text) {
+            Some(content) => Ok(Value::Text(content.to_owned())),
+            None => serde_json::from_str::<String>(text)
+                .map(Value::Text)
+                .map_err(|e| e.to_string()),
+        },
         Some(b'{') | Some(b'[') => serde_json::from_str::<serde_json::Value>(text)
             .map(|v| Value::Json(v.to_string()))
             .map_err(|e| e.to_string()),
         Some(b'-') | Some(b'0'..=b'9') => Ok(classify_number(text)),
         Some(_) => Err("not a JSON value".to_owned()),
     }
+}
+
+/// [`classify`] for the text of a value the JSON parser has just read (valid
+/// JSON, nothing around it): a string without escapes is its content.
+fn classify_parsed(text: &str) -> Result<Value, String> {
+    if let Some(inner) = text.strip_prefix('"') {
+        if !inner.contains('\\') {
+            // The parser ended the string at the first unescaped quote and
+            // rejected control characters: the content is what is inside.
+            if let Some(content) = inner.strip_suffix('"') {
+                return Ok(Value::Text(content.to_owned()));
+            }
+        }
+    }
+    classify(text)
+}
+
+/// The content of a JSON string that needs no unescaping (`"abc"` -> `abc`);
+/// `None` when it has escapes or is not a well-formed string.
+fn plain_string(text: &str) -> Option<&str> {
+    let content = text.strip_prefix('"')?.strip_suffix('"')?;
+    content
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+        .then_some(content)
 }
 
 fn classify_number(text: &str) -> Value {
@@ -812,5 +665,8 @@ pub fn parse_binary(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+mod decode;
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;

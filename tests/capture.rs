@@ -375,7 +375,11 @@ async fn binlog_changes_become_dms_records() {
             continue;
         }
         let t = &d.metadata.transaction;
-        let id = t.transaction_id.clone().expect("transaction-id");
+        let id = t
+            .transaction_id
+            .as_deref()
+            .expect("transaction-id")
+            .to_owned();
         let record_id: u64 = t.transaction_record_id.as_ref().unwrap().parse().unwrap();
         let commit = t.commit_timestamp.as_deref().unwrap();
         assert_eq!(commit.len(), 20, "{commit}");
@@ -402,7 +406,7 @@ async fn binlog_changes_become_dms_records() {
             _ => {
                 let expected_prev = previous.clone();
                 assert_eq!(
-                    t.prev_transaction_id.clone().zip(
+                    t.prev_transaction_id.as_deref().map(str::to_owned).zip(
                         t.prev_transaction_record_id
                             .as_ref()
                             .map(|p| p.parse::<u64>().unwrap())

@@ -1,0 +1,563 @@
+//! Reading a DMS document: the machinery behind [`super::decode_payload`].
+//!
+//! **Fast path.** The document is read once, by serde visitors over the
+//! payload bytes: field names are matched without being copied, `metadata`
+//! values are borrowed from the payload (copied only when they hold
+//! escapes), column names go straight into inline [`ColumnName`]s, and each
+//! column value is classified from the parser's slice of it
+//! ([`super::classify_parsed`]) instead of being parsed a second time. It
+//! accepts a document only when the document is certain to decode exactly as
+//! the exact path below decodes it: the fast path is strict (any parse
+//! error, a `metadata` or image that is not an object, a duplicate metadata
+//! field) and gives up instead of guessing.
+//!
+//! **Exact path.** A document the fast path gives up on is read the
+//! field-by-field way: first the top level as raw JSON text per field (the
+//! last of duplicate fields wins), then `metadata` and the images each on
+//! their own. It is slower, but it tells precisely what is wrong, with
+//! positions inside the field that is wrong. Malformed records are rare
+//! (they are quarantined), so they can afford it.
+//!
+//! Every value is taken as a [`RawValue`] (never skipped with
+//! `IgnoredAny`), because only `RawValue` makes the parser check that the
+//! bytes inside strings are UTF-8: unknown fields are checked like the rest.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use compact_str::CompactString;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::{
+    classify_parsed, ColumnName, ControlOperation, ControlRecord, DataChange, DecodeError,
+    DecodeErrorKind, DmsRecord, Metadata, Operation, Payload, Row, TableName, Transaction,
+};
+use crate::position::{SequenceNumber, ShardId};
+
+/// Decodes a DMS JSON document (see [`super::decode_payload`]).
+pub(super) fn decode(
+    shard_id: &ShardId,
+    sequence_number: &SequenceNumber,
+    payload: &[u8],
+    before_field: &str,
+) -> Result<DmsRecord, DecodeError> {
+    let parts = match fast(payload, before_field) {
+        Some(parts) => parts,
+        None => exact(payload, before_field).map_err(|kind| DecodeError {
+            shard_id: shard_id.clone(),
+            sequence_number: sequence_number.clone(),
+            table: None,
+            kind,
+        })?,
+    };
+    finish(parts, shard_id, sequence_number, before_field)
+}
+
+/// What a document says, read but not yet checked.
+#[derive(Default)]
+struct Parts<'a> {
+    /// The last `metadata` field.
+    metadata: Option<MetaFields<'a>>,
+    /// The last `data` field, read as an image.
+    data: Option<Result<Row, String>>,
+    /// The last before image, read as an image; `None` when absent or `null`.
+    before: Option<Result<Row, String>>,
+    /// The last `control` field.
+    control: Option<&'a RawValue>,
+}
+
+/// The one-pass read; `None` when the document needs the exact path.
+fn fast<'a>(payload: &'a [u8], before_field: &str) -> Option<Parts<'a>> {
+    // A before image named like another field is read twice: exact path.
+    if roles(before_field, before_field) != BEFORE {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let parts = de.deserialize_map(FastDocument { before_field }).ok()?;
+    de.end().ok()?;
+    Some(parts)
+}
+
+/// The field-by-field read; errors name what is wrong precisely.
+fn exact<'a>(payload: &'a [u8], before_field: &str) -> Result<Parts<'a>, DecodeErrorKind> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let raw = de
+        .deserialize_map(RawDocument { before_field })
+        .and_then(|raw| de.end().map(|()| raw))
+        .map_err(|e| DecodeErrorKind::Json(e.to_string()))?;
+    let meta = raw.metadata.ok_or(DecodeErrorKind::MissingMetadata)?;
+    if !meta.get().starts_with('{') {
+        return Err(DecodeErrorKind::Metadata("not an object".to_owned()));
+    }
+    let metadata =
+        read_str(meta.get(), MetaSeed).map_err(|e| DecodeErrorKind::Metadata(e.to_string()))?;
+    Ok(Parts {
+        metadata: Some(metadata),
+        data: raw.data.map(read_row),
+        before: raw.before.filter(|raw| raw.get() != "null").map(read_row),
+        control: raw.control,
+    })
+}
+
+/// Checks what the document says and builds the record.
+fn finish(
+    parts: Parts<'_>,
+    shard_id: &ShardId,
+    sequence_number: &SequenceNumber,
+    before_field: &str,
+) -> Result<DmsRecord, DecodeError> {
+    let fail = |table: Option<TableName>, kind| DecodeError {
+        shard_id: shard_id.clone(),
+        sequence_number: sequence_number.clone(),
+        table: table.map(Box::new),
+        kind,
+    };
+    let unknown_operation = |table, record_type: Cow<'_, str>, operation: Cow<'_, str>| {
+        fail(
+            table,
+            DecodeErrorKind::UnknownOperation {
+                record_type: record_type.into_owned(),
+                operation: operation.into_owned(),
+            },
+        )
+    };
+
+    let Some(MetaFields(fields)) = parts.metadata else {
+        return Err(fail(None, DecodeErrorKind::MissingMetadata));
+    };
+    // In `META_FIELDS` order.
+    let [timestamp, record_type, operation, partition_key_type, partition_key_value, schema_name, table_name, transaction_id, commit_timestamp, stream_position, transaction_record_id, prev_transaction_id, prev_transaction_record_id] =
+        fields;
+    let table = match (schema_name, table_name) {
+        (Some(schema), Some(name)) if !schema.is_empty() || !name.is_empty() => {
+            Some(TableName::new(schema, name))
+        }
+        _ => None,
+    };
+    let Some(record_type) = record_type else {
+        return Err(fail(table, DecodeErrorKind::MissingField("record-type")));
+    };
+    let Some(operation) = operation else {
+        return Err(fail(table, DecodeErrorKind::MissingField("operation")));
+    };
+
+    let payload = match record_type.as_ref() {
+        "data" => {
+            let operation = match operation.as_ref() {
+                "load" => Operation::Load,
+                "insert" => Operation::Insert,
+                "update" => Operation::Update,
+                "delete" => Operation::Delete,
+                _ => return Err(unknown_operation(table, record_type, operation)),
+            };
+            let Some(table) = table else {
+                return Err(fail(
+                    None,
+                    DecodeErrorKind::MissingField("schema-name/table-name"),
+                ));
+            };
+            let image_error = |table, field: &str, reason| {
+                fail(
+                    Some(table),
+                    DecodeErrorKind::Image {
+                        field: field.to_owned(),
+                        reason,
+                    },
+                )
+            };
+            let after = match parts.data {
+                Some(Ok(row)) => row,
+                Some(Err(reason)) => return Err(image_error(table, "data", reason)),
+                None => return Err(fail(Some(table), DecodeErrorKind::MissingData)),
+            };
+            let before = match parts.before {
+                None => None,
+                Some(Ok(row)) => Some(row),
+                Some(Err(reason)) => return Err(image_error(table, before_field, reason)),
+            };
+            Payload::Data(DataChange {
+                operation,
+                table,
+                after,
+                before,
+            })
+        }
+        "control" => {
+            let Some(op) = ControlOperation::parse(&operation) else {
+                return Err(unknown_operation(table, record_type, operation));
+            };
+            let detail = parts
+                .control
+                .map(|raw| serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null))
+                .unwrap_or(serde_json::Value::Null);
+            Payload::Control(ControlRecord {
+                operation: op,
+                table,
+                detail,
+            })
+        }
+        _ => {
+            return Err(fail(
+                table,
+                DecodeErrorKind::UnknownRecordType(record_type.into_owned()),
+            ))
+        }
+    };
+    let text = |field: Option<Cow<'_, str>>| field.map(CompactString::from);
+    Ok(DmsRecord {
+        shard_id: shard_id.clone(),
+        sequence_number: sequence_number.clone(),
+        metadata: Metadata {
+            timestamp: text(timestamp),
+            partition_key_type: text(partition_key_type),
+            partition_key_value: text(partition_key_value),
+            transaction: Transaction {
+                transaction_id: text(transaction_id),
+                commit_timestamp: text(commit_timestamp),
+                stream_position: text(stream_position),
+                transaction_record_id: text(transaction_record_id),
+                prev_transaction_id: text(prev_transaction_id),
+                prev_transaction_record_id: text(prev_transaction_record_id),
+            },
+        },
+        payload,
+    })
+}
+
+/// Runs `seed` over a whole JSON text, as `serde_json::from_str` does.
+fn read_str<'a, S: DeserializeSeed<'a>>(text: &'a str, seed: S) -> serde_json::Result<S::Value> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = seed.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Reads an image on its own (exact path).
+fn read_row(raw: &RawValue) -> Result<Row, String> {
+    read_str(raw.get(), RowSeed)
+        .map_err(|e| e.to_string())
+        .and_then(|row| row)
+}
+
+// Roles of a top-level field (a name may have several when the before image
+// is named like another field).
+const METADATA: u8 = 1;
+const DATA: u8 = 2;
+const BEFORE: u8 = 4;
+const CONTROL: u8 = 8;
+
+fn roles(name: &str, before_field: &str) -> u8 {
+    let role = match name {
+        "metadata" => METADATA,
+        "data" => DATA,
+        "control" => CONTROL,
+        _ => 0,
+    };
+    if name == before_field {
+        role | BEFORE
+    } else {
+        role
+    }
+}
+
+/// A map key, handed to a function without being copied (borrowed from the
+/// payload, or from the parser's scratch space when it holds escapes).
+struct Key<F>(F);
+
+impl<'de, T, F: FnOnce(&str) -> T> DeserializeSeed<'de> for Key<F> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, T, F: FnOnce(&str) -> T> Visitor<'de> for Key<F> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok((self.0)(v))
+    }
+}
+
+/// The top level, fast path.
+struct FastDocument<'o> {
+    before_field: &'o str,
+}
+
+impl<'de> Visitor<'de> for FastDocument<'_> {
+    type Value = Parts<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parts<'de>, A::Error> {
+        let before_field = self.before_field;
+        let mut parts = Parts::default();
+        while let Some(role) = map.next_key_seed(Key(|name: &str| roles(name, before_field)))? {
+            match role {
+                0 => {
+                    map.next_value::<&'de RawValue>()?;
+                }
+                METADATA => parts.metadata = Some(map.next_value_seed(MetaSeed)?),
+                DATA => parts.data = Some(map.next_value_seed(RowSeed)?),
+                BEFORE => parts.before = map.next_value_seed(OptionalRowSeed)?,
+                CONTROL => parts.control = Some(map.next_value()?),
+                _ => return Err(de::Error::custom("a field with two roles")),
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// The top level, exact path: raw text per field, the last of duplicates wins.
+struct RawDocument<'o> {
+    before_field: &'o str,
+}
+
+#[derive(Default)]
+struct RawParts<'a> {
+    metadata: Option<&'a RawValue>,
+    data: Option<&'a RawValue>,
+    before: Option<&'a RawValue>,
+    control: Option<&'a RawValue>,
+}
+
+impl<'de> Visitor<'de> for RawDocument<'_> {
+    type Value = RawParts<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawParts<'de>, A::Error> {
+        let before_field = self.before_field;
+        let mut parts = RawParts::default();
+        while let Some(role) = map.next_key_seed(Key(|name: &str| roles(name, before_field)))? {
+            let raw: &'de RawValue = map.next_value()?;
+            for (bit, slot) in [
+                (METADATA, &mut parts.metadata),
+                (DATA, &mut parts.data),
+                (BEFORE, &mut parts.before),
+                (CONTROL, &mut parts.control),
+            ] {
+                if role & bit != 0 {
+                    *slot = Some(raw);
+                }
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// Names of the metadata fields that are read, in [`MetaFields`] order.
+const META_FIELDS: [&str; 13] = [
+    "timestamp",
+    "record-type",
+    "operation",
+    "partition-key-type",
+    "partition-key-value",
+    "schema-name",
+    "table-name",
+    "transaction-id",
+    "commit-timestamp",
+    "stream-position",
+    "transaction-record-id",
+    "prev-transaction-id",
+    "prev-transaction-record-id",
+];
+
+/// Index of a metadata field in [`META_FIELDS`].
+fn meta_field(name: &str) -> Option<usize> {
+    Some(match name {
+        "timestamp" => 0,
+        "record-type" => 1,
+        "operation" => 2,
+        "partition-key-type" => 3,
+        "partition-key-value" => 4,
+        "schema-name" => 5,
+        "table-name" => 6,
+        "transaction-id" => 7,
+        "commit-timestamp" => 8,
+        "stream-position" => 9,
+        "transaction-record-id" => 10,
+        "prev-transaction-id" => 11,
+        "prev-transaction-record-id" => 12,
+        _ => return None,
+    })
+}
+
+/// The metadata fields as text ([`scalar`]), borrowed from the document.
+#[derive(Default)]
+struct MetaFields<'a>([Option<Cow<'a, str>>; META_FIELDS.len()]);
+
+/// Reads the `metadata` object. A field given twice is an error (whatever
+/// its values); unknown fields are ignored.
+struct MetaSeed;
+
+impl<'de> DeserializeSeed<'de> for MetaSeed {
+    type Value = MetaFields<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetaSeed {
+    type Value = MetaFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of metadata fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = MetaFields::default();
+        let mut seen = 0u32;
+        while let Some(index) = map.next_key_seed(MetaKey { seen })? {
+            let raw: &'de RawValue = map.next_value()?;
+            if let Some(i) = index {
+                seen |= 1 << i;
+                if let Some(slot) = fields.0.get_mut(i) {
+                    *slot = scalar(raw);
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// A metadata field name: its index in [`META_FIELDS`], `None` for a field
+/// that is not read. A field already `seen` fails as soon as its name is read
+/// (where a derived `Deserialize` fails, so the error points at the same place).
+struct MetaKey {
+    seen: u32,
+}
+
+impl<'de> DeserializeSeed<'de> for MetaKey {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetaKey {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let index = meta_field(v);
+        if let Some(i) = index {
+            if self.seen & (1 << i) != 0 {
+                let name = META_FIELDS.get(i).copied().unwrap_or("metadata");
+                return Err(E::duplicate_field(name));
+            }
+        }
+        Ok(index)
+    }
+}
+
+/// A scalar metadata value as text: a string's content, a number or boolean
+/// as written; `null`, objects and arrays read as absent (so does a string
+/// that does not unescape).
+fn scalar(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if let Some(inner) = text.strip_prefix('"') {
+        if !inner.contains('\\') {
+            // The parser ended the string at the first unescaped quote and
+            // rejected control characters: the content is what is inside.
+            return inner.strip_suffix('"').map(Cow::Borrowed);
+        }
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        || text == "true"
+        || text == "false"
+    {
+        Some(Cow::Borrowed(text))
+    } else {
+        None
+    }
+}
+
+/// Reads an image: an object of column values. A value that cannot be
+/// classified makes the image an error naming the column, decided once the
+/// whole object is read (the last of duplicate columns wins, and of several
+/// bad columns the first by name is named).
+struct RowSeed;
+
+impl<'de> DeserializeSeed<'de> for RowSeed {
+    type Value = Result<Row, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed {
+    type Value = Result<Row, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut columns = BTreeMap::new();
+        let mut failed: Vec<(ColumnName, String)> = Vec::new();
+        while let Some(name) = map.next_key_seed(Key(|name: &str| ColumnName::new(name)))? {
+            let raw: &'de RawValue = map.next_value()?;
+            match classify_parsed(raw.get()) {
+                Ok(value) => {
+                    if !failed.is_empty() {
+                        failed.retain(|(n, _)| *n != name);
+                    }
+                    columns.insert(name, value);
+                }
+                Err(reason) => {
+                    failed.retain(|(n, _)| *n != name);
+                    failed.push((name, reason));
+                }
+            }
+        }
+        Ok(match failed.into_iter().min_by(|a, b| a.0.cmp(&b.0)) {
+            Some((name, reason)) => Err(format!("column `{name}`: {reason}")),
+            None => Ok(Row(columns)),
+        })
+    }
+}
+
+/// Reads a before image: `null` reads as no image.
+struct OptionalRowSeed;
+
+impl<'de> DeserializeSeed<'de> for OptionalRowSeed {
+    type Value = Option<Result<Row, String>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OptionalRowSeed {
+    type Value = Option<Result<Row, String>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        RowSeed.deserialize(deserializer).map(Some)
+    }
+}
