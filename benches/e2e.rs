@@ -1304,6 +1304,16 @@ async fn run(args: Args) -> Res<()> {
         for d in differences(&m.fingerprint, &reference.fingerprint, 5) {
             println!("    differs: {d}");
         }
+        // A prefix is not comparable row for row: the source holds the state
+        // after every batch, so the naive handler, which re-queries on every
+        // record, reads changes of later batches for rows whose prefix
+        // records dms-cdc rightly skips (updates of columns the mapping does
+        // not read). Only a full run decides; a prefix reports its differences.
+        let decisive = std::ptr::eq(reference, &dms) || naive_batches >= batches.len();
+        if !decisive && !same(m, reference) {
+            println!("    (naive ran a prefix of {naive_batches} batches: not decisive, see the comment in benches/e2e.rs)");
+            continue;
+        }
         ok &= same(m, reference);
     }
 

@@ -396,9 +396,13 @@ impl Engine {
                     _ => self.build_op(target, &on, key, op, &no_rows, &mut build, &mut first)?,
                 }
             }
-            let mut chunks = rebuild.chunks(self.settings.chunk_size.max(1));
-            let mut pending = Some(first);
+            // Built rows wait in `ready` until they fill whole statements;
+            // the rest goes after the last read.
+            let chunk_size = self.settings.chunk_size.max(1);
+            let mut chunks = rebuild.chunks(chunk_size);
             let mut next = chunks.next();
+            let mut ready = first;
+            let mut pending = ready.take_statements(chunk_size, next.is_none());
             while pending.is_some() || next.is_some() {
                 let write = pending.take();
                 let keys = next.take();
@@ -427,18 +431,14 @@ impl Engine {
                 );
                 written.map_err(classify_target)?;
                 if let Some((keys, fetched)) = fetched.map_err(classify_source)? {
-                    let mut w = TableWrites {
-                        target: tp.target,
-                        ..Default::default()
-                    };
                     for key in keys {
                         if let Some(op) = tp.ops.get(key) {
-                            self.build_op(target, &on, key, op, &fetched, &mut build, &mut w)?;
+                            self.build_op(target, &on, key, op, &fetched, &mut build, &mut ready)?;
                         }
                     }
-                    pending = Some(w);
                     next = chunks.next();
                 }
+                pending = ready.take_statements(chunk_size, next.is_none());
             }
         }
         if let Some(snap) = snapshot {

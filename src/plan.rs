@@ -302,6 +302,9 @@ fn delete_action(target: &Target, image: &Row) -> Action {
     }
 }
 
+/// A reverse lookup a record asks for: target, the touch's `on` pairs, tuple.
+type LookupTouch<'a> = (usize, &'a [(String, String)], KeyTuple);
+
 /// Plans a batch of decoded records (one shard, in order).
 pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
     let mut plan = BatchPlan {
@@ -343,7 +346,7 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
 
         // Work out every touch first so that a record is either fully planned or an error.
         let mut actions: Vec<(usize, KeyTuple, Action)> = Vec::new();
-        let mut lookups: Vec<(usize, &[(String, String)], KeyTuple)> = Vec::new();
+        let mut lookups: Vec<LookupTouch<'_>> = Vec::new();
         let mut skipped = 0;
         let mut touched = 0;
         let mut error = None;

@@ -169,6 +169,18 @@ pub struct Snapshot {
     /// Reads so far.
     pub stats: ReadStats,
     json_columns: BTreeMap<TableName, BTreeSet<String>>,
+    finished: bool,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        // Dropped on an error path, in its transaction (started by hand, so
+        // the driver does not know it): reset the connection when it goes
+        // back to the pool, which ends the transaction.
+        if !self.finished {
+            self.conn.reset_connection(true);
+        }
+    }
 }
 
 impl Snapshot {
@@ -202,6 +214,7 @@ impl Snapshot {
             read_time: read_time.unwrap_or_default(),
             stats: ReadStats::default(),
             json_columns,
+            finished: false,
         })
     }
 
@@ -214,6 +227,7 @@ impl Snapshot {
                 table: "(snapshot)".into(),
                 source,
             })?;
+        self.finished = true;
         Ok(self.stats)
     }
 
@@ -444,6 +458,16 @@ pub fn pool(url: &str, max_connections: usize) -> Result<Pool, mysql_async::UrlE
                 opts.stmt_cache_size()
             },
         ))
-        .pool_opts(mysql_async::PoolOpts::default().with_constraints(constraints));
+        // Connections keep their session between uses (no COM_RESET_CONNECTION
+        // on return to the pool), so prepared statements are reused from batch
+        // to batch. Nothing here leaves session state behind: transactions
+        // are rolled back by the driver, and a snapshot dropped before its
+        // end asks for the reset itself (see `Snapshot`'s `Drop`).
+        .pool_opts(
+            opts.pool_opts()
+                .clone()
+                .with_constraints(constraints)
+                .with_reset_connection(false),
+        );
     Ok(Pool::new(builder))
 }

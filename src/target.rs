@@ -98,6 +98,22 @@ pub struct TableWrites {
     pub deletes: Vec<Vec<Value>>,
 }
 
+impl TableWrites {
+    /// Takes the rows that fill whole statements of `chunk_size` (all of
+    /// them when `all`), leaving the rest; `None` when there is nothing to take.
+    pub fn take_statements(&mut self, chunk_size: usize, all: bool) -> Option<TableWrites> {
+        let chunk_size = chunk_size.max(1);
+        let whole = |n: usize| if all { n } else { n - n % chunk_size };
+        let upserts: Vec<_> = self.upserts.drain(..whole(self.upserts.len())).collect();
+        let deletes: Vec<_> = self.deletes.drain(..whole(self.deletes.len())).collect();
+        (!upserts.is_empty() || !deletes.is_empty()).then_some(TableWrites {
+            target: self.target,
+            upserts,
+            deletes,
+        })
+    }
+}
+
 /// A record to store in the quarantine table.
 #[derive(Debug, Clone)]
 pub struct Quarantine {
@@ -403,6 +419,25 @@ mod tests {
             (1..=500).map(|n| statement_size(n, 500)).collect();
         assert_eq!(distinct.len(), 10); // 1, 2, 4, ..., 256, 500
         assert!((1..=500).all(|n| statement_size(n, 500) >= n));
+    }
+
+    #[test]
+    fn whole_statements_are_taken_and_the_rest_waits() {
+        let row = |i: i64| vec![Value::Int(i)];
+        let mut w = TableWrites {
+            target: 3,
+            upserts: (0..7).map(row).collect(),
+            deletes: (0..2).map(row).collect(),
+        };
+        let taken = w.take_statements(3, false).unwrap();
+        assert_eq!(taken.target, 3);
+        assert_eq!(taken.upserts, (0..6).map(row).collect::<Vec<_>>());
+        assert!(taken.deletes.is_empty());
+        assert_eq!(w.upserts, vec![row(6)]);
+        assert!(w.take_statements(3, false).is_none());
+        let rest = w.take_statements(3, true).unwrap();
+        assert_eq!((rest.upserts.len(), rest.deletes.len()), (1, 2));
+        assert!(w.take_statements(3, true).is_none());
     }
 
     #[test]
