@@ -34,6 +34,7 @@ async fn handler(
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    dms_cdc::lambda::tune_allocator();
     // JSON logs when AWS_LAMBDA_LOG_FORMAT=JSON (the template's LoggingConfig).
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env(|k| std::env::var(k).ok())?;
