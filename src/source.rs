@@ -453,7 +453,7 @@ pub fn pool(url: &str, max_connections: usize) -> Result<Pool, mysql_async::UrlE
         // (unless the URL sets `stmt_cache_size`).
         .stmt_cache_size(Some(
             if opts.stmt_cache_size() == mysql_async::DEFAULT_STMT_CACHE_SIZE {
-                512
+                128
             } else {
                 opts.stmt_cache_size()
             },
