@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -21,8 +21,7 @@ use dms_cdc::plan::plan_batch;
 const RECORDS: usize = 10_000;
 
 /// Counts heap allocations (one relaxed atomic add per call, a few ns next to
-/// the allocation itself), to report allocations per record, over the
-/// function's allocator (mimalloc).
+/// the allocation itself), to report allocations per record.
 struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
@@ -32,15 +31,15 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         ALLOCATED_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        mimalloc::MiMalloc.alloc(layout)
+        System.alloc(layout)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        mimalloc::MiMalloc.dealloc(ptr, layout)
+        System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         ALLOCATED_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+        System.realloc(ptr, layout, new_size)
     }
 }
 

@@ -108,13 +108,7 @@ fn parse_args() -> Res<Args> {
     Ok(a)
 }
 
-/// The function's allocator (functions/mysql-target): the bench measures
-/// the engine as the function runs it.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
-    dms_cdc::lambda::tune_allocator();
     // `cargo test --all-targets` runs this binary without `--bench`: the
     // benchmark starts servers and takes minutes, so it only runs when asked
     // (`cargo bench --bench e2e`, or `.ci/bench-smoke` for the tiny run).

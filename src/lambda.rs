@@ -140,24 +140,6 @@ impl Config {
     }
 }
 
-/// mimalloc's `mi_option_purge_delay` (mimalloc.h, 2.x and 3.x): the one
-/// before `mi_option_use_numa_nodes`, which the bindings name (a test checks
-/// its default: 1,000 ms in the bundled mimalloc 3).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
-    libmimalloc_sys::mi_option_use_numa_nodes - 1;
-
-/// Tunes mimalloc, the allocator of the function and the CLI, for a
-/// Lambda's memory limit: freed memory goes back to the system at once
-/// instead of after a second. A batch frees most of its memory in bursts
-/// (decoded records, re-queried rows), so the delay shows as peak RSS:
-/// 64.4 MB against 49.5 MB for a 6 MB event (BENCHMARKS.md). Call it first
-/// thing in `main`.
-pub fn tune_allocator() {
-    // SAFETY: sets a process-wide allocator option; any value is valid for
-    // this option, and mimalloc reads it on each purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
-}
-
 /// Builds a `mysql://` URL from an RDS-shaped secret (`username`, `password`,
 /// `host`, `port`, `dbname`). The error never contains the secret's values.
 pub fn url_from_secret(secret: &str, database: Option<&str>) -> Result<String, String> {
@@ -402,16 +384,6 @@ pub fn emf_line(function_name: &str, summary: &BatchSummary, retrying: bool) -> 
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_allocator_returns_memory_at_once() {
-        use libmimalloc_sys::mi_option_get;
-        // The option is the purge delay: its default is 1,000 ms.
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 1000);
-        }
-        tune_allocator();
-        assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 0);
-    }
 
     use super::*;
     use std::collections::BTreeMap;

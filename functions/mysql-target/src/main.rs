@@ -11,12 +11,6 @@ use dms_cdc::lambda::{Config, MysqlFunction};
 use dms_cdc::mapping::Transforms;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
-/// mimalloc: decoding and re-querying allocate many small, short-lived
-/// values, where it is markedly faster than the system allocator (see
-/// BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The mapping deployed with this function (overridden by `DMS_CDC_MAPPING`).
 const MAPPING: &str = include_str!("../mapping.toml");
 
@@ -34,7 +28,6 @@ async fn handler(
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    dms_cdc::lambda::tune_allocator();
     // JSON logs when AWS_LAMBDA_LOG_FORMAT=JSON (the template's LoggingConfig).
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env(|k| std::env::var(k).ok())?;
