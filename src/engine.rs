@@ -239,7 +239,7 @@ impl Engine {
             let op = decoded.as_ref().map(|r| r.operation_name().to_owned());
             let q = [quarantine_of(d, table, op, "write", reason)];
             self.target
-                .apply(&self.mapping.targets, &[], &q, last)
+                .apply(&self.mapping.targets, Vec::new(), &q, last)
                 .await
                 .map_err(classify_target)?;
             return Ok(vec![(todo[0], Outcome::Quarantined)]);

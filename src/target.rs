@@ -187,13 +187,13 @@ impl MysqlTarget {
     pub async fn apply(
         &self,
         targets: &[Target],
-        writes: &[TableWrites],
+        writes: Vec<TableWrites>,
         quarantine: &[Quarantine],
         checkpoint: Option<(&ShardId, &SequenceNumber)>,
     ) -> Result<(), TargetError> {
         let mut tx = self.begin().await?;
         for w in writes {
-            tx.write(&targets[w.target], w.clone()).await?;
+            tx.write(&targets[w.target], w).await?;
         }
         tx.finish(quarantine, checkpoint).await
     }
@@ -330,14 +330,12 @@ pub fn statement_size(count: usize, chunk_size: usize) -> usize {
 fn padded(items: Vec<Vec<Value>>, chunk_size: usize) -> (usize, Vec<mysql_async::Value>) {
     let count = statement_size(items.len(), chunk_size);
     let width = items.first().map_or(0, Vec::len);
-    let mut params = Vec::with_capacity(count * width);
-    let mut last: Vec<mysql_async::Value> = Vec::new();
-    for item in items {
-        last = item.into_iter().map(into_param).collect();
-        params.extend(last.iter().cloned());
-    }
+    let mut params: Vec<mysql_async::Value> = Vec::with_capacity(count * width);
+    params.extend(items.into_iter().flatten().map(into_param));
+    // Only the padding copies: the last item's parameters, once per extra row.
+    let last = params.len().saturating_sub(width);
     while params.len() < count * width {
-        params.extend(last.iter().cloned());
+        params.extend_from_within(last..last + width);
     }
     (count, params)
 }

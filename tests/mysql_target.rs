@@ -226,7 +226,7 @@ async fn checkpoint_only_moves_forward() {
     ] {
         let seq = SequenceNumber::parse(apply).unwrap();
         target
-            .apply(targets, &[], &[], Some((&shard, &seq)))
+            .apply(targets, Vec::new(), &[], Some((&shard, &seq)))
             .await
             .unwrap();
         assert_eq!(
