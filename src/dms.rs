@@ -103,7 +103,8 @@ pub enum EventError {
     },
 }
 
-/// Turns a Lambda Kinesis event into deliveries, in event order.
+/// Turns a Lambda Kinesis event into deliveries, in event order, copying
+/// each payload (see [`into_deliveries`] to move them instead).
 pub fn deliveries(
     event: &aws_lambda_events::event::kinesis::KinesisEvent,
 ) -> Result<Vec<Delivery>, EventError> {
@@ -112,33 +113,66 @@ pub fn deliveries(
         .iter()
         .enumerate()
         .map(|(index, record)| {
-            let event_id = record.event_id.as_deref().unwrap_or("");
-            let (shard_id, sequence_number) = split_event_id(event_id)
-                .map_err(|source| EventError::Position { index, source })?;
-            let own = &record.kinesis.sequence_number;
-            if !own.is_empty() && SequenceNumber::parse(own).ok().as_ref() != Some(&sequence_number)
-            {
-                return Err(EventError::SequenceMismatch {
-                    index,
-                    event_id_sequence: sequence_number,
-                    sequence_number: own.chars().take(140).collect(),
-                });
-            }
-            Ok(Delivery {
-                shard_id,
-                sequence_number,
-                partition_key: record.kinesis.partition_key.clone(),
-                approximate_arrival_ms: Some(
-                    record
-                        .kinesis
-                        .approximate_arrival_timestamp
-                        .0
-                        .timestamp_millis(),
-                ),
-                data: record.kinesis.data.0.clone(),
-            })
+            delivery(
+                index,
+                record,
+                record.kinesis.partition_key.clone(),
+                record.kinesis.data.0.clone(),
+            )
         })
         .collect()
+}
+
+/// Turns a Lambda Kinesis event into deliveries, in event order, moving
+/// each payload out of the event: the function holds one copy of a batch's
+/// payloads, not two.
+pub fn into_deliveries(
+    event: aws_lambda_events::event::kinesis::KinesisEvent,
+) -> Result<Vec<Delivery>, EventError> {
+    event
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut record)| {
+            let partition_key = std::mem::take(&mut record.kinesis.partition_key);
+            let data = std::mem::take(&mut record.kinesis.data.0);
+            delivery(index, &record, partition_key, data)
+        })
+        .collect()
+}
+
+/// One delivery: the position from `eventID`, checked against the record's
+/// own sequence number, with the given partition key and payload.
+fn delivery(
+    index: usize,
+    record: &aws_lambda_events::event::kinesis::KinesisEventRecord,
+    partition_key: String,
+    data: Vec<u8>,
+) -> Result<Delivery, EventError> {
+    let event_id = record.event_id.as_deref().unwrap_or("");
+    let (shard_id, sequence_number) =
+        split_event_id(event_id).map_err(|source| EventError::Position { index, source })?;
+    let own = &record.kinesis.sequence_number;
+    if !own.is_empty() && SequenceNumber::parse(own).ok().as_ref() != Some(&sequence_number) {
+        return Err(EventError::SequenceMismatch {
+            index,
+            event_id_sequence: sequence_number,
+            sequence_number: own.chars().take(140).collect(),
+        });
+    }
+    Ok(Delivery {
+        shard_id,
+        sequence_number,
+        partition_key,
+        approximate_arrival_ms: Some(
+            record
+                .kinesis
+                .approximate_arrival_timestamp
+                .0
+                .timestamp_millis(),
+        ),
+        data,
+    })
 }
 
 /// A data operation.

@@ -176,8 +176,14 @@ enum Command {
     },
 }
 
+/// The function's allocator (functions/mysql-target), so a local replay or
+/// redrive behaves as the function does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    dms_cdc::lambda::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

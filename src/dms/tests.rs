@@ -360,6 +360,8 @@ fn deliveries_from_a_lambda_event() {
     let event: aws_lambda_events::event::kinesis::KinesisEvent =
         serde_json::from_str(&event).unwrap();
     let d = deliveries(&event).unwrap();
+    // The owned form moves the payloads and gives the same deliveries.
+    assert_eq!(into_deliveries(event.clone()).unwrap(), d);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].shard_id, shard());
     assert_eq!(d[0].partition_key, "42");
@@ -373,10 +375,18 @@ fn deliveries_from_a_lambda_event() {
         deliveries(&bad),
         Err(EventError::Position { index: 0, .. })
     ));
+    assert!(matches!(
+        into_deliveries(bad),
+        Err(EventError::Position { index: 0, .. })
+    ));
     let mut mismatch = event;
     mismatch.records[0].kinesis.sequence_number = "1".to_owned();
     assert!(matches!(
         deliveries(&mismatch),
+        Err(EventError::SequenceMismatch { .. })
+    ));
+    assert!(matches!(
+        into_deliveries(mismatch),
         Err(EventError::SequenceMismatch { .. })
     ));
 }

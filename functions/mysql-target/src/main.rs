@@ -11,6 +11,12 @@ use dms_cdc::lambda::{Config, MysqlFunction};
 use dms_cdc::mapping::Transforms;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
+/// mimalloc: decoding and re-querying allocate many small, short-lived
+/// values, where it is markedly faster than the system allocator (see
+/// BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The mapping deployed with this function (overridden by `DMS_CDC_MAPPING`).
 const MAPPING: &str = include_str!("../mapping.toml");
 
@@ -23,11 +29,17 @@ async fn handler(
     function: &MysqlFunction,
     event: LambdaEvent<KinesisEvent>,
 ) -> Result<KinesisEventResponse, Error> {
-    Ok(function.handle(&event.payload).await?)
+    Ok(function.handle(event.payload).await?)
 }
 
-#[tokio::main]
+/// One thread: Lambda hands an instance one event at a time, and the engine
+/// overlaps its source reads and target writes within one task. Memory is
+/// allocated and freed on the same thread, so mimalloc returns it at once
+/// (with worker threads, the event read by one thread and freed by another
+/// peaked at 76.2 MB on a 6 MB event: BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    dms_cdc::lambda::tune_allocator();
     // JSON logs when AWS_LAMBDA_LOG_FORMAT=JSON (the template's LoggingConfig).
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env(|k| std::env::var(k).ok())?;
