@@ -30,9 +30,14 @@
 //! only, compared with dms-cdc on the same K batches), `--rss-records N`
 //! (10000, records in the Lambda event of the RSS measurement), `--bootstrap
 //! PATH` (also measure a built function binary, e.g.
-//! `target/release/mysql-target`, through a local Lambda Runtime API).
+//! `target/release/mysql-target`, through a local Lambda Runtime API),
+//! `--rtt-us US` (0; when set, every contender's connections go through a delay proxy
+//! that adds US microseconds per round trip, as a VPC does; see
+//! `common/latency.rs`).
 
 mod common;
+#[path = "common/latency.rs"]
+mod latency;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -64,6 +69,8 @@ struct Args {
     rss_child: Option<PathBuf>,
     source_url: String,
     target_url: String,
+    /// Round trip added by a delay proxy in front of each server (0: none).
+    rtt: Duration,
 }
 
 fn parse_args() -> Res<Args> {
@@ -80,6 +87,7 @@ fn parse_args() -> Res<Args> {
         rss_child: None,
         source_url: String::new(),
         target_url: String::new(),
+        rtt: Duration::ZERO,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -97,6 +105,7 @@ fn parse_args() -> Res<Args> {
             "--rss-child" => a.rss_child = Some(PathBuf::from(value()?)),
             "--source-url" => a.source_url = value()?,
             "--target-url" => a.target_url = value()?,
+            "--rtt-us" => a.rtt = Duration::from_micros(value()?.parse()?),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -108,7 +117,13 @@ fn parse_args() -> Res<Args> {
     Ok(a)
 }
 
+/// The function's allocator (functions/mysql-target): the bench measures
+/// the engine as the function runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
+    dms_cdc::lambda::tune_allocator();
     // `cargo test --all-targets` runs this binary without `--bench`: the
     // benchmark starts servers and takes minutes, so it only runs when asked
     // (`cargo bench --bench e2e`, or `.ci/bench-smoke` for the tiny run).
@@ -127,8 +142,8 @@ fn main() {
     let result = if let Some(event) = args.rss_child.clone() {
         rss_child(&args, &event)
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        // One thread, as the function runs (functions/mysql-target).
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(Into::into)
@@ -281,6 +296,9 @@ struct Rig {
     stats: tokio::sync::Mutex<(mysql_async::Conn, mysql_async::Conn)>,
     /// Server process ids, for their CPU time.
     pids: (Option<u32>, Option<u32>),
+    /// Delay proxies the pools connect through (`--rtt-us`); they serve
+    /// until the process ends.
+    _proxies: Vec<latency::DelayProxy>,
 }
 
 fn root() -> &'static Path {
@@ -303,7 +321,10 @@ async fn load_source(pool: &mysql_async::Pool, model: &common::Model) -> Res<()>
 /// Starts the servers; fills the target with the full load of the initial
 /// state (through dms-cdc), keeps a copy of it for resets, then gives the
 /// source its final state (what every record of the workload leads to).
-async fn rig(workload: &common::Workload, chunk: usize) -> Res<Rig> {
+///
+/// With a round trip `rtt`, the pools every contender uses connect through
+/// a delay proxy ([`latency`]); the counters' connections do not.
+async fn rig(workload: &common::Workload, chunk: usize, rtt: Duration) -> Res<Rig> {
     let source_db = MariaDb::start(1)?;
     let target_db = MariaDb::start(2)?;
     source_db.run_file(&root().join("fixtures/source.sql"))?;
@@ -314,8 +335,21 @@ async fn rig(workload: &common::Workload, chunk: usize) -> Res<Rig> {
         db.run_sql("SET GLOBAL innodb_buffer_pool_size = 536870912")?;
     }
     let (mapping, transforms) = common::mapping();
-    let source = pool(&source_db.url("recipes_src"), 2)?;
-    let target = pool(&target_db.url("global"), 2)?;
+    let mut source_url = source_db.url("recipes_src");
+    let mut target_url = target_db.url("global");
+    let mut proxies = Vec::new();
+    if !rtt.is_zero() {
+        for (url, port) in [
+            (&mut source_url, source_db.port()),
+            (&mut target_url, target_db.port()),
+        ] {
+            let proxy = latency::DelayProxy::start(([127, 0, 0, 1], port).into(), rtt)?;
+            *url = latency::through(url, port, &proxy);
+            proxies.push(proxy);
+        }
+    }
+    let source = pool(&source_url, 2)?;
+    let target = pool(&target_url, 2)?;
     let stats = tokio::sync::Mutex::new((
         mysql_async::Conn::from_url(source_db.url("recipes_src")).await?,
         mysql_async::Conn::from_url(target_db.url("global")).await?,
@@ -323,6 +357,7 @@ async fn rig(workload: &common::Workload, chunk: usize) -> Res<Rig> {
     let pids = (server_pid(source_db.port()), server_pid(target_db.port()));
     let rig = Rig {
         pids,
+        _proxies: proxies,
         source_db,
         target_db,
         source,
@@ -909,7 +944,8 @@ async fn run_naive(rig: &Rig, batches: &[Vec<Delivery>]) -> Res<(usize, Vec<Dura
 fn rss_child(args: &Args, event_path: &Path) -> Res<()> {
     use dms_cdc::lambda::{Config, Connection, MysqlFunction};
     let exec_kb = proc_status_kb(None, "VmHWM:").unwrap_or(0);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The function's runtime (functions/mysql-target): one thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
@@ -930,14 +966,14 @@ fn rss_child(args: &Args, event_path: &Path) -> Res<()> {
         let event_bytes = bytes.len();
         let event: aws_lambda_events::event::kinesis::KinesisEvent = serde_json::from_slice(&bytes)?;
         drop(bytes);
-        let response = function.handle(&event).await?;
+        let records = event.records.len();
+        let response = function.handle(event).await?;
         if !response.batch_item_failures.is_empty() {
             return Err("the event was not fully applied".into());
         }
         let peak_kb = proc_status_kb(None, "VmHWM:").unwrap_or(0);
         println!(
-            "RSS_CHILD exec_kb={exec_kb} init_kb={init_kb} peak_kb={peak_kb} event_bytes={event_bytes} records={}",
-            event.records.len()
+            "RSS_CHILD exec_kb={exec_kb} init_kb={init_kb} peak_kb={peak_kb} event_bytes={event_bytes} records={records}"
         );
         Ok(())
     })
@@ -1001,6 +1037,19 @@ fn pct(a: f64, b: f64) -> String {
     format!("{:.0}%", 100.0 * a / b)
 }
 
+/// Median time of a statement that does nothing, on a pooled connection:
+/// the round trip every statement pays (the delay proxy's included).
+async fn round_trip(pool: &mysql_async::Pool, n: usize) -> Res<Duration> {
+    let mut conn = pool.get_conn().await?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        conn.query_drop("DO 1").await?;
+        times.push(t.elapsed());
+    }
+    Ok(median(&times))
+}
+
 fn median(times: &[Duration]) -> Duration {
     let mut t = times.to_vec();
     t.sort();
@@ -1044,7 +1093,7 @@ async fn run(args: Args) -> Res<()> {
     println!("mix: {}", mix.join(", "));
 
     let started = Instant::now();
-    let rig = rig(&workload, args.chunk).await?;
+    let rig = rig(&workload, args.chunk, args.rtt).await?;
     println!(
         "servers up, source loaded with the final state in {:.1} s: {} users, {} recipes, {} stories, {} ingredients",
         started.elapsed().as_secs_f64(),
@@ -1052,6 +1101,19 @@ async fn run(args: Args) -> Res<()> {
         workload.model.recipes.len(),
         workload.model.stories.len(),
         workload.model.ingredients.len()
+    );
+    println!(
+        "round trip (`DO 1`, median of 200) through the pools: source {:.0} us, target {:.0} us ({})",
+        round_trip(&rig.source, 200).await?.as_secs_f64() * 1e6,
+        round_trip(&rig.target, 200).await?.as_secs_f64() * 1e6,
+        if args.rtt.is_zero() {
+            "loopback".to_string()
+        } else {
+            format!(
+                "delay proxies add {} us per round trip, --rtt-us",
+                args.rtt.as_micros()
+            )
+        }
     );
     let mut by_author: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
     for r in workload.model.recipes.values() {
