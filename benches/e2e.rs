@@ -1427,8 +1427,13 @@ async fn bootstrap_rss(rig: &Rig, path: &Path, event: &[u8]) -> Res<BootstrapRss
     let size_bytes = std::fs::metadata(path)?.len();
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     let port = listener.local_addr()?.port();
-    let mut child = std::process::Command::new(path)
-        .env_clear()
+    let mut command = std::process::Command::new(path);
+    command.env_clear();
+    // The allocator setting a run measures (a function's environment variable).
+    if let Some(delay) = std::env::var_os("MIMALLOC_PURGE_DELAY") {
+        command.env("MIMALLOC_PURGE_DELAY", delay);
+    }
+    let mut child = command
         .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
         .env("AWS_LAMBDA_FUNCTION_NAME", "bench-bootstrap")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")

@@ -151,8 +151,12 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
 /// instead of after a second. A batch frees most of its memory in bursts
 /// (decoded records, re-queried rows), so the delay shows as peak RSS:
 /// 64.4 MB against 49.5 MB for a 6 MB event (BENCHMARKS.md). Call it first
-/// thing in `main`.
+/// thing in `main`. `MIMALLOC_PURGE_DELAY` in the environment (milliseconds,
+/// read by mimalloc itself) takes precedence, for trading memory for CPU.
 pub fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     // SAFETY: sets a process-wide allocator option; any value is valid for
     // this option, and mimalloc reads it on each purge.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
@@ -411,7 +415,12 @@ mod tests {
             assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 1000);
         }
         tune_allocator();
-        assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 0);
+        // 0, unless the environment sets it (then mimalloc's own reading stays).
+        let expected = std::env::var("MIMALLOC_PURGE_DELAY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, expected);
     }
 
     use super::*;
