@@ -12,8 +12,8 @@ use dms_cdc::mapping::Transforms;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 /// mimalloc: decoding and re-querying allocate many small, short-lived
-/// values, where it is markedly faster than the system allocator (see
-/// BENCHMARKS.md).
+/// values; with the system allocator the same work took twice the CPU
+/// (BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -33,10 +33,10 @@ async fn handler(
 }
 
 /// One thread: Lambda hands an instance one event at a time, and the engine
-/// overlaps its source reads and target writes within one task. Memory is
-/// allocated and freed on the same thread, so mimalloc returns it at once
-/// (with worker threads, the event read by one thread and freed by another
-/// peaked at 76.2 MB on a 6 MB event: BENCHMARKS.md).
+/// overlaps its source reads and target writes within one task. On worker
+/// threads this binary peaked at 76.2 MB on a 6 MB event, on one thread at
+/// 52-55 MB (BENCHMARKS.md); likely because memory was freed on another
+/// thread than the one that allocated it, which mimalloc returns later.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     dms_cdc::lambda::tune_allocator();
