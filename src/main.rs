@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use dms_cdc::dms::deliveries;
+use dms_cdc::dms::into_deliveries;
 use dms_cdc::engine::{BatchReport, Engine, Outcome, Settings};
 use dms_cdc::mapping::{Mapping, Transforms};
 use dms_cdc::replay::{dry_run, event_files, read_event};
@@ -249,7 +249,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for file in files {
                 let event = read_event(&file)?;
                 let deliveries =
-                    deliveries(&event).with_context(|| format!("{}", file.display()))?;
+                    into_deliveries(event).with_context(|| format!("{}", file.display()))?;
                 let report = engine.process(&deliveries).await;
                 println!("== {}", file.display());
                 print!("{}", render_report(&report));
