@@ -160,6 +160,67 @@ fn benches(c: &mut Criterion) {
         )
     });
     group.finish();
+
+    // Wide records: five of ~1.2 MB, 12,000 columns each (a 6 MB batch).
+    // Decode must stay linear in the columns; the bare scan of the same
+    // bytes is the baseline of the ratio.
+    let wide: Vec<dms_cdc::dms::Delivery> = (0..5).map(wide_record).collect();
+    let wide_bytes: usize = wide.iter().map(|d| d.data.len()).sum();
+    eprintln!(
+        "wide batch: {} records, {:.2} MB",
+        wide.len(),
+        wide_bytes as f64 / 1e6
+    );
+    let mut group = c.benchmark_group("wide_6mb");
+    group.throughput(Throughput::Bytes(wide_bytes as u64));
+    group.sample_size(10);
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            let records: Vec<DmsRecord> = wide
+                .iter()
+                .map(|d| decode_record(d, &options).expect("decodes"))
+                .collect();
+            black_box(records)
+        })
+    });
+    group.bench_function("json_scan_only", |b| {
+        b.iter(|| {
+            for d in &wide {
+                let skipped: serde::de::IgnoredAny =
+                    serde_json::from_slice(black_box(&d.data)).expect("JSON");
+                black_box(skipped);
+            }
+        })
+    });
+    group.finish();
+}
+
+/// A record of an unmapped 12,000-column table, ~1.2 MB of DMS JSON.
+fn wide_record(i: u64) -> dms_cdc::dms::Delivery {
+    let mut data = serde_json::Map::new();
+    for c in 0..12_000 {
+        data.insert(
+            format!("column_{c:05}"),
+            serde_json::json!(format!("value {c:05} of a wide row, {i}")),
+        );
+        data.insert(
+            format!("number_{c:05}"),
+            serde_json::json!(c * 7 + i as usize),
+        );
+    }
+    let doc = serde_json::json!({
+        "data": data,
+        "metadata": {"timestamp": "2026-11-20T10:15:00.000000Z", "record-type": "data",
+                     "operation": "insert", "partition-key-type": "primary-key",
+                     "schema-name": "recipes_src", "table-name": "wide"}
+    });
+    dms_cdc::dms::Delivery {
+        shard_id: dms_cdc::position::ShardId("shardId-000000000000".into()),
+        sequence_number: dms_cdc::position::SequenceNumber::parse(&format!("4959{i:052}")).unwrap(),
+        partition_key: "k".into(),
+        approximate_arrival_ms: None,
+        data: serde_json::to_vec(&doc).unwrap(),
+    }
 }
 
 criterion_group!(decode_plan, benches);

@@ -44,13 +44,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dms_cdc::dms::{decode_record, Delivery, DmsRecord, Payload, Row, Value};
-use dms_cdc::engine::{image_version, Engine, Settings};
+use dms_cdc::engine::{Engine, Settings};
 use dms_cdc::local::MariaDb;
 use dms_cdc::mapping::{
     build_row, passes_filter, DeletePolicy, Mapping, Related, Target, Transforms,
 };
 use dms_cdc::source::{from_column, pool, quote, to_param};
 use dms_cdc::target::MysqlTarget;
+use dms_cdc::version::{Kind, Version};
 use mysql_async::prelude::*;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -856,11 +857,13 @@ impl<'a> Naive<'a> {
         self.upsert(t, values).await
     }
 
-    async fn record(&mut self, record: &DmsRecord) -> Res<()> {
+    async fn record(&mut self, record: &DmsRecord, d: &Delivery) -> Res<()> {
         let Payload::Data(change) = &record.payload else {
             return Ok(());
         };
-        let version = image_version(record);
+        let version = Version::of_record(record, &d.sequence_number, Kind::Image)?
+            .as_str()
+            .to_owned();
         let after = &change.after;
         let before = change.before.as_ref();
         match change.table.table.as_str() {
@@ -930,7 +933,7 @@ async fn run_naive(rig: &Rig, batches: &[Vec<Delivery>]) -> Res<(usize, Vec<Dura
         let started = Instant::now();
         for d in batch {
             let record = decode_record(d, &options)?;
-            naive.record(&record).await?;
+            naive.record(&record, d).await?;
         }
         times.push(started.elapsed());
     }

@@ -91,6 +91,20 @@ pub enum EventError {
         #[source]
         source: PositionError,
     },
+    /// A shard's records are not in strictly increasing sequence number
+    /// order within the event (a duplicate, or out of order): Lambda never
+    /// sends that, so the event is not trusted.
+    #[error("record {index} of the event: shard {shard_id}: sequence number {sequence_number} is not above the previous record's {previous} of the same shard")]
+    OutOfOrder {
+        /// Index of the record in the event.
+        index: usize,
+        /// The shard.
+        shard_id: ShardId,
+        /// This record's sequence number.
+        sequence_number: SequenceNumber,
+        /// The previous sequence number of the same shard in the event.
+        previous: SequenceNumber,
+    },
     /// `eventID` and `kinesis.sequenceNumber` disagree.
     #[error("record {index} of the event: eventID names sequence number {event_id_sequence} but kinesis.sequenceNumber is {sequence_number:?}")]
     SequenceMismatch {
@@ -120,7 +134,27 @@ pub fn deliveries(
                 record.kinesis.data.0.clone(),
             )
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(in_shard_order)
+}
+
+/// Checks that each shard's deliveries are in strictly increasing sequence
+/// number order (several shards may interleave).
+pub fn in_shard_order(deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, EventError> {
+    let mut last: std::collections::HashMap<&ShardId, &SequenceNumber> = Default::default();
+    for (index, d) in deliveries.iter().enumerate() {
+        if let Some(previous) = last.insert(&d.shard_id, &d.sequence_number) {
+            if d.sequence_number <= *previous {
+                return Err(EventError::OutOfOrder {
+                    index,
+                    shard_id: d.shard_id.clone(),
+                    sequence_number: d.sequence_number.clone(),
+                    previous: previous.clone(),
+                });
+            }
+        }
+    }
+    Ok(deliveries)
 }
 
 /// Turns a Lambda Kinesis event into deliveries, in event order, moving
@@ -138,7 +172,8 @@ pub fn into_deliveries(
             let data = std::mem::take(&mut record.kinesis.data.0);
             delivery(index, &record, partition_key, data)
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(in_shard_order)
 }
 
 /// One delivery: the position from `eventID`, checked against the record's

@@ -11,8 +11,10 @@
 use aws_lambda_events::streams::KinesisEventResponse;
 
 use crate::dms::Delivery;
+use crate::fault::{Fault, Infrastructure};
 use crate::position::{SequenceNumber, ShardId};
 use crate::source::FetchedRows;
+use crate::version::{Kind, Version, VersionError};
 
 /// What became of one record of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,6 +99,8 @@ pub struct BatchReport {
     pub summary: BatchSummary,
     /// The retryable error that stopped the batch, if any.
     pub retry_error: Option<String>,
+    /// Its fault (never [`Fault::Record`]).
+    pub retry_fault: Option<Fault>,
 }
 
 /// A MySQL-to-MySQL engine: decode, plan, re-query, apply, respond.
@@ -113,34 +117,73 @@ pub struct Engine {
     pub settings: Settings,
 }
 
-/// Why an attempt failed.
-enum AttemptError {
-    Retryable(String),
-    Permanent(String),
+/// Why a batch, or one attempt at a part of it, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Writing the target failed.
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
+    /// Re-querying the source failed.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    /// A planned write has no target key (the mapping cannot evaluate it).
+    #[error("target key: {0}")]
+    Key(String),
+    /// A delivery's shard id cannot be checkpointed.
+    #[error("{0}")]
+    Shard(crate::position::PositionError),
+}
+
+impl BatchError {
+    /// Whose fault it is ([`crate::fault`]).
+    pub fn fault(&self) -> Fault {
+        match self {
+            BatchError::Target(e) => e.fault(),
+            BatchError::Source(e) => e.fault(),
+            BatchError::Key(_) => Fault::Record,
+            BatchError::Shard(_) => Fault::Infrastructure(Infrastructure::Bookkeeping),
+        }
+    }
+}
+
+/// A failed attempt: the error and its fault.
+struct AttemptError(BatchError);
+
+impl<E: Into<BatchError>> From<E> for AttemptError {
+    fn from(e: E) -> Self {
+        AttemptError(e.into())
+    }
 }
 
 impl Engine {
-    /// Processes one batch (deliveries of one shard, in order) and builds the response.
+    /// Processes one batch and builds the response. Lambda sends the
+    /// records of one shard; an event with several shards (a fixture, a
+    /// replay) is processed shard by shard, each with its own checkpoint.
     pub async fn process(&self, deliveries: &[Delivery]) -> BatchReport {
         let mut outcomes = vec![Outcome::Pending; deliveries.len()];
         let mut summary = BatchSummary {
             record_count: deliveries.len(),
             ..Default::default()
         };
-        let mut retry_error = None;
+        let mut retry = None;
         // Records at or below the shard's checkpoint were applied before.
         let mut todo = Vec::new();
         let mut checkpoints: std::collections::BTreeMap<ShardId, Option<SequenceNumber>> =
             Default::default();
         for (i, d) in deliveries.iter().enumerate() {
             if !checkpoints.contains_key(&d.shard_id) {
+                if let Err(e) = ShardId::parse(&d.shard_id.0) {
+                    tracing::error!(error = %e, "shard id cannot be checkpointed; batch will be retried");
+                    retry = Some(BatchError::Shard(e));
+                    break;
+                }
                 match self.target.checkpoint(&d.shard_id).await {
                     Ok(c) => {
                         checkpoints.insert(d.shard_id.clone(), c);
                     }
                     Err(e) => {
                         tracing::warn!(shard_id = %d.shard_id, error = %e, "checkpoint unreadable; batch will be retried");
-                        retry_error = Some(e.to_string());
+                        retry = Some(BatchError::Target(e));
                         break;
                     }
                 }
@@ -153,15 +196,37 @@ impl Engine {
                 _ => todo.push(i),
             }
         }
-        if retry_error.is_none() {
-            if let Err(e) = self
-                .apply_range(deliveries, &todo, &mut outcomes, &mut summary)
+        if retry.is_none() {
+            retry = self
+                .apply_shards(deliveries, &todo, &mut outcomes, &mut summary)
                 .await
-            {
-                retry_error = Some(e);
+                .err();
+        }
+        report(deliveries, outcomes, summary, retry)
+    }
+
+    /// Applies `todo` shard by shard (each shard's transactions carry its
+    /// own checkpoint); stops at the first retryable failure.
+    pub(crate) async fn apply_shards(
+        &self,
+        deliveries: &[Delivery],
+        todo: &[usize],
+        outcomes: &mut [Outcome],
+        summary: &mut BatchSummary,
+    ) -> Result<(), BatchError> {
+        let mut shards: Vec<(&ShardId, Vec<usize>)> = Vec::new();
+        for &i in todo {
+            let shard = &deliveries[i].shard_id;
+            match shards.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, list)) => list.push(i),
+                None => shards.push((shard, vec![i])),
             }
         }
-        report(deliveries, outcomes, summary, retry_error)
+        for (_, list) in shards {
+            self.apply_range(deliveries, &list, outcomes, summary)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Applies `todo` (indices into `deliveries`); on a permanent failure
@@ -172,7 +237,8 @@ impl Engine {
         todo: &'a [usize],
         outcomes: &'a mut [Outcome],
         summary: &'a mut BatchSummary,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), BatchError>> + Send + 'a>>
+    {
         Box::pin(async move {
             if todo.is_empty() {
                 return Ok(());
@@ -184,22 +250,27 @@ impl Engine {
                     }
                     Ok(())
                 }
-                Err(AttemptError::Retryable(e)) => Err(e),
-                Err(AttemptError::Permanent(e)) if todo.len() == 1 => {
+                Err(AttemptError(e)) if !e.fault().is_record() => Err(e),
+                Err(AttemptError(e)) if todo.len() == 1 => {
                     let i = todo[0];
                     let d = &deliveries[i];
                     tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, error = %e, "record quarantined");
-                    match self.attempt(deliveries, todo, Some(e), summary).await {
+                    match self
+                        .attempt(deliveries, todo, Some(e.to_string()), summary)
+                        .await
+                    {
                         Ok(result) => {
                             for (i, o) in result {
                                 outcomes[i] = o;
                             }
                             Ok(())
                         }
-                        Err(AttemptError::Retryable(e) | AttemptError::Permanent(e)) => Err(e),
+                        // Storing the quarantine row is bookkeeping: never
+                        // the record's fault, never a loop of bisections.
+                        Err(AttemptError(e)) => Err(e),
                     }
                 }
-                Err(AttemptError::Permanent(_)) => {
+                Err(AttemptError(_)) => {
                     let (left, right) = todo.split_at(todo.len() / 2);
                     self.apply_range(deliveries, left, outcomes, summary)
                         .await?;
@@ -240,8 +311,7 @@ impl Engine {
             let q = [quarantine_of(d, table, op, "write", reason)];
             self.target
                 .apply(&self.mapping.targets, Vec::new(), &q, last)
-                .await
-                .map_err(classify_target)?;
+                .await?;
             return Ok(vec![(todo[0], Outcome::Quarantined)]);
         }
 
@@ -343,7 +413,7 @@ impl Engine {
         let needs_source = plan.targets.iter().any(|tp| {
             !tp.lookups.is_empty() || tp.ops.values().any(|o| matches!(o.action, Action::Rebuild))
         });
-        let mut tx = self.target.begin().await.map_err(classify_target)?;
+        let mut tx = self.target.begin().await?;
         let mut snapshot = if needs_source {
             Some(
                 crate::source::Snapshot::begin(
@@ -351,22 +421,28 @@ impl Engine {
                     self.settings.chunk_size,
                     &self.mapping,
                 )
-                .await
-                .map_err(classify_source)?,
+                .await?,
             )
         } else {
             None
         };
-        let read_time = snapshot
-            .as_ref()
-            .map(|s| s.read_time.clone())
-            .unwrap_or_default();
+        // A re-queried row is at least as new as every record of the
+        // attempt (all committed before the snapshot): it carries the
+        // newest of their versions, as a read (crate::version).
+        let read_version = records
+            .iter()
+            .zip(&origin)
+            .filter_map(|(r, slot)| {
+                let seq = &deliveries[todo[*slot]].sequence_number;
+                Version::of_record(r, seq, Kind::Read).ok()
+            })
+            .max();
         let mut build = Build {
             deliveries,
             todo,
             records: &records,
             origin: &origin,
-            read_time: &read_time,
+            read_version: read_version.as_ref(),
             result: &mut result,
             quarantine: &mut quarantine,
         };
@@ -376,11 +452,25 @@ impl Engine {
             if let Some(snap) = snapshot.as_mut() {
                 for (cols, lookup) in std::mem::take(&mut tp.lookups) {
                     let tuples: Vec<_> = lookup.tuples.keys().cloned().collect();
-                    let found = snap
-                        .reverse_lookup(target, &cols, &tuples)
-                        .await
-                        .map_err(classify_source)?;
-                    add_lookup_results(tp, found.into_iter().map(|(k, t)| (k, lookup.tuples[&t])));
+                    let found = snap.reverse_lookup(target, &cols, &tuples).await?;
+                    let matcher = crate::plan::KeyMatcher::new(lookup.tuples.keys());
+                    // A returned row the source says matches, but whose
+                    // values match none asked (a collation we do not
+                    // know), is still a parent to rebuild: blamed on the
+                    // earliest record of the lookup, so nothing is missed.
+                    let earliest = lookup.tuples.values().copied().min().unwrap_or(0);
+                    add_lookup_results(
+                        tp,
+                        found.into_iter().map(|(k, t)| {
+                            let record = matcher
+                                .matches(&t)
+                                .iter()
+                                .filter_map(|asked| lookup.tuples.get(asked).copied())
+                                .min()
+                                .unwrap_or(earliest);
+                            (k, record)
+                        }),
+                    );
                 }
             }
             let on = RelatedOn::of(target);
@@ -429,8 +519,8 @@ impl Engine {
                         }
                     }
                 );
-                written.map_err(classify_target)?;
-                if let Some((keys, fetched)) = fetched.map_err(classify_source)? {
+                written?;
+                if let Some((keys, fetched)) = fetched? {
                     for key in keys {
                         if let Some(op) = tp.ops.get(key) {
                             self.build_op(target, &on, key, op, &fetched, &mut build, &mut ready)?;
@@ -442,12 +532,10 @@ impl Engine {
             }
         }
         if let Some(snap) = snapshot {
-            let stats = snap.finish().await.map_err(classify_source)?;
+            let stats = snap.finish().await?;
             summary.source_select_count += stats.select_count;
         }
-        tx.finish(&quarantine, last)
-            .await
-            .map_err(classify_target)?;
+        tx.finish(&quarantine, last).await?;
         Ok(result)
     }
 
@@ -469,10 +557,25 @@ impl Engine {
         use crate::plan::Action;
 
         let record = &build.records[op.last_record];
-        let built = match &op.action {
+        let sequence_number =
+            &build.deliveries[build.todo[build.origin[op.last_record]]].sequence_number;
+        // The version a row carries (only computed when the target has one).
+        let version = |kind: Kind| -> Result<Option<Version>, String> {
+            if target.version.is_none() {
+                return Ok(None);
+            }
+            match kind {
+                Kind::Image => Version::of_record(record, sequence_number, Kind::Image),
+                Kind::Read => build.read_version.cloned().ok_or(VersionError::Missing),
+            }
+            .map(Some)
+            .map_err(|e| e.to_string())
+        };
+        let built: Result<Option<BuiltRow>, String> = match &op.action {
             Action::Upsert(image) | Action::Tombstone(image) => {
                 build_row(target, image, &Related::default(), &self.transforms)
-                    .map(|v| Some((v, image_version(record))))
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| Ok(Some((v, version(Kind::Image)?))))
             }
             Action::Rebuild => match fetched.roots.get(key) {
                 Some(root) if passes_filter(target, root) => {
@@ -502,7 +605,8 @@ impl Engine {
                         },
                         &self.transforms,
                     )
-                    .map(|v| Some((v, build.read_time.to_owned())))
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| Ok(Some((v, version(Kind::Read)?))))
                 }
                 _ => Ok(None),
             },
@@ -520,14 +624,28 @@ impl Engine {
                             crate::mapping::toml_scalar(value).unwrap_or(crate::dms::Value::Null);
                     }
                 }
-                if target.version.is_some() {
-                    values.push(crate::dms::Value::Text(version));
+                if let Some(version) = version {
+                    values.push(crate::dms::Value::Text(version.as_str().to_owned()));
                 }
                 w.upserts.push(values);
             }
             Ok(None) => match target_key(target, &key.values()) {
-                Ok(k) => w.deletes.push(k),
-                Err(e) => return Err(AttemptError::Permanent(e.to_string())),
+                Ok(k) => {
+                    // A hard delete of a versioned row leaves a tombstone,
+                    // so an older upsert (another shard's rebuild that read
+                    // before the delete, a redrive) cannot bring it back.
+                    if matches!(target.delete, crate::mapping::DeletePolicy::Hard) {
+                        let kind = match op.action {
+                            Action::Delete => Kind::Image,
+                            _ => Kind::Read,
+                        };
+                        if let Ok(Some(v)) = version(kind) {
+                            w.tombstones.push((k.clone(), v.as_str().to_owned()));
+                        }
+                    }
+                    w.deletes.push(k)
+                }
+                Err(e) => return Err(BatchError::Key(e.to_string()).into()),
             },
             Err(e) => {
                 // The row cannot be built: quarantine the record that decided it.
@@ -549,13 +667,16 @@ impl Engine {
     }
 }
 
+/// A built row and the version it carries (when the target has one).
+type BuiltRow = (Vec<crate::dms::Value>, Option<Version>);
+
 /// What building the rows of one attempt reads and records.
 struct Build<'a> {
     deliveries: &'a [Delivery],
     todo: &'a [usize],
     records: &'a [crate::dms::DmsRecord],
     origin: &'a [usize],
-    read_time: &'a str,
+    read_version: Option<&'a Version>,
     result: &'a mut Vec<(usize, Outcome)>,
     quarantine: &'a mut Vec<crate::target::Quarantine>,
 }
@@ -607,7 +728,7 @@ pub(crate) fn report(
     deliveries: &[Delivery],
     outcomes: Vec<Outcome>,
     mut summary: BatchSummary,
-    retry_error: Option<String>,
+    retry: Option<BatchError>,
 ) -> BatchReport {
     summary.quarantined_count = outcomes
         .iter()
@@ -623,37 +744,8 @@ pub(crate) fn report(
         outcomes,
         response,
         summary,
-        retry_error,
-    }
-}
-
-/// The version of a row built from a record's image: its source commit time
-/// (`commit-timestamp`, else the DMS `timestamp`), as `YYYY-MM-DD HH:MM:SS.ffffff`.
-pub fn image_version(record: &crate::dms::DmsRecord) -> String {
-    let text = record
-        .metadata
-        .transaction
-        .commit_timestamp
-        .as_deref()
-        .or(record.metadata.timestamp.as_deref());
-    text.and_then(crate::dms::parse_datetime)
-        .map(|dt| dt.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
-        .unwrap_or_default()
-}
-
-fn classify_target(e: crate::target::TargetError) -> AttemptError {
-    if e.is_retryable() {
-        AttemptError::Retryable(e.to_string())
-    } else {
-        AttemptError::Permanent(e.to_string())
-    }
-}
-
-fn classify_source(e: crate::source::SourceError) -> AttemptError {
-    if crate::target::is_retryable(&e.source) {
-        AttemptError::Retryable(e.to_string())
-    } else {
-        AttemptError::Permanent(e.to_string())
+        retry_fault: retry.as_ref().map(BatchError::fault),
+        retry_error: retry.map(|e| e.to_string()),
     }
 }
 

@@ -115,10 +115,13 @@ impl Config {
                     .trim()
                     .parse::<usize>()
                     .ok()
-                    .filter(|n| (1..=100_000).contains(n))
+                    .filter(|n| (1..=crate::target::MAX_PLACEHOLDERS).contains(n))
                     .ok_or_else(|| ConfigError {
                         variable: k.to_owned(),
-                        problem: format!("{v:?} is not a number from 1 to 100000"),
+                        problem: format!(
+                            "{v:?} is not a number from 1 to {}",
+                            crate::target::MAX_PLACEHOLDERS
+                        ),
                     }),
             }
         };
@@ -333,11 +336,34 @@ impl MysqlFunction {
         let deliveries = crate::dms::into_deliveries(event)?;
         if let Err(e) = self
             .prepared
-            .get_or_try_init(|| self.engine.target.prepare())
+            .get_or_try_init(|| async {
+                self.engine.target.prepare().await?;
+                self.engine
+                    .target
+                    .check_version_columns(&self.engine.mapping.targets)
+                    .await
+            })
             .await
         {
-            // The target is unreachable: report the first record so Lambda retries the whole batch.
-            tracing::warn!(error = %e, "target unavailable; batch will be retried");
+            // The target is unreachable or cannot hold what we write: report
+            // the first record so Lambda retries the whole batch.
+            let fault = e.fault();
+            match fault {
+                crate::fault::Fault::Infrastructure(i) if i.needs_operator() => {
+                    tracing::error!(fault = fault.name(), error = %e, "target not usable; an operator must fix it; batch will be retried")
+                }
+                _ => {
+                    tracing::warn!(fault = fault.name(), error = %e, "target unavailable; batch will be retried")
+                }
+            }
+            let summary = BatchSummary {
+                record_count: deliveries.len(),
+                ..Default::default()
+            };
+            println!(
+                "{}",
+                emf_line_for(&self.engine.settings.function_name, &summary, Some(fault))
+            );
             let outcomes = deliveries
                 .iter()
                 .map(|d| (&d.sequence_number, crate::engine::Outcome::Pending));
@@ -349,7 +375,15 @@ impl MysqlFunction {
             .map(|d| d.shard_id.to_string())
             .unwrap_or_default();
         if let Some(e) = &report.retry_error {
-            tracing::warn!(shard_id = %shard_id, error = %e, "batch stopped at a retryable failure");
+            let fault = report.retry_fault.map(|f| f.name()).unwrap_or("unknown");
+            match report.retry_fault {
+                Some(crate::fault::Fault::Infrastructure(i)) if i.needs_operator() => {
+                    tracing::error!(shard_id = %shard_id, fault, error = %e, "batch stopped at a failure an operator must fix; it will be retried")
+                }
+                _ => {
+                    tracing::warn!(shard_id = %shard_id, fault, error = %e, "batch stopped at a retryable failure")
+                }
+            }
         }
         tracing::info!(
             shard_id = %shard_id,
@@ -361,10 +395,10 @@ impl MysqlFunction {
         );
         println!(
             "{}",
-            emf_line(
+            emf_line_for(
                 &self.engine.settings.function_name,
                 &report.summary,
-                report.retry_error.is_some()
+                report.retry_fault
             )
         );
         Ok(report.response)
@@ -373,9 +407,26 @@ impl MysqlFunction {
 
 /// A CloudWatch embedded-metric-format line for a batch (dimension: function).
 pub fn emf_line(function_name: &str, summary: &BatchSummary, retrying: bool) -> String {
+    let fault = retrying.then_some(crate::fault::Fault::Infrastructure(
+        crate::fault::Infrastructure::Unknown,
+    ));
+    emf_line_for(function_name, summary, fault)
+}
+
+/// The EMF line of a batch that stopped at `retry_fault`, if any:
+/// `RetriedBatches` counts every retry, `OperatorErrors` those an operator
+/// must act on (authorisation, missing schema, bookkeeping, configuration),
+/// the alarm's metric; the fault's kind goes to the log, not a dimension.
+pub fn emf_line_for(
+    function_name: &str,
+    summary: &BatchSummary,
+    retry_fault: Option<crate::fault::Fault>,
+) -> String {
+    use crate::fault::Fault;
     let timestamp = chrono::Utc::now().timestamp_millis();
     let upserts: usize = summary.upserts.values().sum();
     let deletes: usize = summary.deletes.values().sum();
+    let operator = matches!(retry_fault, Some(Fault::Infrastructure(i)) if i.needs_operator());
     serde_json::json!({
         "_aws": {
             "Timestamp": timestamp,
@@ -389,7 +440,8 @@ pub fn emf_line(function_name: &str, summary: &BatchSummary, retrying: bool) -> 
                     {"Name": "RowsUpserted", "Unit": "Count"},
                     {"Name": "RowsDeleted", "Unit": "Count"},
                     {"Name": "SourceSelects", "Unit": "Count"},
-                    {"Name": "RetriedBatches", "Unit": "Count"}
+                    {"Name": "RetriedBatches", "Unit": "Count"},
+                    {"Name": "OperatorErrors", "Unit": "Count"}
                 ]
             }]
         },
@@ -400,7 +452,8 @@ pub fn emf_line(function_name: &str, summary: &BatchSummary, retrying: bool) -> 
         "RowsUpserted": upserts,
         "RowsDeleted": deletes,
         "SourceSelects": summary.source_select_count,
-        "RetriedBatches": usize::from(retrying)
+        "RetriedBatches": usize::from(retry_fault.is_some()),
+        "OperatorErrors": usize::from(operator)
     })
     .to_string()
 }
@@ -486,7 +539,7 @@ mod tests {
                     (ENV_TARGET_URL, "mysql://a@b/c"),
                     (ENV_CHUNK_SIZE, "0"),
                 ],
-                "DMS_CDC_CHUNK_SIZE: \"0\" is not a number from 1 to 100000",
+                "DMS_CDC_CHUNK_SIZE: \"0\" is not a number from 1 to 65535",
             ),
             (
                 vec![

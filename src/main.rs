@@ -47,8 +47,9 @@ enum Command {
         /// Name under which checkpoints and quarantined records are kept in the target.
         #[arg(long, default_value = "dms-cdc-replay")]
         function_name: String,
-        /// Keys per source query and rows per write statement.
-        #[arg(long, default_value_t = 500)]
+        /// Keys per source query and rows per write statement (1 to 65535; a
+        /// statement never binds more than 65,535 values: wide rows get fewer per statement).
+        #[arg(long, default_value_t = 500, value_parser = dms_cdc::target::parse_chunk_size)]
         chunk_size: usize,
     },
     /// The whole pipeline on this machine with the sample domain: source and
@@ -127,8 +128,9 @@ enum Command {
         /// Name under which checkpoints and quarantined records are kept.
         #[arg(long, default_value = "dms-cdc-consume")]
         function_name: String,
-        /// Keys per source query and rows per write statement.
-        #[arg(long, default_value_t = 500)]
+        /// Keys per source query and rows per write statement (1 to 65535; a
+        /// statement never binds more than 65,535 values: wide rows get fewer per statement).
+        #[arg(long, default_value_t = 500, value_parser = dms_cdc::target::parse_chunk_size)]
         chunk_size: usize,
         /// Records per batch.
         #[arg(long, default_value_t = 100)]

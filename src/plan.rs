@@ -21,7 +21,13 @@ use crate::dms::{DmsRecord, Operation, Payload, Row, Value};
 use crate::mapping::{passes_filter, DeletePolicy, Mapping, Target, Touch};
 
 /// One part of a key, ordered and hashable (values themselves are not).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Keys compare by what they identify, not by how a payload spelled them:
+/// the text of a canonical integer (`"7"`, `"-12"`, no sign, no leading
+/// zero) is the same key as the integer, and `true`/`false` are 1/0, so a
+/// child's `VARCHAR` reference and its parent's `INT` key meet. The part
+/// keeps its own form for binding in a query.
+#[derive(Debug, Clone)]
 pub enum KeyPart {
     /// An integer (signed or unsigned).
     Int(i128),
@@ -29,6 +35,77 @@ pub enum KeyPart {
     Text(String),
     /// Bytes.
     Bytes(Vec<u8>),
+}
+
+/// What a key part identifies: the form its order and equality use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Identity<'a> {
+    Int(i128),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+/// The integer a text spells canonically (`-?[1-9][0-9]*` or `0`), if any.
+fn canonical_int(text: &str) -> Option<i128> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let canonical = match digits.as_bytes() {
+        [b'0'] => !text.starts_with('-'),
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit) && digits.len() <= 38,
+        _ => false,
+    };
+    canonical.then(|| text.parse().ok()).flatten()
+}
+
+impl KeyPart {
+    fn identity(&self) -> Identity<'_> {
+        match self {
+            KeyPart::Int(i) => Identity::Int(*i),
+            KeyPart::Text(t) => match canonical_int(t) {
+                Some(i) => Identity::Int(i),
+                None => Identity::Text(t),
+            },
+            KeyPart::Bytes(b) => Identity::Bytes(b),
+        }
+    }
+
+    /// The lenient form used only to match a row a source returned to the
+    /// key that was asked for, when they are not identical: text without
+    /// trailing spaces (PAD SPACE collations) and in lower case (case-
+    /// insensitive collations).
+    pub fn loose(&self) -> KeyPart {
+        match self {
+            KeyPart::Text(t) if canonical_int(t).is_none() => {
+                KeyPart::Text(t.trim_end_matches(' ').to_lowercase())
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+impl PartialEq for KeyPart {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for KeyPart {}
+
+impl PartialOrd for KeyPart {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyPart {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.identity().cmp(&other.identity())
+    }
+}
+
+impl std::hash::Hash for KeyPart {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state)
+    }
 }
 
 impl KeyPart {
@@ -87,6 +164,11 @@ impl KeyTuple {
     pub fn values(&self) -> Vec<Value> {
         self.0.iter().map(KeyPart::to_value).collect()
     }
+
+    /// See [`KeyPart::loose`].
+    pub fn loose(&self) -> KeyTuple {
+        KeyTuple(self.0.iter().map(KeyPart::loose).collect())
+    }
 }
 
 impl fmt::Display for KeyTuple {
@@ -99,6 +181,44 @@ impl fmt::Display for KeyTuple {
             write!(f, "{p}")?;
         }
         f.write_str(")")
+    }
+}
+
+/// Matches the key tuples a source returned to the tuples that were asked
+/// for. A source compares keys with its own rules (a case-insensitive or
+/// PAD SPACE collation, a number compared with text), so a returned key is
+/// not always identical to the one asked: it stands for every asked tuple
+/// it equals loosely ([`KeyPart::loose`]): 'ABC' returned for 'abc' and
+/// 'Abc ' is the row of all three. None is reported by the caller. Never
+/// indexes with returned data.
+///
+/// The price of leniency: with a case-sensitive source column holding
+/// 'abc' and 'ABC', a deleted 'abc' is rebuilt from 'ABC' instead of being
+/// deleted in the target (`reconcile` reports it).
+#[derive(Debug, Default)]
+pub struct KeyMatcher {
+    loose: BTreeMap<KeyTuple, Vec<KeyTuple>>,
+}
+
+impl KeyMatcher {
+    /// A matcher for the asked tuples.
+    pub fn new<'a>(asked: impl IntoIterator<Item = &'a KeyTuple>) -> Self {
+        let mut m = KeyMatcher::default();
+        for t in asked {
+            let group = m.loose.entry(t.loose()).or_default();
+            if !group.contains(t) {
+                group.push(t.clone());
+            }
+        }
+        m
+    }
+
+    /// The asked tuples a returned tuple stands for (empty: none).
+    pub fn matches<'a>(&'a self, returned: &KeyTuple) -> &'a [KeyTuple] {
+        self.loose
+            .get(&returned.loose())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }
 

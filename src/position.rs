@@ -29,7 +29,15 @@ pub enum PositionError {
     /// The event id does not have the `shardId-...:sequence` shape.
     #[error("event id {0:?} is not of the form `shardId-...:<sequence number>`")]
     EventId(String),
+    /// A shard id Kinesis never produces (longer than 128 characters, or a
+    /// character outside `[A-Za-z0-9_.-]`): it could not be checkpointed.
+    #[error("shard id {0:?} is not a Kinesis shard id (1 to {MAX_SHARD_ID_LEN} characters of A-Z, a-z, 0-9, `_`, `.`, `-`)")]
+    ShardId(String),
 }
+
+/// The longest shard id Kinesis produces (its API's limit), and the size of
+/// the `shard_id` columns of the bookkeeping tables.
+pub const MAX_SHARD_ID_LEN: usize = 128;
 
 /// A Kinesis sequence number, ordered numerically.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -112,6 +120,22 @@ impl std::str::FromStr for SequenceNumber {
 #[serde(transparent)]
 pub struct ShardId(pub String);
 
+impl ShardId {
+    /// A shard id, checked against what Kinesis produces.
+    pub fn parse(text: &str) -> Result<ShardId, PositionError> {
+        let valid = !text.is_empty()
+            && text.len() <= MAX_SHARD_ID_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if valid {
+            Ok(ShardId(text.to_owned()))
+        } else {
+            Err(PositionError::ShardId(text.chars().take(140).collect()))
+        }
+    }
+}
+
 impl fmt::Display for ShardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -125,7 +149,7 @@ pub fn split_event_id(event_id: &str) -> Result<(ShardId, SequenceNumber), Posit
         .rsplit_once(':')
         .filter(|(shard, _)| shard.starts_with("shardId-"))
         .ok_or_else(|| PositionError::EventId(event_id.chars().take(200).collect()))?;
-    Ok((ShardId(shard.to_owned()), SequenceNumber::parse(seq)?))
+    Ok((ShardId::parse(shard)?, SequenceNumber::parse(seq)?))
 }
 
 /// The furthest applied position of one shard for one target.
@@ -185,6 +209,31 @@ mod tests {
             Err(PositionError::TooLong(130))
         );
         assert!(SequenceNumber::parse(&"9".repeat(129)).is_ok());
+    }
+
+    #[test]
+    fn shard_ids_are_what_kinesis_produces() {
+        assert!(ShardId::parse("shardId-000000000000").is_ok());
+        assert!(ShardId::parse(&format!("shardId-{}", "0".repeat(120))).is_ok());
+        for bad in [
+            String::new(),
+            format!("shardId-{}", "0".repeat(121)),
+            "shardId-00 0".to_owned(),
+            "shardId-0';--".to_owned(),
+        ] {
+            assert!(
+                matches!(ShardId::parse(&bad), Err(PositionError::ShardId(_))),
+                "{bad:?}"
+            );
+        }
+        let long = format!(
+            "shardId-{}:49590338271490256608559692538361571095921575989136588898",
+            "1".repeat(200)
+        );
+        assert!(matches!(
+            split_event_id(&long),
+            Err(PositionError::ShardId(_))
+        ));
     }
 
     #[test]

@@ -441,8 +441,9 @@ pub enum QuarantineCommand {
         /// Decode, plan and build rows from images only: show whether the mapping now accepts them.
         #[arg(long)]
         dry_run: bool,
-        /// Keys per source query and rows per write statement.
-        #[arg(long, default_value_t = 500)]
+        /// Keys per source query and rows per write statement (1 to 65535; a
+        /// statement never binds more than 65,535 values: wide rows get fewer per statement).
+        #[arg(long, default_value_t = 500, value_parser = crate::target::parse_chunk_size)]
         chunk_size: usize,
     },
     /// Mark an open record discarded, with a reason (the row is kept for audit).

@@ -59,11 +59,11 @@ impl Engine {
             ..Default::default()
         };
         let todo: Vec<usize> = (0..deliveries.len()).collect();
-        let retry_error = self
-            .apply_range(deliveries, &todo, &mut outcomes, &mut summary)
+        let retry = self
+            .apply_shards(deliveries, &todo, &mut outcomes, &mut summary)
             .await
             .err();
-        crate::engine::report(deliveries, outcomes, summary, retry_error)
+        crate::engine::report(deliveries, outcomes, summary, retry)
     }
 }
 
@@ -1489,8 +1489,9 @@ pub struct RedriveArgs {
     /// The function's name: checkpoints and quarantined records are kept under it.
     #[arg(long, required_unless_present = "dry_run")]
     pub function_name: Option<String>,
-    /// Keys per source query and rows per write statement.
-    #[arg(long, default_value_t = 500)]
+    /// Keys per source query and rows per write statement (1 to 65535; a
+    /// statement never binds more than 65,535 values: wide rows get fewer per statement).
+    #[arg(long, default_value_t = 500, value_parser = crate::target::parse_chunk_size)]
     pub chunk_size: usize,
     /// Records per GetRecords call and per engine batch.
     #[arg(long, default_value_t = 500)]

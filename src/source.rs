@@ -12,17 +12,48 @@ use mysql_async::{Column, Conn, Pool};
 
 use crate::dms::{ColumnName, Row, TableName, Value};
 use crate::mapping::{Mapping, Target};
-use crate::plan::{KeyPart, KeyTuple};
+use crate::plan::{KeyMatcher, KeyPart, KeyTuple};
 
 /// A source read failed.
 #[derive(Debug, thiserror::Error)]
-#[error("source query on {table}: {source}")]
-pub struct SourceError {
-    /// The table read.
-    pub table: String,
-    /// The driver error.
-    #[source]
-    pub source: mysql_async::Error,
+pub enum SourceError {
+    /// The query failed.
+    #[error("source query on {table}: {source}")]
+    Query {
+        /// The table read.
+        table: String,
+        /// The driver error.
+        #[source]
+        source: mysql_async::Error,
+    },
+    /// The source returned a row whose key equals none of the keys asked,
+    /// not even ignoring case and trailing spaces (a collation or a type
+    /// comparison the matching does not know): the rows it would build are
+    /// not trusted. The records whose keys were asked are quarantined.
+    #[error("source table {table}: a returned row's {columns} matches none of the {asked} values asked (compared exactly, and ignoring case and trailing spaces); check the collation and type of {columns} against the column it is joined to")]
+    UnmatchedKey {
+        /// The table read.
+        table: String,
+        /// The key columns, comma-separated.
+        columns: String,
+        /// How many tuples were asked.
+        asked: usize,
+    },
+}
+
+impl SourceError {
+    /// Whose fault it is ([`crate::fault`]).
+    pub fn fault(&self) -> crate::fault::Fault {
+        match self {
+            SourceError::Query { source, .. } => crate::fault::mysql::of(source),
+            SourceError::UnmatchedKey { .. } => crate::fault::Fault::Record,
+        }
+    }
+}
+
+fn query_error(table: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> SourceError {
+    let table = table.into();
+    move |source| SourceError::Query { table, source }
 }
 
 /// Quotes an identifier the mapping validated (`[A-Za-z0-9_$]`).
@@ -163,9 +194,6 @@ pub struct ReadStats {
 pub struct Snapshot {
     conn: Conn,
     chunk_size: usize,
-    /// Source clock when the snapshot was taken (`YYYY-MM-DD HH:MM:SS.ffffff`),
-    /// taken before the snapshot so it never claims a change it does not see.
-    pub read_time: String,
     /// Reads so far.
     pub stats: ReadStats,
     json_columns: BTreeMap<TableName, BTreeSet<String>>,
@@ -190,15 +218,11 @@ impl Snapshot {
         chunk_size: usize,
         mapping: &Mapping,
     ) -> Result<Snapshot, SourceError> {
-        let err = |source| SourceError {
+        let err = |source| SourceError::Query {
             table: "(snapshot)".into(),
             source,
         };
         let mut conn = pool.get_conn().await.map_err(err)?;
-        let read_time: Option<String> = conn
-            .query_first("SELECT DATE_FORMAT(NOW(6), '%Y-%m-%d %H:%i:%s.%f')")
-            .await
-            .map_err(err)?;
         // Started by hand on the owned connection so it can live in the struct.
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             .await
@@ -211,7 +235,6 @@ impl Snapshot {
         Ok(Snapshot {
             conn,
             chunk_size: chunk_size.max(1),
-            read_time: read_time.unwrap_or_default(),
             stats: ReadStats::default(),
             json_columns,
             finished: false,
@@ -223,10 +246,7 @@ impl Snapshot {
         self.conn
             .query_drop("COMMIT")
             .await
-            .map_err(|source| SourceError {
-                table: "(snapshot)".into(),
-                source,
-            })?;
+            .map_err(query_error("(snapshot)"))?;
         self.finished = true;
         Ok(self.stats)
     }
@@ -252,10 +272,11 @@ impl Snapshot {
             .join(", ");
         let empty = BTreeSet::new();
         let json = self.json_columns.get(table).unwrap_or(&empty);
-        for chunk in tuples.chunks(self.chunk_size) {
+        let chunk_size = crate::target::rows_per_statement(self.chunk_size, key_columns.len());
+        for chunk in tuples.chunks(chunk_size) {
             // Padded to a few statement sizes (a key listed twice is
             // harmless), so the prepared statements are reused across batches.
-            let count = crate::target::statement_size(chunk.len(), self.chunk_size);
+            let count = crate::target::statement_size(chunk.len(), chunk_size);
             let one = format!("({})", vec!["?"; key_columns.len()].join(", "));
             let placeholders = vec![one.as_str(); count].join(", ");
             let sql = if key_columns.len() == 1 {
@@ -271,20 +292,24 @@ impl Snapshot {
                 )
             };
             let padding = chunk.last().into_iter().cycle().take(count - chunk.len());
+            // Integer key parts are bound as text: a text constant uses the
+            // index of an integer column and of a text column alike, while
+            // an integer compared with a text column scans it and matches
+            // '07' for 7.
             let params: Vec<mysql_async::Value> = chunk
                 .iter()
                 .chain(padding)
-                .flat_map(|t| t.values())
-                .map(into_param)
+                .flat_map(|t| t.0.iter())
+                .map(|p| match p {
+                    KeyPart::Int(i) => mysql_async::Value::Bytes(i.to_string().into_bytes()),
+                    other => into_param(other.to_value()),
+                })
                 .collect();
-            let rows: Vec<mysql_async::Row> =
-                self.conn
-                    .exec(sql, params)
-                    .await
-                    .map_err(|source| SourceError {
-                        table: table.to_string(),
-                        source,
-                    })?;
+            let rows: Vec<mysql_async::Row> = self
+                .conn
+                .exec(sql, params)
+                .await
+                .map_err(query_error(table.to_string()))?;
             self.stats.select_count += 1;
             self.stats.row_count += rows.len();
             // Names are the same for every row of a result set: read them once.
@@ -360,13 +385,12 @@ impl Snapshot {
                 .filter(|c| !target.root_key.contains(c))
                 .cloned(),
         );
-        for r in self
+        let rows = self
             .select_in(&target.root, &columns, &target.root_key, keys)
-            .await?
-        {
-            if let Some(k) = key_of(&r, &target.root_key) {
-                fetched.roots.insert(k, r);
-            }
+            .await?;
+        let matcher = KeyMatcher::new(keys);
+        for (asked, r) in matched(&target.root, &target.root_key, &matcher, keys.len(), rows)? {
+            fetched.roots.insert(asked, r);
         }
         for join in &target.joins {
             let on_join: Vec<String> = join.on.iter().map(|(j, _)| j.clone()).collect();
@@ -386,13 +410,12 @@ impl Snapshot {
             let mut by = BTreeMap::new();
             if !tuples.is_empty() {
                 let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
-                for r in self
+                let rows = self
                     .select_in(&join.table, &cols, &on_join, &tuples)
-                    .await?
-                {
-                    if let Some(k) = key_of(&r, &on_join) {
-                        by.insert(k, r);
-                    }
+                    .await?;
+                let matcher = KeyMatcher::new(&tuples);
+                for (asked, r) in matched(&join.table, &on_join, &matcher, tuples.len(), rows)? {
+                    by.insert(asked, r);
                 }
             }
             fetched.joins.push(by);
@@ -416,19 +439,51 @@ impl Snapshot {
             let mut by: BTreeMap<KeyTuple, Vec<Row>> = BTreeMap::new();
             if !tuples.is_empty() {
                 let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
-                for r in self
+                let rows = self
                     .select_in(&child.table, &cols, &on_child, &tuples)
-                    .await?
-                {
-                    if let Some(k) = key_of(&r, &on_child) {
-                        by.entry(k).or_default().push(r);
-                    }
+                    .await?;
+                let matcher = KeyMatcher::new(&tuples);
+                for (asked, r) in matched(&child.table, &on_child, &matcher, tuples.len(), rows)? {
+                    by.entry(asked).or_default().push(r);
                 }
             }
             fetched.children.push(by);
         }
         Ok(fetched)
     }
+}
+
+/// Pairs each returned row with the asked tuple(s) its `columns` match (a
+/// row matching several loosely is listed for each); a row that matches
+/// none is an error, never silently dropped or indexed.
+fn matched(
+    table: &TableName,
+    columns: &[String],
+    matcher: &KeyMatcher,
+    asked: usize,
+    rows: Vec<Row>,
+) -> Result<Vec<(KeyTuple, Row)>, SourceError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let found = key_of(&r, columns);
+        let targets = found.as_ref().map(|k| matcher.matches(k)).unwrap_or(&[]);
+        match targets {
+            [] => {
+                return Err(SourceError::UnmatchedKey {
+                    table: table.to_string(),
+                    columns: columns.join(", "),
+                    asked,
+                })
+            }
+            [one] => out.push((one.clone(), r)),
+            many => {
+                for t in many {
+                    out.push((t.clone(), r.clone()));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The key tuple of `columns` in a row, if all are present and usable.

@@ -512,23 +512,26 @@ impl<'de> Visitor<'de> for RowSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut columns = BTreeMap::new();
-        let mut failed: Vec<(ColumnName, String)> = Vec::new();
+        // Columns whose value does not classify, by name: a later value of
+        // the same name replaces an earlier one, as in `columns`. A map,
+        // not a list searched per column: decoding stays linear however
+        // many columns fail.
+        let mut failed: BTreeMap<ColumnName, String> = BTreeMap::new();
         while let Some(name) = map.next_key_seed(Key(|name: &str| ColumnName::new(name)))? {
             let raw: &'de RawValue = map.next_value()?;
             match classify_parsed(raw.get()) {
                 Ok(value) => {
                     if !failed.is_empty() {
-                        failed.retain(|(n, _)| *n != name);
+                        failed.remove(&name);
                     }
                     columns.insert(name, value);
                 }
                 Err(reason) => {
-                    failed.retain(|(n, _)| *n != name);
-                    failed.push((name, reason));
+                    failed.insert(name, reason);
                 }
             }
         }
-        Ok(match failed.into_iter().min_by(|a, b| a.0.cmp(&b.0)) {
+        Ok(match failed.into_iter().next() {
             Some((name, reason)) => Err(format!("column `{name}`: {reason}")),
             None => Ok(Row(columns)),
         })

@@ -840,3 +840,37 @@ fn reference_cases() {
     assert_eq!(new, old);
     assert!(matches!(new.unwrap_err().kind, DecodeErrorKind::Json(_)));
 }
+
+/// Hole 7 of issue 13: a 6 MB batch of wide records (five records of
+/// 24,000 columns, ~1.2 MB each) decodes completely, column for column,
+/// with a duplicated column name keeping its last value. Speed is measured
+/// by the `wide_6mb` bench (BENCHMARKS.md), not here.
+#[test]
+fn a_batch_of_wide_records_decodes_every_column() {
+    let mut total = 0;
+    for i in 0..5u64 {
+        let mut json = String::from(r#"{"data":{"#);
+        for c in 0..12_000 {
+            if c > 0 {
+                json.push(',');
+            }
+            json.push_str(&format!(
+                r#""column_{c:05}":"value {c:05} of a wide row of a very wide table, {i}","number_{c:05}":{}"#,
+                c * 7
+            ));
+        }
+        json.push_str(r#","column_00000":"last wins"},"metadata":"#);
+        json.push_str(&meta("data", "insert"));
+        json.push('}');
+        total += json.len();
+        let record = decode(&json).unwrap();
+        let row = &data(&record).after;
+        assert_eq!(row.0.len(), 24_000);
+        assert_eq!(
+            row.get("column_00000"),
+            Some(&Value::Text("last wins".into()))
+        );
+        assert_eq!(row.get("number_11999"), Some(&Value::Int(11_999 * 7)));
+    }
+    assert!(total > 5_000_000, "{total} bytes");
+}

@@ -703,3 +703,55 @@ proptest! {
         prop_assert_eq!(&batched[RECIPES], &expected);
     }
 }
+
+#[test]
+fn keys_compare_by_what_they_identify() {
+    use crate::dms::Value;
+    let part = |v: Value| KeyPart::from_value(&v).unwrap();
+    let same = [
+        (Value::Int(7), Value::Text("7".into())),
+        (Value::UInt(7), Value::Decimal("7".into())),
+        (Value::Bool(true), Value::Int(1)),
+        (Value::Int(-12), Value::Text("-12".into())),
+        (Value::Int(0), Value::Text("0".into())),
+    ];
+    for (a, b) in same {
+        let (a, b) = (part(a), part(b));
+        assert_eq!(a, b, "{a} and {b}");
+        let hash = |k: &KeyPart| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            k.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&a), hash(&b));
+    }
+    let different = [
+        (Value::Int(7), Value::Text("07".into())),
+        (Value::Int(7), Value::Text("7.0".into())),
+        (Value::Int(0), Value::Text("-0".into())),
+        (Value::Int(7), Value::Text(" 7".into())),
+        (Value::Text("abc".into()), Value::Text("ABC".into())),
+    ];
+    for (a, b) in different {
+        assert_ne!(part(a), part(b));
+    }
+    // The part keeps its own form for binding.
+    assert_eq!(
+        part(Value::Text("7".into())).to_value(),
+        Value::Text("7".into())
+    );
+}
+
+#[test]
+fn returned_keys_match_the_asked_keys_they_stand_for() {
+    let t = |s: &[&str]| KeyTuple(s.iter().map(|x| KeyPart::Text(x.to_string())).collect());
+    let asked = [t(&["abc"]), t(&["ABC"]), t(&["xy"]), t(&["7"])];
+    let m = KeyMatcher::new(&asked);
+    assert_eq!(m.matches(&t(&["abc"])), &[t(&["abc"]), t(&["ABC"])]);
+    assert_eq!(m.matches(&t(&["Abc  "])), &[t(&["abc"]), t(&["ABC"])]);
+    assert_eq!(m.matches(&t(&["XY"])), &[t(&["xy"])]);
+    assert_eq!(m.matches(&KeyTuple(vec![KeyPart::Int(7)])), &[t(&["7"])]);
+    assert!(m.matches(&t(&["zz"])).is_empty());
+    assert!(m.matches(&t(&["abc", "x"])).is_empty());
+}

@@ -1,0 +1,209 @@
+//! Whose fault is a failure? The one place that answers it.
+//!
+//! Only a failure caused by the record itself may quarantine the record: it
+//! does not decode, the mapping cannot evaluate for it, or a target column
+//! rejects its value. Everything else (connection, authentication,
+//! authorisation, missing schema, server state, throttling, and any answer
+//! we have never seen) retries the batch from the earliest unapplied record
+//! and raises the error metric: quarantining good records because a
+//! password rotated is the worst failure this product can have.
+//!
+//! Each adapter maps its driver's errors to a [`Fault`] through one function
+//! ([`mysql`] for MySQL and MariaDB); the engine only ever looks at the
+//! [`Fault`].
+
+use std::fmt;
+
+/// Who is to blame for a failure, and so what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// The record itself (its value, its shape): bisect the batch down to
+    /// it and quarantine it with its payload and the reason.
+    Record,
+    /// Anything else: retry the batch, raise the error metric.
+    Infrastructure(Infrastructure),
+}
+
+/// The kinds of infrastructure faults (for logs, metrics and alarms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Infrastructure {
+    /// The network, a dropped or refused connection, a server going away.
+    Connection,
+    /// The server refused our credentials (e.g. after a password rotation):
+    /// secrets are re-read before the retry.
+    Authentication,
+    /// The user lacks a privilege, or TLS is required and not used.
+    Authorisation,
+    /// A database, table or column the mapping names is missing.
+    Schema,
+    /// Transient server state: lock wait timeout, deadlock, read-only
+    /// during a failover, too many connections, shutdown in progress.
+    ServerState,
+    /// The checkpoint or quarantine row could not be written although the
+    /// server is up: operator action is needed (alarm); the batch retries.
+    Bookkeeping,
+    /// Our configuration (a URL, a TLS setting) does not work.
+    Configuration,
+    /// An answer we do not know: retried, never quarantined.
+    Unknown,
+}
+
+impl Fault {
+    /// Whether the record may be quarantined for it.
+    pub fn is_record(self) -> bool {
+        self == Fault::Record
+    }
+
+    /// A short, stable, lowercase name for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Record => "record",
+            Fault::Infrastructure(i) => i.name(),
+        }
+    }
+}
+
+impl Infrastructure {
+    /// A short, stable, lowercase name for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Infrastructure::Connection => "connection",
+            Infrastructure::Authentication => "authentication",
+            Infrastructure::Authorisation => "authorisation",
+            Infrastructure::Schema => "schema",
+            Infrastructure::ServerState => "server-state",
+            Infrastructure::Bookkeeping => "bookkeeping",
+            Infrastructure::Configuration => "configuration",
+            Infrastructure::Unknown => "unknown",
+        }
+    }
+
+    /// Whether an operator must act (an alarm, not only a retry).
+    pub fn needs_operator(self) -> bool {
+        matches!(
+            self,
+            Infrastructure::Authorisation
+                | Infrastructure::Schema
+                | Infrastructure::Bookkeeping
+                | Infrastructure::Configuration
+        )
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// MySQL and MariaDB: the one list of server answers, by error code.
+pub mod mysql {
+    use super::{Fault, Infrastructure};
+
+    /// Codes whose cause is the value of the record being written: a
+    /// target column or constraint rejects it. The only codes that quarantine.
+    pub const RECORD_CODES: [u16; 16] = [
+        1048, // column cannot be null
+        1264, // out of range value for column
+        1265, // data truncated for column
+        1292, // incorrect (datetime, ...) value
+        1366, // incorrect (integer, string, ...) value for column
+        1367, // illegal value found during parsing
+        1406, // data too long for column
+        1411, // incorrect value for function
+        1451, // a foreign key constraint fails (delete of a referenced parent)
+        1452, // a foreign key constraint fails (child without its parent)
+        1690, // value is out of range (BIGINT arithmetic)
+        3140, // invalid JSON text (MySQL)
+        3819, // check constraint is violated (MySQL)
+        4025, // CONSTRAINT failed (MariaDB CHECK, JSON_VALID)
+        4078, // illegal parameter data types for operation (MariaDB)
+        1416, // cannot get geometry object from the data
+    ];
+
+    /// The fault of a server error code (anything unlisted is
+    /// infrastructure, of kind [`Infrastructure::Unknown`] if we do not know it).
+    pub fn of_code(code: u16) -> Fault {
+        use Infrastructure as I;
+        if RECORD_CODES.contains(&code) {
+            return Fault::Record;
+        }
+        Fault::Infrastructure(match code {
+            // Authentication: access denied (password rotated, expired).
+            1045 | 1698 | 1820 | 1862 | 4151 => I::Authentication,
+            // Authorisation: no access to a database, a table, a host; TLS required.
+            1044 | 1130 | 1131 | 1132 | 1142 | 1143 | 1227 | 1370 | 3159 => I::Authorisation,
+            // The schema is missing: database, table, column.
+            1049 | 1146 | 1054 | 1109 | 1051 | 1356 => I::Schema,
+            // Server state: locks, deadlocks, read-only, overload, shutdown, killed.
+            1205 | 1213 | 1290 | 1836 | 1040 | 1203 | 1053 | 1927 | 1317 | 1792 | 1969 | 3024
+            | 1041 | 1037 | 1038 | 1021 | 1114 => I::ServerState,
+            // Network errors the server reports.
+            1158 | 1159 | 1160 | 1161 | 1152 | 1153 | 1043 | 1081 => I::Connection,
+            // Client-side connection errors (CR_*), if a driver reports them as codes.
+            2002 | 2003 | 2005 | 2006 | 2013 | 2026 | 2055 => I::Connection,
+            _ => I::Unknown,
+        })
+    }
+
+    /// The fault of a driver error.
+    pub fn of(err: &mysql_async::Error) -> Fault {
+        use mysql_async::{DriverError, Error};
+        match err {
+            Error::Server(e) => of_code(e.code),
+            // The client refuses to send a packet over max_allowed_packet:
+            // caused by the size of the rows in the statement, so bisection
+            // shrinks the statement and isolates a row too big to ever fit.
+            Error::Driver(DriverError::PacketTooLarge) => Fault::Record,
+            Error::Driver(_) | Error::Io(_) => Fault::Infrastructure(Infrastructure::Connection),
+            Error::Url(_) => Fault::Infrastructure(Infrastructure::Configuration),
+            Error::Other(_) => Fault::Infrastructure(Infrastructure::Unknown),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_value_errors_are_the_records_fault() {
+        use Infrastructure as I;
+        let cases: &[(u16, Fault)] = &[
+            (1048, Fault::Record),
+            (1264, Fault::Record),
+            (1366, Fault::Record),
+            (1406, Fault::Record),
+            (1452, Fault::Record),
+            (1045, Fault::Infrastructure(I::Authentication)),
+            (1044, Fault::Infrastructure(I::Authorisation)),
+            (1049, Fault::Infrastructure(I::Schema)),
+            (1146, Fault::Infrastructure(I::Schema)),
+            (1054, Fault::Infrastructure(I::Schema)),
+            (1130, Fault::Infrastructure(I::Authorisation)),
+            (3159, Fault::Infrastructure(I::Authorisation)),
+            (1040, Fault::Infrastructure(I::ServerState)),
+            (1205, Fault::Infrastructure(I::ServerState)),
+            (1213, Fault::Infrastructure(I::ServerState)),
+            (1290, Fault::Infrastructure(I::ServerState)),
+            (1927, Fault::Infrastructure(I::ServerState)),
+            (2013, Fault::Infrastructure(I::Connection)),
+            (9999, Fault::Infrastructure(I::Unknown)),
+            (1064, Fault::Infrastructure(I::Unknown)), // a syntax error is ours, not the record's
+        ];
+        for (code, want) in cases {
+            assert_eq!(mysql::of_code(*code), *want, "code {code}");
+        }
+    }
+
+    #[test]
+    fn names_are_stable() {
+        assert_eq!(Fault::Record.name(), "record");
+        assert_eq!(
+            Fault::Infrastructure(Infrastructure::Authentication).to_string(),
+            "authentication"
+        );
+        assert!(Infrastructure::Bookkeeping.needs_operator());
+        assert!(!Infrastructure::Connection.needs_operator());
+    }
+}

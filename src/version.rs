@@ -1,0 +1,271 @@
+//! Versions of target rows: an exact, total order of source changes, so the
+//! writer's guard (`new version >= stored version`) never keeps an older
+//! row and never drops a newer one.
+//!
+//! A version is text whose byte order is the order of changes:
+//!
+//! ```text
+//! 2026-11-20 10:15:02.000000 0000000024:00000000000000005120 0000000003 056<56 digits> 1
+//! commit timestamp           log file   : offset in the file record id  sequence number kind
+//! ```
+//!
+//! - the source **commit timestamp** (`commit-timestamp`, else the DMS
+//!   `timestamp`), in UTC when the text carries an offset;
+//! - the source **log position** from `stream-position` (binlog file number
+//!   and offset), zeros when the task does not include transaction details;
+//! - the **record's offset in its transaction** (`transaction-record-id`);
+//! - the Kinesis **sequence number**, length-prefixed (orders as a number):
+//!   within a shard it is the stream's order;
+//! - the **kind**: `1` for a row built from the record's image, `2` for a
+//!   row re-queried from the source.
+//!
+//! A re-queried row's version is that of the newest record of its attempt
+//! (kind `2`), not the source clock: the snapshot is read after every
+//! record of the attempt was committed, so it holds at least their effect.
+//! The argument that the target converges (README "Versions"): let z be
+//! the last change that affects a target row. Every write for that row
+//! was decided by records at or before z, so its version is at most z's;
+//! the write decided by z carries z's version and either the image of z
+//! (the final row) or a read made after z committed (also the final row);
+//! it wins or ties every other write, and a tie is the same content or a
+//! later read of the same final state. The old scheme used the source clock
+//! at the read (microseconds) against the commit time in the record (whole
+//! seconds), so an update in the same second as a re-query was dropped.
+//!
+//! Within one second the order rests on the log position; without
+//! transaction details (`IncludeTransactionDetails`), changes of one row in
+//! one second on different shards fall back to their sequence numbers,
+//! which order one shard only: include transaction details.
+
+use std::fmt;
+
+use crate::dms::DmsRecord;
+use crate::position::SequenceNumber;
+
+/// The version of a target row (see the module docs for the encoding).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(String);
+
+/// The longest version text (a 129-digit sequence number): the version
+/// column must hold it (`VARCHAR(255)`).
+pub const MAX_VERSION_LEN: usize = 26 + 1 + 31 + 1 + 10 + 1 + 3 + 129 + 1 + 1;
+
+/// Where a row's content came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Built from the record's image.
+    Image,
+    /// Re-queried from the source after the record was committed.
+    Read,
+}
+
+/// Why a record has no version.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    /// Neither `commit-timestamp` nor `timestamp` is in the metadata.
+    #[error("the record has neither a commit-timestamp nor a timestamp in its metadata: its version cannot be computed")]
+    Missing,
+    /// The timestamp does not parse.
+    #[error("metadata timestamp {0:?} is not a date-time (expected e.g. 2026-11-20T10:15:00.123456Z): its version cannot be computed")]
+    Unparsable(String),
+}
+
+impl Version {
+    /// The version of a row built from `record` (delivered as `sequence_number`).
+    pub fn of_record(
+        record: &DmsRecord,
+        sequence_number: &SequenceNumber,
+        kind: Kind,
+    ) -> Result<Version, VersionError> {
+        let t = &record.metadata.transaction;
+        let text = t
+            .commit_timestamp
+            .as_deref()
+            .or(record.metadata.timestamp.as_deref())
+            .ok_or(VersionError::Missing)?;
+        let time = parse_timestamp(text)
+            .ok_or_else(|| VersionError::Unparsable(text.chars().take(64).collect()))?;
+        let (file, offset) = t
+            .stream_position
+            .as_deref()
+            .and_then(log_position)
+            .unwrap_or((0, 0));
+        let record_id = t
+            .transaction_record_id
+            .as_deref()
+            .and_then(|r| r.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        let seq = sequence_number.as_str();
+        Ok(Version(format!(
+            "{} {file:010}:{offset:020} {record_id:010} {:03}{seq} {}",
+            time.format("%Y-%m-%d %H:%M:%S%.6f"),
+            seq.len(),
+            match kind {
+                Kind::Image => 1,
+                Kind::Read => 2,
+            }
+        )))
+    }
+
+    /// The same position, as a re-queried row.
+    pub fn as_read(&self) -> Version {
+        let mut text = self.0.clone();
+        text.pop();
+        text.push('2');
+        Version(text)
+    }
+
+    /// The text stored in the version column.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A metadata timestamp as UTC: RFC 3339 with any offset, or DMS's
+/// rendering without one (`Z`, a space or `T`, optional fraction).
+fn parse_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.naive_utc());
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = chrono::DateTime::parse_from_str(text, format) {
+            return Some(t.naive_utc());
+        }
+    }
+    crate::dms::parse_datetime(text)
+}
+
+/// The (file number, offset) of a MySQL `stream-position`
+/// (`mysql-bin.000024:5120:...`, or the local capture's `binlog.000001:5120`).
+fn log_position(text: &str) -> Option<(u64, u64)> {
+    let mut parts = text.split(':');
+    let file = parts.next()?;
+    let offset = parts.next()?.trim().parse::<u64>().ok()?;
+    let number = file.rsplit('.').next()?.parse::<u64>().ok()?;
+    (number < 10_000_000_000).then_some((number, offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dms::{decode_payload, DecodeOptions};
+    use crate::position::ShardId;
+
+    fn record(metadata: &str) -> DmsRecord {
+        let json = format!(
+            r#"{{"data":{{"id":1}},"metadata":{{"record-type":"data","operation":"update","schema-name":"s","table-name":"t"{metadata}}}}}"#
+        );
+        decode_payload(
+            &ShardId("shardId-000000000000".into()),
+            &seq("1"),
+            json.as_bytes(),
+            &DecodeOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn seq(s: &str) -> SequenceNumber {
+        SequenceNumber::parse(s).unwrap()
+    }
+
+    fn v(metadata: &str, s: &str, kind: Kind) -> Version {
+        Version::of_record(&record(metadata), &seq(s), kind).unwrap()
+    }
+
+    #[test]
+    fn the_encoding_is_readable_and_fixed() {
+        let got = v(
+            r#","timestamp":"2026-11-20T10:15:05.5Z","commit-timestamp":"2026-11-20T10:15:02Z","stream-position":"mysql-bin.000024:5120:0:5188:8324128402:mysql-bin.000024:5000","transaction-record-id":3"#,
+            "4959",
+            Kind::Image,
+        );
+        assert_eq!(
+            got.as_str(),
+            "2026-11-20 10:15:02.000000 0000000024:00000000000000005120 0000000003 0044959 1"
+        );
+        assert_eq!(got.as_read().as_str().chars().last(), Some('2'));
+        let long = v(
+            r#","timestamp":"2026-11-20T10:15:05Z""#,
+            &"9".repeat(129),
+            Kind::Read,
+        );
+        assert_eq!(long.as_str().len(), MAX_VERSION_LEN);
+    }
+
+    #[test]
+    fn versions_order_changes() {
+        let at = |ts: &str, pos: &str, s: &str, kind| {
+            v(
+                &format!(r#","commit-timestamp":"{ts}","stream-position":"{pos}""#),
+                s,
+                kind,
+            )
+        };
+        // In one second, the log position decides, whatever the shard's sequence.
+        let a = at(
+            "2026-11-20T10:15:02Z",
+            "binlog.000001:900",
+            "900",
+            Kind::Image,
+        );
+        let b = at(
+            "2026-11-20T10:15:02Z",
+            "binlog.000001:1000",
+            "10",
+            Kind::Image,
+        );
+        let c = at("2026-11-20T10:15:02Z", "binlog.000002:4", "5", Kind::Image);
+        assert!(a < b && b < c);
+        // A later second wins over any position (a failover restarts the log).
+        let d = at("2026-11-20T10:15:03Z", "binlog.000001:4", "1", Kind::Image);
+        assert!(c < d);
+        // Without positions, one shard's sequence orders one second.
+        let e = v(
+            r#","commit-timestamp":"2026-11-20T10:15:02Z""#,
+            "99",
+            Kind::Read,
+        );
+        let f = v(
+            r#","commit-timestamp":"2026-11-20T10:15:02Z""#,
+            "100",
+            Kind::Image,
+        );
+        assert!(e < f, "{e} < {f}");
+        // The same record: the re-queried row is at least as new as its image.
+        assert!(f < f.as_read());
+        // Offsets and UTC.
+        let g = v(
+            r#","commit-timestamp":"2026-11-20T12:15:02+02:00""#,
+            "1",
+            Kind::Image,
+        );
+        let h = v(
+            r#","commit-timestamp":"2026-11-20 10:15:02Z""#,
+            "1",
+            Kind::Image,
+        );
+        assert_eq!(g, h);
+        // Rows written by earlier releases ("2026-11-20 10:15:02.000000")
+        // sort below every version of that second and later ones.
+        assert!("2026-11-20 10:15:02.000000" < h.as_str());
+    }
+
+    #[test]
+    fn a_missing_or_unparsable_timestamp_is_a_named_error() {
+        let r = record("");
+        assert_eq!(
+            Version::of_record(&r, &seq("1"), Kind::Image),
+            Err(VersionError::Missing)
+        );
+        let r = record(r#","timestamp":"yesterday""#);
+        let e = Version::of_record(&r, &seq("1"), Kind::Image).unwrap_err();
+        assert!(e.to_string().contains("\"yesterday\""), "{e}");
+    }
+}
