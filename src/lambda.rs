@@ -232,15 +232,21 @@ pub enum InitError {
     },
 }
 
-async fn resolve(connection: &Connection, variable: &str) -> Result<String, InitError> {
+async fn resolve(
+    connection: &Connection,
+    variable: &str,
+    secrets: Option<&aws_sdk_secretsmanager::Client>,
+) -> Result<String, InitError> {
     match connection {
         Connection::Url(u) => Ok(u.clone()),
         Connection::Secret {
             secret_id,
             database,
         } => {
-            let sdk = aws_config::load_from_env().await;
-            let client = aws_sdk_secretsmanager::Client::new(&sdk);
+            let client = secrets.ok_or_else(|| InitError::Secret {
+                secret_id: secret_id.clone(),
+                problem: "no Secrets Manager client".to_owned(),
+            })?;
             let out = client
                 .get_secret_value()
                 .secret_id(secret_id)
@@ -273,74 +279,150 @@ async fn resolve(connection: &Connection, variable: &str) -> Result<String, Init
 
 /// A MySQL-target function, initialised once per cold start.
 pub struct MysqlFunction {
-    /// The engine every event goes through.
-    pub engine: Engine,
+    /// The engine every event goes through; its pools are replaced when a
+    /// rotated secret is re-read.
+    engine: tokio::sync::RwLock<Engine>,
+    /// Where the pools come from.
+    config: Config,
+    /// Secrets Manager, when a connection comes from a secret.
+    secrets: Option<aws_sdk_secretsmanager::Client>,
     /// Set once the bookkeeping tables are known to exist.
     prepared: tokio::sync::OnceCell<()>,
 }
 
+/// The pools of a configuration (lazily connected).
+async fn pools(
+    config: &Config,
+    secrets: Option<&aws_sdk_secretsmanager::Client>,
+) -> Result<(mysql_async::Pool, crate::target::MysqlTarget), InitError> {
+    let source_url = resolve(&config.source, ENV_SOURCE_SECRET_ID, secrets).await?;
+    let target_url = resolve(&config.target, ENV_TARGET_SECRET_ID, secrets).await?;
+    let pool_error = |variable: &str| {
+        let variable = variable.to_owned();
+        move |e: mysql_async::UrlError| ConfigError {
+            variable,
+            problem: e.to_string(),
+        }
+    };
+    let source = crate::source::pool(&source_url, config.source_pool_size)
+        .map_err(pool_error(ENV_SOURCE_URL))?;
+    let target_pool = crate::source::pool(&target_url, config.target_pool_size)
+        .map_err(pool_error(ENV_TARGET_URL))?;
+    let target = crate::target::MysqlTarget::new(
+        target_pool,
+        config.function_name.clone(),
+        config.chunk_size,
+    );
+    Ok((source, target))
+}
+
 impl MysqlFunction {
-    /// Loads the mapping, resolves secrets and builds the pools (which
-    /// connect lazily: a database that is down fails batches retryably, not
-    /// the cold start).
+    /// Loads the mapping, resolves secrets (with the SDK configured from the
+    /// environment) and builds the pools (which connect lazily: a database
+    /// that is down fails batches retryably, not the cold start).
     pub async fn init(
         config: Config,
         embedded_mapping: &str,
         transforms: Transforms,
     ) -> Result<Self, InitError> {
+        let uses_secrets = [&config.source, &config.target]
+            .iter()
+            .any(|c| matches!(c, Connection::Secret { .. }));
+        let secrets = if uses_secrets {
+            let sdk = aws_config::load_from_env().await;
+            Some(aws_sdk_secretsmanager::Client::new(&sdk))
+        } else {
+            None
+        };
+        Self::init_with_secrets(config, embedded_mapping, transforms, secrets).await
+    }
+
+    /// [`MysqlFunction::init`] with a given Secrets Manager client.
+    pub async fn init_with_secrets(
+        config: Config,
+        embedded_mapping: &str,
+        transforms: Transforms,
+        secrets: Option<aws_sdk_secretsmanager::Client>,
+    ) -> Result<Self, InitError> {
         let mapping = match &config.mapping {
             Some(path) => Mapping::load(path, &transforms)?,
             None => Mapping::parse("mapping.toml (compiled in)", embedded_mapping, &transforms)?,
         };
-        let source_url = resolve(&config.source, ENV_SOURCE_SECRET_ID).await?;
-        let target_url = resolve(&config.target, ENV_TARGET_SECRET_ID).await?;
-        let pool_error = |variable: &str| {
-            let variable = variable.to_owned();
-            move |e: mysql_async::UrlError| ConfigError {
-                variable,
-                problem: e.to_string(),
-            }
-        };
-        let source = crate::source::pool(&source_url, config.source_pool_size)
-            .map_err(pool_error(ENV_SOURCE_URL))?;
-        let target_pool = crate::source::pool(&target_url, config.target_pool_size)
-            .map_err(pool_error(ENV_TARGET_URL))?;
-        let target = crate::target::MysqlTarget::new(
-            target_pool,
-            config.function_name.clone(),
-            config.chunk_size,
-        );
+        let (source, target) = pools(&config, secrets.as_ref()).await?;
         Ok(MysqlFunction {
-            engine: Engine {
+            engine: tokio::sync::RwLock::new(Engine {
                 mapping,
                 transforms,
                 source,
                 target,
                 settings: Settings {
-                    function_name: config.function_name,
+                    function_name: config.function_name.clone(),
                     chunk_size: config.chunk_size,
                 },
-            },
+            }),
+            config,
+            secrets,
             prepared: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Re-reads the secrets and replaces the pools (after an authentication
+    /// failure: a rotated password needs no redeploy).
+    async fn reload(&self) -> Result<(), InitError> {
+        let (source, target) = pools(&self.config, self.secrets.as_ref()).await?;
+        let mut engine = self.engine.write().await;
+        engine.source = source;
+        engine.target = target;
+        Ok(())
     }
 
     /// Handles one Kinesis event. An event that is not what Lambda sends is
     /// a function error (Lambda retries or bisects it); everything else is
     /// answered with the partial-failure response. The event is taken by
     /// value: its payloads move into the deliveries instead of being copied.
+    ///
+    /// When the batch stops at an authentication failure and a connection
+    /// comes from Secrets Manager, the secrets are re-read, the pools
+    /// replaced, and the batch tried once more.
     pub async fn handle(
         &self,
         event: KinesisEvent,
     ) -> Result<KinesisEventResponse, crate::dms::EventError> {
+        use crate::fault::{Fault, Infrastructure};
         let deliveries = crate::dms::into_deliveries(event)?;
+        let (response, fault) = self.process(&deliveries).await;
+        if fault == Some(Fault::Infrastructure(Infrastructure::Authentication))
+            && self.secrets.is_some()
+        {
+            match self.reload().await {
+                Ok(()) => {
+                    tracing::info!(
+                        "secrets re-read after an authentication failure; retrying the batch once"
+                    );
+                    return Ok(self.process(&deliveries).await.0);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "re-reading the secrets failed; batch will be retried")
+                }
+            }
+        }
+        Ok(response)
+    }
+
+    /// One pass of the engine over the deliveries: the response, and the
+    /// fault that stopped it, if any.
+    async fn process(
+        &self,
+        deliveries: &[crate::dms::Delivery],
+    ) -> (KinesisEventResponse, Option<crate::fault::Fault>) {
+        let engine = self.engine.read().await;
         if let Err(e) = self
             .prepared
             .get_or_try_init(|| async {
-                self.engine.target.prepare().await?;
-                self.engine
+                engine.target.prepare().await?;
+                engine
                     .target
-                    .check_version_columns(&self.engine.mapping.targets)
+                    .check_version_columns(&engine.mapping.targets)
                     .await
             })
             .await
@@ -362,14 +444,14 @@ impl MysqlFunction {
             };
             println!(
                 "{}",
-                emf_line_for(&self.engine.settings.function_name, &summary, Some(fault))
+                emf_line_for(&engine.settings.function_name, &summary, Some(fault))
             );
             let outcomes = deliveries
                 .iter()
                 .map(|d| (&d.sequence_number, crate::engine::Outcome::Pending));
-            return Ok(crate::engine::build_response(outcomes));
+            return (crate::engine::build_response(outcomes), Some(fault));
         }
-        let report = self.engine.process(&deliveries).await;
+        let report = engine.process(deliveries).await;
         let shard_id = deliveries
             .first()
             .map(|d| d.shard_id.to_string())
@@ -396,12 +478,12 @@ impl MysqlFunction {
         println!(
             "{}",
             emf_line_for(
-                &self.engine.settings.function_name,
+                &engine.settings.function_name,
                 &report.summary,
                 report.retry_fault
             )
         );
-        Ok(report.response)
+        (report.response, report.retry_fault)
     }
 }
 

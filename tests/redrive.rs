@@ -9,8 +9,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
@@ -29,6 +29,7 @@ use dms_cdc::source::pool;
 use dms_cdc::stream::{client, ensure_stream, put_ordered};
 use dms_cdc::target::MysqlTarget;
 use serde_json::{json, Value};
+use support::moto::moto;
 use support::{rig, root};
 
 // ------------------------------------------------------------------ replay client helpers
@@ -491,77 +492,6 @@ fn on_failure_records_parse_from_consume_sqs_and_sns_shapes() {
 }
 
 // ------------------------------------------------------------------ against the emulators
-
-/// moto's server (`moto[server]` from PyPI) in a virtualenv under the
-/// target folder, installed on first use.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Option<Moto> {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
-    let marker = venv.join("dms-cdc-installed");
-    if !marker.exists() {
-        let python = ["python3", "python"].into_iter().find(|p| {
-            Command::new(p)
-                .args(["-m", "venv", "--help"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        let Some(python) = python else {
-            eprintln!("\n!!!!!!!! SKIPPING the SQS part: no python3 with venv to install moto[server] !!!!!!!!\n");
-            return None;
-        };
-        let _ = std::fs::remove_dir_all(&venv);
-        let status = Command::new(python)
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(status.success(), "python3 -m venv failed");
-        let out = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "moto[server]"])
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            if err.contains("No module named pip") {
-                eprintln!("\n!!!!!!!! SKIPPING the SQS part: pip is unavailable !!!!!!!!\n");
-                return None;
-            }
-            panic!("pip install moto[server] failed: {err}");
-        }
-        std::fs::write(&marker, "").unwrap();
-    }
-    let port = free_port().unwrap();
-    let child = Command::new(venv.join("bin/moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let moto = Moto { child, port };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "moto_server did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(moto)
-}
 
 fn user_record(id: u64, name: &str, commit: &str) -> (String, Vec<u8>) {
     let doc = json!({

@@ -2,6 +2,8 @@
 //! sample schema, an engine over them, and DMS record builders.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::Path;
 
 use dms_cdc::dms::Delivery;
