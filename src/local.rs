@@ -70,6 +70,22 @@ pub struct MariaDb {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    server: PathBuf,
+    args: Vec<std::ffi::OsString>,
+}
+
+fn spawn_server(
+    server: &Path,
+    args: &[std::ffi::OsString],
+    tmp: &Path,
+) -> Result<Child, LocalError> {
+    Ok(Command::new(server)
+        .env("TMPDIR", tmp)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
 }
 
 impl MariaDb {
@@ -127,8 +143,7 @@ impl MariaDb {
         let socket = dir.path().join("mysql.sock");
         let log = dir.path().join("error.log");
         let mut cmd = Command::new(&server);
-        cmd.env("TMPDIR", &tmp)
-            .arg("--no-defaults")
+        cmd.arg("--no-defaults")
             .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
@@ -152,17 +167,41 @@ impl MariaDb {
             .arg("--max-connections=200")
             .arg("--character-set-server=utf8mb4")
             .arg("--collation-server=utf8mb4_unicode_ci")
-            .arg("--sql-mode=STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .arg(
+                "--sql-mode=STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO",
+            );
         if running_as_root {
             cmd.arg("--user=mysql");
         }
-        let child = cmd.spawn()?;
-        let mut db = MariaDb { child, dir, port };
+        let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let child = spawn_server(&server, &args, &tmp)?;
+        let mut db = MariaDb {
+            child,
+            dir,
+            port,
+            server,
+            args,
+        };
         db.wait_ready(&socket, &log)?;
         Ok(db)
+    }
+
+    /// Kills the server at once (SIGKILL, no shutdown), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data directory and port (after
+    /// [`MariaDb::kill`]); InnoDB recovers what was committed.
+    pub fn restart(&mut self) -> Result<(), LocalError> {
+        self.kill();
+        let tmp = self.dir.path().join("tmp");
+        let socket = self.dir.path().join("mysql.sock");
+        let _ = std::fs::remove_file(&socket);
+        self.child = spawn_server(&self.server, &self.args, &tmp)?;
+        let log = self.dir.path().join("error.log");
+        self.wait_ready(&socket, &log)
     }
 
     fn wait_ready(&mut self, socket: &Path, log: &Path) -> Result<(), LocalError> {
