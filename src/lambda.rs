@@ -160,23 +160,7 @@ impl Config {
                     }),
             }
         };
-        let tls = |mode: &str, ca: &str| -> Result<Tls, ConfigError> {
-            let tls = Tls {
-                mode: get(mode)
-                    .map(|v| v.parse::<SslMode>())
-                    .transpose()
-                    .map_err(|problem| ConfigError {
-                        variable: mode.to_owned(),
-                        problem,
-                    })?,
-                ca: get(ca).map(|v| PathBuf::from(v.trim())),
-            };
-            tls.check().map_err(|problem| ConfigError {
-                variable: format!("{mode} / {ca}"),
-                problem,
-            })?;
-            Ok(tls)
-        };
+        let tls = |mode: &str, ca: &str| tls_from_env(&var, mode, ca);
         let function_name = get(ENV_FUNCTION_NAME)
             .or_else(|| get("AWS_LAMBDA_FUNCTION_NAME"))
             .ok_or_else(|| ConfigError {
@@ -195,6 +179,32 @@ impl Config {
             function_name,
         })
     }
+}
+
+/// TLS settings from the variables `mode` and `ca` (e.g.
+/// [`ENV_SOURCE_SSL_MODE`], [`ENV_SOURCE_SSL_CA`]) read through `var`;
+/// empty ones are unset. The CLI reads them too.
+pub fn tls_from_env(
+    var: impl Fn(&str) -> Option<String>,
+    mode: &str,
+    ca: &str,
+) -> Result<Tls, ConfigError> {
+    let get = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+    let tls = Tls {
+        mode: get(mode)
+            .map(|v| v.parse::<SslMode>())
+            .transpose()
+            .map_err(|problem| ConfigError {
+                variable: mode.to_owned(),
+                problem,
+            })?,
+        ca: get(ca).map(|v| PathBuf::from(v.trim())),
+    };
+    tls.check().map_err(|problem| ConfigError {
+        variable: format!("{mode} / {ca}"),
+        problem,
+    })?;
+    Ok(tls)
 }
 
 /// mimalloc's `mi_option_purge_delay` (mimalloc.h, 2.x and 3.x): the one
