@@ -169,6 +169,21 @@ async fn refusals_are_clear_errors_without_the_password() {
     assert!(!e.contains(TLS_PASSWORD), "{e}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_tls_is_a_clear_error() {
+    let db = MariaDb::start(5).expect("mariadb");
+    let e = tls_version(&format!(
+        "mysql://{TEST_USER}:{TEST_PASSWORD}@127.0.0.1:{}/mysql?ssl-mode=required",
+        db.port()
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("Client asked for SSL but server does not have this capability"),
+        "{e}"
+    );
+}
+
 /// mysql_async 0.37.1 still compares the host name in `verify-ca` mode on
 /// the rustls path (blackbeam/mysql_async#404, fixed upstream in #408, not
 /// released). When this test fails because verify-ca connects, the driver
@@ -304,5 +319,72 @@ async fn the_function_connects_with_tls_from_its_environment() {
     assert!(
         e.starts_with("configuration: DMS_CDC_SOURCE_SSL_CA: CA file /nonexistent/rds.pem"),
         "{e}"
+    );
+}
+
+/// A source that refuses the function (here a REQUIRE SSL user without TLS;
+/// a rotated password looks the same: 1045) is nobody's record's fault: the
+/// batch must be retried, nothing quarantined.
+///
+/// Ignored: `target::is_retryable` (used for source errors too, by
+/// `engine::classify_source`) calls every server error outside
+/// `RETRYABLE_SERVER_CODES` permanent, so today the engine bisects the batch
+/// and quarantines all of its records (8 of 8 for this event) and reports
+/// success. Un-ignore once the classification makes only record-caused
+/// errors (1048, 1264, 1366, 1406, ...) permanent, as STYLE.md asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "target::is_retryable makes 1045 permanent: a refused source quarantines the batch"]
+async fn a_source_that_refuses_the_function_is_retried_not_quarantined() {
+    let (db, files, _dir) = server(6, &["127.0.0.1"]);
+    db.run_file(&root().join("fixtures/source.sql")).unwrap();
+    db.run_file(&root().join("fixtures/source-state.sql"))
+        .unwrap();
+    db.run_file(&root().join("fixtures/target.sql")).unwrap();
+    let vars = vec![
+        // No TLS for the source: refused with 1045.
+        ("DMS_CDC_SOURCE_URL", tls_user_url(&db, "recipes_src", "")),
+        ("DMS_CDC_TARGET_URL", tls_user_url(&db, "global", "")),
+        (
+            "DMS_CDC_TARGET_SSL_CA",
+            files.ca.to_string_lossy().into_owned(),
+        ),
+        ("DMS_CDC_FUNCTION_NAME", "tls-test".to_owned()),
+    ];
+    let config =
+        Config::from_env(move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap();
+    let function = MysqlFunction::init(
+        config,
+        include_str!("../fixtures/mapping.toml"),
+        Transforms::standard(),
+    )
+    .await
+    .unwrap();
+    let event: aws_lambda_events::event::kinesis::KinesisEvent = serde_json::from_slice(
+        &std::fs::read(root().join("fixtures/events/02-insert-update-delete.json")).unwrap(),
+    )
+    .unwrap();
+    let first = event.records[0].kinesis.sequence_number.clone();
+    let response = tokio::time::timeout(Duration::from_secs(120), function.handle(event))
+        .await
+        .unwrap()
+        .unwrap();
+    let pool = dms_cdc::source::pool(&tls_user_url(&db, "global", "ssl-mode=required"), 1).unwrap();
+    let mut conn = pool.get_conn().await.unwrap();
+    let quarantined: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM dms_cdc_quarantine")
+        .await
+        .unwrap();
+    assert_eq!(
+        quarantined,
+        Some(0),
+        "records quarantined for a refused connection"
+    );
+    assert_eq!(
+        response
+            .batch_item_failures
+            .first()
+            .and_then(|f| f.item_identifier.clone()),
+        Some(first)
     );
 }
