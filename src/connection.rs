@@ -480,8 +480,9 @@ mod tests {
 
     #[test]
     fn tls_parameters_are_ours_or_the_drivers() {
-        // (URL, TLS settings wanted, or the error's text)
-        let cases: [(&str, Result<(Option<SslMode>, Option<&str>), &str>); 9] = [
+        // The TLS settings wanted (mode, CA), or the error's text.
+        type Want = Result<(Option<SslMode>, Option<&'static str>), &'static str>;
+        let cases: [(&str, Want); 9] = [
             ("mysql://u:p@h:3306/db", Ok((None, None))),
             (
                 "mysql://u:p@h/db?ssl-mode=verify-identity&ssl-ca=%2Fopt%2Frds.pem",

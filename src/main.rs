@@ -325,7 +325,7 @@ fn resolve_url(
         Some(file) => with_password(url, &read_password_file(file)?)
             .with_context(|| format!("--{side}-password-file"))?,
     };
-    Ok(with_tls(&url, tls).with_context(|| format!("--{side}"))?)
+    with_tls(&url, tls).with_context(|| format!("--{side}"))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

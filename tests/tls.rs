@@ -340,7 +340,7 @@ async fn a_source_that_refuses_the_function_is_retried_not_quarantined() {
     db.run_file(&root().join("fixtures/source-state.sql"))
         .unwrap();
     db.run_file(&root().join("fixtures/target.sql")).unwrap();
-    let vars = vec![
+    let vars = [
         // No TLS for the source: refused with 1045.
         ("DMS_CDC_SOURCE_URL", tls_user_url(&db, "recipes_src", "")),
         ("DMS_CDC_TARGET_URL", tls_user_url(&db, "global", "")),
