@@ -324,16 +324,8 @@ async fn the_function_connects_with_tls_from_its_environment() {
 
 /// A source that refuses the function (here a REQUIRE SSL user without TLS;
 /// a rotated password looks the same: 1045) is nobody's record's fault: the
-/// batch must be retried, nothing quarantined.
-///
-/// Ignored: `target::is_retryable` (used for source errors too, by
-/// `engine::classify_source`) calls every server error outside
-/// `RETRYABLE_SERVER_CODES` permanent, so today the engine bisects the batch
-/// and quarantines all of its records (8 of 8 for this event) and reports
-/// success. Un-ignore once the classification makes only record-caused
-/// errors (1048, 1264, 1366, 1406, ...) permanent, as STYLE.md asks.
+/// batch is retried from its first record and nothing is quarantined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "target::is_retryable makes 1045 permanent: a refused source quarantines the batch"]
 async fn a_source_that_refuses_the_function_is_retried_not_quarantined() {
     let (db, files, _dir) = server(6, &["127.0.0.1"]);
     db.run_file(&root().join("fixtures/source.sql")).unwrap();
