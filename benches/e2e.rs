@@ -956,6 +956,8 @@ fn rss_child(args: &Args, event_path: &Path) -> Res<()> {
             mapping: None,
             source: Connection::Url(args.source_url.clone()),
             target: Connection::Url(args.target_url.clone()),
+            source_tls: Default::default(),
+            target_tls: Default::default(),
             chunk_size: args.chunk,
             source_pool_size: 2,
             target_pool_size: 2,

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 
+use crate::connection::{SslMode, Tls};
 use crate::engine::{BatchSummary, Engine, Settings};
 use crate::mapping::{Mapping, Transforms};
 
@@ -36,9 +37,19 @@ pub const ENV_SOURCE_POOL_SIZE: &str = "DMS_CDC_SOURCE_POOL_SIZE";
 pub const ENV_TARGET_POOL_SIZE: &str = "DMS_CDC_TARGET_POOL_SIZE";
 /// Name under which checkpoints and quarantined records are kept (default: the Lambda function name).
 pub const ENV_FUNCTION_NAME: &str = "DMS_CDC_FUNCTION_NAME";
+/// TLS to the source: `disabled`, `required`, `verify-ca` or `verify-identity`
+/// (default: as the URL says; plain TCP for a secret).
+pub const ENV_SOURCE_SSL_MODE: &str = "DMS_CDC_SOURCE_SSL_MODE";
+/// PEM file of the CA certificates the source's certificate must chain to
+/// (e.g. the RDS global bundle); alone, it means `verify-identity`.
+pub const ENV_SOURCE_SSL_CA: &str = "DMS_CDC_SOURCE_SSL_CA";
+/// TLS to the target, as [`ENV_SOURCE_SSL_MODE`].
+pub const ENV_TARGET_SSL_MODE: &str = "DMS_CDC_TARGET_SSL_MODE";
+/// CA file for the target, as [`ENV_SOURCE_SSL_CA`].
+pub const ENV_TARGET_SSL_CA: &str = "DMS_CDC_TARGET_SSL_CA";
 
-/// Where a connection comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a connection comes from. Its `Debug` hides a URL's password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Connection {
     /// A URL given directly (local runs, tests).
     Url(String),
@@ -52,6 +63,25 @@ pub enum Connection {
     },
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Connection::Url(url) => f
+                .debug_tuple("Url")
+                .field(&crate::connection::redact(url))
+                .finish(),
+            Connection::Secret {
+                secret_id,
+                database,
+            } => f
+                .debug_struct("Secret")
+                .field("secret_id", secret_id)
+                .field("database", database)
+                .finish(),
+        }
+    }
+}
+
 /// The function's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -61,6 +91,11 @@ pub struct Config {
     pub source: Connection,
     /// Target connection.
     pub target: Connection,
+    /// TLS to the source from the environment; when set, it replaces the
+    /// URL's TLS parameters.
+    pub source_tls: Tls,
+    /// TLS to the target from the environment, the same way.
+    pub target_tls: Tls,
     /// Chunk size.
     pub chunk_size: usize,
     /// Source pool size.
@@ -88,9 +123,9 @@ impl Config {
         let connection = |url: &str, secret: &str, db: &str| -> Result<Connection, ConfigError> {
             match (get(url), get(secret)) {
                 (Some(u), None) => {
-                    mysql_async::Opts::from_url(&u).map_err(|e| ConfigError {
+                    crate::connection::validate(&u).map_err(|e| ConfigError {
                         variable: url.to_owned(),
-                        problem: format!("not a valid mysql:// URL: {e}"),
+                        problem: e.to_string(),
                     })?;
                     Ok(Connection::Url(u))
                 }
@@ -125,6 +160,7 @@ impl Config {
                     }),
             }
         };
+        let tls = |mode: &str, ca: &str| tls_from_env(&var, mode, ca);
         let function_name = get(ENV_FUNCTION_NAME)
             .or_else(|| get("AWS_LAMBDA_FUNCTION_NAME"))
             .ok_or_else(|| ConfigError {
@@ -135,12 +171,40 @@ impl Config {
             mapping: get(ENV_MAPPING).map(PathBuf::from),
             source: connection(ENV_SOURCE_URL, ENV_SOURCE_SECRET_ID, ENV_SOURCE_DATABASE)?,
             target: connection(ENV_TARGET_URL, ENV_TARGET_SECRET_ID, ENV_TARGET_DATABASE)?,
+            source_tls: tls(ENV_SOURCE_SSL_MODE, ENV_SOURCE_SSL_CA)?,
+            target_tls: tls(ENV_TARGET_SSL_MODE, ENV_TARGET_SSL_CA)?,
             chunk_size: number(ENV_CHUNK_SIZE, 500)?,
             source_pool_size: number(ENV_SOURCE_POOL_SIZE, 2)?,
             target_pool_size: number(ENV_TARGET_POOL_SIZE, 2)?,
             function_name,
         })
     }
+}
+
+/// TLS settings from the variables `mode` and `ca` (e.g.
+/// [`ENV_SOURCE_SSL_MODE`], [`ENV_SOURCE_SSL_CA`]) read through `var`;
+/// empty ones are unset. The CLI reads them too.
+pub fn tls_from_env(
+    var: impl Fn(&str) -> Option<String>,
+    mode: &str,
+    ca: &str,
+) -> Result<Tls, ConfigError> {
+    let get = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+    let tls = Tls {
+        mode: get(mode)
+            .map(|v| v.parse::<SslMode>())
+            .transpose()
+            .map_err(|problem| ConfigError {
+                variable: mode.to_owned(),
+                problem,
+            })?,
+        ca: get(ca).map(|v| PathBuf::from(v.trim())),
+    };
+    tls.check().map_err(|problem| ConfigError {
+        variable: format!("{mode} / {ca}"),
+        problem,
+    })?;
+    Ok(tls)
 }
 
 /// mimalloc's `mi_option_purge_delay` (mimalloc.h, 2.x and 3.x): the one
@@ -266,7 +330,7 @@ async fn resolve(
                     problem,
                 }
             })?;
-            mysql_async::Opts::from_url(&url).map_err(|e| {
+            crate::connection::validate(&url).map_err(|e| {
                 InitError::Config(ConfigError {
                     variable: variable.to_owned(),
                     problem: format!("the secret does not make a valid URL: {e}"),
@@ -275,6 +339,36 @@ async fn resolve(
             Ok(url)
         }
     }
+}
+
+/// The pool of one connection, with the environment's TLS settings (which
+/// replace the URL's). Errors name the variable to fix:
+/// `[url, secret id, CA file]`.
+async fn pool(
+    connection: &Connection,
+    tls: &Tls,
+    size: usize,
+    [url_var, secret_var, ca_var]: [&str; 3],
+    secrets: Option<&aws_sdk_secretsmanager::Client>,
+) -> Result<mysql_async::Pool, InitError> {
+    let url = resolve(connection, secret_var, secrets).await?;
+    let url_var = match connection {
+        Connection::Url(_) => url_var,
+        Connection::Secret { .. } => secret_var,
+    };
+    let error = |e: crate::connection::OptionsError| {
+        use crate::connection::OptionsError as E;
+        let variable = match e {
+            E::CaRead { .. } | E::CaContent { .. } if tls.ca.is_some() => ca_var,
+            _ => url_var,
+        };
+        InitError::Config(ConfigError {
+            variable: variable.to_owned(),
+            problem: e.to_string(),
+        })
+    };
+    let url = crate::connection::with_tls(&url, tls).map_err(error)?;
+    crate::source::pool(&url, size).map_err(error)
 }
 
 /// A MySQL-target function, initialised once per cold start.
@@ -295,19 +389,22 @@ async fn pools(
     config: &Config,
     secrets: Option<&aws_sdk_secretsmanager::Client>,
 ) -> Result<(mysql_async::Pool, crate::target::MysqlTarget), InitError> {
-    let source_url = resolve(&config.source, ENV_SOURCE_SECRET_ID, secrets).await?;
-    let target_url = resolve(&config.target, ENV_TARGET_SECRET_ID, secrets).await?;
-    let pool_error = |variable: &str| {
-        let variable = variable.to_owned();
-        move |e: mysql_async::UrlError| ConfigError {
-            variable,
-            problem: e.to_string(),
-        }
-    };
-    let source = crate::source::pool(&source_url, config.source_pool_size)
-        .map_err(pool_error(ENV_SOURCE_URL))?;
-    let target_pool = crate::source::pool(&target_url, config.target_pool_size)
-        .map_err(pool_error(ENV_TARGET_URL))?;
+    let source = pool(
+        &config.source,
+        &config.source_tls,
+        config.source_pool_size,
+        [ENV_SOURCE_URL, ENV_SOURCE_SECRET_ID, ENV_SOURCE_SSL_CA],
+        secrets,
+    )
+    .await?;
+    let target_pool = pool(
+        &config.target,
+        &config.target_tls,
+        config.target_pool_size,
+        [ENV_TARGET_URL, ENV_TARGET_SECRET_ID, ENV_TARGET_SSL_CA],
+        secrets,
+    )
+    .await?;
     let target = crate::target::MysqlTarget::new(
         target_pool,
         config.function_name.clone(),
@@ -364,6 +461,11 @@ impl MysqlFunction {
             secrets,
             prepared: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The source pool the engine uses now (for checks and tests).
+    pub async fn source_pool(&self) -> mysql_async::Pool {
+        self.engine.read().await.source.clone()
     }
 
     /// Re-reads the secrets and replaces the pools (after an authentication
@@ -597,6 +699,37 @@ mod tests {
         assert_eq!(c.source_pool_size, 2);
         assert_eq!(c.function_name, "fn");
         assert_eq!(c.mapping, None);
+        assert_eq!(
+            (&c.source_tls, &c.target_tls),
+            (&Tls::default(), &Tls::default())
+        );
+        // The password stays out of `Debug`.
+        assert!(!format!("{c:?}").contains(":p@"), "{c:?}");
+    }
+
+    #[test]
+    fn tls_from_env() {
+        let c = Config::from_env(env(&[
+            (ENV_SOURCE_URL, "mysql://u:p@db.example:3306/src"),
+            (
+                ENV_TARGET_URL,
+                "mysql://u:p@db.example:3306/dst?ssl-mode=required",
+            ),
+            (ENV_SOURCE_SSL_MODE, "VERIFY_IDENTITY"),
+            (ENV_SOURCE_SSL_CA, "/opt/rds/global-bundle.pem"),
+            (ENV_TARGET_SSL_CA, " "),
+            ("AWS_LAMBDA_FUNCTION_NAME", "fn"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.source_tls,
+            Tls {
+                mode: Some(SslMode::VerifyIdentity),
+                ca: Some(PathBuf::from("/opt/rds/global-bundle.pem"))
+            }
+        );
+        // Empty variables (the template's empty parameters) are unset.
+        assert_eq!(c.target_tls, Tls::default());
     }
 
     #[test]
@@ -630,10 +763,38 @@ mod tests {
                 ],
                 "DMS_CDC_FUNCTION_NAME / AWS_LAMBDA_FUNCTION_NAME: one of them is required",
             ),
+            (
+                vec![
+                    ("AWS_LAMBDA_FUNCTION_NAME", "fn"),
+                    (ENV_SOURCE_URL, "mysql://a@b/c"),
+                    (ENV_TARGET_URL, "mysql://a@b/c"),
+                    (ENV_SOURCE_SSL_MODE, "preferred"),
+                ],
+                "DMS_CDC_SOURCE_SSL_MODE: \"preferred\" is not one of disabled, required, verify-ca, verify-identity",
+            ),
+            (
+                vec![
+                    ("AWS_LAMBDA_FUNCTION_NAME", "fn"),
+                    (ENV_SOURCE_URL, "mysql://a@b/c"),
+                    (ENV_TARGET_URL, "mysql://a@b/c"),
+                    (ENV_TARGET_SSL_MODE, "required"),
+                    (ENV_TARGET_SSL_CA, "/ca.pem"),
+                ],
+                "DMS_CDC_TARGET_SSL_MODE / DMS_CDC_TARGET_SSL_CA: ssl mode required does not check the server's certificate",
+            ),
+            (
+                vec![
+                    ("AWS_LAMBDA_FUNCTION_NAME", "fn"),
+                    (ENV_SOURCE_URL, "mysql://a:hunter2@b/c?ssl-mode=on"),
+                    (ENV_TARGET_URL, "mysql://a@b/c"),
+                ],
+                "DMS_CDC_SOURCE_URL: URL parameter ssl-mode: \"on\" is not one of",
+            ),
         ];
         for (vars, want) in cases {
             let e = Config::from_env(env(&vars)).unwrap_err().to_string();
             assert!(e.contains(want), "want {want:?} in {e:?}");
+            assert!(!e.contains("hunter2"), "{e}");
         }
     }
 

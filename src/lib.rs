@@ -15,6 +15,7 @@
 //! quarantined with its raw payload and a reason; nothing is dropped.
 
 pub mod capture;
+pub mod connection;
 pub mod consume;
 pub mod demo;
 pub mod dms;

@@ -5,6 +5,9 @@
 //! binlog settings DMS needs (ROW format, full row image), creates a TCP user
 //! and stops the server (and removes the folder) when dropped, also when a
 //! test panics. It never touches a server someone started by hand.
+//! [`MariaDb::start_tls`] starts one that also speaks TLS with certificates
+//! a test makes itself ([`TlsFiles::generate`]), and has a user that may
+//! only connect over TLS.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,11 @@ use std::time::{Duration, Instant};
 pub const TEST_USER: &str = "dmscdc";
 /// Its password.
 pub const TEST_PASSWORD: &str = "dmscdc";
+/// User of a TLS server ([`MariaDb::start_tls`]) that may only connect over
+/// TLS (`REQUIRE SSL`), with all privileges.
+pub const TLS_USER: &str = "dmscdc_tls";
+/// Its password.
+pub const TLS_PASSWORD: &str = "dmscdc-tls-pw";
 
 /// Errors starting a local server.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +72,118 @@ fn find_binary(names: &[&'static str]) -> Result<PathBuf, LocalError> {
     Err(LocalError::Missing(names[0]))
 }
 
+/// Certificates for a TLS test server: a self-signed CA and a server key
+/// and certificate signed by it (PEM files).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA certificate, for the client (and the server's `--ssl-ca`).
+    pub ca: PathBuf,
+    /// The server certificate.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Makes, with the openssl command, a CA (`ca.pem`) and a server
+    /// certificate (`server.pem`, key `server-key.pem`) for `names` (IP
+    /// addresses or DNS names; the first is also the common name), valid
+    /// for two days, in `dir`. EC P-256 keys: made in milliseconds.
+    pub fn generate(dir: &Path, names: &[&str]) -> Result<TlsFiles, LocalError> {
+        let openssl = find_binary(&["openssl"])?;
+        let alt_names = names
+            .iter()
+            .map(|n| match n.parse::<std::net::IpAddr>() {
+                Ok(_) => format!("IP:{n}"),
+                Err(_) => format!("DNS:{n}"),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let common_name = names.first().copied().unwrap_or("dms-cdc test server");
+        let serial = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(1)
+            .to_string();
+        // A name of its own: a verifier finds an issuer by name.
+        std::fs::write(
+            dir.join("ca.cnf"),
+            format!(
+                "[req]\ndistinguished_name = dn\nprompt = no\nx509_extensions = v3_ca\n\
+                 [dn]\nCN = dms-cdc test CA {serial}\n\
+                 [v3_ca]\nbasicConstraints = critical,CA:TRUE\n\
+                 keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n"
+            ),
+        )?;
+        std::fs::write(
+            dir.join("server.cnf"),
+            format!(
+                "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = {common_name}\n\
+                 [v3_server]\nbasicConstraints = critical,CA:FALSE\n\
+                 keyUsage = critical,digitalSignature,keyEncipherment\n\
+                 extendedKeyUsage = serverAuth\nauthorityKeyIdentifier = keyid\n\
+                 subjectAltName = {alt_names}\n"
+            ),
+        )?;
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let steps: [Vec<&str>; 3] = [
+            [
+                &["req", "-x509", "-config", "ca.cnf", "-nodes", "-days", "2"][..],
+                &ec[..],
+                &["-keyout", "ca-key.pem", "-out", "ca.pem"][..],
+            ]
+            .concat(),
+            [
+                &["req", "-new", "-config", "server.cnf", "-nodes"][..],
+                &ec[..],
+                &["-keyout", "server-key.pem", "-out", "server.csr"][..],
+            ]
+            .concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-set_serial",
+                &serial,
+                "-days",
+                "2",
+                "-extfile",
+                "server.cnf",
+                "-extensions",
+                "v3_server",
+                "-out",
+                "server.pem",
+            ],
+        ];
+        for args in steps {
+            let out = Command::new(&openssl)
+                .current_dir(dir)
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()?;
+            if !out.status.success() {
+                return Err(LocalError::Command {
+                    what: format!("openssl {}", args.first().copied().unwrap_or("")),
+                    detail: String::from_utf8_lossy(&out.stderr)
+                        .chars()
+                        .take(2000)
+                        .collect(),
+                });
+            }
+        }
+        Ok(TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server-key.pem"),
+        })
+    }
+}
+
 /// A throwaway MariaDB server.
 #[derive(Debug)]
 pub struct MariaDb {
@@ -91,6 +211,23 @@ fn spawn_server(
 impl MariaDb {
     /// Starts a server with binlog on (ROW, FULL), `server_id` as given.
     pub fn start(server_id: u32) -> Result<MariaDb, LocalError> {
+        Self::start_with(server_id, None)
+    }
+
+    /// Starts a server like [`MariaDb::start`] that also accepts TLS with
+    /// `tls`'s server certificate (copied into the server's folder, readable
+    /// by the user it runs as), and creates [`TLS_USER`], who may only
+    /// connect over TLS. [`TEST_USER`] may still connect without.
+    pub fn start_tls(server_id: u32, tls: &TlsFiles) -> Result<MariaDb, LocalError> {
+        let db = Self::start_with(server_id, Some(tls))?;
+        db.run_sql(&format!(
+            "CREATE USER '{TLS_USER}'@'127.0.0.1' IDENTIFIED BY '{TLS_PASSWORD}' REQUIRE SSL;\
+             GRANT ALL PRIVILEGES ON *.* TO '{TLS_USER}'@'127.0.0.1'; FLUSH PRIVILEGES;"
+        ))?;
+        Ok(db)
+    }
+
+    fn start_with(server_id: u32, tls: Option<&TlsFiles>) -> Result<MariaDb, LocalError> {
         let install = find_binary(&["mariadb-install-db", "mysql_install_db"])?;
         let server = find_binary(&["mariadbd", "mysqld"])?;
         let dir = tempfile::Builder::new()
@@ -99,6 +236,23 @@ impl MariaDb {
         let data = dir.path().join("data");
         std::fs::create_dir(&data)?;
         std::fs::create_dir(dir.path().join("tmp"))?;
+        let server_tls = match tls {
+            None => None,
+            Some(files) => {
+                let tls_dir = dir.path().join("tls");
+                std::fs::create_dir(&tls_dir)?;
+                let copy = |from: &Path, name: &str| -> std::io::Result<PathBuf> {
+                    let to = tls_dir.join(name);
+                    std::fs::copy(from, &to)?;
+                    Ok(to)
+                };
+                Some(TlsFiles {
+                    ca: copy(&files.ca, "ca.pem")?,
+                    cert: copy(&files.cert, "server.pem")?,
+                    key: copy(&files.key, "server-key.pem")?,
+                })
+            }
+        };
         let running_as_root = Command::new("id")
             .arg("-u")
             .output()
@@ -172,6 +326,11 @@ impl MariaDb {
             );
         if running_as_root {
             cmd.arg("--user=mysql");
+        }
+        if let Some(files) = &server_tls {
+            cmd.arg(format!("--ssl-ca={}", files.ca.display()))
+                .arg(format!("--ssl-cert={}", files.cert.display()))
+                .arg(format!("--ssl-key={}", files.key.display()));
         }
         let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
         let child = spawn_server(&server, &args, &tmp)?;

@@ -1,11 +1,17 @@
 //! The `dms-cdc` command line: local replay of recorded Kinesis events
 //! through the same engine the Lambda functions run.
+//!
+//! Database URLs come from `--source`/`--target` or `DMS_CDC_SOURCE_URL`/
+//! `DMS_CDC_TARGET_URL`; a password from `--source-password-file`/
+//! `--target-password-file` is put into the URL, so it need not be on the
+//! command line, where every user of the machine can read it (`ps`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use dms_cdc::connection::Tls;
 use dms_cdc::dms::into_deliveries;
 use dms_cdc::engine::{BatchReport, Engine, Outcome, Settings};
 use dms_cdc::mapping::{Mapping, Transforms};
@@ -17,6 +23,23 @@ use dms_cdc::target::MysqlTarget;
 #[derive(Parser)]
 #[command(name = "dms-cdc", version, about)]
 struct Cli {
+    /// Read the source password from FILE (one line) into the source URL, instead
+    /// of a password in the URL on the command line, which other users can see (ps).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "DMS_CDC_SOURCE_PASSWORD_FILE"
+    )]
+    source_password_file: Option<PathBuf>,
+    /// Read the target password from FILE into the target URL.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "DMS_CDC_TARGET_PASSWORD_FILE"
+    )]
+    target_password_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,11 +61,21 @@ enum Command {
         /// Decode and plan only: print the planned writes and the response; touch no database.
         #[arg(long)]
         dry_run: bool,
-        /// Source MySQL URL (mysql://user:password@host:port/database), for re-queries.
-        #[arg(long, required_unless_present = "dry_run")]
+        /// Source MySQL URL (mysql://user@host:port/database), for re-queries.
+        #[arg(
+            long,
+            required_unless_present = "dry_run",
+            env = "DMS_CDC_SOURCE_URL",
+            hide_env_values = true
+        )]
         source: Option<String>,
         /// Target MySQL URL.
-        #[arg(long, required_unless_present = "dry_run")]
+        #[arg(
+            long,
+            required_unless_present = "dry_run",
+            env = "DMS_CDC_TARGET_URL",
+            hide_env_values = true
+        )]
         target: Option<String>,
         /// Name under which checkpoints and quarantined records are kept in the target.
         #[arg(long, default_value = "dms-cdc-replay")]
@@ -62,7 +95,7 @@ enum Command {
     /// to a Kinesis stream, or to a fixture file (a Lambda Kinesis event).
     Capture {
         /// Source URL (the user needs REPLICATION SLAVE and REPLICATION CLIENT).
-        #[arg(long)]
+        #[arg(long, env = "DMS_CDC_SOURCE_URL", hide_env_values = true)]
         source: String,
         /// The mapping: which tables, LOB/JSON columns, before-image field name.
         #[arg(long)]
@@ -120,10 +153,10 @@ enum Command {
         #[arg(long)]
         mapping: PathBuf,
         /// Source MySQL URL.
-        #[arg(long)]
+        #[arg(long, env = "DMS_CDC_SOURCE_URL", hide_env_values = true)]
         source: String,
         /// Target MySQL URL.
-        #[arg(long)]
+        #[arg(long, env = "DMS_CDC_TARGET_URL", hide_env_values = true)]
         target: String,
         /// Name under which checkpoints and quarantined records are kept.
         #[arg(long, default_value = "dms-cdc-consume")]
@@ -193,13 +226,106 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse()).await {
+    let mut cli = Cli::parse();
+    warn_about_passwords_in_arguments();
+    if let Err(e) = resolve_connections(&mut cli) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Warns (stderr) about each argument that is a URL with a password.
+fn warn_about_passwords_in_arguments() {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    for name in dms_cdc::connection::arguments_with_password(&args) {
+        let instead = match ["source", "target"].iter().find(|s| name.contains(*s)) {
+            Some(side) => format!(
+                "DMS_CDC_{}_URL or --{side}-password-file",
+                side.to_ascii_uppercase()
+            ),
+            None => "DMS_CDC_SOURCE_URL/DMS_CDC_TARGET_URL or --source-password-file/--target-password-file".to_owned(),
+        };
+        eprintln!(
+            "warning: {name}: the URL has a password, and the command line is visible to other \
+             users of this machine (ps); use {instead} instead"
+        );
+    }
+}
+
+/// The command's source and target URLs, where it has them.
+fn urls_mut(command: &mut Command) -> (Option<&mut String>, Option<&mut String>) {
+    use dms_cdc::quarantine::QuarantineCommand as Q;
+    match command {
+        Command::Replay { source, target, .. } => (source.as_mut(), target.as_mut()),
+        Command::Capture { source, .. } => (Some(source), None),
+        Command::Consume { source, target, .. } => (Some(source), Some(target)),
+        Command::Redrive(args) => (args.source.as_mut(), args.target.as_mut()),
+        Command::Quarantine(Q::Redrive { db, source, .. }) => {
+            (source.as_mut(), Some(&mut db.target))
+        }
+        Command::Quarantine(Q::List { db, .. } | Q::Show { db, .. } | Q::Discard { db, .. }) => {
+            (None, Some(&mut db.target))
+        }
+        Command::Demo | Command::CheckMapping { .. } => (None, None),
+    }
+}
+
+/// Puts the password files' passwords and the TLS variables
+/// (`DMS_CDC_{SOURCE,TARGET}_SSL_{MODE,CA}`, as for the function) into the
+/// command's URLs.
+fn resolve_connections(cli: &mut Cli) -> anyhow::Result<()> {
+    use dms_cdc::lambda::{
+        tls_from_env, ENV_SOURCE_SSL_CA, ENV_SOURCE_SSL_MODE, ENV_TARGET_SSL_CA,
+        ENV_TARGET_SSL_MODE,
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let source_tls = tls_from_env(env, ENV_SOURCE_SSL_MODE, ENV_SOURCE_SSL_CA)?;
+    let target_tls = tls_from_env(env, ENV_TARGET_SSL_MODE, ENV_TARGET_SSL_CA)?;
+    let (source, target) = urls_mut(&mut cli.command);
+    for (url, password_file, tls, side) in [
+        (
+            source,
+            cli.source_password_file.as_deref(),
+            &source_tls,
+            "source",
+        ),
+        (
+            target,
+            cli.target_password_file.as_deref(),
+            &target_tls,
+            "target",
+        ),
+    ] {
+        if let Some(url) = url {
+            *url = resolve_url(url, password_file, tls, side)?;
+        }
+    }
+    Ok(())
+}
+
+fn resolve_url(
+    url: &str,
+    password_file: Option<&Path>,
+    tls: &Tls,
+    side: &str,
+) -> anyhow::Result<String> {
+    use dms_cdc::connection::{read_password_file, with_password, with_tls};
+    let url = match password_file {
+        None => url.to_owned(),
+        Some(file) => with_password(url, &read_password_file(file)?)
+            .with_context(|| format!("--{side}-password-file"))?,
+    };
+    with_tls(&url, tls).with_context(|| format!("--{side}"))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -95,7 +95,7 @@ pub async fn capture_to_stream(
 ) -> Result<CaptureSummary, PipelineError> {
     let pool = crate::source::pool(source_url, 1)
         .map_err(|e| PipelineError::Capture(CaptureError::Setup(format!("source URL: {e}"))))?;
-    let opts = mysql_async::Opts::from_url(source_url)
+    let opts = crate::connection::opts(source_url)
         .map_err(|e| PipelineError::Capture(CaptureError::Setup(format!("source URL: {e}"))))?;
     let caught_up = current_position(&pool).await?;
     let mut capture = Capture::start(opts, from, options).await?;
@@ -194,7 +194,7 @@ pub async fn capture_to_file(
 ) -> Result<CaptureSummary, PipelineError> {
     let pool = crate::source::pool(source_url, 1)
         .map_err(|e| PipelineError::Capture(CaptureError::Setup(format!("source URL: {e}"))))?;
-    let opts = mysql_async::Opts::from_url(source_url)
+    let opts = crate::connection::opts(source_url)
         .map_err(|e| PipelineError::Capture(CaptureError::Setup(format!("source URL: {e}"))))?;
     let target = current_position(&pool).await?;
     let mut capture = Capture::start(opts, from, options).await?;

@@ -356,7 +356,7 @@ pub async fn redrive(
 #[derive(Debug, clap::Args)]
 pub struct TargetArgs {
     /// Target MySQL URL (the database with `dms_cdc_quarantine`).
-    #[arg(long)]
+    #[arg(long, env = "DMS_CDC_TARGET_URL", hide_env_values = true)]
     pub target: String,
     /// The function's name (rows are kept per function).
     #[arg(long)]
@@ -436,7 +436,12 @@ pub enum QuarantineCommand {
         #[arg(long)]
         mapping: PathBuf,
         /// Source MySQL URL, for re-queries.
-        #[arg(long, required_unless_present = "dry_run")]
+        #[arg(
+            long,
+            required_unless_present = "dry_run",
+            env = "DMS_CDC_SOURCE_URL",
+            hide_env_values = true
+        )]
         source: Option<String>,
         /// Decode, plan and build rows from images only: show whether the mapping now accepts them.
         #[arg(long)]

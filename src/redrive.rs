@@ -1481,10 +1481,20 @@ pub struct RedriveArgs {
     #[arg(long)]
     pub mapping: PathBuf,
     /// Source MySQL URL, for re-queries.
-    #[arg(long, required_unless_present = "dry_run")]
+    #[arg(
+        long,
+        required_unless_present = "dry_run",
+        env = "DMS_CDC_SOURCE_URL",
+        hide_env_values = true
+    )]
     pub source: Option<String>,
     /// Target MySQL URL.
-    #[arg(long, required_unless_present = "dry_run")]
+    #[arg(
+        long,
+        required_unless_present = "dry_run",
+        env = "DMS_CDC_TARGET_URL",
+        hide_env_values = true
+    )]
     pub target: Option<String>,
     /// The function's name: checkpoints and quarantined records are kept under it.
     #[arg(long, required_unless_present = "dry_run")]

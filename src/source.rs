@@ -496,9 +496,11 @@ pub fn key_of(row: &Row, columns: &[String]) -> Option<KeyTuple> {
 }
 
 /// A connection pool for a MySQL URL, with the session in UTC (DMS renders
-/// TIMESTAMP in UTC) and at most `max_connections` connections.
-pub fn pool(url: &str, max_connections: usize) -> Result<Pool, mysql_async::UrlError> {
-    let opts = mysql_async::Opts::from_url(url)?;
+/// TIMESTAMP in UTC), at most `max_connections` connections and TLS as the
+/// URL says ([`crate::connection`]).
+pub fn pool(url: &str, max_connections: usize) -> Result<Pool, crate::connection::OptionsError> {
+    // TLS as the URL's parameters say (`ssl-mode`, `ssl-ca`, or the driver's).
+    let opts = crate::connection::opts(url)?;
     let constraints =
         mysql_async::PoolConstraints::new(1, max_connections.max(1)).unwrap_or_default();
     let builder = mysql_async::OptsBuilder::from_opts(opts.clone())

@@ -446,6 +446,10 @@ fn the_sam_template_has_one_function_per_crate_with_its_configuration() {
         dms_cdc::lambda::ENV_SOURCE_POOL_SIZE,
         dms_cdc::lambda::ENV_TARGET_POOL_SIZE,
         dms_cdc::lambda::ENV_FUNCTION_NAME,
+        dms_cdc::lambda::ENV_SOURCE_SSL_MODE,
+        dms_cdc::lambda::ENV_SOURCE_SSL_CA,
+        dms_cdc::lambda::ENV_TARGET_SSL_MODE,
+        dms_cdc::lambda::ENV_TARGET_SSL_CA,
     ] {
         assert!(
             template.contains(&format!("{var}: ")),

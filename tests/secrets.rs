@@ -100,6 +100,8 @@ async fn a_rotated_target_password_is_re_read_and_nothing_is_quarantined() {
         source_pool_size: 2,
         target_pool_size: 2,
         function_name: "rotation-test".into(),
+        source_tls: Default::default(),
+        target_tls: Default::default(),
     };
     let mapping = std::fs::read_to_string(root().join("fixtures/mapping.toml")).unwrap();
     let function = MysqlFunction::init_with_secrets(
