@@ -146,6 +146,38 @@ pub mod mysql {
         })
     }
 
+    /// A driver error as text fit for a log line or a quarantine reason:
+    /// values the server quotes (`Incorrect integer value: 'abc' for
+    /// column ...`) are replaced by `'...'`, so no row value leaves the
+    /// database through us, and the text is bounded (256 bytes).
+    pub fn describe(err: &mysql_async::Error) -> String {
+        let text = match err {
+            mysql_async::Error::Server(e) => {
+                format!("ERROR {} ({}): {}", e.code, e.state, redact(&e.message))
+            }
+            other => other.to_string(),
+        };
+        crate::target::bounded(&text, 256).to_owned()
+    }
+
+    /// `text` with every single-quoted part replaced by `'...'`.
+    pub fn redact(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut quoted = false;
+        for c in text.chars() {
+            match (c, quoted) {
+                ('\'', false) => {
+                    out.push_str("'...'");
+                    quoted = true;
+                }
+                ('\'', true) => quoted = false,
+                (_, true) => {}
+                (c, false) => out.push(c),
+            }
+        }
+        out
+    }
+
     /// The fault of a driver error.
     pub fn of(err: &mysql_async::Error) -> Fault {
         use mysql_async::{DriverError, Error};
@@ -194,6 +226,22 @@ mod tests {
         for (code, want) in cases {
             assert_eq!(mysql::of_code(*code), *want, "code {code}");
         }
+    }
+
+    #[test]
+    fn server_messages_lose_their_values() {
+        let e = mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1366,
+            state: "22007".into(),
+            message: "Incorrect integer value: 'secret 42' for column `global`.`t`.`n` at row 1"
+                .into(),
+        });
+        let text = mysql::describe(&e);
+        assert_eq!(
+            text,
+            "ERROR 1366 (22007): Incorrect integer value: '...' for column `global`.`t`.`n` at row 1"
+        );
+        assert!(mysql::describe(&mysql_async::Error::Other("x".repeat(1000).into())).len() <= 256);
     }
 
     #[test]

@@ -17,8 +17,8 @@ use crate::plan::{KeyMatcher, KeyPart, KeyTuple};
 /// A source read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The query failed.
-    #[error("source query on {table}: {source}")]
+    /// The query failed (the message never carries row values).
+    #[error("source query on {table}: {}", crate::fault::mysql::describe(source))]
     Query {
         /// The table read.
         table: String,

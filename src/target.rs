@@ -102,8 +102,8 @@ pub fn tombstone_key(values: &[Value]) -> Vec<u8> {
 /// A write failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    /// A statement failed.
-    #[error("target write ({what}): {source}")]
+    /// A statement failed (the message never carries row values).
+    #[error("target write ({what}): {}", crate::fault::mysql::describe(source))]
     Write {
         /// What was being written.
         what: String,
