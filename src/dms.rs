@@ -561,7 +561,13 @@ pub enum DecodeErrorKind {
 
 /// A record that could not be decoded, named by shard, sequence number and table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("shard {shard_id}, sequence number {sequence_number}, table {}: {kind}", table.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "(unknown)".to_owned()))]
+#[error(
+    "shard {shard_id}, sequence number {sequence_number}, table {}: {}",
+    table.as_ref().map(|t| crate::target::bounded(&t.to_string(), 200).to_owned()).unwrap_or_else(|| "(unknown)".to_owned()),
+    crate::target::bounded(&kind.to_string(), 256)
+)]
+/// (Record-derived text in the message, the table and the problem, is
+/// bounded: 200 and 256 bytes.)
 pub struct DecodeError {
     /// Shard of the record.
     pub shard_id: ShardId,
