@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what local runs and tests need where it is missing: the MariaDB
 # server binaries (tests and the demo start their own throwaway instances),
-# Node.js and the Kinesis emulator (kinesalite, from npm).
+# openssl (TLS tests), python3 with venv (moto's server, installed by the
+# tests), Node.js and the Kinesis emulator (kinesalite, from npm).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,6 +18,17 @@ apt_install() {
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
   echo "installing MariaDB server binaries"
   apt_install mariadb-server mariadb-client
+fi
+# TLS tests make their certificates with the openssl command.
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "installing openssl"
+  apt_install openssl
+fi
+# moto's server (Secrets Manager, SQS) is installed by the tests into a
+# virtualenv under target/: they need python3 with venv and pip.
+if ! python3 -m venv --help >/dev/null 2>&1; then
+  echo "installing python3-venv"
+  apt_install python3 python3-venv python3-pip
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "installing Node.js"
