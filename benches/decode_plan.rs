@@ -161,7 +161,7 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    // Wide records: five of ~1.2 MB, 12,000 columns each (a 6 MB batch).
+    // Wide records: five of ~0.8 MB, 24,000 columns each (a 4 MB batch).
     // Decode must stay linear in the columns; the bare scan of the same
     // bytes is the baseline of the ratio.
     let wide: Vec<dms_cdc::dms::Delivery> = (0..5).map(wide_record).collect();
@@ -171,7 +171,7 @@ fn benches(c: &mut Criterion) {
         wide.len(),
         wide_bytes as f64 / 1e6
     );
-    let mut group = c.benchmark_group("wide_6mb");
+    let mut group = c.benchmark_group("wide_batch");
     group.throughput(Throughput::Bytes(wide_bytes as u64));
     group.sample_size(10);
     group.bench_function("decode", |b| {

@@ -844,7 +844,7 @@ fn reference_cases() {
 /// Hole 7 of issue 13: a 6 MB batch of wide records (five records of
 /// 24,000 columns, ~1.2 MB each) decodes completely, column for column,
 /// with a duplicated column name keeping its last value. Speed is measured
-/// by the `wide_6mb` bench (BENCHMARKS.md), not here.
+/// by the `wide_batch` bench (BENCHMARKS.md), not here.
 #[test]
 fn a_batch_of_wide_records_decodes_every_column() {
     let mut total = 0;
