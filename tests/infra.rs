@@ -10,7 +10,9 @@
 //! - `infra/dms/dms.yaml` embeds exactly the JSON files it is documented to;
 //! - `template.yaml` has one function per crate in `functions/`, the
 //!   environment variables the function reads and alarms on the metrics it
-//!   emits.
+//!   emits;
+//! - `template.yaml` allows only what the function supports
+//!   (`ParallelizationFactor` 1, `ChunkSize` up to 10000).
 //!
 //! `.ci/deploy-check` lints the same templates with cfn-lint and SAM.
 
@@ -472,11 +474,50 @@ fn the_sam_template_has_one_function_per_crate_with_its_configuration() {
     assert!(metrics.contains(&"QuarantinedRecords"), "{metrics:?}");
     assert!(template.contains(&format!("Namespace: {namespace}\n")));
     assert!(template.contains("MetricName: QuarantinedRecords\n"));
+}
 
-    // The checkpoint is per shard: one batch at a time per shard by default.
-    let parallelization = yaml_scalars(&template, "ParallelizationFactor");
+#[test]
+fn the_sam_template_allows_one_batch_per_shard() {
+    // The checkpoint is per (function, shard) and records at or below it are
+    // skipped: a second concurrent batch of the shard could move it past
+    // records still in flight, which their retry would then skip.
+    let template = read("template.yaml");
+    let parameter = yaml_scalars(&template, "ParallelizationFactor");
+    assert_eq!(parameter.get("Default"), Some(&Json::String("1".into())));
     assert_eq!(
-        parallelization.get("Default"),
-        Some(&Json::String("1".into()))
+        parameter.get("AllowedValues"),
+        Some(&Json::String("[1]".into())),
+        "template.yaml ParallelizationFactor must allow only 1"
+    );
+    for bound in ["MinValue", "MaxValue"] {
+        assert!(
+            !parameter.contains_key(bound),
+            "ParallelizationFactor has a {bound}"
+        );
+    }
+    assert!(template.contains("ParallelizationFactor: !Ref ParallelizationFactor\n"));
+}
+
+#[test]
+fn the_sam_template_bounds_the_chunk_size_as_the_function_does() {
+    let template = read("template.yaml");
+    let parameter = yaml_scalars(&template, "ChunkSize");
+    // The function accepts 1..=10000 rows per statement (and checks
+    // rows x columns against MySQL's 65,535 placeholders at cold start).
+    assert_eq!(parameter.get("MinValue"), Some(&Json::String("1".into())));
+    assert_eq!(
+        parameter.get("MaxValue"),
+        Some(&Json::String("10000".into()))
+    );
+    let default: usize = parameter["Default"].as_str().unwrap().parse().unwrap();
+    let widest = mapping_files()
+        .iter()
+        .flat_map(|f| load(f).targets)
+        .map(|t| t.column_names().len())
+        .max()
+        .unwrap();
+    assert!(
+        default * widest <= 65_535,
+        "ChunkSize default {default} x {widest} columns exceeds 65,535 placeholders"
     );
 }
