@@ -6,6 +6,13 @@
 # Usage: bash fuzz/run.sh [TARGET...]          (default: every target)
 #   FUZZ_RUNS=10000000   executions per target (libFuzzer -runs)
 #   FUZZ_TIMEOUT=25      seconds one input may take before it counts as a hang
+#   FUZZ_SANITIZER=none  or address (cargo fuzz --sanitizer)
+#
+# Without AddressSanitizer by default: the code under test is safe Rust, so
+# what the run looks for is a panic (debug assertions and overflow checks
+# stay on), which needs no sanitizer; ASan made the targets several times
+# slower here (figures in README "Fuzzing"). FUZZ_SANITIZER=address for a
+# run that also checks the unsafe code of dependencies.
 #
 # Installs cargo-fuzz when it is missing. cargo-fuzz needs a nightly rustc
 # (-Zsanitizer=address): the nightly toolchain when rustup has one, else the
@@ -21,6 +28,7 @@ cd "$(dirname "$0")"
 
 runs="${FUZZ_RUNS:-10000000}"
 timeout="${FUZZ_TIMEOUT:-25}"
+sanitizer="${FUZZ_SANITIZER:-none}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz"
@@ -35,7 +43,7 @@ else
   cargo=(cargo)
   toolchain="stable with RUSTC_BOOTSTRAP=1 ($(rustc --version))"
 fi
-echo "fuzz: toolchain $toolchain"
+echo "fuzz: toolchain $toolchain, sanitizer $sanitizer"
 
 if [ "$#" -gt 0 ]; then
   targets=("$@")
@@ -52,7 +60,7 @@ for target in "${targets[@]}"; do
   start=$SECONDS
   status=0
   # One worker; -print_final_stats gives the execution count at the end.
-  nice -n 10 "${cargo[@]}" fuzz run "$target" "corpus/$target" -- \
+  nice -n 10 "${cargo[@]}" fuzz run --sanitizer "$sanitizer" "$target" "corpus/$target" -- \
     -runs="$runs" -timeout="$timeout" -print_final_stats=1 >"$log" 2>&1 || status=$?
   took=$((SECONDS - start))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
@@ -62,7 +70,7 @@ for target in "${targets[@]}"; do
     artifact=$(grep -o 'artifact_prefix=[^;]*; Test unit written to [^ ]*' "$log" | sed 's/.*written to //' | tail -1)
     echo "fuzz $target: FAILED (exit $status) after ${execs:-?} executions; input: ${artifact:-see $log}" >&2
     if [ -n "$artifact" ]; then
-      echo "minimise: cd fuzz && ${cargo[*]} fuzz tmin $target $artifact" >&2
+      echo "minimise: cd fuzz && ${cargo[*]} fuzz tmin --sanitizer $sanitizer $target $artifact" >&2
     fi
     exit 1
   fi
@@ -77,5 +85,5 @@ for target in "${targets[@]}"; do
 done
 
 echo
-echo "== fuzz: summary ($(date -u +%Y-%m-%d), $toolchain)"
+echo "== fuzz: summary ($(date -u +%Y-%m-%d), $toolchain, sanitizer $sanitizer)"
 printf '%s\n' "${summary[@]}"
