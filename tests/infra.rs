@@ -10,7 +10,11 @@
 //! - `infra/dms/dms.yaml` embeds exactly the JSON files it is documented to;
 //! - `template.yaml` has one function per crate in `functions/`, the
 //!   environment variables the function reads and alarms on the metrics it
-//!   emits.
+//!   emits;
+//! - `template.yaml` allows only what the function supports
+//!   (`ParallelizationFactor` 1, `ChunkSize` up to 10000) and grants narrowly
+//!   (the two secrets, never `*`; keys only through their service; service
+//!   trust only for this account, in `infra/dms/dms.yaml` too).
 //!
 //! `.ci/deploy-check` lints the same templates with cfn-lint and SAM.
 
@@ -476,11 +480,155 @@ fn the_sam_template_has_one_function_per_crate_with_its_configuration() {
     assert!(metrics.contains(&"QuarantinedRecords"), "{metrics:?}");
     assert!(template.contains(&format!("Namespace: {namespace}\n")));
     assert!(template.contains("MetricName: QuarantinedRecords\n"));
+}
 
-    // The checkpoint is per shard: one batch at a time per shard by default.
-    let parallelization = yaml_scalars(&template, "ParallelizationFactor");
+/// The statements of the IAM policies in a template: each `- Sid:` or
+/// `- Effect:` item with the lines indented under it.
+fn policy_statements(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start();
+        if !(t.starts_with("- Sid:") || t.starts_with("- Effect:")) {
+            continue;
+        }
+        let own = indent(line);
+        let body: Vec<&str> = std::iter::once(*line)
+            .chain(
+                lines[i + 1..]
+                    .iter()
+                    .take_while(|l| l.trim().is_empty() || indent(l) > own)
+                    .copied(),
+            )
+            .collect();
+        out.push(body.join("\n"));
+    }
+    out
+}
+
+#[test]
+fn the_sam_template_allows_one_batch_per_shard() {
+    // The checkpoint is per (function, shard) and records at or below it are
+    // skipped: a second concurrent batch of the shard could move it past
+    // records still in flight, which their retry would then skip.
+    let template = read("template.yaml");
+    let parameter = yaml_scalars(&template, "ParallelizationFactor");
+    assert_eq!(parameter.get("Default"), Some(&Json::String("1".into())));
     assert_eq!(
-        parallelization.get("Default"),
-        Some(&Json::String("1".into()))
+        parameter.get("AllowedValues"),
+        Some(&Json::String("[1]".into())),
+        "template.yaml ParallelizationFactor must allow only 1"
     );
+    for bound in ["MinValue", "MaxValue"] {
+        assert!(
+            !parameter.contains_key(bound),
+            "ParallelizationFactor has a {bound}"
+        );
+    }
+    assert!(template.contains("ParallelizationFactor: !Ref ParallelizationFactor\n"));
+}
+
+#[test]
+fn the_sam_template_bounds_the_chunk_size_as_the_function_does() {
+    let template = read("template.yaml");
+    let parameter = yaml_scalars(&template, "ChunkSize");
+    // The function accepts 1..=10000 rows per statement (and checks
+    // rows x columns against MySQL's 65,535 placeholders at cold start).
+    assert_eq!(parameter.get("MinValue"), Some(&Json::String("1".into())));
+    assert_eq!(
+        parameter.get("MaxValue"),
+        Some(&Json::String("10000".into()))
+    );
+    let default: usize = parameter["Default"].as_str().unwrap().parse().unwrap();
+    let widest = mapping_files()
+        .iter()
+        .flat_map(|f| load(f).targets)
+        .map(|t| t.column_names().len())
+        .max()
+        .unwrap();
+    assert!(
+        default * widest <= 65_535,
+        "ChunkSize default {default} x {widest} columns exceeds 65,535 placeholders"
+    );
+}
+
+#[test]
+fn the_templates_grant_secrets_and_keys_narrowly() {
+    let template = read("template.yaml");
+    let statements = policy_statements(&template);
+    let read_secrets: Vec<&String> = statements
+        .iter()
+        .filter(|s| s.contains("secretsmanager:GetSecretValue"))
+        .collect();
+    assert_eq!(read_secrets.len(), 1, "{read_secrets:?}");
+    let secrets = read_secrets[0];
+    assert!(
+        !secrets.contains("Resource: \"*\"") && !secrets.contains("- \"*\""),
+        "secrets: Resource \"*\":\n{secrets}"
+    );
+    assert!(secrets.contains("- !Ref SourceSecretArn\n"), "{secrets}");
+    assert!(secrets.contains("- !Ref MysqlTargetSecretArn"), "{secrets}");
+    // "*" only where the action takes no resource (VPC network interfaces).
+    for s in &statements {
+        if s.contains("Resource: \"*\"") {
+            assert!(
+                s.contains("Sid: VpcNetworkInterfaces"),
+                "Resource \"*\":\n{s}"
+            );
+        }
+    }
+    for name in ["SourceSecretArn", "MysqlTargetSecretArn"] {
+        let parameter = yaml_scalars(&template, name);
+        assert_eq!(
+            parameter.get("AllowedPattern"),
+            Some(&Json::String(
+                "^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$".into()
+            )),
+            "template.yaml {name}"
+        );
+        assert!(!parameter.contains_key("Default"), "{name} is required");
+    }
+    // Optional ARNs: empty or an ARN of the right service.
+    for (name, service) in [
+        ("StreamArn", "kinesis"),
+        ("StreamKmsKeyArn", "kms"),
+        ("SecretsKmsKeyArn", "kms"),
+        ("AlarmTopicArn", "sns"),
+    ] {
+        let parameter = yaml_scalars(&template, name);
+        let pattern = parameter
+            .get("AllowedPattern")
+            .and_then(Json::as_str)
+            .unwrap_or_else(|| panic!("template.yaml {name}: no AllowedPattern"));
+        assert!(
+            pattern.starts_with("^(|arn:aws") && pattern.contains(&format!(":{service}:")),
+            "template.yaml {name}: {pattern}"
+        );
+    }
+    // Key grants only through the service that uses the key.
+    for s in statements.iter().filter(|s| s.contains("kms:Decrypt")) {
+        assert!(
+            s.contains("kms:ViaService: "),
+            "kms:Decrypt without kms:ViaService:\n{s}"
+        );
+    }
+}
+
+#[test]
+fn service_trust_is_limited_to_this_account() {
+    for file in ["template.yaml", "infra/dms/dms.yaml"] {
+        let text = read(file);
+        let trusts: Vec<String> = policy_statements(&text)
+            .into_iter()
+            .filter(|s| s.contains("sts:AssumeRole"))
+            .collect();
+        assert!(!trusts.is_empty(), "{file}: no trust policy");
+        for s in &trusts {
+            assert!(
+                s.contains("aws:SourceAccount: !Ref AWS::AccountId"),
+                "{file}: a service may assume the role for any account:\n{s}"
+            );
+        }
+    }
 }
