@@ -12,7 +12,7 @@
 //!   environment variables the function reads and alarms on the metrics it
 //!   emits;
 //! - `template.yaml` allows only what the function supports
-//!   (`ParallelizationFactor` 1, `ChunkSize` up to 10000) and grants narrowly
+//!   (`ParallelizationFactor` 1, `ChunkSize` up to 65535) and grants narrowly
 //!   (the two secrets, never `*`; keys only through their service; service
 //!   trust only for this account, in `infra/dms/dms.yaml` too).
 //!
@@ -533,12 +533,12 @@ fn the_sam_template_allows_one_batch_per_shard() {
 fn the_sam_template_bounds_the_chunk_size_as_the_function_does() {
     let template = read("template.yaml");
     let parameter = yaml_scalars(&template, "ChunkSize");
-    // The function accepts 1..=10000 rows per statement (and checks
-    // rows x columns against MySQL's 65,535 placeholders at cold start).
+    // The function accepts 1..=65535 rows per statement and puts fewer
+    // rows of a wide target in one (dms_cdc::target::rows_per_statement).
     assert_eq!(parameter.get("MinValue"), Some(&Json::String("1".into())));
     assert_eq!(
         parameter.get("MaxValue"),
-        Some(&Json::String("10000".into()))
+        Some(&Json::String(dms_cdc::target::MAX_PLACEHOLDERS.to_string()))
     );
     let default: usize = parameter["Default"].as_str().unwrap().parse().unwrap();
     let widest = mapping_files()
