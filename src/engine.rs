@@ -498,7 +498,13 @@ impl Engine {
                 let keys = next.take();
                 if let Some(w) = &write {
                     *summary.upserts.entry(target.table.clone()).or_default() += w.upserts.len();
-                    *summary.deletes.entry(target.table.clone()).or_default() += w.deletes.len();
+                    // Soft-delete marks of a versioned target are only tombstones.
+                    let marks = match target.delete {
+                        crate::mapping::DeletePolicy::Soft { .. } => w.tombstones.len(),
+                        crate::mapping::DeletePolicy::Hard => 0,
+                    };
+                    *summary.deletes.entry(target.table.clone()).or_default() +=
+                        w.deletes.len() + marks;
                 }
                 let (fetched, written) = tokio::join!(
                     async {
@@ -512,7 +518,11 @@ impl Engine {
                     },
                     async {
                         match write {
-                            Some(w) if !w.upserts.is_empty() || !w.deletes.is_empty() => {
+                            Some(w)
+                                if !w.upserts.is_empty()
+                                    || !w.deletes.is_empty()
+                                    || !w.tombstones.is_empty() =>
+                            {
                                 tx.write(target, w).await
                             }
                             _ => Ok(()),
@@ -631,19 +641,24 @@ impl Engine {
             }
             Ok(None) => match target_key(target, &key.values()) {
                 Ok(k) => {
-                    // A hard delete of a versioned row leaves a tombstone,
-                    // so an older upsert (another shard's rebuild that read
-                    // before the delete, a redrive) cannot bring it back.
-                    if matches!(target.delete, crate::mapping::DeletePolicy::Hard) {
-                        let kind = match op.action {
-                            Action::Delete => Kind::Image,
-                            _ => Kind::Read,
-                        };
-                        if let Ok(Some(v)) = version(kind) {
-                            w.tombstones.push((k.clone(), v.as_str().to_owned()));
+                    // A delete of a versioned row leaves a tombstone, so an
+                    // older upsert (another shard's rebuild that read before
+                    // the delete, a redrive) cannot bring it back; a soft
+                    // delete's mark is guarded by the version and stamps it.
+                    let kind = match op.action {
+                        Action::Delete => Kind::Image,
+                        _ => Kind::Read,
+                    };
+                    match version(kind) {
+                        Ok(Some(v)) => {
+                            let hard = matches!(target.delete, crate::mapping::DeletePolicy::Hard);
+                            if hard {
+                                w.deletes.push(k.clone());
+                            }
+                            w.tombstones.push((k, v.as_str().to_owned()));
                         }
+                        _ => w.deletes.push(k),
                     }
-                    w.deletes.push(k)
                 }
                 Err(e) => return Err(BatchError::Key(e.to_string()).into()),
             },

@@ -198,7 +198,9 @@ pub struct TableWrites {
     pub upserts: Vec<Vec<Value>>,
     /// Target keys to delete (per the delete policy).
     pub deletes: Vec<Vec<Value>>,
-    /// Hard deletes of a versioned target: (target key, version of the delete).
+    /// Deletes of a versioned target: (target key, version of the delete).
+    /// A hard delete is also in `deletes`; a soft-delete mark is only here
+    /// (written as a guarded mark).
     pub tombstones: Vec<(Vec<Value>, String)>,
 }
 
@@ -411,6 +413,33 @@ impl WriteTx<'_> {
                 .exec_drop(sql, params)
                 .await
                 .map_err(TargetError::row(format!("delete {}", target.table)))?;
+        }
+        // Soft-delete marks of a versioned target: one guarded statement
+        // per row, which also stamps the delete's version, so a late older
+        // update neither unmarks the row nor is kept over the delete.
+        if let (DeletePolicy::Soft { column, value }, Some(v)) = (&target.delete, &target.version) {
+            let mark = crate::mapping::toml_scalar(value).unwrap_or(Value::Null);
+            let cond = target
+                .key
+                .iter()
+                .map(|k| format!("{} = ?", quote(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let sql = format!(
+                "UPDATE {} SET {c} = ?, {v} = ? WHERE {cond} AND ({v} IS NULL OR {v} <= ?)",
+                quote(&target.table),
+                c = quote(column),
+                v = quote(v),
+            );
+            for (key, version) in &writes.tombstones {
+                let mut params = vec![to_param(&mark), mysql_async::Value::from(version.as_str())];
+                params.extend(key.iter().map(to_param));
+                params.push(mysql_async::Value::from(version.as_str()));
+                self.tx
+                    .exec_drop(&sql, params)
+                    .await
+                    .map_err(TargetError::row(format!("delete {}", target.table)))?;
+            }
         }
         for chunk in writes
             .tombstones
