@@ -10,7 +10,9 @@
 //! ```
 //!
 //! - the source **commit timestamp** (`commit-timestamp`, else the DMS
-//!   `timestamp`), in UTC when the text carries an offset;
+//!   `timestamp`), in UTC when the text carries an offset, in whole
+//!   seconds (the resolution of commit timestamps: a full-load record's
+//!   microseconds would otherwise beat a change of the same second);
 //! - the source **log position** from `stream-position` (binlog file number
 //!   and offset), zeros when the task does not include transaction details;
 //! - the **record's offset in its transaction** (`transaction-record-id`);
@@ -96,9 +98,15 @@ impl Version {
             .and_then(|r| r.trim().parse::<u32>().ok())
             .unwrap_or(0);
         let seq = sequence_number.as_str();
+        // Whole seconds: commit timestamps have that resolution, while a
+        // full-load record's `timestamp` (when DMS read the row) has
+        // microseconds. Compared as they are, a change committed in the same
+        // second after the read would sort below the load and be dropped;
+        // floored, the load (no log position) loses the tie to any change
+        // of its second, which is safe: every change has its own record.
         Ok(Version(format!(
             "{} {file:010}:{offset:020} {record_id:010} {:03}{seq} {}",
-            time.format("%Y-%m-%d %H:%M:%S%.6f"),
+            time.format("%Y-%m-%d %H:%M:%S.000000"),
             seq.len(),
             match kind {
                 Kind::Image => 1,
@@ -240,6 +248,11 @@ mod tests {
         assert!(e < f, "{e} < {f}");
         // The same record: the re-queried row is at least as new as its image.
         assert!(f < f.as_read());
+        // A full-load record read at 10:15:02.7 (no log position) sorts
+        // below a change committed later in that second.
+        let load = v(r#","timestamp":"2026-11-20T10:15:02.700000Z""#, "1", Kind::Image);
+        let change = at("2026-11-20T10:15:02Z", "binlog.000001:4", "1", Kind::Image);
+        assert!(load < change, "{load} < {change}");
         // Offsets and UTC.
         let g = v(
             r#","commit-timestamp":"2026-11-20T12:15:02+02:00""#,
