@@ -250,7 +250,11 @@ mod tests {
         assert!(f < f.as_read());
         // A full-load record read at 10:15:02.7 (no log position) sorts
         // below a change committed later in that second.
-        let load = v(r#","timestamp":"2026-11-20T10:15:02.700000Z""#, "1", Kind::Image);
+        let load = v(
+            r#","timestamp":"2026-11-20T10:15:02.700000Z""#,
+            "1",
+            Kind::Image,
+        );
         let change = at("2026-11-20T10:15:02Z", "binlog.000001:4", "1", Kind::Image);
         assert!(load < change, "{load} < {change}");
         // Offsets and UTC.
