@@ -54,6 +54,11 @@ impl Fault {
         self == Fault::Record
     }
 
+    /// Whether an operator must act (see [`Infrastructure::needs_operator`]).
+    pub fn needs_operator(self) -> bool {
+        matches!(self, Fault::Infrastructure(i) if i.needs_operator())
+    }
+
     /// A short, stable, lowercase name for logs and metrics.
     pub fn name(self) -> &'static str {
         match self {

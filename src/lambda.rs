@@ -532,13 +532,10 @@ impl MysqlFunction {
             // The target is unreachable or cannot hold what we write: report
             // the first record so Lambda retries the whole batch.
             let fault = e.fault();
-            match fault {
-                crate::fault::Fault::Infrastructure(i) if i.needs_operator() => {
-                    tracing::error!(fault = fault.name(), error = %e, "target not usable; an operator must fix it; batch will be retried")
-                }
-                _ => {
-                    tracing::warn!(fault = fault.name(), error = %e, "target unavailable; batch will be retried")
-                }
+            if fault.needs_operator() {
+                tracing::error!(fault = fault.name(), error = %e, "target not usable; an operator must fix it; batch will be retried")
+            } else {
+                tracing::warn!(fault = fault.name(), error = %e, "target unavailable; batch will be retried")
             }
             let summary = BatchSummary {
                 record_count: deliveries.len(),
@@ -560,13 +557,10 @@ impl MysqlFunction {
             .unwrap_or_default();
         if let Some(e) = &report.retry_error {
             let fault = report.retry_fault.map(|f| f.name()).unwrap_or("unknown");
-            match report.retry_fault {
-                Some(crate::fault::Fault::Infrastructure(i)) if i.needs_operator() => {
-                    tracing::error!(shard_id = %shard_id, fault, error = %e, "batch stopped at a failure an operator must fix; it will be retried")
-                }
-                _ => {
-                    tracing::warn!(shard_id = %shard_id, fault, error = %e, "batch stopped at a retryable failure")
-                }
+            if report.retry_fault.is_some_and(|f| f.needs_operator()) {
+                tracing::error!(shard_id = %shard_id, fault, error = %e, "batch stopped at a failure an operator must fix; it will be retried")
+            } else {
+                tracing::warn!(shard_id = %shard_id, fault, error = %e, "batch stopped at a retryable failure")
             }
         }
         tracing::info!(
@@ -610,7 +604,7 @@ pub fn emf_line_for(
     let timestamp = chrono::Utc::now().timestamp_millis();
     let upserts: usize = summary.upserts.values().sum();
     let deletes: usize = summary.deletes.values().sum();
-    let operator = matches!(retry_fault, Some(Fault::Infrastructure(i)) if i.needs_operator());
+    let operator = retry_fault.is_some_and(Fault::needs_operator);
     serde_json::json!({
         "_aws": {
             "Timestamp": timestamp,

@@ -45,8 +45,9 @@ enum Identity<'a> {
     Bytes(&'a [u8]),
 }
 
-/// The integer a text spells canonically (`-?[1-9][0-9]*` or `0`), if any.
-fn canonical_int(text: &str) -> Option<i128> {
+/// The integer a text spells canonically (`-?[1-9][0-9]*` or `0`), if any:
+/// such a text is the same key as the integer.
+pub fn canonical_int(text: &str) -> Option<i128> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     let canonical = match digits.as_bytes() {
         [b'0'] => !text.starts_with('-'),

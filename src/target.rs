@@ -73,9 +73,9 @@ pub fn tombstone_key(values: &[Value]) -> Vec<u8> {
         }
         match KeyPart::from_value(v) {
             Some(KeyPart::Int(n)) => text.push_str(&n.to_string()),
-            Some(KeyPart::Text(t)) => match t.parse::<i128>() {
-                Ok(n) if n.to_string() == t => text.push_str(&t),
-                _ => text.push_str(&serde_json::Value::String(t).to_string()),
+            Some(KeyPart::Text(t)) => match crate::plan::canonical_int(&t) {
+                Some(_) => text.push_str(&t),
+                None => text.push_str(&serde_json::Value::String(t).to_string()),
             },
             Some(KeyPart::Bytes(b)) => {
                 text.push_str("0x");

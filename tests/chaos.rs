@@ -20,9 +20,9 @@ use dms_cdc::lambda::{Config, Connection, MysqlFunction};
 use dms_cdc::mapping::Transforms;
 use mysql_async::prelude::*;
 use serde_json::json;
-use support::moto::moto;
+use support::moto::{moto, rds_secret};
 use support::workload::{assert_target_equals_source, workload, Lcg, World};
-use support::{rig, root};
+use support::{kill_sessions, rig, root};
 
 const SHARDS: [&str; 2] = ["shardId-000000000000", "shardId-000000000001"];
 const BATCH: usize = 100;
@@ -57,23 +57,6 @@ fn shard_of(key: &str) -> usize {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     (h % SHARDS.len() as u64) as usize
-}
-
-fn secret(port: u16, password: &str) -> String {
-    json!({"username": "dmscdc", "password": password, "host": "127.0.0.1",
-           "port": port, "dbname": "global"})
-    .to_string()
-}
-
-async fn kill_sessions(admin: &mysql_async::Pool) {
-    let mut conn = admin.get_conn().await.unwrap();
-    let ids: Vec<u64> = conn
-        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'dmscdc'")
-        .await
-        .unwrap();
-    for id in ids {
-        let _ = conn.query_drop(format!("KILL {id}")).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,20 +118,12 @@ async fn the_function_converges_through_crashes_rotations_lock_timeouts_and_rede
     );
 
     // The function: target credentials from Secrets Manager.
-    let sdk = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{}", moto.port))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .build();
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(sdk);
+    let secrets = moto.secrets_manager();
     let target_port = rig.target_db.port();
     secrets
         .create_secret()
         .name("chaos/target")
-        .secret_string(secret(target_port, "dmscdc"))
+        .secret_string(rds_secret(target_port, "dmscdc"))
         .send()
         .await
         .unwrap();
@@ -241,7 +216,7 @@ async fn the_function_converges_through_crashes_rotations_lock_timeouts_and_rede
                 secrets
                     .put_secret_value()
                     .secret_id("chaos/target")
-                    .secret_string(secret(target_port, &password))
+                    .secret_string(rds_secret(target_port, &password))
                     .send()
                     .await
                     .unwrap();

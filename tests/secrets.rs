@@ -10,16 +10,8 @@ use dms_cdc::lambda::{Config, Connection, MysqlFunction};
 use dms_cdc::local::MariaDb;
 use dms_cdc::mapping::Transforms;
 use mysql_async::prelude::*;
-use support::moto::moto;
-use support::root;
-
-fn secret(db: &MariaDb, password: &str) -> String {
-    serde_json::json!({
-        "username": "dmscdc", "password": password, "host": "127.0.0.1",
-        "port": db.port(), "dbname": "global", "engine": "mysql"
-    })
-    .to_string()
-}
+use support::moto::{moto, rds_secret};
+use support::{kill_sessions, root};
 
 fn event(name: &str) -> KinesisEvent {
     let bytes = std::fs::read(root().join("fixtures/events").join(name)).unwrap();
@@ -29,19 +21,6 @@ fn event(name: &str) -> KinesisEvent {
 async fn count(pool: &mysql_async::Pool, sql: &str) -> u64 {
     let mut conn = pool.get_conn().await.unwrap();
     conn.query_first(sql).await.unwrap().unwrap()
-}
-
-/// Kills every session of the function's user: pooled connections die as
-/// they do when a rotation makes a proxy or the server drop them.
-async fn kill_sessions(admin: &mysql_async::Pool) {
-    let mut conn = admin.get_conn().await.unwrap();
-    let ids: Vec<u64> = conn
-        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'dmscdc'")
-        .await
-        .unwrap();
-    for id in ids {
-        let _ = conn.query_drop(format!("KILL {id}")).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,19 +51,11 @@ async fn a_rotated_target_password_is_re_read_and_nothing_is_quarantined() {
     )
     .unwrap();
 
-    let sdk = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{}", moto.port))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .build();
-    let client = aws_sdk_secretsmanager::Client::from_conf(sdk);
+    let client = moto.secrets_manager();
     client
         .create_secret()
         .name("dms-cdc/target")
-        .secret_string(secret(&target, "dmscdc"))
+        .secret_string(rds_secret(target.port(), "dmscdc"))
         .send()
         .await
         .unwrap();
@@ -147,7 +118,7 @@ async fn a_rotated_target_password_is_re_read_and_nothing_is_quarantined() {
     client
         .put_secret_value()
         .secret_id("dms-cdc/target")
-        .secret_string(secret(&target, "rotated-1"))
+        .secret_string(rds_secret(target.port(), "rotated-1"))
         .send()
         .await
         .unwrap();
@@ -163,7 +134,7 @@ async fn a_rotated_target_password_is_re_read_and_nothing_is_quarantined() {
     client
         .put_secret_value()
         .secret_id("dms-cdc/target")
-        .secret_string(secret(&target, "rotated-2"))
+        .secret_string(rds_secret(target.port(), "rotated-2"))
         .send()
         .await
         .unwrap();

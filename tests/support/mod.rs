@@ -135,3 +135,17 @@ pub fn record(
 pub fn user(id: u64, name: &str) -> serde_json::Value {
     json!({"id": id, "name": name, "email": "Ann@Example.COM", "created_at": "2026-01-02T03:04:05Z", "is_active": 1})
 }
+
+/// Kills every session of the test user through `admin` (another user's
+/// pool): pooled connections die as they do when a rotation makes a proxy
+/// or the server drop them.
+pub async fn kill_sessions(admin: &mysql_async::Pool) {
+    let mut conn = admin.get_conn().await.unwrap();
+    let ids: Vec<u64> = conn
+        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'dmscdc'")
+        .await
+        .unwrap();
+    for id in ids {
+        let _ = conn.query_drop(format!("KILL {id}")).await;
+    }
+}

@@ -77,3 +77,27 @@ pub fn moto() -> Option<Moto> {
     }
     Some(moto)
 }
+
+impl Moto {
+    /// A Secrets Manager client of the real SDK, talking to this server.
+    pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://127.0.0.1:{}", self.port))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    }
+}
+
+/// An RDS-shaped secret for the test user of a server on 127.0.0.1:`port`,
+/// database `global`.
+pub fn rds_secret(port: u16, password: &str) -> String {
+    serde_json::json!({
+        "username": "dmscdc", "password": password, "host": "127.0.0.1",
+        "port": port, "dbname": "global", "engine": "mysql"
+    })
+    .to_string()
+}
