@@ -47,7 +47,7 @@ use dms_cdc::dms::{decode_record, Delivery, DmsRecord, Payload, Row, Value};
 use dms_cdc::engine::{Engine, Settings};
 use dms_cdc::local::MariaDb;
 use dms_cdc::mapping::{
-    build_row, passes_filter, DeletePolicy, Mapping, Related, Target, Transforms,
+    build_row, passes_filter, DeletePolicy, Mapping, Related, TargetTable, Transforms,
 };
 use dms_cdc::source::{from_column, pool, quote, to_param};
 use dms_cdc::target::MysqlTarget;
@@ -655,7 +655,7 @@ async fn final_rows(rig: &Rig) -> Res<FinalRows> {
     })
 }
 
-fn upsert_sql(target: &Target, rows: usize, guarded: bool) -> String {
+fn upsert_sql(target: &TargetTable, rows: usize, guarded: bool) -> String {
     let names = target.column_names();
     let cols: Vec<String> = names.iter().map(|c| quote(c)).collect();
     let one = format!("({})", vec!["?"; names.len()].join(", "));
@@ -747,8 +747,8 @@ struct Naive<'a> {
     rig: &'a Rig,
     src: mysql_async::Conn,
     tgt: mysql_async::Conn,
-    users_t: &'a Target,
-    recipes_t: &'a Target,
+    users_t: &'a TargetTable,
+    recipes_t: &'a TargetTable,
     written: usize,
 }
 
@@ -795,7 +795,7 @@ impl<'a> Naive<'a> {
         Ok(rows.into_iter().map(|r| to_row(r, json)).collect())
     }
 
-    async fn upsert(&mut self, target: &Target, values: Vec<Value>) -> Res<()> {
+    async fn upsert(&mut self, target: &TargetTable, values: Vec<Value>) -> Res<()> {
         let params: Vec<mysql_async::Value> = values.iter().map(to_param).collect();
         self.tgt
             .exec_drop(upsert_sql(target, 1, false), params)

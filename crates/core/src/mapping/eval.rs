@@ -10,7 +10,7 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 
-use super::{ColumnRef, Rule, Target};
+use super::{ColumnRef, Rule, TargetTable};
 use crate::dms::{parse_binary, parse_date, parse_datetime, parse_time, Row, Value};
 
 /// A conversion a `from` rule applies.
@@ -320,7 +320,7 @@ fn lookup<'a>(r: &ColumnRef, root: &'a Row, related: &Related<'a>) -> Result<&'a
 }
 
 /// Whether a root row passes the target's filter (true without a filter).
-pub fn passes_filter(target: &Target, root: &Row) -> bool {
+pub fn passes_filter(target: &TargetTable, root: &Row) -> bool {
     match &target.filter {
         None => true,
         Some(f) => root
@@ -331,7 +331,7 @@ pub fn passes_filter(target: &Target, root: &Row) -> bool {
 }
 
 /// The target key made from root key values (in `target.root_key` order).
-pub fn target_key(target: &Target, root_key: &[Value]) -> Result<Vec<Value>, EvalError> {
+pub fn target_key(target: &TargetTable, root_key: &[Value]) -> Result<Vec<Value>, EvalError> {
     target
         .key
         .iter()
@@ -359,7 +359,7 @@ pub fn target_key(target: &Target, root_key: &[Value]) -> Result<Vec<Value>, Eva
 /// Builds a target row (values in `target.columns` order) from a root row and
 /// its related rows.
 pub fn build_row(
-    target: &Target,
+    target: &TargetTable,
     root: &Row,
     related: &Related<'_>,
     transforms: &super::Transforms,
@@ -381,7 +381,7 @@ fn eval_rule(
     root: &Row,
     related: &Related<'_>,
     transforms: &super::Transforms,
-    target: &Target,
+    target: &TargetTable,
 ) -> Result<Value, String> {
     match rule {
         Rule::Const(v) => Ok(v.clone()),

@@ -10,15 +10,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use mysql_async::prelude::*;
 use mysql_async::{Column, Conn, Pool};
 
-use crate::dms::{ColumnName, Row, TableName, Value};
-use crate::mapping::{Mapping, Target};
-use crate::plan::{KeyMatcher, KeyPart, KeyTuple};
+use dms_cdc_core::dms::{ColumnName, Row, TableName, Value};
+use dms_cdc_core::fault::{Classify, Fault};
+use dms_cdc_core::mapping::{Mapping, TargetTable};
+use dms_cdc_core::plan::{KeyMatcher, KeyPart, KeyTuple};
+use dms_cdc_core::source::{matched, row_key, FetchedRows, SnapshotStats, UnmatchedKey};
 
 /// A source read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The query failed (the message never carries row values).
-    #[error("source query on {table}: {}", crate::fault::mysql::describe(source))]
+    #[error("source query on {table}: {}", crate::fault::describe(source))]
     Query {
         /// The table read.
         table: String,
@@ -26,28 +28,24 @@ pub enum SourceError {
         #[source]
         source: mysql_async::Error,
     },
-    /// The source returned a row whose key equals none of the keys asked,
-    /// not even ignoring case and trailing spaces (a collation or a type
-    /// comparison the matching does not know): the rows it would build are
-    /// not trusted. The records whose keys were asked are quarantined.
-    #[error("source table {table}: a returned row's {columns} matches none of the {asked} values asked (compared exactly, and ignoring case and trailing spaces); check the collation and type of {columns} against the column it is joined to")]
-    UnmatchedKey {
-        /// The table read.
-        table: String,
-        /// The key columns, comma-separated.
-        columns: String,
-        /// How many tuples were asked.
-        asked: usize,
-    },
+    /// A returned row matches none of the keys asked.
+    #[error(transparent)]
+    UnmatchedKey(#[from] UnmatchedKey),
+}
+
+impl Classify for SourceError {
+    fn fault(&self) -> Fault {
+        match self {
+            SourceError::Query { source, .. } => crate::fault::of(source),
+            SourceError::UnmatchedKey(_) => Fault::Record,
+        }
+    }
 }
 
 impl SourceError {
-    /// Whose fault it is ([`crate::fault`]).
-    pub fn fault(&self) -> crate::fault::Fault {
-        match self {
-            SourceError::Query { source, .. } => crate::fault::mysql::of(source),
-            SourceError::UnmatchedKey { .. } => crate::fault::Fault::Record,
-        }
+    /// Whose fault it is ([`dms_cdc_core::fault`]).
+    pub fn fault(&self) -> Fault {
+        Classify::fault(self)
     }
 }
 
@@ -170,37 +168,17 @@ pub fn from_column(v: mysql_async::Value, column: &Column) -> Value {
     }
 }
 
-/// Rows read for one target's keys.
-#[derive(Debug, Default)]
-pub struct FetchedRows {
-    /// Root rows by root key.
-    pub roots: BTreeMap<KeyTuple, Row>,
-    /// Per join: joined rows by their `on` values (in `on` order).
-    pub joins: Vec<BTreeMap<KeyTuple, Row>>,
-    /// Per children lookup: child rows by their `on` values.
-    pub children: Vec<BTreeMap<KeyTuple, Vec<Row>>>,
-}
-
-/// Statistics of a snapshot's reads.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ReadStats {
-    /// SELECT statements sent.
-    pub select_count: usize,
-    /// Rows read.
-    pub row_count: usize,
-}
-
 /// One batch's consistent, read-only view of the source.
-pub struct Snapshot {
+pub struct MysqlSnapshot {
     conn: Conn,
     chunk_size: usize,
     /// Reads so far.
-    pub stats: ReadStats,
+    pub stats: SnapshotStats,
     json_columns: BTreeMap<TableName, BTreeSet<String>>,
     finished: bool,
 }
 
-impl Drop for Snapshot {
+impl Drop for MysqlSnapshot {
     fn drop(&mut self) {
         // Dropped on an error path, in its transaction (started by hand, so
         // the driver does not know it): reset the connection when it goes
@@ -211,13 +189,13 @@ impl Drop for Snapshot {
     }
 }
 
-impl Snapshot {
+impl MysqlSnapshot {
     /// Starts a read-only consistent-snapshot transaction.
     pub async fn begin(
         pool: &Pool,
         chunk_size: usize,
         mapping: &Mapping,
-    ) -> Result<Snapshot, SourceError> {
+    ) -> Result<MysqlSnapshot, SourceError> {
         let err = |source| SourceError::Query {
             table: "(snapshot)".into(),
             source,
@@ -232,17 +210,17 @@ impl Snapshot {
             .values()
             .map(|s| (s.name.clone(), s.json.iter().cloned().collect()))
             .collect();
-        Ok(Snapshot {
+        Ok(MysqlSnapshot {
             conn,
             chunk_size: chunk_size.max(1),
-            stats: ReadStats::default(),
+            stats: SnapshotStats::default(),
             json_columns,
             finished: false,
         })
     }
 
     /// Ends the snapshot.
-    pub async fn finish(mut self) -> Result<ReadStats, SourceError> {
+    pub async fn finish(mut self) -> Result<SnapshotStats, SourceError> {
         self.conn
             .query_drop("COMMIT")
             .await
@@ -272,11 +250,11 @@ impl Snapshot {
             .join(", ");
         let empty = BTreeSet::new();
         let json = self.json_columns.get(table).unwrap_or(&empty);
-        let chunk_size = crate::target::rows_per_statement(self.chunk_size, key_columns.len());
+        let chunk_size = dms_cdc_core::target::rows_per_statement(self.chunk_size, key_columns.len());
         for chunk in tuples.chunks(chunk_size) {
             // Padded to a few statement sizes (a key listed twice is
             // harmless), so the prepared statements are reused across batches.
-            let count = crate::target::statement_size(chunk.len(), chunk_size);
+            let count = dms_cdc_core::target::statement_size(chunk.len(), chunk_size);
             let one = format!("({})", vec!["?"; key_columns.len()].join(", "));
             let placeholders = vec![one.as_str(); count].join(", ");
             let sql = if key_columns.len() == 1 {
@@ -350,7 +328,7 @@ impl Snapshot {
     /// Root keys of `target` whose `columns` equal one of `tuples` (a reverse lookup).
     pub async fn reverse_lookup(
         &mut self,
-        target: &Target,
+        target: &TargetTable,
         columns: &[String],
         tuples: &[KeyTuple],
     ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
@@ -366,14 +344,14 @@ impl Snapshot {
             .await?;
         Ok(rows
             .iter()
-            .filter_map(|r| Some((key_of(r, &target.root_key)?, key_of(r, columns)?)))
+            .filter_map(|r| Some((row_key(r, &target.root_key)?, row_key(r, columns)?)))
             .collect())
     }
 
     /// Reads the root rows for `keys` and their related rows.
     pub async fn fetch(
         &mut self,
-        target: &Target,
+        target: &TargetTable,
         keys: &[KeyTuple],
     ) -> Result<FetchedRows, SourceError> {
         let mut fetched = FetchedRows::default();
@@ -398,7 +376,7 @@ impl Snapshot {
             let tuples: BTreeSet<KeyTuple> = fetched
                 .roots
                 .values()
-                .filter_map(|r| key_of(r, &on_root))
+                .filter_map(|r| row_key(r, &on_root))
                 .collect();
             let mut cols = on_join.clone();
             cols.extend(
@@ -426,7 +404,7 @@ impl Snapshot {
             let tuples: BTreeSet<KeyTuple> = fetched
                 .roots
                 .values()
-                .filter_map(|r| key_of(r, &on_root))
+                .filter_map(|r| row_key(r, &on_root))
                 .collect();
             let mut cols = on_child.clone();
             cols.extend(
@@ -451,48 +429,6 @@ impl Snapshot {
         }
         Ok(fetched)
     }
-}
-
-/// Pairs each returned row with the asked tuple(s) its `columns` match (a
-/// row matching several loosely is listed for each); a row that matches
-/// none is an error, never silently dropped or indexed.
-fn matched(
-    table: &TableName,
-    columns: &[String],
-    matcher: &KeyMatcher,
-    asked: usize,
-    rows: Vec<Row>,
-) -> Result<Vec<(KeyTuple, Row)>, SourceError> {
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let found = key_of(&r, columns);
-        let targets = found.as_ref().map(|k| matcher.matches(k)).unwrap_or(&[]);
-        match targets {
-            [] => {
-                return Err(SourceError::UnmatchedKey {
-                    table: table.to_string(),
-                    columns: columns.join(", "),
-                    asked,
-                })
-            }
-            [one] => out.push((one.clone(), r)),
-            many => {
-                for t in many {
-                    out.push((t.clone(), r.clone()));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The key tuple of `columns` in a row, if all are present and usable.
-pub fn key_of(row: &Row, columns: &[String]) -> Option<KeyTuple> {
-    columns
-        .iter()
-        .map(|c| row.get(c).and_then(KeyPart::from_value))
-        .collect::<Option<Vec<_>>>()
-        .map(KeyTuple)
 }
 
 /// A connection pool for a MySQL URL, with the session in UTC (DMS renders
@@ -527,4 +463,67 @@ pub fn pool(url: &str, max_connections: usize) -> Result<Pool, crate::connection
                 .with_reset_connection(false),
         );
     Ok(Pool::new(builder))
+}
+
+/// A MySQL (or MariaDB) source: re-queries through a pool, one consistent
+/// snapshot per batch ([`MysqlSnapshot`]).
+#[derive(Debug, Clone)]
+pub struct MysqlSource {
+    pool: Pool,
+}
+
+impl MysqlSource {
+    /// A source reading through `pool` (see [`pool`]).
+    pub fn new(pool: Pool) -> Self {
+        MysqlSource { pool }
+    }
+
+    /// The pool (for checks, tests and tools that read the source directly).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl From<Pool> for MysqlSource {
+    fn from(pool: Pool) -> Self {
+        MysqlSource::new(pool)
+    }
+}
+
+impl dms_cdc_core::source::Source for MysqlSource {
+    type Error = SourceError;
+    type Snapshot = MysqlSnapshot;
+
+    async fn snapshot(
+        &self,
+        mapping: &Mapping,
+        chunk_size: usize,
+    ) -> Result<MysqlSnapshot, SourceError> {
+        MysqlSnapshot::begin(&self.pool, chunk_size, mapping).await
+    }
+}
+
+impl dms_cdc_core::source::SourceSnapshot for MysqlSnapshot {
+    type Error = SourceError;
+
+    async fn reverse_lookup(
+        &mut self,
+        target: &TargetTable,
+        columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
+        MysqlSnapshot::reverse_lookup(self, target, columns, tuples).await
+    }
+
+    async fn fetch(
+        &mut self,
+        target: &TargetTable,
+        keys: &[KeyTuple],
+    ) -> Result<FetchedRows, SourceError> {
+        MysqlSnapshot::fetch(self, target, keys).await
+    }
+
+    async fn finish(self) -> Result<SnapshotStats, SourceError> {
+        MysqlSnapshot::finish(self).await
+    }
 }

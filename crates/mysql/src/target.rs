@@ -11,10 +11,15 @@
 use mysql_async::prelude::*;
 use mysql_async::{Pool, TxOpts};
 
-use crate::dms::Value;
-use crate::fault::{Fault, Infrastructure};
-use crate::mapping::{DeletePolicy, Target};
-use crate::position::{SequenceNumber, ShardId};
+use dms_cdc_core::dms::Value;
+use dms_cdc_core::fault::{Classify, Fault, Infrastructure};
+use dms_cdc_core::mapping::{DeletePolicy, Mapping, TargetTable};
+use dms_cdc_core::position::{SequenceNumber, ShardId};
+use dms_cdc_core::target::{
+    bounded, rows_per_statement, statement_size, tombstone_key, Quarantine, TableWrites,
+    QUARANTINE_MESSAGE_LEN, QUARANTINE_OPERATION_LEN, QUARANTINE_TABLE_LEN, TOMBSTONE_DAYS,
+};
+
 use crate::source::{into_param, quote, to_param};
 
 /// DDL of the bookkeeping tables, created if missing.
@@ -56,54 +61,11 @@ pub const BOOKKEEPING_DDL: [&str; 3] = [
      ) ENGINE=InnoDB",
 ];
 
-/// How long a tombstone is kept: longer than Kinesis' default extended
-/// retention (7 days), so a redelivery or a redrive of any record still in
-/// a stream with that retention cannot bring a deleted row back.
-pub const TOMBSTONE_DAYS: u32 = 8;
-
-/// The text a target key is kept under in `dms_cdc_tombstone`: what the key
-/// identifies (an integer written as text is the integer), as a JSON-like
-/// list; keys longer than the column are cut and carry a hash of the whole.
-pub fn tombstone_key(values: &[Value]) -> Vec<u8> {
-    use crate::plan::KeyPart;
-    let mut text = String::from("[");
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        match KeyPart::from_value(v) {
-            Some(KeyPart::Int(n)) => text.push_str(&n.to_string()),
-            Some(KeyPart::Text(t)) => match crate::plan::canonical_int(&t) {
-                Some(_) => text.push_str(&t),
-                None => text.push_str(&serde_json::Value::String(t).to_string()),
-            },
-            Some(KeyPart::Bytes(b)) => {
-                text.push_str("0x");
-                for x in b {
-                    text.push_str(&format!("{x:02x}"));
-                }
-            }
-            None => text.push_str(&crate::mapping::text_of(v).unwrap_or_else(|| "null".into())),
-        }
-    }
-    text.push(']');
-    let mut bytes = text.into_bytes();
-    if bytes.len() > 2900 {
-        // FNV-1a 64: stable across releases, unlike std's hasher.
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        bytes.truncate(2800);
-        bytes.extend_from_slice(format!("...{}:{hash:016x}", bytes.len()).as_bytes());
-    }
-    bytes
-}
-
 /// A write failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     /// A statement failed (the message never carries row values).
-    #[error("target write ({what}): {}", crate::fault::mysql::describe(source))]
+    #[error("target write ({what}): {}", crate::fault::describe(source))]
     Write {
         /// What was being written.
         what: String,
@@ -145,21 +107,9 @@ impl TargetError {
         }
     }
 
-    /// Whose fault it is. A value our own checkpoint or quarantine row
-    /// cannot hold is never the record's fault: it retries and alarms
-    /// ([`Infrastructure::Bookkeeping`]) instead of quarantining.
+    /// Whose fault it is ([`Classify::fault`]).
     pub fn fault(&self) -> Fault {
-        match self {
-            TargetError::Write {
-                bookkeeping,
-                source,
-                ..
-            } => match crate::fault::mysql::of(source) {
-                Fault::Record if *bookkeeping => Fault::Infrastructure(Infrastructure::Bookkeeping),
-                f => f,
-            },
-            TargetError::Schema { .. } => Fault::Infrastructure(Infrastructure::Schema),
-        }
+        Classify::fault(self)
     }
 
     /// Whether the batch is to be retried (anything but the record's fault).
@@ -168,81 +118,23 @@ impl TargetError {
     }
 }
 
-/// Longest `table_name` and `operation` stored with a quarantined record
-/// (the columns' sizes); longer record-derived text is cut at a character
-/// boundary, so a quarantine row always fits.
-pub const QUARANTINE_TABLE_LEN: usize = 200;
-/// See [`QUARANTINE_TABLE_LEN`].
-pub const QUARANTINE_OPERATION_LEN: usize = 32;
-/// Longest stored reason, in bytes (the column is `TEXT`, 65,535 bytes).
-pub const QUARANTINE_MESSAGE_LEN: usize = 8192;
-
-/// `text` cut to at most `max` bytes at a character boundary.
-pub fn bounded(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// The writes for one target table.
-#[derive(Debug, Default, Clone)]
-pub struct TableWrites {
-    /// Index of the target.
-    pub target: usize,
-    /// Rows to upsert: values in `Target::column_names()` order (version last, if any).
-    pub upserts: Vec<Vec<Value>>,
-    /// Target keys to delete (per the delete policy).
-    pub deletes: Vec<Vec<Value>>,
-    /// Deletes of a versioned target: (target key, version of the delete).
-    /// A hard delete is also in `deletes`; a soft-delete mark is only here
-    /// (written as a guarded mark).
-    pub tombstones: Vec<(Vec<Value>, String)>,
-}
-
-impl TableWrites {
-    /// Takes the rows that fill whole statements of `chunk_size` (all of
-    /// them when `all`), leaving the rest; `None` when there is nothing to take.
-    pub fn take_statements(&mut self, chunk_size: usize, all: bool) -> Option<TableWrites> {
-        let chunk_size = chunk_size.max(1);
-        let whole = |n: usize| if all { n } else { n - n % chunk_size };
-        let upserts: Vec<_> = self.upserts.drain(..whole(self.upserts.len())).collect();
-        let deletes: Vec<_> = self.deletes.drain(..whole(self.deletes.len())).collect();
-        // Tombstones go with the first statements taken (they are few).
-        let tombstones = std::mem::take(&mut self.tombstones);
-        if upserts.is_empty() && deletes.is_empty() && tombstones.is_empty() {
-            return None;
+impl Classify for TargetError {
+    /// A value our own checkpoint or quarantine row cannot hold is never
+    /// the record's fault: it retries and alarms
+    /// ([`Infrastructure::Bookkeeping`]) instead of quarantining.
+    fn fault(&self) -> Fault {
+        match self {
+            TargetError::Write {
+                bookkeeping,
+                source,
+                ..
+            } => match crate::fault::of(source) {
+                Fault::Record if *bookkeeping => Fault::Infrastructure(Infrastructure::Bookkeeping),
+                f => f,
+            },
+            TargetError::Schema { .. } => Fault::Infrastructure(Infrastructure::Schema),
         }
-        Some(TableWrites {
-            target: self.target,
-            upserts,
-            deletes,
-            tombstones,
-        })
     }
-}
-
-/// A record to store in the quarantine table.
-#[derive(Debug, Clone)]
-pub struct Quarantine {
-    /// Shard.
-    pub shard_id: ShardId,
-    /// Sequence number.
-    pub sequence_number: SequenceNumber,
-    /// `schema.table`, when known.
-    pub table: Option<String>,
-    /// Operation, when known.
-    pub operation: Option<String>,
-    /// The raw payload.
-    pub raw: Vec<u8>,
-    /// `decode`, `plan`, `evaluate`, `write`, `ddl`.
-    pub class: &'static str,
-    /// The reason.
-    pub message: String,
 }
 
 /// A MySQL (or MariaDB) target.
@@ -284,9 +176,9 @@ impl MysqlTarget {
     }
 
     /// Checks that every version column of `targets` can hold a version
-    /// ([`crate::version::MAX_VERSION_LEN`] characters): a column too narrow
+    /// ([`dms_cdc_core::version::MAX_VERSION_LEN`] characters): a column too narrow
     /// would reject every write, which must not read as the records' fault.
-    pub async fn check_version_columns(&self, targets: &[Target]) -> Result<(), TargetError> {
+    pub async fn check_version_columns(&self, targets: &[TargetTable]) -> Result<(), TargetError> {
         let wanted: Vec<(&str, &str)> = targets
             .iter()
             .filter_map(|t| t.version.as_deref().map(|v| (t.table.as_str(), v)))
@@ -299,7 +191,7 @@ impl MysqlTarget {
             .get_conn()
             .await
             .map_err(TargetError::bookkeeping("connect"))?;
-        let need = crate::version::MAX_VERSION_LEN as u64;
+        let need = dms_cdc_core::version::MAX_VERSION_LEN as u64;
         for (table, column) in wanted {
             let found: Option<(String, Option<u64>)> = conn
                 .exec_first(
@@ -350,7 +242,7 @@ impl MysqlTarget {
     /// Applies writes, quarantined records and the checkpoint in one transaction.
     pub async fn apply(
         &self,
-        targets: &[Target],
+        targets: &[TargetTable],
         writes: Vec<TableWrites>,
         quarantine: &[Quarantine],
         checkpoint: Option<(&ShardId, &SequenceNumber)>,
@@ -365,25 +257,28 @@ impl MysqlTarget {
     /// Starts the transaction of a batch: write tables with [`WriteTx::write`]
     /// (as the rows become ready), then [`WriteTx::finish`] with the
     /// quarantined records and the checkpoint. Dropping it rolls back.
-    pub async fn begin(&self) -> Result<WriteTx<'_>, TargetError> {
+    pub async fn begin(&self) -> Result<WriteTx, TargetError> {
         let tx = self
             .pool
             .start_transaction(TxOpts::default())
             .await
             .map_err(TargetError::bookkeeping("begin"))?;
-        Ok(WriteTx { tx, target: self })
+        Ok(WriteTx {
+            tx,
+            target: self.clone(),
+        })
     }
 }
 
 /// One batch's open write transaction on the target.
-pub struct WriteTx<'a> {
+pub struct WriteTx {
     tx: mysql_async::Transaction<'static>,
-    target: &'a MysqlTarget,
+    target: MysqlTarget,
 }
 
-impl WriteTx<'_> {
+impl WriteTx {
     /// Writes one table's upserts and deletes (chunked multi-row statements).
-    pub async fn write(&mut self, target: &Target, writes: TableWrites) -> Result<(), TargetError> {
+    pub async fn write(&mut self, target: &TargetTable, writes: TableWrites) -> Result<(), TargetError> {
         let names = target.column_names();
         let mut writes = writes;
         if target.version.is_some() && !writes.upserts.is_empty() {
@@ -418,7 +313,7 @@ impl WriteTx<'_> {
         // per row, which also stamps the delete's version, so a late older
         // update neither unmarks the row nor is kept over the delete.
         if let (DeletePolicy::Soft { column, value }, Some(v)) = (&target.delete, &target.version) {
-            let mark = crate::mapping::toml_scalar(value).unwrap_or(Value::Null);
+            let mark = dms_cdc_core::mapping::toml_scalar(value).unwrap_or(Value::Null);
             let cond = target
                 .key
                 .iter()
@@ -477,7 +372,7 @@ impl WriteTx<'_> {
     /// is seen here, so an older rebuild never brings a deleted row back.
     async fn drop_deleted(
         &mut self,
-        target: &Target,
+        target: &TargetTable,
         names: &[&str],
         upserts: &mut Vec<Vec<Value>>,
     ) -> Result<(), TargetError> {
@@ -566,7 +461,7 @@ impl WriteTx<'_> {
                             .as_deref()
                             .map(|o| bounded(o, QUARANTINE_OPERATION_LEN)),
                         &q.raw,
-                        q.class,
+                        q.class.as_str(),
                         bounded(&q.message, QUARANTINE_MESSAGE_LEN),
                     ),
                 )
@@ -599,36 +494,37 @@ impl WriteTx<'_> {
     }
 }
 
-/// The most values one prepared statement can bind (MySQL's protocol
-/// counts parameters in 16 bits).
-pub const MAX_PLACEHOLDERS: usize = 65_535;
+impl dms_cdc_core::target::Target for MysqlTarget {
+    type Error = TargetError;
+    type Transaction = WriteTx;
 
-/// Rows of `width` values per statement: the chunk size, fewer for rows so
-/// wide that a chunk of them would bind more than [`MAX_PLACEHOLDERS`].
-pub fn rows_per_statement(chunk_size: usize, width: usize) -> usize {
-    chunk_size.min(MAX_PLACEHOLDERS / width.max(1)).max(1)
+    async fn prepare(&self, mapping: &Mapping) -> Result<(), TargetError> {
+        MysqlTarget::prepare(self).await?;
+        self.check_version_columns(&mapping.targets).await
+    }
+
+    async fn checkpoint(&self, shard: &ShardId) -> Result<Option<SequenceNumber>, TargetError> {
+        MysqlTarget::checkpoint(self, shard).await
+    }
+
+    async fn begin(&self) -> Result<WriteTx, TargetError> {
+        MysqlTarget::begin(self).await
+    }
 }
 
-/// Parses a chunk size (CLI): 1 to 65,535 (a statement binds at most
-/// 65,535 values; wider rows get fewer rows per statement).
-pub fn parse_chunk_size(text: &str) -> Result<usize, String> {
-    text.trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|n| (1..=MAX_PLACEHOLDERS).contains(n))
-        .ok_or_else(|| format!("{text:?} is not a number from 1 to {MAX_PLACEHOLDERS}"))
-}
+impl dms_cdc_core::target::TargetTransaction for WriteTx {
+    type Error = TargetError;
 
-/// Statement sizes: the chunk size and the powers of two below it. A short
-/// last chunk is padded up to the next size by repeating its last item
-/// (harmless: an upsert of the same row, a key listed twice), so a batch
-/// prepares at most a handful of statement shapes per table, which stay in
-/// the connection's statement cache instead of one new shape per batch.
-pub fn statement_size(count: usize, chunk_size: usize) -> usize {
-    if count >= chunk_size {
-        chunk_size
-    } else {
-        count.max(1).next_power_of_two().min(chunk_size)
+    async fn write(&mut self, table: &TargetTable, writes: TableWrites) -> Result<(), TargetError> {
+        WriteTx::write(self, table, writes).await
+    }
+
+    async fn finish(
+        self,
+        quarantine: &[Quarantine],
+        checkpoint: Option<(&ShardId, &SequenceNumber)>,
+    ) -> Result<(), TargetError> {
+        WriteTx::finish(self, quarantine, checkpoint).await
     }
 }
 
@@ -646,7 +542,7 @@ fn padded(items: Vec<Vec<Value>>, chunk_size: usize) -> (usize, Vec<mysql_async:
     (count, params)
 }
 
-fn upsert_sql(target: &Target, names: &[&str], rows: usize) -> String {
+fn upsert_sql(target: &TargetTable, names: &[&str], rows: usize) -> String {
     let cols = names
         .iter()
         .map(|c| quote(c))
@@ -682,7 +578,7 @@ fn upsert_sql(target: &Target, names: &[&str], rows: usize) -> String {
     )
 }
 
-fn delete_sql(target: &Target, count: usize) -> (String, Vec<mysql_async::Value>) {
+fn delete_sql(target: &TargetTable, count: usize) -> (String, Vec<mysql_async::Value>) {
     let key_cols = target
         .key
         .iter()
@@ -698,7 +594,7 @@ fn delete_sql(target: &Target, count: usize) -> (String, Vec<mysql_async::Value>
             vec![],
         ),
         DeletePolicy::Soft { column, value } => {
-            let v = crate::mapping::toml_scalar(value).unwrap_or(Value::Null);
+            let v = dms_cdc_core::mapping::toml_scalar(value).unwrap_or(Value::Null);
             (
                 format!(
                     "UPDATE {} SET {} = ? WHERE {cond}",
@@ -714,64 +610,6 @@ fn delete_sql(target: &Target, count: usize) -> (String, Vec<mysql_async::Value>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statements_never_bind_more_than_the_protocol_allows() {
-        assert_eq!(rows_per_statement(500, 10), 500);
-        assert_eq!(rows_per_statement(65_535, 1), 65_535);
-        assert_eq!(rows_per_statement(10_000, 12), 5_461);
-        assert!(rows_per_statement(10_000, 12) * 12 <= MAX_PLACEHOLDERS);
-        assert_eq!(rows_per_statement(100, 100_000), 1);
-        assert_eq!(parse_chunk_size("65535"), Ok(65_535));
-        assert!(parse_chunk_size("100000").is_err());
-        assert!(parse_chunk_size("0").is_err());
-    }
-
-    #[test]
-    fn statement_sizes_are_the_chunk_and_powers_of_two_below_it() {
-        let sizes: Vec<usize> = (0..=10).map(|n| statement_size(n, 6)).collect();
-        assert_eq!(sizes, [1, 1, 2, 4, 4, 6, 6, 6, 6, 6, 6]);
-        let distinct: std::collections::BTreeSet<usize> =
-            (1..=500).map(|n| statement_size(n, 500)).collect();
-        assert_eq!(distinct.len(), 10); // 1, 2, 4, ..., 256, 500
-        assert!((1..=500).all(|n| statement_size(n, 500) >= n));
-    }
-
-    #[test]
-    fn tombstone_keys_are_what_the_key_identifies() {
-        assert_eq!(tombstone_key(&[Value::Int(7)]), b"[7]");
-        assert_eq!(tombstone_key(&[Value::Text("7".into())]), b"[7]");
-        assert_eq!(
-            tombstone_key(&[Value::Text("07".into()), Value::Text("a\"b".into())]),
-            br#"["07","a\"b"]"#
-        );
-        let long = tombstone_key(&[Value::Text("x".repeat(5000))]);
-        assert!(long.len() <= 2900);
-        assert_ne!(
-            long,
-            tombstone_key(&[Value::Text(format!("{}y", "x".repeat(4999)))])
-        );
-    }
-
-    #[test]
-    fn whole_statements_are_taken_and_the_rest_waits() {
-        let row = |i: i64| vec![Value::Int(i)];
-        let mut w = TableWrites {
-            target: 3,
-            upserts: (0..7).map(row).collect(),
-            deletes: (0..2).map(row).collect(),
-            tombstones: Vec::new(),
-        };
-        let taken = w.take_statements(3, false).unwrap();
-        assert_eq!(taken.target, 3);
-        assert_eq!(taken.upserts, (0..6).map(row).collect::<Vec<_>>());
-        assert!(taken.deletes.is_empty());
-        assert_eq!(w.upserts, vec![row(6)]);
-        assert!(w.take_statements(3, false).is_none());
-        let rest = w.take_statements(3, true).unwrap();
-        assert_eq!((rest.upserts.len(), rest.deletes.len()), (1, 2));
-        assert!(w.take_statements(3, true).is_none());
-    }
 
     #[test]
     fn padding_repeats_the_last_item() {

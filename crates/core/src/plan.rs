@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::dms::{DmsRecord, Operation, Payload, Row, Value};
-use crate::mapping::{passes_filter, DeletePolicy, Mapping, Target, Touch};
+use crate::mapping::{passes_filter, DeletePolicy, Mapping, TargetTable, Touch};
 
 /// One part of a key, ordered and hashable (values themselves are not).
 ///
@@ -369,7 +369,7 @@ pub struct BatchPlan {
     pub counts: PlanCounts,
 }
 
-fn key_of<'a>(
+fn image_key<'a>(
     row: &Row,
     columns: impl ExactSizeIterator<Item = &'a String>,
 ) -> Result<Option<KeyTuple>, String> {
@@ -404,7 +404,7 @@ fn unchanged<'a>(
 }
 
 /// Whether the after image alone can build the target row.
-fn image_complete(target: &Target, after: &Row) -> bool {
+fn image_complete(target: &TargetTable, after: &Row) -> bool {
     !target.requery
         && target
             .root_columns
@@ -414,7 +414,7 @@ fn image_complete(target: &Target, after: &Row) -> bool {
 
 /// How a row leaves the target: a tombstone when the target soft-deletes and
 /// the image can build the row, else a delete.
-fn delete_action(target: &Target, image: &Row) -> Action {
+fn delete_action(target: &TargetTable, image: &Row) -> Action {
     match target.delete {
         DeletePolicy::Soft { .. } if image_complete(target, image) => {
             Action::Tombstone(image.clone())
@@ -480,7 +480,7 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                         skipped += 1;
                         continue;
                     }
-                    let key = match key_of(after, t.root_key.iter()) {
+                    let key = match image_key(after, t.root_key.iter()) {
                         Ok(Some(k)) => k,
                         Ok(None) => {
                             error = Some(fail(format!(
@@ -495,7 +495,7 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                         }
                     };
                     if let Some(b) = before {
-                        if let Ok(Some(old)) = key_of(b, t.root_key.iter()) {
+                        if let Ok(Some(old)) = image_key(b, t.root_key.iter()) {
                             if old != key {
                                 actions.push((*target, old, delete_action(t, b)));
                             }
@@ -525,7 +525,7 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
                     }
                     let images = std::iter::once(after).chain(before);
                     for (i, image) in images.enumerate() {
-                        let tuple = match key_of(image, on.iter().map(|(c, _)| c)) {
+                        let tuple = match image_key(image, on.iter().map(|(c, _)| c)) {
                             Ok(Some(t)) => t,
                             Ok(None) => continue,
                             Err(_) if i > 0 => continue, // a partial before image (pk-only filter)

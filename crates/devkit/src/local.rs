@@ -478,7 +478,7 @@ pub struct Kinesalite {
 
 /// The folder with the local services' npm package (`infra/local`).
 pub fn local_services_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/local")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/local")
 }
 
 impl Kinesalite {

@@ -2,18 +2,22 @@
 //! initialisation (secrets, pools, mapping) and the handler that turns a
 //! Kinesis event into a `ReportBatchItemFailures` response.
 //!
-//! The function binaries in `functions/` are thin: they read [`Config`],
-//! call [`MysqlFunction::init`] once per cold start and hand every event to
-//! [`MysqlFunction::handle`]. `dms-cdc replay` runs the same engine.
+//! Generic over the database kind ([`Adapter`]): the function binaries in
+//! `functions/` are thin: they read [`Config`], call [`Function::init`] with
+//! their adapter once per cold start and hand every event to
+//! [`Function::handle`]. `dms-cdc replay` runs the same engine.
 
 use std::path::PathBuf;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 
-use crate::connection::{SslMode, Tls};
-use crate::engine::{BatchSummary, Engine, Settings};
-use crate::mapping::{Mapping, Transforms};
+pub use dms_cdc_core::adapter::Adapter;
+use dms_cdc_core::connection::{SslMode, Tls};
+use dms_cdc_core::engine::{BatchSummary, Engine, Settings};
+use dms_cdc_core::mapping::{Mapping, Transforms};
+pub use dms_cdc_core::metrics::{emf_line, emf_line_for};
+use dms_cdc_core::target::Target as _;
 
 /// Path of the mapping file (default: the mapping compiled into the function).
 pub const ENV_MAPPING: &str = "DMS_CDC_MAPPING";
@@ -68,7 +72,7 @@ impl std::fmt::Debug for Connection {
         match self {
             Connection::Url(url) => f
                 .debug_tuple("Url")
-                .field(&crate::connection::redact(url))
+                .field(&dms_cdc_core::connection::redact(url))
                 .finish(),
             Connection::Secret {
                 secret_id,
@@ -117,18 +121,30 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// Checks the URLs given directly with the adapter (without connecting):
+    /// an error names the variable. [`Function::init`] calls it.
+    pub fn check<A: Adapter>(&self) -> Result<(), ConfigError> {
+        for (connection, variable) in [
+            (&self.source, ENV_SOURCE_URL),
+            (&self.target, ENV_TARGET_URL),
+        ] {
+            if let Connection::Url(url) = connection {
+                A::validate_url(url).map_err(|e| ConfigError {
+                    variable: variable.to_owned(),
+                    problem: e.to_string(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the configuration through `var` (e.g. `|k| std::env::var(k).ok()`).
+    /// URLs are checked by [`Config::check`] with the function's adapter.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |k: &str| var(k).filter(|v| !v.trim().is_empty());
         let connection = |url: &str, secret: &str, db: &str| -> Result<Connection, ConfigError> {
             match (get(url), get(secret)) {
-                (Some(u), None) => {
-                    crate::connection::validate(&u).map_err(|e| ConfigError {
-                        variable: url.to_owned(),
-                        problem: e.to_string(),
-                    })?;
-                    Ok(Connection::Url(u))
-                }
+                (Some(u), None) => Ok(Connection::Url(u)),
                 (None, Some(s)) => Ok(Connection::Secret {
                     secret_id: s,
                     database: get(db),
@@ -150,12 +166,12 @@ impl Config {
                     .trim()
                     .parse::<usize>()
                     .ok()
-                    .filter(|n| (1..=crate::target::MAX_PLACEHOLDERS).contains(n))
+                    .filter(|n| (1..=dms_cdc_core::target::MAX_PLACEHOLDERS).contains(n))
                     .ok_or_else(|| ConfigError {
                         variable: k.to_owned(),
                         problem: format!(
                             "{v:?} is not a number from 1 to {}",
-                            crate::target::MAX_PLACEHOLDERS
+                            dms_cdc_core::target::MAX_PLACEHOLDERS
                         ),
                     }),
             }
@@ -229,9 +245,15 @@ pub fn tune_allocator() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
 }
 
-/// Builds a `mysql://` URL from an RDS-shaped secret (`username`, `password`,
+/// Builds a `scheme://` URL (e.g. `mysql`, with `default_port` when the
+/// secret names none) from an RDS-shaped secret (`username`, `password`,
 /// `host`, `port`, `dbname`). The error never contains the secret's values.
-pub fn url_from_secret(secret: &str, database: Option<&str>) -> Result<String, String> {
+pub fn url_from_secret(
+    scheme: &str,
+    default_port: u16,
+    secret: &str,
+    database: Option<&str>,
+) -> Result<String, String> {
     #[derive(serde::Deserialize)]
     struct RdsSecret {
         username: String,
@@ -245,7 +267,7 @@ pub fn url_from_secret(secret: &str, database: Option<&str>) -> Result<String, S
     let s: RdsSecret = serde_json::from_str(secret)
         .map_err(|_| "secret is not JSON with username, password and host".to_owned())?;
     let port = match &s.port {
-        None => 3306,
+        None => u64::from(default_port),
         Some(serde_json::Value::Number(n)) => {
             n.as_u64().ok_or("secret port is not a port number")?
         }
@@ -269,7 +291,7 @@ pub fn url_from_secret(secret: &str, database: Option<&str>) -> Result<String, S
             .collect::<String>()
     };
     Ok(format!(
-        "mysql://{}:{}@{}:{port}/{}",
+        "{scheme}://{}:{}@{}:{port}/{}",
         enc(&s.username),
         enc(&s.password),
         s.host,
@@ -285,7 +307,7 @@ pub enum InitError {
     Config(#[from] ConfigError),
     /// The mapping does not load.
     #[error(transparent)]
-    Mapping(#[from] crate::mapping::LoadError),
+    Mapping(#[from] dms_cdc_core::mapping::LoadError),
     /// A secret could not be read.
     #[error("secret {secret_id}: {problem}")]
     Secret {
@@ -296,7 +318,7 @@ pub enum InitError {
     },
 }
 
-async fn resolve(
+async fn resolve<A: Adapter>(
     connection: &Connection,
     variable: &str,
     secrets: Option<&aws_sdk_secretsmanager::Client>,
@@ -324,13 +346,14 @@ async fn resolve(
                 secret_id: secret_id.clone(),
                 problem: "secret has no string value".to_owned(),
             })?;
-            let url = url_from_secret(text, database.as_deref()).map_err(|problem| {
+            let url = url_from_secret(A::URL_SCHEME, A::DEFAULT_PORT, text, database.as_deref())
+                .map_err(|problem| {
                 InitError::Secret {
                     secret_id: secret_id.clone(),
                     problem,
                 }
             })?;
-            crate::connection::validate(&url).map_err(|e| {
+            A::validate_url(&url).map_err(|e| {
                 InitError::Config(ConfigError {
                     variable: variable.to_owned(),
                     problem: format!("the secret does not make a valid URL: {e}"),
@@ -341,79 +364,69 @@ async fn resolve(
     }
 }
 
-/// The pool of one connection, with the environment's TLS settings (which
-/// replace the URL's). Errors name the variable to fix:
-/// `[url, secret id, CA file]`.
-async fn pool(
+/// Which variables configure one side: `[url, secret id, CA file]`.
+const SOURCE_VARS: [&str; 3] = [ENV_SOURCE_URL, ENV_SOURCE_SECRET_ID, ENV_SOURCE_SSL_CA];
+/// See [`SOURCE_VARS`].
+const TARGET_VARS: [&str; 3] = [ENV_TARGET_URL, ENV_TARGET_SECRET_ID, ENV_TARGET_SSL_CA];
+
+/// The URL of one connection, and a function that names the variable to
+/// fix for an error of the adapter (the CA file's, or the URL's or secret's).
+async fn url_of<A: Adapter>(
     connection: &Connection,
     tls: &Tls,
-    size: usize,
-    [url_var, secret_var, ca_var]: [&str; 3],
+    [url_var, secret_var, ca_var]: [&'static str; 3],
     secrets: Option<&aws_sdk_secretsmanager::Client>,
-) -> Result<mysql_async::Pool, InitError> {
-    let url = resolve(connection, secret_var, secrets).await?;
+) -> Result<(String, impl Fn(dms_cdc_core::adapter::ConnectError) -> InitError), InitError> {
+    let url = resolve::<A>(connection, secret_var, secrets).await?;
     let url_var = match connection {
         Connection::Url(_) => url_var,
         Connection::Secret { .. } => secret_var,
     };
-    let error = |e: crate::connection::OptionsError| {
-        use crate::connection::OptionsError as E;
-        let variable = match e {
-            E::CaRead { .. } | E::CaContent { .. } if tls.ca.is_some() => ca_var,
-            _ => url_var,
-        };
+    let has_ca = tls.ca.is_some();
+    let error = move |e: dms_cdc_core::adapter::ConnectError| {
+        let variable = if e.ca_file && has_ca { ca_var } else { url_var };
         InitError::Config(ConfigError {
             variable: variable.to_owned(),
-            problem: e.to_string(),
+            problem: e.message,
         })
     };
-    let url = crate::connection::with_tls(&url, tls).map_err(error)?;
-    crate::source::pool(&url, size).map_err(error)
+    Ok((url, error))
 }
 
-/// A MySQL-target function, initialised once per cold start.
-pub struct MysqlFunction {
-    /// The engine every event goes through; its pools are replaced when a
-    /// rotated secret is re-read.
-    engine: tokio::sync::RwLock<Engine>,
-    /// Where the pools come from.
+/// A function, initialised once per cold start: its engine over the
+/// adapter's source and target.
+pub struct Function<A: Adapter> {
+    /// The engine every event goes through; its source and target are
+    /// replaced when a rotated secret is re-read.
+    engine: tokio::sync::RwLock<Engine<A::Source, A::Target>>,
+    /// Where the connections come from.
     config: Config,
     /// Secrets Manager, when a connection comes from a secret.
     secrets: Option<aws_sdk_secretsmanager::Client>,
-    /// Set once the bookkeeping tables are known to exist.
+    /// Set once the target's bookkeeping is known to exist.
     prepared: tokio::sync::OnceCell<()>,
 }
 
-/// The pools of a configuration (lazily connected).
-async fn pools(
+/// The source and target of a configuration (lazily connected).
+async fn connect<A: Adapter>(
     config: &Config,
     secrets: Option<&aws_sdk_secretsmanager::Client>,
-) -> Result<(mysql_async::Pool, crate::target::MysqlTarget), InitError> {
-    let source = pool(
-        &config.source,
-        &config.source_tls,
-        config.source_pool_size,
-        [ENV_SOURCE_URL, ENV_SOURCE_SECRET_ID, ENV_SOURCE_SSL_CA],
-        secrets,
-    )
-    .await?;
-    let target_pool = pool(
-        &config.target,
+) -> Result<(A::Source, A::Target), InitError> {
+    let (url, error) = url_of::<A>(&config.source, &config.source_tls, SOURCE_VARS, secrets).await?;
+    let source = A::source(&url, &config.source_tls, config.source_pool_size).map_err(error)?;
+    let (url, error) = url_of::<A>(&config.target, &config.target_tls, TARGET_VARS, secrets).await?;
+    let target = A::target(
+        &url,
         &config.target_tls,
         config.target_pool_size,
-        [ENV_TARGET_URL, ENV_TARGET_SECRET_ID, ENV_TARGET_SSL_CA],
-        secrets,
-    )
-    .await?;
-    let target = crate::target::MysqlTarget::new(
-        target_pool,
-        config.function_name.clone(),
+        &config.function_name,
         config.chunk_size,
-    );
+    )
+    .map_err(error)?;
     Ok((source, target))
 }
 
-impl MysqlFunction {
+impl<A: Adapter> Function<A> {
     /// Loads the mapping, resolves secrets (with the SDK configured from the
     /// environment) and builds the pools (which connect lazily: a database
     /// that is down fails batches retryably, not the cold start).
@@ -434,7 +447,7 @@ impl MysqlFunction {
         Self::init_with_secrets(config, embedded_mapping, transforms, secrets).await
     }
 
-    /// [`MysqlFunction::init`] with a given Secrets Manager client.
+    /// [`Function::init`] with a given Secrets Manager client.
     pub async fn init_with_secrets(
         config: Config,
         embedded_mapping: &str,
@@ -445,33 +458,34 @@ impl MysqlFunction {
             Some(path) => Mapping::load(path, &transforms)?,
             None => Mapping::parse("mapping.toml (compiled in)", embedded_mapping, &transforms)?,
         };
-        let (source, target) = pools(&config, secrets.as_ref()).await?;
-        Ok(MysqlFunction {
-            engine: tokio::sync::RwLock::new(Engine {
-                mapping,
-                transforms,
-                source,
-                target,
-                settings: Settings {
-                    function_name: config.function_name.clone(),
-                    chunk_size: config.chunk_size,
-                },
-            }),
+        config.check::<A>()?;
+        let (source, target) = connect::<A>(&config, secrets.as_ref()).await?;
+        let settings = Settings {
+            function_name: config.function_name.clone(),
+            chunk_size: config.chunk_size,
+        };
+        Ok(Function {
+            engine: tokio::sync::RwLock::new(Engine::new(
+                mapping, transforms, source, target, settings,
+            )),
             config,
             secrets,
             prepared: tokio::sync::OnceCell::new(),
         })
     }
 
-    /// The source pool the engine uses now (for checks and tests).
-    pub async fn source_pool(&self) -> mysql_async::Pool {
+    /// The source the engine uses now (for checks and tests).
+    pub async fn source(&self) -> A::Source
+    where
+        A::Source: Clone,
+    {
         self.engine.read().await.source.clone()
     }
 
     /// Re-reads the secrets and replaces the pools (after an authentication
     /// failure: a rotated password needs no redeploy).
     async fn reload(&self) -> Result<(), InitError> {
-        let (source, target) = pools(&self.config, self.secrets.as_ref()).await?;
+        let (source, target) = connect::<A>(&self.config, self.secrets.as_ref()).await?;
         let mut engine = self.engine.write().await;
         engine.source = source;
         engine.target = target;
@@ -489,9 +503,9 @@ impl MysqlFunction {
     pub async fn handle(
         &self,
         event: KinesisEvent,
-    ) -> Result<KinesisEventResponse, crate::dms::EventError> {
-        use crate::fault::{Fault, Infrastructure};
-        let deliveries = crate::dms::into_deliveries(event)?;
+    ) -> Result<KinesisEventResponse, dms_cdc_core::dms::EventError> {
+        use dms_cdc_core::fault::{Fault, Infrastructure};
+        let deliveries = dms_cdc_core::dms::into_deliveries(event)?;
         let (response, fault) = self.process(&deliveries).await;
         if fault == Some(Fault::Infrastructure(Infrastructure::Authentication))
             && self.secrets.is_some()
@@ -515,23 +529,17 @@ impl MysqlFunction {
     /// fault that stopped it, if any.
     async fn process(
         &self,
-        deliveries: &[crate::dms::Delivery],
-    ) -> (KinesisEventResponse, Option<crate::fault::Fault>) {
+        deliveries: &[dms_cdc_core::dms::Delivery],
+    ) -> (KinesisEventResponse, Option<dms_cdc_core::fault::Fault>) {
         let engine = self.engine.read().await;
         if let Err(e) = self
             .prepared
-            .get_or_try_init(|| async {
-                engine.target.prepare().await?;
-                engine
-                    .target
-                    .check_version_columns(&engine.mapping.targets)
-                    .await
-            })
+            .get_or_try_init(|| engine.target.prepare(&engine.mapping))
             .await
         {
             // The target is unreachable or cannot hold what we write: report
             // the first record so Lambda retries the whole batch.
-            let fault = e.fault();
+            let fault = dms_cdc_core::fault::Classify::fault(&e);
             if fault.needs_operator() {
                 tracing::error!(fault = fault.name(), error = %e, "target not usable; an operator must fix it; batch will be retried")
             } else {
@@ -547,8 +555,8 @@ impl MysqlFunction {
             );
             let outcomes = deliveries
                 .iter()
-                .map(|d| (&d.sequence_number, crate::engine::Outcome::Pending));
-            return (crate::engine::build_response(outcomes), Some(fault));
+                .map(|d| (&d.sequence_number, dms_cdc_core::engine::Outcome::Pending));
+            return (dms_cdc_core::engine::build_response(outcomes), Some(fault));
         }
         let report = engine.process(deliveries).await;
         let shard_id = deliveries
@@ -581,59 +589,6 @@ impl MysqlFunction {
         );
         (report.response, report.retry_fault)
     }
-}
-
-/// A CloudWatch embedded-metric-format line for a batch (dimension: function).
-pub fn emf_line(function_name: &str, summary: &BatchSummary, retrying: bool) -> String {
-    let fault = retrying.then_some(crate::fault::Fault::Infrastructure(
-        crate::fault::Infrastructure::Unknown,
-    ));
-    emf_line_for(function_name, summary, fault)
-}
-
-/// The EMF line of a batch that stopped at `retry_fault`, if any:
-/// `RetriedBatches` counts every retry, `OperatorErrors` those an operator
-/// must act on (authorisation, missing schema, bookkeeping, configuration),
-/// the alarm's metric; the fault's kind goes to the log, not a dimension.
-pub fn emf_line_for(
-    function_name: &str,
-    summary: &BatchSummary,
-    retry_fault: Option<crate::fault::Fault>,
-) -> String {
-    use crate::fault::Fault;
-    let timestamp = chrono::Utc::now().timestamp_millis();
-    let upserts: usize = summary.upserts.values().sum();
-    let deletes: usize = summary.deletes.values().sum();
-    let operator = retry_fault.is_some_and(Fault::needs_operator);
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{
-                "Namespace": "dms-cdc",
-                "Dimensions": [["Function"]],
-                "Metrics": [
-                    {"Name": "Records", "Unit": "Count"},
-                    {"Name": "QuarantinedRecords", "Unit": "Count"},
-                    {"Name": "RedeliveredRecords", "Unit": "Count"},
-                    {"Name": "RowsUpserted", "Unit": "Count"},
-                    {"Name": "RowsDeleted", "Unit": "Count"},
-                    {"Name": "SourceSelects", "Unit": "Count"},
-                    {"Name": "RetriedBatches", "Unit": "Count"},
-                    {"Name": "OperatorErrors", "Unit": "Count"}
-                ]
-            }]
-        },
-        "Function": function_name,
-        "Records": summary.record_count,
-        "QuarantinedRecords": summary.quarantined_count,
-        "RedeliveredRecords": summary.redelivered_count,
-        "RowsUpserted": upserts,
-        "RowsDeleted": deletes,
-        "SourceSelects": summary.source_select_count,
-        "RetriedBatches": usize::from(retry_fault.is_some()),
-        "OperatorErrors": usize::from(operator)
-    })
-    .to_string()
 }
 
 #[cfg(test)]
@@ -786,7 +741,10 @@ mod tests {
             ),
         ];
         for (vars, want) in cases {
-            let e = Config::from_env(env(&vars)).unwrap_err().to_string();
+            let e = Config::from_env(env(&vars))
+                .and_then(|c| c.check::<dms_cdc_mysql::Mysql>())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "want {want:?} in {e:?}");
             assert!(!e.contains("hunter2"), "{e}");
         }
@@ -795,6 +753,8 @@ mod tests {
     #[test]
     fn urls_from_rds_secrets_never_leak_values() {
         let url = url_from_secret(
+            "mysql",
+            3306,
             r#"{"username":"dms","password":"p@ss:w/rd","host":"db.example","port":3307,"dbname":"src","engine":"mysql"}"#,
             None,
         )
@@ -802,28 +762,23 @@ mod tests {
         assert_eq!(url, "mysql://dms:p%40ss%3Aw%2Frd@db.example:3307/src");
         assert!(mysql_async::Opts::from_url(&url).is_ok());
         let url = url_from_secret(
+            "mysql",
+            3306,
             r#"{"username":"u","password":"x","host":"h","port":"3306"}"#,
             Some("global"),
         )
         .unwrap();
         assert_eq!(url, "mysql://u:x@h:3306/global");
-        let e = url_from_secret(r#"{"username":"u","password":"hunter2"}"#, None).unwrap_err();
+        let e = url_from_secret("mysql", 3306, r#"{"username":"u","password":"hunter2"}"#, None).unwrap_err();
         assert!(!e.contains("hunter2"));
-        let e = url_from_secret(r#"{"username":"u","password":"hunter2","host":"h"}"#, None)
+        let e = url_from_secret(
+            "mysql",
+            3306,
+            r#"{"username":"u","password":"hunter2","host":"h"}"#,
+            None,
+        )
             .unwrap_err();
         assert!(e.contains("dbname"), "{e}");
     }
 
-    #[test]
-    fn emf_line_is_valid_json_with_metrics() {
-        let summary = BatchSummary {
-            record_count: 10,
-            quarantined_count: 2,
-            ..Default::default()
-        };
-        let line: serde_json::Value =
-            serde_json::from_str(&emf_line("fn", &summary, false)).unwrap();
-        assert_eq!(line["QuarantinedRecords"], 2);
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "dms-cdc");
-    }
 }

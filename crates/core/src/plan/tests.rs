@@ -9,7 +9,7 @@ use crate::mapping::{build_row, DeletePolicy, Related, Transforms};
 use crate::position::{SequenceNumber, ShardId};
 
 fn mapping() -> Mapping {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mapping.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mapping.toml");
     Mapping::load(&path, &Transforms::standard()).unwrap()
 }
 

@@ -40,7 +40,7 @@ fn row(pairs: &[(&str, Value)]) -> Row {
 
 #[test]
 fn the_shipped_example_mapping_compiles() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mapping.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mapping.toml");
     let m = Mapping::load(&path, &Transforms::standard()).unwrap();
     assert_eq!(m.targets.len(), 2);
     let users = &m.targets[0];
@@ -446,7 +446,7 @@ fn value_ordering_for_children() {
 #[test]
 fn ddl_that_breaks_the_mapping_is_recognised() {
     use crate::dms::{ControlOperation as Op, ControlRecord};
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mapping.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mapping.toml");
     let m = Mapping::load(&path, &Transforms::standard()).unwrap();
     let control = |op, table: &str, detail: serde_json::Value| ControlRecord {
         operation: op,

@@ -247,7 +247,7 @@ pub enum LoadError {
 pub enum ColumnRef {
     /// A column of the root row.
     Root(String),
-    /// A column of join `join` (index into [`Target::joins`]).
+    /// A column of join `join` (index into [`TargetTable::joins`]).
     Join(usize, String),
 }
 
@@ -325,7 +325,7 @@ pub struct Filter {
 
 /// A compiled target table.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct TargetTable {
     /// Target table name.
     pub table: String,
     /// Root source table.
@@ -353,7 +353,7 @@ pub struct Target {
     pub requery: bool,
 }
 
-impl Target {
+impl TargetTable {
     /// Every column the writer fills, in order: rule columns, then the version column.
     pub fn column_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
@@ -409,7 +409,7 @@ pub struct Mapping {
     /// Before-image field name.
     pub before_image_field: String,
     /// Targets, in file order.
-    pub targets: Vec<Target>,
+    pub targets: Vec<TargetTable>,
     /// Source tables by name.
     pub sources: BTreeMap<TableName, SourceTable>,
 }
@@ -683,7 +683,7 @@ fn compile_target(
     t: &TargetConfig,
     sources: &BTreeMap<TableName, SourceTable>,
     transforms: &Transforms,
-) -> Option<Target> {
+) -> Option<TargetTable> {
     let before = errors.list.len();
     if !is_identifier(&t.table) {
         errors.push(
@@ -1059,7 +1059,7 @@ fn compile_target(
     if errors.list.len() > before {
         return None;
     }
-    Some(Target {
+    Some(TargetTable {
         table: t.table.clone(),
         root: root.clone(),
         root_key: root_src.key.clone(),

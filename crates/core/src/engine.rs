@@ -1,0 +1,658 @@
+//! Driving a batch and answering Lambda.
+//!
+//! Lambda's Kinesis event source mapping, with `ReportBatchItemFailures`,
+//! checkpoints at the lowest sequence number the function reports and
+//! redelivers every record from there. So the response names exactly one
+//! record: the earliest whose effect is not durably applied. Records that
+//! were quarantined count as done (their payload and reason are stored), so
+//! the shard moves on. Complete success is an empty list; an item identifier
+//! is never empty.
+//!
+//! The engine is generic over a [`Source`] (re-queries) and a [`Target`]
+//! (writes); it decides what to do from the [`Fault`] of an error only
+//! ([`Classify`]), never from a driver's codes.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::streams::KinesisEventResponse;
+
+use crate::dms::Delivery;
+use crate::fault::{Classify, Fault, Infrastructure};
+use crate::mapping::{DeletePolicy, Mapping, TargetTable, Transforms};
+use crate::plan::{add_lookup_results, Action, KeyMatcher, TargetPlan};
+use crate::position::{PositionError, SequenceNumber, ShardId};
+use crate::prepare::{build_op, prepare_batch, quarantine_of, Build, KeyError, RelatedOn};
+use crate::source::{FetchedRows, Source, SourceSnapshot};
+use crate::target::{QuarantineClass, TableWrites, Target, TargetTransaction};
+
+/// What became of one record of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Its effect is durably written (together with the checkpoint).
+    Applied,
+    /// It needed no write (control record, unmapped table, unchanged
+    /// columns, or already at or below the checkpoint).
+    Skipped,
+    /// It was stored in the quarantine table with its payload and reason.
+    Quarantined,
+    /// Its effect is not durable (a retryable failure, or it was not reached):
+    /// Lambda must deliver it again.
+    Pending,
+}
+
+impl Outcome {
+    /// Whether the shard may move past this record.
+    pub fn is_done(self) -> bool {
+        !matches!(self, Outcome::Pending)
+    }
+}
+
+/// The record Lambda must resume from: the first not done, if any.
+pub fn checkpoint<'a>(
+    outcomes: impl IntoIterator<Item = (&'a SequenceNumber, Outcome)>,
+) -> Option<&'a SequenceNumber> {
+    outcomes
+        .into_iter()
+        .find(|(_, o)| !o.is_done())
+        .map(|(s, _)| s)
+}
+
+/// Builds the `ReportBatchItemFailures` response for the outcomes of a batch
+/// (in delivery order).
+pub fn build_response<'a>(
+    outcomes: impl IntoIterator<Item = (&'a SequenceNumber, Outcome)>,
+) -> KinesisEventResponse {
+    let mut response = KinesisEventResponse::default();
+    if let Some(seq) = checkpoint(outcomes) {
+        response.add_failure(seq.as_str());
+    }
+    response
+}
+
+/// Settings of a running engine.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Name of the function (checkpoint and quarantine rows are per function).
+    pub function_name: String,
+    /// Keys per source query and rows per write statement.
+    pub chunk_size: usize,
+}
+
+/// Counts of one processed batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// Records in the batch.
+    pub record_count: usize,
+    /// Records at or below the checkpoint, skipped.
+    pub redelivered_count: usize,
+    /// Records quarantined.
+    pub quarantined_count: usize,
+    /// Rows upserted, per target table.
+    pub upserts: BTreeMap<String, usize>,
+    /// Rows deleted, per target table.
+    pub deletes: BTreeMap<String, usize>,
+    /// SELECTs sent to the source.
+    pub source_select_count: usize,
+    /// Write transactions attempted (more than one means bisection).
+    pub attempt_count: usize,
+}
+
+/// The result of a batch.
+#[derive(Debug)]
+pub struct BatchReport {
+    /// Outcome per delivery, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The response for Lambda.
+    pub response: KinesisEventResponse,
+    /// Counts.
+    pub summary: BatchSummary,
+    /// The retryable error that stopped the batch, if any, as text.
+    pub retry_error: Option<String>,
+    /// Its fault (never [`Fault::Record`]).
+    pub retry_fault: Option<Fault>,
+}
+
+/// Why a batch, or one attempt at a part of it, failed.
+#[derive(Debug)]
+pub enum BatchError {
+    /// Writing the target failed (the adapter's error).
+    Target(Box<dyn Classify>),
+    /// Re-querying the source failed (the adapter's error).
+    Source(Box<dyn Classify>),
+    /// A planned write has no target key (the mapping cannot evaluate it).
+    Key(KeyError),
+    /// A delivery's shard id cannot be checkpointed.
+    Shard(PositionError),
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Target(e) | BatchError::Source(e) => e.fmt(f),
+            BatchError::Key(e) => e.fmt(f),
+            BatchError::Shard(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The adapters' errors are shown as they are (transparent).
+        match self {
+            BatchError::Target(e) | BatchError::Source(e) => e.source(),
+            BatchError::Key(e) => e.source(),
+            BatchError::Shard(_) => None,
+        }
+    }
+}
+
+impl From<KeyError> for BatchError {
+    fn from(e: KeyError) -> Self {
+        BatchError::Key(e)
+    }
+}
+
+impl BatchError {
+    /// Whose fault it is ([`crate::fault`]).
+    pub fn fault(&self) -> Fault {
+        match self {
+            BatchError::Target(e) | BatchError::Source(e) => e.fault(),
+            BatchError::Key(_) => Fault::Record,
+            BatchError::Shard(_) => Fault::Infrastructure(Infrastructure::Bookkeeping),
+        }
+    }
+
+    fn target(e: impl Classify) -> Self {
+        BatchError::Target(Box::new(e))
+    }
+
+    fn source(e: impl Classify) -> Self {
+        BatchError::Source(Box::new(e))
+    }
+}
+
+/// Drives batches: decode, plan, re-query the source, write the target,
+/// respond. Built once per cold start ([`Engine::new`]).
+pub struct Engine<S, T> {
+    /// The compiled mapping.
+    pub mapping: Mapping,
+    /// Transforms the mapping uses.
+    pub transforms: Transforms,
+    /// Where rows are re-queried.
+    pub source: S,
+    /// Where rows are written.
+    pub target: T,
+    /// Settings.
+    pub settings: Settings,
+}
+
+/// The outcome of each slot of an attempt.
+type AttemptResult = Result<Vec<(usize, Outcome)>, BatchError>;
+
+impl<S: Source, T: Target> Engine<S, T> {
+    /// An engine over a source and a target (the one place engines are made).
+    pub fn new(
+        mapping: Mapping,
+        transforms: Transforms,
+        source: S,
+        target: T,
+        settings: Settings,
+    ) -> Self {
+        Engine {
+            mapping,
+            transforms,
+            source,
+            target,
+            settings,
+        }
+    }
+
+    /// Processes one batch and builds the response. Lambda sends the
+    /// records of one shard; an event with several shards (a fixture, a
+    /// replay) is processed shard by shard, each with its own checkpoint.
+    pub async fn process(&self, deliveries: &[Delivery]) -> BatchReport {
+        let mut outcomes = vec![Outcome::Pending; deliveries.len()];
+        let mut summary = BatchSummary {
+            record_count: deliveries.len(),
+            ..Default::default()
+        };
+        let mut retry = None;
+        // Records at or below the shard's checkpoint were applied before.
+        let mut todo = Vec::new();
+        let mut checkpoints: BTreeMap<ShardId, Option<SequenceNumber>> = BTreeMap::new();
+        for (i, d) in deliveries.iter().enumerate() {
+            if !checkpoints.contains_key(&d.shard_id) {
+                if let Err(e) = ShardId::parse(&d.shard_id.0) {
+                    tracing::error!(error = %e, "shard id cannot be checkpointed; batch will be retried");
+                    retry = Some(BatchError::Shard(e));
+                    break;
+                }
+                match self.target.checkpoint(&d.shard_id).await {
+                    Ok(c) => {
+                        checkpoints.insert(d.shard_id.clone(), c);
+                    }
+                    Err(e) => {
+                        tracing::warn!(shard_id = %d.shard_id, error = %e, "checkpoint unreadable; batch will be retried");
+                        retry = Some(BatchError::target(e));
+                        break;
+                    }
+                }
+            }
+            match checkpoints.get(&d.shard_id).cloned().flatten() {
+                Some(c) if d.sequence_number <= c => {
+                    outcomes[i] = Outcome::Skipped;
+                    summary.redelivered_count += 1;
+                }
+                _ => todo.push(i),
+            }
+        }
+        if retry.is_none() {
+            retry = self
+                .apply_shards(deliveries, &todo, &mut outcomes, &mut summary)
+                .await
+                .err();
+        }
+        report(deliveries, outcomes, summary, retry)
+    }
+
+    /// Processes a batch like [`Engine::process`], but without the
+    /// checkpoint skip: for redriving records the function gave up on (they
+    /// are at or below the shard's checkpoint) and quarantined records.
+    ///
+    /// Still idempotent: keyed writes, the version guard, re-queries of the
+    /// current source, and a checkpoint that only ever moves forward (it
+    /// moves to the last record of the batch only if that is above it).
+    pub async fn process_redrive(&self, deliveries: &[Delivery]) -> BatchReport {
+        let mut outcomes = vec![Outcome::Pending; deliveries.len()];
+        let mut summary = BatchSummary {
+            record_count: deliveries.len(),
+            ..Default::default()
+        };
+        let todo: Vec<usize> = (0..deliveries.len()).collect();
+        let retry = self
+            .apply_shards(deliveries, &todo, &mut outcomes, &mut summary)
+            .await
+            .err();
+        report(deliveries, outcomes, summary, retry)
+    }
+
+    /// Applies `todo` shard by shard (each shard's transactions carry its
+    /// own checkpoint); stops at the first retryable failure.
+    async fn apply_shards(
+        &self,
+        deliveries: &[Delivery],
+        todo: &[usize],
+        outcomes: &mut [Outcome],
+        summary: &mut BatchSummary,
+    ) -> Result<(), BatchError> {
+        let mut shards: Vec<(&ShardId, Vec<usize>)> = Vec::new();
+        for &i in todo {
+            let shard = &deliveries[i].shard_id;
+            match shards.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, list)) => list.push(i),
+                None => shards.push((shard, vec![i])),
+            }
+        }
+        for (_, list) in shards {
+            self.apply_range(deliveries, &list, outcomes, summary)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies `todo` (indices into `deliveries`); on a permanent failure
+    /// bisects to isolate the record; stops at the first retryable failure.
+    fn apply_range<'a>(
+        &'a self,
+        deliveries: &'a [Delivery],
+        todo: &'a [usize],
+        outcomes: &'a mut [Outcome],
+        summary: &'a mut BatchSummary,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), BatchError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let Some(&first) = todo.first() else {
+                return Ok(());
+            };
+            let result = match self.attempt(deliveries, todo, summary).await {
+                Err(e) if !e.fault().is_record() => return Err(e),
+                Err(e) if todo.len() == 1 => {
+                    let d = &deliveries[first];
+                    tracing::warn!(shard_id = %d.shard_id, sequence_number = %d.sequence_number, error = %e, "record quarantined");
+                    // Storing the quarantine row is bookkeeping: never
+                    // the record's fault, never a loop of bisections.
+                    self.quarantine_one(deliveries, first, e.to_string(), summary)
+                        .await?
+                }
+                Err(_) => {
+                    let (left, right) = todo.split_at(todo.len() / 2);
+                    self.apply_range(deliveries, left, outcomes, summary)
+                        .await?;
+                    return self.apply_range(deliveries, right, outcomes, summary).await;
+                }
+                Ok(result) => result,
+            };
+            for (i, o) in result {
+                outcomes[i] = o;
+            }
+            Ok(())
+        })
+    }
+
+    /// Quarantines one record that the target refused, in its own
+    /// transaction with its checkpoint.
+    async fn quarantine_one(
+        &self,
+        deliveries: &[Delivery],
+        i: usize,
+        reason: String,
+        summary: &mut BatchSummary,
+    ) -> AttemptResult {
+        use crate::dms::decode_record;
+        summary.attempt_count += 1;
+        let d = &deliveries[i];
+        let decoded = decode_record(d, &self.mapping.decode_options()).ok();
+        let table = decoded
+            .as_ref()
+            .and_then(|r| r.table().map(|t| t.to_string()));
+        let op = decoded.as_ref().map(|r| r.operation_name().to_owned());
+        let q = [quarantine_of(d, table, op, QuarantineClass::Write, reason)];
+        let tx = self.target.begin().await.map_err(BatchError::target)?;
+        tx.finish(&q, Some((&d.shard_id, &d.sequence_number)))
+            .await
+            .map_err(BatchError::target)?;
+        Ok(vec![(i, Outcome::Quarantined)])
+    }
+
+    /// One transaction over `todo`: prepare, then re-query and write.
+    async fn attempt(
+        &self,
+        deliveries: &[Delivery],
+        todo: &[usize],
+        summary: &mut BatchSummary,
+    ) -> AttemptResult {
+        summary.attempt_count += 1;
+        let last = todo
+            .last()
+            .map(|i| (&deliveries[*i].shard_id, &deliveries[*i].sequence_number));
+        let mut prepared = prepare_batch(&self.mapping, deliveries, todo);
+        let needs_source = prepared.needs_source();
+        let read_version = prepared.read_version(deliveries, todo);
+        let mut plan = std::mem::take(&mut prepared.plan);
+        // Re-query what the plan needs, all in one snapshot, and write as the
+        // rows become ready: the source reads chunk k+1 of a table's keys
+        // while the target writes chunk k, in the batch's one transaction.
+        let mut tx = self.target.begin().await.map_err(BatchError::target)?;
+        let mut snapshot = if needs_source {
+            Some(
+                self.source
+                    .snapshot(&self.mapping, self.settings.chunk_size)
+                    .await
+                    .map_err(BatchError::source)?,
+            )
+        } else {
+            None
+        };
+        let mut build = Build {
+            deliveries,
+            todo,
+            records: &prepared.records,
+            origin: &prepared.origin,
+            read_version: read_version.as_ref(),
+            transforms: &self.transforms,
+            outcomes: &mut prepared.outcomes,
+            quarantine: &mut prepared.quarantine,
+        };
+        for tp in &mut plan.targets {
+            let target = &self.mapping.targets[tp.target];
+            if let Some(snap) = snapshot.as_mut() {
+                resolve_lookups(snap, target, tp).await?;
+            }
+            self.write_target(target, tp, snapshot.as_mut(), &mut tx, &mut build, summary)
+                .await?;
+        }
+        if let Some(snap) = snapshot {
+            let stats = snap.finish().await.map_err(BatchError::source)?;
+            summary.source_select_count += stats.select_count;
+        }
+        tx.finish(&prepared.quarantine, last)
+            .await
+            .map_err(BatchError::target)?;
+        Ok(prepared.outcomes)
+    }
+
+    /// Builds and writes one target table's rows: rows from images first,
+    /// then the rebuilt rows chunk by chunk, each chunk's read overlapped
+    /// with the previous chunk's write.
+    async fn write_target<Snap: SourceSnapshot>(
+        &self,
+        target: &TargetTable,
+        tp: &TargetPlan,
+        mut snapshot: Option<&mut Snap>,
+        tx: &mut T::Transaction,
+        build: &mut Build<'_>,
+        summary: &mut BatchSummary,
+    ) -> Result<(), BatchError> {
+        let on = RelatedOn::of(target);
+        let no_rows = FetchedRows::default();
+        // Rows built from images need no read: they go first.
+        let mut ready = TableWrites {
+            target: tp.target,
+            ..Default::default()
+        };
+        let mut rebuild = Vec::new();
+        for (key, op) in &tp.ops {
+            match op.action {
+                Action::Rebuild => rebuild.push(key.clone()),
+                _ => build_op(build, target, &on, key, op, &no_rows, &mut ready)?,
+            }
+        }
+        // Built rows wait in `ready` until they fill whole statements;
+        // the rest goes after the last read.
+        let chunk_size = self.settings.chunk_size.max(1);
+        let mut chunks = rebuild.chunks(chunk_size);
+        let mut next = chunks.next();
+        let mut pending = ready.take_statements(chunk_size, next.is_none());
+        while pending.is_some() || next.is_some() {
+            let write = pending.take();
+            let keys = next.take();
+            if let Some(w) = &write {
+                count_writes(summary, target, w);
+            }
+            let read = async {
+                match (snapshot.as_deref_mut(), keys) {
+                    (Some(snap), Some(keys)) => snap
+                        .fetch(target, keys)
+                        .await
+                        .map(|f| Some((keys, f)))
+                        .map_err(BatchError::source),
+                    (None, Some(keys)) => Ok(Some((keys, FetchedRows::default()))),
+                    (_, None) => Ok(None),
+                }
+            };
+            let written = async {
+                match write {
+                    Some(w) if !w.is_empty() => tx.write(target, w).await.map_err(BatchError::target),
+                    _ => Ok(()),
+                }
+            };
+            let (fetched, written) = futures_util::future::join(read, written).await;
+            written?;
+            if let Some((keys, fetched)) = fetched? {
+                for key in keys {
+                    if let Some(op) = tp.ops.get(key) {
+                        build_op(build, target, &on, key, op, &fetched, &mut ready)?;
+                    }
+                }
+                next = chunks.next();
+            }
+            pending = ready.take_statements(chunk_size, next.is_none());
+        }
+        Ok(())
+    }
+}
+
+/// Resolves a target's reverse lookups in the snapshot: the root rows they
+/// find are added to the plan as rebuilds.
+async fn resolve_lookups<Snap: SourceSnapshot>(
+    snap: &mut Snap,
+    target: &TargetTable,
+    tp: &mut TargetPlan,
+) -> Result<(), BatchError> {
+    for (cols, lookup) in std::mem::take(&mut tp.lookups) {
+        let tuples: Vec<_> = lookup.tuples.keys().cloned().collect();
+        let found = snap
+            .reverse_lookup(target, &cols, &tuples)
+            .await
+            .map_err(BatchError::source)?;
+        let matcher = KeyMatcher::new(lookup.tuples.keys());
+        // A returned row the source says matches, but whose values match
+        // none asked (a collation we do not know), is still a parent to
+        // rebuild: blamed on the earliest record of the lookup, so nothing
+        // is missed.
+        let earliest = lookup.tuples.values().copied().min().unwrap_or(0);
+        add_lookup_results(
+            tp,
+            found.into_iter().map(|(k, t)| {
+                let record = matcher
+                    .matches(&t)
+                    .iter()
+                    .filter_map(|asked| lookup.tuples.get(asked).copied())
+                    .min()
+                    .unwrap_or(earliest);
+                (k, record)
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// Counts a statement's rows in the summary.
+fn count_writes(summary: &mut BatchSummary, target: &TargetTable, w: &TableWrites) {
+    *summary.upserts.entry(target.table.clone()).or_default() += w.upserts.len();
+    // Soft-delete marks of a versioned target are only tombstones.
+    let marks = match target.delete {
+        DeletePolicy::Soft { .. } => w.tombstones.len(),
+        DeletePolicy::Hard => 0,
+    };
+    *summary.deletes.entry(target.table.clone()).or_default() += w.deletes.len() + marks;
+}
+
+/// Counts the quarantined records and builds the response for a batch's outcomes.
+pub fn report(
+    deliveries: &[Delivery],
+    outcomes: Vec<Outcome>,
+    mut summary: BatchSummary,
+    retry: Option<BatchError>,
+) -> BatchReport {
+    summary.quarantined_count = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Quarantined)
+        .count();
+    let response = build_response(
+        deliveries
+            .iter()
+            .map(|d| &d.sequence_number)
+            .zip(outcomes.iter().copied()),
+    );
+    BatchReport {
+        outcomes,
+        response,
+        summary,
+        retry_fault: retry.as_ref().map(BatchError::fault),
+        retry_error: retry.map(|e| e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seqs(n: usize) -> Vec<SequenceNumber> {
+        // Realistic 56-digit sequence numbers, increasing.
+        (0..n)
+            .map(|i| {
+                SequenceNumber::parse(&format!(
+                    "4959033827149025660855969253836157109592157598913658{:04}",
+                    i * 7
+                ))
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn success_is_an_empty_list() {
+        let s = seqs(3);
+        let r = build_response(s.iter().map(|q| (q, Outcome::Applied)));
+        assert!(r.batch_item_failures.is_empty());
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#"{"batchItemFailures":[]}"#);
+    }
+
+    #[test]
+    fn quarantined_and_skipped_records_do_not_hold_the_shard() {
+        let s = seqs(4);
+        let outcomes = [
+            Outcome::Applied,
+            Outcome::Quarantined,
+            Outcome::Skipped,
+            Outcome::Applied,
+        ];
+        let r = build_response(s.iter().zip(outcomes));
+        assert!(r.batch_item_failures.is_empty());
+    }
+
+    #[test]
+    fn reports_the_first_pending_record_only() {
+        let s = seqs(5);
+        let outcomes = [
+            Outcome::Applied,
+            Outcome::Quarantined,
+            Outcome::Pending,
+            Outcome::Applied,
+            Outcome::Pending,
+        ];
+        let r = build_response(s.iter().zip(outcomes));
+        assert_eq!(r.batch_item_failures.len(), 1);
+        assert_eq!(
+            r.batch_item_failures[0].item_identifier.as_deref(),
+            Some(s[2].as_str())
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["batchItemFailures"][0]["itemIdentifier"],
+            s[2].as_str()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn checkpoint_is_exactly_the_first_not_applied_record(
+            outcomes in proptest::collection::vec(
+                prop_oneof![Just(Outcome::Applied), Just(Outcome::Skipped), Just(Outcome::Quarantined), Just(Outcome::Pending)],
+                0..60,
+            )
+        ) {
+            let s = seqs(outcomes.len());
+            let r = build_response(s.iter().zip(outcomes.iter().copied()));
+            let first_pending = outcomes.iter().position(|o| *o == Outcome::Pending);
+            match first_pending {
+                None => prop_assert!(r.batch_item_failures.is_empty()),
+                Some(i) => {
+                    prop_assert_eq!(r.batch_item_failures.len(), 1);
+                    let id = r.batch_item_failures[0].item_identifier.clone().unwrap();
+                    prop_assert!(!id.is_empty());
+                    prop_assert_eq!(&id, s[i].as_str());
+                    // Lambda redelivers from the reported record: everything before
+                    // it is done, and it is not.
+                    let reported = SequenceNumber::parse(&id).unwrap();
+                    for (q, o) in s.iter().zip(&outcomes) {
+                        if *q < reported { prop_assert!(o.is_done()); }
+                    }
+                }
+            }
+        }
+    }
+}

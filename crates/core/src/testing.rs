@@ -1,0 +1,443 @@
+//! In-memory adapters for tests of the engine (feature `test-utils`): a
+//! [`MemorySource`] holding source rows and a [`MemoryTarget`] holding
+//! target rows, checkpoints, quarantined records and tombstones, with the
+//! same transaction semantics as a database target (nothing is visible
+//! until [`TargetTransaction::finish`]; a dropped transaction leaves no
+//! trace) and failures injected by stage and fault.
+//!
+//! They exercise the engine's failure paths (retry, bisection, quarantine,
+//! checkpoint skip, version guard) without a database; the real-server
+//! tests of each adapter crate stay the reference.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::dms::{Row, TableName, Value};
+use crate::fault::{Classify, Fault};
+use crate::mapping::{DeletePolicy, Mapping, TargetTable};
+use crate::plan::{KeyMatcher, KeyTuple};
+use crate::position::{SequenceNumber, ShardId};
+use crate::source::{
+    matched, row_key, FetchedRows, SnapshotStats, Source, SourceSnapshot, UnmatchedKey,
+};
+use crate::target::{tombstone_key, Quarantine, TableWrites, Target, TargetTransaction};
+
+/// Where an injected failure strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Opening a source snapshot.
+    Snapshot,
+    /// A source read (fetch or reverse lookup).
+    Read,
+    /// Reading a checkpoint.
+    Checkpoint,
+    /// Beginning a target transaction.
+    Begin,
+    /// Writing a table's rows.
+    Write,
+    /// Storing quarantined records, the checkpoint, and committing.
+    Finish,
+}
+
+/// An error of the in-memory adapters, with the fault it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{stage:?}: {message}")]
+pub struct MemoryError {
+    /// Where it happened.
+    pub stage: Stage,
+    /// Whose fault it is.
+    pub fault: Fault,
+    /// What happened.
+    pub message: String,
+}
+
+impl Classify for MemoryError {
+    fn fault(&self) -> Fault {
+        self.fault
+    }
+}
+
+impl From<UnmatchedKey> for MemoryError {
+    fn from(e: UnmatchedKey) -> Self {
+        MemoryError {
+            stage: Stage::Read,
+            fault: Fault::Record,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Failures to inject: each is used once, at the next operation of its stage.
+#[derive(Debug, Default, Clone)]
+pub struct Failures(Arc<Mutex<VecDeque<(Stage, Fault)>>>);
+
+impl Failures {
+    /// Fails the next operation of `stage` with `fault`.
+    pub fn push(&self, stage: Stage, fault: Fault) {
+        lock(&self.0).push_back((stage, fault));
+    }
+
+    fn take(&self, stage: Stage) -> Result<(), MemoryError> {
+        let mut queue = lock(&self.0);
+        match queue.iter().position(|(s, _)| *s == stage) {
+            Some(i) => {
+                let fault = queue.remove(i).map_or(Fault::Record, |(_, f)| f);
+                Err(MemoryError {
+                    stage,
+                    fault,
+                    message: format!("injected {fault} failure"),
+                })
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Source rows in memory, by table. A snapshot is a copy: later changes
+/// are not seen by it, as in a consistent read.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySource {
+    tables: Arc<Mutex<BTreeMap<TableName, Vec<Row>>>>,
+    /// Failures to inject.
+    pub failures: Failures,
+    reads: Arc<Mutex<Vec<(TableName, usize)>>>,
+}
+
+impl MemorySource {
+    /// Replaces (by `key` columns) or adds a row of `table`.
+    pub fn upsert(&self, table: &TableName, key: &[&str], row: Row) {
+        let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
+        let mut tables = lock(&self.tables);
+        let rows = tables.entry(table.clone()).or_default();
+        let k = row_key(&row, &key);
+        rows.retain(|r| k.is_none() || row_key(r, &key) != k);
+        rows.push(row);
+    }
+
+    /// Deletes the rows of `table` whose `key` columns equal `values`.
+    pub fn delete(&self, table: &TableName, key: &[&str], values: &KeyTuple) {
+        let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
+        if let Some(rows) = lock(&self.tables).get_mut(table) {
+            rows.retain(|r| row_key(r, &key).as_ref() != Some(values));
+        }
+    }
+
+    /// Every read so far: (table, keys asked).
+    pub fn reads(&self) -> Vec<(TableName, usize)> {
+        lock(&self.reads).clone()
+    }
+}
+
+/// A copy of a [`MemorySource`]'s rows.
+pub struct MemorySnapshot {
+    tables: BTreeMap<TableName, Vec<Row>>,
+    failures: Failures,
+    reads: Arc<Mutex<Vec<(TableName, usize)>>>,
+    stats: SnapshotStats,
+}
+
+impl Source for MemorySource {
+    type Error = MemoryError;
+    type Snapshot = MemorySnapshot;
+
+    async fn snapshot(&self, _: &Mapping, _: usize) -> Result<MemorySnapshot, MemoryError> {
+        self.failures.take(Stage::Snapshot)?;
+        Ok(MemorySnapshot {
+            tables: lock(&self.tables).clone(),
+            failures: self.failures.clone(),
+            reads: self.reads.clone(),
+            stats: SnapshotStats::default(),
+        })
+    }
+}
+
+impl MemorySnapshot {
+    /// The rows of `table` whose `columns` match one of `tuples`, paired
+    /// with the tuple asked (as a database would answer `IN (...)`).
+    fn select_in(
+        &mut self,
+        table: &TableName,
+        columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> Result<Vec<(KeyTuple, Row)>, MemoryError> {
+        self.failures.take(Stage::Read)?;
+        lock(&self.reads).push((table.clone(), tuples.len()));
+        self.stats.select_count += 1;
+        let matcher = KeyMatcher::new(tuples);
+        let rows: Vec<Row> = self
+            .tables
+            .get(table)
+            .map(|rows| {
+                rows.iter()
+                    .filter(|r| row_key(r, columns).is_some_and(|k| !matcher.matches(&k).is_empty()))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.stats.row_count += rows.len();
+        Ok(matched(table, columns, &matcher, tuples.len(), rows)?)
+    }
+}
+
+impl SourceSnapshot for MemorySnapshot {
+    type Error = MemoryError;
+
+    async fn reverse_lookup(
+        &mut self,
+        target: &TargetTable,
+        columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> Result<Vec<(KeyTuple, KeyTuple)>, MemoryError> {
+        let rows = self.select_in(&target.root, columns, tuples)?;
+        Ok(rows
+            .iter()
+            .filter_map(|(_, r)| Some((row_key(r, &target.root_key)?, row_key(r, columns)?)))
+            .collect())
+    }
+
+    async fn fetch(
+        &mut self,
+        target: &TargetTable,
+        keys: &[KeyTuple],
+    ) -> Result<FetchedRows, MemoryError> {
+        let mut fetched = FetchedRows::default();
+        for (asked, r) in self.select_in(&target.root, &target.root_key, keys)? {
+            fetched.roots.insert(asked, r);
+        }
+        let on_root = |on: &[(String, String)]| -> Vec<KeyTuple> {
+            let root: Vec<String> = on.iter().map(|(_, r)| r.clone()).collect();
+            let set: std::collections::BTreeSet<KeyTuple> = fetched
+                .roots
+                .values()
+                .filter_map(|r| row_key(r, &root))
+                .collect();
+            set.into_iter().collect()
+        };
+        let joins: Vec<_> = target.joins.iter().map(|j| (j, on_root(&j.on))).collect();
+        let children: Vec<_> = target.children.iter().map(|c| (c, on_root(&c.on))).collect();
+        for (join, tuples) in joins {
+            let on: Vec<String> = join.on.iter().map(|(j, _)| j.clone()).collect();
+            let mut by = BTreeMap::new();
+            if !tuples.is_empty() {
+                by.extend(self.select_in(&join.table, &on, &tuples)?);
+            }
+            fetched.joins.push(by);
+        }
+        for (child, tuples) in children {
+            let on: Vec<String> = child.on.iter().map(|(c, _)| c.clone()).collect();
+            let mut by: BTreeMap<KeyTuple, Vec<Row>> = BTreeMap::new();
+            if !tuples.is_empty() {
+                for (asked, r) in self.select_in(&child.table, &on, &tuples)? {
+                    by.entry(asked).or_default().push(r);
+                }
+            }
+            fetched.children.push(by);
+        }
+        Ok(fetched)
+    }
+
+    async fn finish(self) -> Result<SnapshotStats, MemoryError> {
+        Ok(self.stats)
+    }
+}
+
+/// What a [`MemoryTarget`] holds.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryState {
+    /// Rows per target table, by the canonical text of their key
+    /// ([`tombstone_key`]): column names and values.
+    pub tables: BTreeMap<String, BTreeMap<Vec<u8>, Vec<(String, Value)>>>,
+    /// Checkpoints per shard.
+    pub checkpoints: BTreeMap<ShardId, SequenceNumber>,
+    /// Quarantined records, by (shard, sequence number); a record
+    /// quarantined again replaces its entry.
+    pub quarantine: BTreeMap<(ShardId, SequenceNumber), Quarantine>,
+    /// Versions of hard-deleted rows, per table and key.
+    pub tombstones: BTreeMap<(String, Vec<u8>), String>,
+    /// Committed transactions.
+    pub commits: usize,
+}
+
+/// A target in memory. Rows holding a value equal to [`MemoryTarget::reject`]
+/// are refused as the record's fault (like a column rejecting a value).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryTarget {
+    state: Arc<Mutex<MemoryState>>,
+    /// Failures to inject.
+    pub failures: Failures,
+    /// A value the target refuses in any column.
+    pub reject: Option<Value>,
+}
+
+impl MemoryTarget {
+    /// A copy of what is committed.
+    pub fn state(&self) -> MemoryState {
+        lock(&self.state).clone()
+    }
+
+    /// The committed rows of `table`, each as `column = value` pairs.
+    pub fn rows(&self, table: &str) -> Vec<Vec<(String, Value)>> {
+        lock(&self.state)
+            .tables
+            .get(table)
+            .map(|rows| rows.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// An open transaction of a [`MemoryTarget`]: the writes wait here until
+/// [`TargetTransaction::finish`].
+pub struct MemoryTransaction {
+    target: MemoryTarget,
+    writes: Vec<(TargetTable, TableWrites)>,
+}
+
+impl Target for MemoryTarget {
+    type Error = MemoryError;
+    type Transaction = MemoryTransaction;
+
+    async fn prepare(&self, _: &Mapping) -> Result<(), MemoryError> {
+        Ok(())
+    }
+
+    async fn checkpoint(&self, shard: &ShardId) -> Result<Option<SequenceNumber>, MemoryError> {
+        self.failures.take(Stage::Checkpoint)?;
+        Ok(lock(&self.state).checkpoints.get(shard).cloned())
+    }
+
+    async fn begin(&self) -> Result<MemoryTransaction, MemoryError> {
+        self.failures.take(Stage::Begin)?;
+        Ok(MemoryTransaction {
+            target: self.clone(),
+            writes: Vec::new(),
+        })
+    }
+}
+
+impl TargetTransaction for MemoryTransaction {
+    type Error = MemoryError;
+
+    async fn write(&mut self, table: &TargetTable, writes: TableWrites) -> Result<(), MemoryError> {
+        self.target.failures.take(Stage::Write)?;
+        if let Some(bad) = &self.target.reject {
+            if writes.upserts.iter().flatten().any(|v| v == bad) {
+                return Err(MemoryError {
+                    stage: Stage::Write,
+                    fault: Fault::Record,
+                    message: format!("table {}: a column rejects a value", table.table),
+                });
+            }
+        }
+        self.writes.push((table.clone(), writes));
+        Ok(())
+    }
+
+    async fn finish(
+        self,
+        quarantine: &[Quarantine],
+        checkpoint: Option<(&ShardId, &SequenceNumber)>,
+    ) -> Result<(), MemoryError> {
+        self.target.failures.take(Stage::Finish)?;
+        let mut state = lock(&self.target.state);
+        for (table, writes) in &self.writes {
+            apply(&mut state, table, writes);
+        }
+        for q in quarantine {
+            state.quarantine.insert(
+                (q.shard_id.clone(), q.sequence_number.clone()),
+                q.clone(),
+            );
+        }
+        if let Some((shard, seq)) = checkpoint {
+            let entry = state.checkpoints.entry(shard.clone()).or_insert(seq.clone());
+            if *entry < *seq {
+                *entry = seq.clone();
+            }
+        }
+        state.commits += 1;
+        Ok(())
+    }
+}
+
+/// Applies one table's writes as a database target does: upserts guarded
+/// by the version column and by tombstones, hard or soft deletes.
+fn apply(state: &mut MemoryState, table: &TargetTable, writes: &TableWrites) {
+    let names: Vec<String> = table.column_names().iter().map(|n| n.to_string()).collect();
+    let key_of = |row: &[Value]| -> Vec<u8> {
+        let key: Vec<Value> = table
+            .key
+            .iter()
+            .filter_map(|k| names.iter().position(|n| n == k))
+            .filter_map(|p| row.get(p).cloned())
+            .collect();
+        tombstone_key(&key)
+    };
+    let version_of = |row: &[(String, Value)]| -> Option<String> {
+        let column = table.version.as_ref()?;
+        row.iter().find(|(n, _)| n == column).and_then(|(_, v)| match v {
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        })
+    };
+    for (key, version) in &writes.tombstones {
+        let k = (table.table.clone(), tombstone_key(key));
+        let old = state.tombstones.get(&k).cloned().unwrap_or_default();
+        if *version > old {
+            state.tombstones.insert(k, version.clone());
+        }
+        if let DeletePolicy::Soft { column, value } = &table.delete {
+            let rows = state.tables.entry(table.table.clone()).or_default();
+            if let Some(row) = rows.get_mut(&tombstone_key(key)) {
+                if version_of(row).is_none_or(|v| v <= *version) {
+                    for (n, v) in row.iter_mut() {
+                        if n == column {
+                            *v = crate::mapping::toml_scalar(value).unwrap_or(Value::Null);
+                        }
+                        if Some(&*n) == table.version.as_ref() {
+                            *v = Value::Text(version.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for row in &writes.upserts {
+        let key = key_of(row);
+        let values: Vec<(String, Value)> = names.iter().cloned().zip(row.iter().cloned()).collect();
+        let new = version_of(&values);
+        if let (Some(new), Some(tomb)) = (&new, state.tombstones.get(&(table.table.clone(), key.clone()))) {
+            if new < tomb {
+                continue;
+            }
+        }
+        let rows = state.tables.entry(table.table.clone()).or_default();
+        let keep_old = match (rows.get(&key).and_then(|old| version_of(old)), &new) {
+            (Some(old), Some(new)) => *new < old,
+            _ => false,
+        };
+        if !keep_old {
+            rows.insert(key, values);
+        }
+    }
+    let rows = state.tables.entry(table.table.clone()).or_default();
+    for key in &writes.deletes {
+        match &table.delete {
+            DeletePolicy::Hard => {
+                rows.remove(&tombstone_key(key));
+            }
+            DeletePolicy::Soft { column, value } => {
+                if let Some(row) = rows.get_mut(&tombstone_key(key)) {
+                    for (n, v) in row.iter_mut() {
+                        if n == column {
+                            *v = crate::mapping::toml_scalar(value).unwrap_or(Value::Null);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
