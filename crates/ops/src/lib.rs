@@ -8,10 +8,11 @@
 //! - [`quarantine`]: the quarantine table: list, show, redrive, discard;
 //! - [`stream`]: Kinesis through the AWS SDK (clients, shards, puts).
 
+pub mod connect;
 pub mod quarantine;
 pub mod redrive;
 pub mod replay;
 pub mod stream;
 
-pub(crate) use dms_cdc_core::{dms, engine, mapping, plan, position, prepare};
+pub(crate) use dms_cdc_core::{dms, engine, mapping, plan, position};
 pub(crate) use dms_cdc_mysql::{source, target};

@@ -18,7 +18,9 @@ use mysql_async::prelude::*;
 use mysql_async::Pool;
 
 use crate::dms::Delivery;
-use crate::engine::{Engine, Outcome, Settings};
+use crate::engine::{Engine, Outcome};
+use dms_cdc_core::source::Source;
+use dms_cdc_core::target::Target;
 use crate::mapping::{Mapping, Transforms};
 use crate::position::{SequenceNumber, ShardId};
 
@@ -307,8 +309,8 @@ fn delivery_of(row: &Quarantined) -> Delivery {
 /// Re-applies the open rows matching `filter` through `engine` (which
 /// carries the fixed mapping and the function's name), one record per
 /// transaction, in stream order. Stops at the first retryable failure.
-pub async fn redrive(
-    engine: &Engine,
+pub async fn redrive<S: Source, T: Target>(
+    engine: &Engine<S, T>,
     pool: &Pool,
     filter: &Filter,
 ) -> Result<RedriveReport, mysql_async::Error> {
@@ -386,7 +388,7 @@ impl FilterArgs {
             since: self
                 .since
                 .as_deref()
-                .map(crate::redrive::parse_time)
+                .map(crate::redrive::parse_since)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--since: {e}"))?,
             state,
@@ -448,7 +450,7 @@ pub enum QuarantineCommand {
         dry_run: bool,
         /// Keys per source query and rows per write statement (1 to 65535; a
         /// statement never binds more than 65,535 values: wide rows get fewer per statement).
-        #[arg(long, default_value_t = 500, value_parser = crate::target::parse_chunk_size)]
+        #[arg(long, default_value_t = 500, value_parser = dms_cdc_core::target::parse_chunk_size)]
         chunk_size: usize,
     },
     /// Mark an open record discarded, with a reason (the row is kept for audit).
@@ -533,7 +535,7 @@ async fn target_pool(db: &TargetArgs) -> anyhow::Result<Pool> {
 }
 
 /// Runs `dms-cdc quarantine ...`.
-pub async fn run_cli(command: QuarantineCommand) -> anyhow::Result<ExitCode> {
+pub async fn run_cli(command: QuarantineCommand, transforms: Transforms) -> anyhow::Result<ExitCode> {
     match command {
         QuarantineCommand::List { db, filter, state } => {
             let pool = target_pool(&db).await?;
@@ -579,7 +581,6 @@ pub async fn run_cli(command: QuarantineCommand) -> anyhow::Result<ExitCode> {
             dry_run,
             chunk_size,
         } => {
-            let transforms = Transforms::standard();
             let mapping = Mapping::load(&mapping, &transforms)?;
             let pool = target_pool(&db).await?;
             let filter = filter.filter(State::Open, ids)?;
@@ -628,19 +629,24 @@ pub async fn run_cli(command: QuarantineCommand) -> anyhow::Result<ExitCode> {
             let Some(source) = source else {
                 anyhow::bail!("--source is required without --dry-run");
             };
-            let engine = Engine {
+            let endpoints = crate::connect::Endpoints {
+                source: &source,
+                target: &db.target,
+                function_name: &db.function_name,
+                chunk_size,
+            };
+            let engine = match crate::connect::engine::<dms_cdc_mysql::Mysql>(
                 mapping,
                 transforms,
-                source: crate::source::pool(&source, 2).context("--source")?,
-                target: crate::target::MysqlTarget::new(
-                    pool.clone(),
-                    db.function_name.clone(),
-                    chunk_size,
-                ),
-                settings: Settings {
-                    function_name: db.function_name.clone(),
-                    chunk_size,
-                },
+                &endpoints,
+            )
+            .await
+            {
+                Ok(engine) => engine,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(e.exit_code()));
+                }
             };
             let report = redrive(&engine, &pool, &filter).await?;
             for (id, shard, seq, result) in &report.rows {

@@ -37,35 +37,14 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use chrono::{DateTime, Utc};
 
-use crate::dms::{decode_record, Delivery, Payload};
-use crate::engine::{BatchReport, BatchSummary, Engine, Outcome, Settings};
-use crate::mapping::{build_row, Mapping, Related, Transforms};
-use crate::plan::{plan_batch, Action};
+use crate::dms::Delivery;
+use dms_cdc_core::target::QuarantineClass;
+use crate::engine::{Engine, Outcome};
+use dms_cdc_core::source::Source;
+use dms_cdc_core::target::Target;
+use crate::mapping::{Mapping, Transforms};
 use crate::position::{SequenceNumber, ShardId};
 use crate::stream::{delivery, StreamError};
-
-impl Engine {
-    /// Processes a batch like [`Engine::process`], but without the
-    /// checkpoint skip: for redriving records the function gave up on (they
-    /// are at or below the shard's checkpoint) and quarantined records.
-    ///
-    /// Still idempotent: keyed writes, the version guard, re-queries of the
-    /// current source, and a checkpoint that only ever moves forward (it
-    /// moves to the last record of the batch only if that is above it).
-    pub async fn process_redrive(&self, deliveries: &[Delivery]) -> BatchReport {
-        let mut outcomes = vec![Outcome::Pending; deliveries.len()];
-        let mut summary = BatchSummary {
-            record_count: deliveries.len(),
-            ..Default::default()
-        };
-        let todo: Vec<usize> = (0..deliveries.len()).collect();
-        let retry = self
-            .apply_shards(deliveries, &todo, &mut outcomes, &mut summary)
-            .await
-            .err();
-        crate::engine::report(deliveries, outcomes, summary, retry)
-    }
-}
 
 // ------------------------------------------------------------------ on-failure records
 
@@ -656,10 +635,9 @@ impl<'a> RangeReader<'a> {
 // ------------------------------------------------------------------ applying
 
 /// Where the records go.
-#[derive(Clone, Copy)]
-pub enum Apply<'a> {
+pub enum Apply<'a, S, T> {
     /// Through the engine into the target.
-    Engine(&'a Engine),
+    Engine(&'a Engine<S, T>),
     /// Decode and plan only; touch no database.
     DryRun {
         /// The mapping.
@@ -692,50 +670,43 @@ pub struct DryPlan {
 }
 
 /// Decodes and plans a batch and builds the rows that come from images
-/// (so a mapping that still rejects a value shows), without any database.
+/// (so a mapping that still rejects a value shows), without any database:
+/// the engine's own prepare pass ([`dms_cdc_core::prepare::dry_writes`]).
 pub fn dry_plan(mapping: &Mapping, transforms: &Transforms, deliveries: &[Delivery]) -> DryPlan {
-    let mut out = DryPlan::default();
-    let options = mapping.decode_options();
-    let mut records = Vec::new();
-    for d in deliveries {
-        match decode_record(d, &options) {
-            Ok(r) => {
-                if let Payload::Control(c) = &r.payload {
-                    if let Some(why) = mapping.broken_by(c) {
-                        out.problems.push(format!("{}: {why}", d.sequence_number));
-                    }
-                }
-                records.push(r);
-            }
-            Err(e) => out.problems.push(e.to_string()),
-        }
+    let dry = dms_cdc_core::prepare::dry_writes(mapping, transforms, deliveries);
+    let mut out = DryPlan {
+        no_write: dry.prepared.plan.no_write.len(),
+        ..DryPlan::default()
+    };
+    for q in &dry.prepared.quarantine {
+        out.problems.push(match q.class {
+            QuarantineClass::Decode => q.message.clone(),
+            QuarantineClass::Ddl => format!("{}: {}", q.sequence_number, q.message),
+            _ => format!(
+                "{}: {}{}",
+                q.sequence_number,
+                match &q.table {
+                    Some(t) if q.class == QuarantineClass::Plan => format!("target {t}: "),
+                    _ => String::new(),
+                },
+                q.message
+            ),
+        });
     }
-    let plan = plan_batch(mapping, &records);
-    for e in &plan.errors {
-        out.problems.push(format!(
-            "{}: target {}: {}",
-            records[e.record].sequence_number, e.table, e.reason
-        ));
+    for w in &dry.writes {
+        let counts = out
+            .tables
+            .entry(mapping.targets[w.target].table.clone())
+            .or_default();
+        counts.from_image += w.upserts.len();
+        counts.deletes += w.deletes.len().max(w.tombstones.len());
     }
-    out.no_write = plan.no_write.len();
-    for tp in &plan.targets {
-        let target = &mapping.targets[tp.target];
-        let counts = out.tables.entry(target.table.clone()).or_default();
-        for op in tp.ops.values() {
-            match &op.action {
-                Action::Upsert(image) | Action::Tombstone(image) => {
-                    match build_row(target, image, &Related::default(), transforms) {
-                        Ok(_) => counts.from_image += 1,
-                        Err(e) => out.problems.push(format!(
-                            "{}: target {}: {e}",
-                            records[op.last_record].sequence_number, target.table
-                        )),
-                    }
-                }
-                Action::Rebuild => counts.requery += 1,
-                Action::Delete => counts.deletes += 1,
-            }
-        }
+    for (target, keys) in &dry.rebuild {
+        let counts = out
+            .tables
+            .entry(mapping.targets[*target].table.clone())
+            .or_default();
+        counts.requery += keys.len();
     }
     out.tables.retain(|_, c| *c != PlannedWrites::default());
     out
@@ -846,11 +817,11 @@ impl RangeReport {
 
 /// Reads `range` and applies it batch by batch; stops at the first
 /// retryable failure.
-pub async fn redrive_range(
+pub async fn redrive_range<S: Source, T: Target>(
     client: &Client,
     range: Range,
     limits: &ReadLimits,
-    apply: Apply<'_>,
+    apply: &Apply<'_, S, T>,
     progress: &mut Progress,
 ) -> RangeReport {
     let mut report = RangeReport::new(range.clone());
@@ -865,7 +836,7 @@ pub async fn redrive_range(
             }
         };
         report.records += batch.len();
-        match apply {
+        match *apply {
             Apply::Engine(engine) => {
                 let r = engine.process_redrive(&batch).await;
                 for o in &r.outcomes {
@@ -1077,11 +1048,11 @@ impl RunSummary {
 // ------------------------------------------------------------------ sources of ranges
 
 /// A redrive run: the Kinesis client, where records go, read limits.
-pub struct Redrive<'a> {
+pub struct Redrive<'a, S, T> {
     /// Kinesis.
     pub kinesis: &'a Client,
     /// Engine or dry run.
-    pub apply: Apply<'a>,
+    pub apply: Apply<'a, S, T>,
     /// Read limits.
     pub limits: ReadLimits,
     /// Stream name (overrides the on-failure record's ARN).
@@ -1090,7 +1061,7 @@ pub struct Redrive<'a> {
     pub verbose: bool,
 }
 
-impl Redrive<'_> {
+impl<S: Source, T: Target> Redrive<'_, S, T> {
     fn range_of(&self, f: &OnFailure) -> Result<Range, String> {
         let stream = match (&self.stream, &f.stream_arn) {
             (Some(s), _) => s.clone(),
@@ -1112,7 +1083,7 @@ impl Redrive<'_> {
     }
 
     async fn one(&self, range: Range, progress: &mut Progress) -> RangeReport {
-        let report = redrive_range(self.kinesis, range, &self.limits, self.apply, progress).await;
+        let report = redrive_range(self.kinesis, range, &self.limits, &self.apply, progress).await;
         progress.range_done(&report);
         if self.verbose {
             if progress.enabled {
@@ -1377,9 +1348,9 @@ async fn first_record(
 /// checkpoint past every record between the checkpoint and the range's
 /// start, and the function would then skip them. Returns the first such
 /// record, if any.
-pub async fn checkpoint_gap(
+pub async fn checkpoint_gap<S: Source, T: Target>(
     client: &Client,
-    engine: &Engine,
+    engine: &Engine<S, T>,
     range: &Range,
     limits: &ReadLimits,
 ) -> anyhow::Result<Option<(Option<SequenceNumber>, SequenceNumber)>> {
@@ -1501,7 +1472,7 @@ pub struct RedriveArgs {
     pub function_name: Option<String>,
     /// Keys per source query and rows per write statement (1 to 65535; a
     /// statement never binds more than 65,535 values: wide rows get fewer per statement).
-    #[arg(long, default_value_t = 500, value_parser = crate::target::parse_chunk_size)]
+    #[arg(long, default_value_t = 500, value_parser = dms_cdc_core::target::parse_chunk_size)]
     pub chunk_size: usize,
     /// Records per GetRecords call and per engine batch.
     #[arg(long, default_value_t = 500)]
@@ -1524,7 +1495,7 @@ pub struct RedriveArgs {
 }
 
 /// Parses `--since`: RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` / `YYYY-MM-DD` in UTC.
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -1566,8 +1537,7 @@ pub async fn sqs_client(endpoint: Option<&str>) -> aws_sdk_sqs::Client {
 }
 
 /// Runs `dms-cdc redrive`.
-pub async fn run_cli(args: RedriveArgs) -> anyhow::Result<ExitCode> {
-    let transforms = Transforms::standard();
+pub async fn run_cli(args: RedriveArgs, transforms: Transforms) -> anyhow::Result<ExitCode> {
     let mapping = Mapping::load(&args.mapping, &transforms)?;
     let kinesis = crate::stream::client(args.endpoint.as_deref()).await;
     let limits = ReadLimits {
@@ -1582,25 +1552,25 @@ pub async fn run_cli(args: RedriveArgs) -> anyhow::Result<ExitCode> {
         else {
             anyhow::bail!("--source, --target and --function-name are required without --dry-run");
         };
-        let target = crate::target::MysqlTarget::new(
-            crate::source::pool(target, 2).context("--target")?,
-            function_name.clone(),
-            args.chunk_size,
-        );
-        if let Err(e) = target.prepare().await {
-            eprintln!("error: preparing the target's bookkeeping tables: {e}");
-            return Ok(ExitCode::from(if e.is_retryable() { 1 } else { 2 }));
-        }
-        Some(Engine {
-            mapping: mapping.clone(),
-            transforms: transforms.clone(),
-            source: crate::source::pool(source, 2).context("--source")?,
+        let endpoints = crate::connect::Endpoints {
+            source,
             target,
-            settings: Settings {
-                function_name: function_name.clone(),
-                chunk_size: args.chunk_size,
-            },
-        })
+            function_name,
+            chunk_size: args.chunk_size,
+        };
+        match crate::connect::engine::<dms_cdc_mysql::Mysql>(
+            mapping.clone(),
+            transforms.clone(),
+            &endpoints,
+        )
+        .await
+        {
+            Ok(engine) => Some(engine),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(e.exit_code()));
+            }
+        }
     };
     let apply = match &engine {
         Some(e) => Apply::Engine(e),
@@ -1660,7 +1630,7 @@ pub async fn run_cli(args: RedriveArgs) -> anyhow::Result<ExitCode> {
                 end: to,
             }]
         } else {
-            let since = parse_time(args.since.as_deref().unwrap_or_default())
+            let since = parse_since(args.since.as_deref().unwrap_or_default())
                 .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
             list_shards(&kinesis, &stream)
                 .await?

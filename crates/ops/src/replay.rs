@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 
-use crate::dms::{decode_record, deliveries, DmsRecord, Payload};
-use crate::engine::{build_response, Outcome};
+use crate::dms::{deliveries, DmsRecord, Payload};
+use crate::engine::build_response;
 use crate::mapping::{build_row, target_key, Mapping, Related, Transforms};
-use crate::plan::{plan_batch, Action, BatchPlan};
+use crate::plan::{Action, BatchPlan, KeyTuple};
+use dms_cdc_core::target::{Quarantine, QuarantineClass, TableWrites};
 
 /// Errors reading fixtures.
 #[derive(Debug, thiserror::Error)]
@@ -86,17 +87,26 @@ pub struct DryRun {
     pub record_count: usize,
     /// Decode failures (would be quarantined), as messages.
     pub undecodable: Vec<String>,
-    /// The plan of the decodable records.
+    /// The plan of the records that go on to it.
     pub plan: BatchPlan,
     /// The decoded records the plan indexes into.
     pub records: Vec<DmsRecord>,
+    /// Every record that would be quarantined, and why.
+    pub quarantine: Vec<Quarantine>,
+    /// The writes as far as known without a database: rows from images,
+    /// deletes, and the keys to rebuild from a re-query.
+    pub writes: Vec<TableWrites>,
+    /// Per target: root keys to re-query and rebuild.
+    pub rebuild: Vec<(usize, Vec<KeyTuple>)>,
     /// The response if every planned write succeeds.
     pub response: KinesisEventResponse,
 }
 
-/// Decodes and plans one event without touching any database.
+/// Decodes and plans one event without touching any database: the
+/// engine's own prepare pass ([`dms_cdc_core::prepare::dry_writes`]).
 pub fn dry_run(
     mapping: &Mapping,
+    transforms: &Transforms,
     event: &KinesisEvent,
     path: &Path,
 ) -> Result<DryRun, ReplayError> {
@@ -104,29 +114,27 @@ pub fn dry_run(
         path: path.to_owned(),
         source,
     })?;
-    let options = mapping.decode_options();
-    let mut undecodable = Vec::new();
-    let mut records = Vec::new();
-    let mut outcomes = Vec::new();
-    for d in &deliveries {
-        match decode_record(d, &options) {
-            Ok(r) => {
-                records.push(r);
-                outcomes.push(Outcome::Applied);
-            }
-            Err(e) => {
-                undecodable.push(e.to_string());
-                outcomes.push(Outcome::Quarantined);
-            }
-        }
-    }
-    let plan = plan_batch(mapping, &records);
-    let response = build_response(deliveries.iter().map(|d| &d.sequence_number).zip(outcomes));
+    let dry = dms_cdc_core::prepare::dry_writes(mapping, transforms, &deliveries);
+    let prepared = dry.prepared;
+    let response = build_response(
+        deliveries
+            .iter()
+            .map(|d| &d.sequence_number)
+            .zip(prepared.outcomes.iter().map(|(_, o)| *o)),
+    );
     Ok(DryRun {
         record_count: deliveries.len(),
-        undecodable,
-        plan,
-        records,
+        undecodable: prepared
+            .quarantine
+            .iter()
+            .filter(|q| q.class == QuarantineClass::Decode)
+            .map(|q| q.message.clone())
+            .collect(),
+        plan: prepared.plan,
+        records: prepared.records,
+        quarantine: prepared.quarantine,
+        writes: dry.writes,
+        rebuild: dry.rebuild,
         response,
     })
 }
@@ -214,6 +222,18 @@ impl DryRun {
         }
         for e in &self.plan.errors {
             let _ = writeln!(out, "quarantine (cannot plan): {e}");
+        }
+        for q in &self.quarantine {
+            if matches!(
+                q.class,
+                QuarantineClass::Ddl | QuarantineClass::Evaluate | QuarantineClass::Write
+            ) {
+                let _ = writeln!(
+                    out,
+                    "quarantine ({}): sequence number {}: {}",
+                    q.class, q.sequence_number, q.message
+                );
+            }
         }
         let response = serde_json::to_string(&self.response).unwrap_or_default();
         let _ = writeln!(out, "response: {response}");
