@@ -1,5 +1,30 @@
 //! The `dms-cdc` command line: local replay of recorded Kinesis events
-//! through the same engine the Lambda functions run.
+//! through the same engine the Lambda functions run, redrive, quarantine,
+//! capture, consume and the demo.
+//!
+//! It is a library: the `dms-cdc` binary calls [`main_with`] with the
+//! standard transforms, and a user whose mapping names transforms of its
+//! own (registered with `Transforms::register`, as its function does) makes
+//! its own binary that calls [`main_with`] with those, so replay, redrive
+//! and quarantine redrive evaluate the mapping exactly as the function does:
+//!
+//! ```no_run
+//! use dms_cdc_core::dms::Value;
+//! use dms_cdc_core::mapping::Transforms;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let mut transforms = Transforms::standard();
+//!     transforms.register("upper", |args: &[&Value]| {
+//!         Ok(match args.first() {
+//!             Some(Value::Text(t)) => Value::Text(t.to_uppercase()),
+//!             _ => Value::Null,
+//!         })
+//!     });
+//!     tokio::runtime::Runtime::new()
+//!         .expect("a runtime")
+//!         .block_on(dms_cdc_cli::main_with(transforms))
+//! }
+//! ```
 //!
 //! Database URLs come from `--source`/`--target` or `DMS_CDC_SOURCE_URL`/
 //! `DMS_CDC_TARGET_URL`; a password from `--source-password-file`/
@@ -11,13 +36,14 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use dms_cdc::connection::Tls;
-use dms_cdc::dms::into_deliveries;
-use dms_cdc::engine::{BatchReport, Engine, Outcome, Settings};
-use dms_cdc::mapping::{Mapping, Transforms};
-use dms_cdc::replay::{dry_run, event_files, read_event};
-use dms_cdc::source::pool;
-use dms_cdc::target::MysqlTarget;
+use dms_cdc_core::connection::Tls;
+use dms_cdc_core::dms::into_deliveries;
+use dms_cdc_core::engine::{BatchReport, Outcome};
+use dms_cdc_core::mapping::{Mapping, Transforms};
+use dms_cdc_mysql::source::pool;
+use dms_cdc_mysql::Mysql;
+use dms_cdc_ops::connect::{engine, Endpoints};
+use dms_cdc_ops::replay::{dry_run, event_files, read_event};
 
 /// Continuous sync from AWS DMS change records on Kinesis into MySQL and PostgreSQL.
 #[derive(Parser)]
@@ -82,7 +108,7 @@ enum Command {
         function_name: String,
         /// Keys per source query and rows per write statement (1 to 65535; a
         /// statement never binds more than 65,535 values: wide rows get fewer per statement).
-        #[arg(long, default_value_t = 500, value_parser = dms_cdc::target::parse_chunk_size)]
+        #[arg(long, default_value_t = 500, value_parser = dms_cdc_core::target::parse_chunk_size)]
         chunk_size: usize,
     },
     /// The whole pipeline on this machine with the sample domain: source and
@@ -128,7 +154,7 @@ enum Command {
         snapshot: bool,
         /// Before-image columns: pk-only, non-lob or all (DMS `ColumnFilter`).
         #[arg(long, default_value = "non-lob")]
-        column_filter: dms_cdc::capture::ColumnFilter,
+        column_filter: dms_cdc_devkit::capture::ColumnFilter,
         /// No before images (DMS `EnableBeforeImage` false).
         #[arg(long)]
         no_before_image: bool,
@@ -163,7 +189,7 @@ enum Command {
         function_name: String,
         /// Keys per source query and rows per write statement (1 to 65535; a
         /// statement never binds more than 65,535 values: wide rows get fewer per statement).
-        #[arg(long, default_value_t = 500, value_parser = dms_cdc::target::parse_chunk_size)]
+        #[arg(long, default_value_t = 500, value_parser = dms_cdc_core::target::parse_chunk_size)]
         chunk_size: usize,
         /// Records per batch.
         #[arg(long, default_value_t = 100)]
@@ -197,13 +223,13 @@ enum Command {
     /// 1 a retryable failure (run again; nothing lost, records kept); 2 usage
     /// or configuration error; 3 records lost (no longer in the stream: the
     /// exact ranges are printed, records kept).
-    Redrive(dms_cdc::redrive::RedriveArgs),
+    Redrive(dms_cdc_ops::redrive::RedriveArgs),
     /// Quarantined records: list, show, redrive after a mapping fix, discard.
     ///
     /// Exit codes: 0 done; 1 a redrive left records open; 2 usage or
     /// configuration error, or no such open record.
     #[command(subcommand)]
-    Quarantine(dms_cdc::quarantine::QuarantineCommand),
+    Quarantine(dms_cdc_ops::quarantine::QuarantineCommand),
     /// Validate a mapping file and print what it compiles to.
     CheckMapping {
         /// The mapping file.
@@ -211,14 +237,12 @@ enum Command {
     },
 }
 
-/// The function's allocator (functions/mysql-target), so a local replay or
-/// redrive behaves as the function does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    dms_cdc::lambda::tune_allocator();
+/// Runs the command line (arguments from the process) with `transforms`,
+/// the ones the mapping may name. Call it from `main` inside a tokio
+/// runtime; for the function's allocator behaviour, the binary sets
+/// mimalloc as its global allocator and calls
+/// `dms_cdc_lambda::tune_allocator` first, as `dms-cdc` does.
+pub async fn main_with(transforms: Transforms) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -232,7 +256,7 @@ async fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
-    match run(cli).await {
+    match run(cli, transforms).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -247,7 +271,7 @@ fn warn_about_passwords_in_arguments() {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    for name in dms_cdc::connection::arguments_with_password(&args) {
+    for name in dms_cdc_mysql::connection::arguments_with_password(&args) {
         let instead = match ["source", "target"].iter().find(|s| name.contains(*s)) {
             Some(side) => format!(
                 "DMS_CDC_{}_URL or --{side}-password-file",
@@ -264,7 +288,7 @@ fn warn_about_passwords_in_arguments() {
 
 /// The command's source and target URLs, where it has them.
 fn urls_mut(command: &mut Command) -> (Option<&mut String>, Option<&mut String>) {
-    use dms_cdc::quarantine::QuarantineCommand as Q;
+    use dms_cdc_ops::quarantine::QuarantineCommand as Q;
     match command {
         Command::Replay { source, target, .. } => (source.as_mut(), target.as_mut()),
         Command::Capture { source, .. } => (Some(source), None),
@@ -284,7 +308,7 @@ fn urls_mut(command: &mut Command) -> (Option<&mut String>, Option<&mut String>)
 /// (`DMS_CDC_{SOURCE,TARGET}_SSL_{MODE,CA}`, as for the function) into the
 /// command's URLs.
 fn resolve_connections(cli: &mut Cli) -> anyhow::Result<()> {
-    use dms_cdc::lambda::{
+    use dms_cdc_lambda::{
         tls_from_env, ENV_SOURCE_SSL_CA, ENV_SOURCE_SSL_MODE, ENV_TARGET_SSL_CA,
         ENV_TARGET_SSL_MODE,
     };
@@ -319,7 +343,7 @@ fn resolve_url(
     tls: &Tls,
     side: &str,
 ) -> anyhow::Result<String> {
-    use dms_cdc::connection::{read_password_file, with_password, with_tls};
+    use dms_cdc_mysql::connection::{read_password_file, with_password, with_tls};
     let url = match password_file {
         None => url.to_owned(),
         Some(file) => with_password(url, &read_password_file(file)?)
@@ -328,8 +352,7 @@ fn resolve_url(
     with_tls(&url, tls).with_context(|| format!("--{side}"))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let transforms = Transforms::standard();
+async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay {
             events,
@@ -345,7 +368,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if dry {
                 for file in files {
                     let event = read_event(&file)?;
-                    let run = dry_run(&mapping, &event, &file)
+                    let run = dry_run(&mapping, &transforms, &event, &file)
                         .with_context(|| format!("replaying {}", file.display()))?;
                     println!("== {}", file.display());
                     print!("{}", run.render(&mapping, &transforms));
@@ -355,23 +378,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (Some(source), Some(target)) = (source, target) else {
                 anyhow::bail!("--source and --target are required without --dry-run");
             };
-            let source = pool(&source, 2).context("--source")?;
-            let target_pool = pool(&target, 2).context("--target")?;
-            let target = MysqlTarget::new(target_pool, function_name.clone(), chunk_size);
-            if let Err(e) = target.prepare().await {
-                eprintln!("error: preparing the target's bookkeeping tables: {e}");
-                // A target that is down is retryable: nothing was applied, run again.
-                return Ok(ExitCode::from(if e.is_retryable() { 1 } else { 2 }));
-            }
-            let engine = Engine {
-                mapping,
-                transforms,
-                source,
-                target,
-                settings: Settings {
-                    function_name,
-                    chunk_size,
-                },
+            let endpoints = Endpoints {
+                source: &source,
+                target: &target,
+                function_name: &function_name,
+                chunk_size,
+            };
+            // A target that is down is retryable: nothing was applied, run again.
+            let engine = match engine::<Mysql>(mapping, transforms, &endpoints).await {
+                Ok(engine) => engine,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(e.exit_code()));
+                }
             };
             let mut all_done = true;
             for file in files {
@@ -392,7 +411,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => {
             let repo = std::env::current_dir()?;
             let mut stdout = std::io::stdout();
-            let report = dms_cdc::demo::run(&repo, &mut stdout).await?;
+            let report = dms_cdc_devkit::demo::run(&repo, &mut stdout).await?;
             println!("\n== summary");
             println!("changes captured:   {}", report.captured);
             println!("records consumed:   {}", report.consumed);
@@ -437,7 +456,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_schema_table_prefix,
             no_large_integer_value,
         } => {
-            use dms_cdc::capture::{current_position, BinlogPosition, CaptureOptions};
+            use dms_cdc_devkit::capture::{current_position, BinlogPosition, CaptureOptions};
             let mapping = Mapping::load(&mapping, &transforms)?;
             let mut options = CaptureOptions::from_mapping(&mapping);
             options.column_filter = column_filter;
@@ -446,7 +465,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             options.large_integer_value = !no_large_integer_value;
             let load = if snapshot {
                 let tables: Vec<_> = mapping.sources.keys().cloned().collect();
-                Some(dms_cdc::capture::snapshot(&pool(&source, 1)?, &tables, &options).await?)
+                Some(dms_cdc_devkit::capture::snapshot(&pool(&source, 1)?, &tables, &options).await?)
             } else {
                 None
             };
@@ -458,7 +477,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (Some(f), _) => f
                     .parse::<BinlogPosition>()
                     .map_err(|e| anyhow::anyhow!("--from: {e}"))?,
-                (None, Some(p)) => match dms_cdc::pipeline::load_position(p)? {
+                (None, Some(p)) => match dms_cdc_devkit::pipeline::load_position(p)? {
                     Some(pos) => pos,
                     None => current_position(&pool(&source, 1)?).await?,
                 },
@@ -466,27 +485,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let summary = if let Some(path) = to_file {
                 let records = load.map(|s| s.records).unwrap_or_default();
-                dms_cdc::pipeline::capture_to_file(&source, start, options, &path, shards, &records)
+                dms_cdc_devkit::pipeline::capture_to_file(&source, start, options, &path, shards, &records)
                     .await?
             } else {
                 let stream = stream.unwrap_or_default();
-                let kinesis = dms_cdc::stream::client(endpoint.as_deref()).await;
+                let kinesis = dms_cdc_ops::stream::client(endpoint.as_deref()).await;
                 if let Some(snap) = &load {
                     let records: Vec<(String, Vec<u8>)> = snap
                         .records
                         .iter()
                         .map(|r| (r.partition_key.clone(), r.payload.clone()))
                         .collect();
-                    dms_cdc::stream::put_ordered(&kinesis, &stream, &records).await?;
+                    dms_cdc_ops::stream::put_ordered(&kinesis, &stream, &records).await?;
                     println!("snapshot: {} load records put", records.len());
                 }
                 let (_stop, rx) = tokio::sync::watch::channel(false);
                 let stop = if follow {
-                    dms_cdc::pipeline::StopAt::Signal(rx)
+                    dms_cdc_devkit::pipeline::StopAt::Signal(rx)
                 } else {
-                    dms_cdc::pipeline::StopAt::CaughtUp
+                    dms_cdc_devkit::pipeline::StopAt::CaughtUp
                 };
-                dms_cdc::pipeline::capture_to_stream(
+                dms_cdc_devkit::pipeline::capture_to_stream(
                     &source,
                     start,
                     options,
@@ -522,9 +541,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             state_file,
             idle_exit_ms,
         } => {
-            use dms_cdc::consume::{ConsumeOptions, Consumer};
+            use dms_cdc_devkit::consume::{ConsumeOptions, Consumer};
             let mapping = Mapping::load(&mapping, &transforms)?;
-            let kinesis = dms_cdc::stream::client(endpoint.as_deref()).await;
+            let kinesis = dms_cdc_ops::stream::client(endpoint.as_deref()).await;
             let summary = kinesis
                 .describe_stream_summary()
                 .stream_name(&stream)
@@ -540,24 +559,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .stream_description_summary()
                 .map(|d| d.stream_arn().to_owned())
                 .unwrap_or_default();
-            let target = MysqlTarget::new(
-                pool(&target, 2).context("--target")?,
-                function_name.clone(),
+            let endpoints = Endpoints {
+                source: &source,
+                target: &target,
+                function_name: &function_name,
                 chunk_size,
-            );
-            if let Err(e) = target.prepare().await {
-                eprintln!("error: preparing the target's bookkeeping tables: {e}");
-                return Ok(ExitCode::from(if e.is_retryable() { 1 } else { 2 }));
-            }
-            let engine = Engine {
-                mapping,
-                transforms,
-                source: pool(&source, 2).context("--source")?,
-                target,
-                settings: Settings {
-                    function_name,
-                    chunk_size,
-                },
+            };
+            let engine = match engine::<Mysql>(mapping, transforms, &endpoints).await {
+                Ok(engine) => engine,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(e.exit_code()));
+                }
             };
             let mut options = ConsumeOptions::new(&stream, &arn);
             options.batch_size = batch_size;
@@ -582,8 +595,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Redrive(args) => dms_cdc::redrive::run_cli(args).await,
-        Command::Quarantine(command) => dms_cdc::quarantine::run_cli(command).await,
+        Command::Redrive(args) => dms_cdc_ops::redrive::run_cli(args, transforms).await,
+        Command::Quarantine(command) => dms_cdc_ops::quarantine::run_cli(command, transforms).await,
         Command::CheckMapping { mapping } => {
             let m = Mapping::load(&mapping, &transforms)?;
             for t in &m.targets {

@@ -36,7 +36,9 @@ pub trait BatchHandler {
     ) -> impl std::future::Future<Output = Result<KinesisEventResponse, String>>;
 }
 
-impl BatchHandler for crate::engine::Engine {
+impl<S: dms_cdc_core::source::Source, T: dms_cdc_core::target::Target> BatchHandler
+    for crate::engine::Engine<S, T>
+{
     async fn handle(&self, batch: &[Delivery]) -> Result<KinesisEventResponse, String> {
         Ok(self.process(batch).await.response)
     }

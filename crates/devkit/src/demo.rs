@@ -21,6 +21,7 @@ use crate::mapping::{Mapping, Transforms};
 use crate::pipeline::{capture_to_stream, StopAt};
 use crate::stream::{client, ensure_stream, put_ordered};
 use crate::target::MysqlTarget;
+use dms_cdc_mysql::MysqlSource;
 
 /// What the demo measured.
 #[derive(Debug, Default)]
@@ -42,7 +43,7 @@ pub struct DemoReport {
 }
 
 struct Measured<'a> {
-    engine: &'a Engine,
+    engine: &'a Engine<MysqlSource, MysqlTarget>,
     writes: Mutex<BTreeMap<String, (usize, usize)>>,
     latencies: Mutex<Vec<u64>>,
 }
@@ -121,16 +122,17 @@ pub async fn run(repo: &Path, out: &mut impl std::io::Write) -> anyhow::Result<D
     let target_pool = crate::source::pool(&target_db.url("global"), 4)?;
     let target = MysqlTarget::new(target_pool.clone(), "dms-cdc-demo", 500);
     target.prepare().await?;
-    let engine = Engine {
+    let settings = Settings {
+        function_name: "dms-cdc-demo".into(),
+        chunk_size: 500,
+    };
+    let engine = Engine::new(
         mapping,
         transforms,
-        source: source.clone(),
+        MysqlSource::new(source.clone()),
         target,
-        settings: Settings {
-            function_name: "dms-cdc-demo".into(),
-            chunk_size: 500,
-        },
-    };
+        settings,
+    );
     let kinesis = client(Some(&kinesalite.endpoint())).await;
     let arn = ensure_stream(&kinesis, "dms-cdc-demo", 2).await?;
     say(

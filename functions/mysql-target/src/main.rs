@@ -1,14 +1,15 @@
 //! Lambda function: AWS DMS change records on Kinesis -> a MySQL target.
 //!
 //! Configuration comes from environment variables (see the README and
-//! `dms_cdc::lambda`). Pools and the mapping are built once per cold start;
+//! `dms_cdc_lambda`). Pools and the mapping are built once per cold start;
 //! each event goes through the shared engine and is answered with a
 //! `ReportBatchItemFailures` response.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
-use dms_cdc::lambda::{Config, MysqlFunction};
-use dms_cdc::mapping::Transforms;
+use dms_cdc_core::mapping::Transforms;
+use dms_cdc_lambda::{Config, Function};
+use dms_cdc_mysql::Mysql;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 /// mimalloc: decoding and re-querying allocate many small, short-lived
@@ -25,6 +26,9 @@ fn transforms() -> Transforms {
     Transforms::standard()
 }
 
+/// The function: the engine over the MySQL source and target adapters.
+type MysqlFunction = Function<Mysql>;
+
 async fn handler(
     function: &MysqlFunction,
     event: LambdaEvent<KinesisEvent>,
@@ -39,7 +43,7 @@ async fn handler(
 /// thread than the one that allocated it, which mimalloc returns later.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    dms_cdc::lambda::tune_allocator();
+    dms_cdc_lambda::tune_allocator();
     // JSON logs when AWS_LAMBDA_LOG_FORMAT=JSON (the template's LoggingConfig).
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env(|k| std::env::var(k).ok())?;
