@@ -410,17 +410,17 @@ async fn rig(workload: &common::Workload, chunk: usize, rtt: Duration) -> Res<Ri
     Ok(rig)
 }
 
-fn engine(rig: &Rig, function_name: &str, chunk: usize) -> Engine {
-    Engine {
-        mapping: rig.mapping.clone(),
-        transforms: rig.transforms.clone(),
-        source: rig.source.clone(),
-        target: MysqlTarget::new(rig.target.clone(), function_name, chunk),
-        settings: Settings {
+fn engine(rig: &Rig, function_name: &str, chunk: usize) -> dms_cdc::engine::MysqlEngine {
+    Engine::new(
+        rig.mapping.clone(),
+        rig.transforms.clone(),
+        dms_cdc::source::MysqlSource::from(rig.source.clone()),
+        MysqlTarget::new(rig.target.clone(), function_name, chunk),
+        Settings {
             function_name: function_name.into(),
             chunk_size: chunk,
         },
-    }
+    )
 }
 
 /// Back to the state after the full load.

@@ -76,11 +76,11 @@ async fn the_function_converges_through_crashes_rotations_lock_timeouts_and_rede
         .replace("dmscdc:dmscdc@", "admin:admin@");
 
     // The source changes; capture turns its binlog into DMS records.
-    let mut position = current_position(&rig.engine.source).await.unwrap();
+    let mut position = current_position(rig.engine.source.pool()).await.unwrap();
     let mut world = World::default();
     let mut rng = Lcg(20261204);
     workload(&rig, &mut world, &mut rng, 3400).await;
-    let end = current_position(&rig.engine.source).await.unwrap();
+    let end = current_position(rig.engine.source.pool()).await.unwrap();
     let mut capture = Capture::start(
         mysql_async::Opts::from_url(&rig.source_db.url("recipes_src")).unwrap(),
         position.clone(),

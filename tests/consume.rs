@@ -95,16 +95,16 @@ async fn a_target_down_past_the_retry_limit_writes_an_on_failure_record() {
     let rig = rig(100).await;
     let port = dms_cdc::local::free_port().unwrap();
     let down_pool = pool(&format!("mysql://u:p@127.0.0.1:{port}/global"), 1).unwrap();
-    let engine = Engine {
-        mapping: rig.engine.mapping.clone(),
-        transforms: rig.engine.transforms.clone(),
-        source: rig.engine.source.clone(),
-        target: MysqlTarget::new(down_pool, "down-test", 100),
-        settings: Settings {
+    let engine = Engine::new(
+        rig.engine.mapping.clone(),
+        rig.engine.transforms.clone(),
+        dms_cdc::source::MysqlSource::from(rig.engine.source.clone()),
+        MysqlTarget::new(down_pool, "down-test", 100),
+        Settings {
             function_name: "down-test".into(),
             chunk_size: 100,
         },
-    };
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut options = ConsumeOptions::new("down", &arn);
     options.maximum_retry_attempts = 2;

@@ -225,7 +225,7 @@ async fn a_killed_target_connection_reports_the_first_unapplied_record_and_the_r
 /// What the mapping gives for the source's current state, computed with SQL
 /// on the source (an oracle independent of the engine).
 async fn expected_recipes(rig: &Rig) -> Vec<(i64, String, Option<String>, Option<String>, String)> {
-    let mut conn = rig.engine.source.get_conn().await.unwrap();
+    let mut conn = rig.engine.source.pool().get_conn().await.unwrap();
     conn.query(
         "SELECT r.id, r.title, u.name, s.body,
                 COALESCE((SELECT GROUP_CONCAT(i.name ORDER BY i.position, i.id) FROM ingredients i WHERE i.recipe_id = r.id), '')

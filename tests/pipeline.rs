@@ -25,7 +25,7 @@ async fn capture_some(
     limit: Option<usize>,
 ) -> usize {
     let options = CaptureOptions::from_mapping(&rig.engine.mapping);
-    let target = current_position(&rig.engine.source).await.unwrap();
+    let target = current_position(rig.engine.source.pool()).await.unwrap();
     let mut capture = Capture::start(
         mysql_async::Opts::from_url(&rig.source_db.url("recipes_src")).unwrap(),
         from.clone(),
@@ -71,7 +71,7 @@ async fn random_workload_through_the_whole_pipeline_converges_with_restarts() {
     options.batch_size = 100;
     options.state_file = Some(dir.path().join("positions.json"));
 
-    let mut position = current_position(&rig.engine.source).await.unwrap();
+    let mut position = current_position(rig.engine.source.pool()).await.unwrap();
     let mut world = World::default();
     let mut rng = Lcg(20261123);
 
@@ -124,7 +124,7 @@ async fn a_recorded_fixture_replays_to_the_same_target_as_the_live_run() {
     let kinesalite = Kinesalite::start().unwrap();
     let kinesis = client(Some(&kinesalite.endpoint())).await;
     let arn = ensure_stream(&kinesis, "pipeline", 2).await.unwrap();
-    let start = current_position(&live.engine.source).await.unwrap();
+    let start = current_position(live.engine.source.pool()).await.unwrap();
     let mut world = World::default();
     let mut rng = Lcg(7);
     workload(&live, &mut world, &mut rng, 400).await;
@@ -160,16 +160,16 @@ async fn a_recorded_fixture_replays_to_the_same_target_as_the_live_run() {
     assert!(summary.record_count >= 300, "{}", summary.record_count);
     let event = dms_cdc::replay::read_event(&file).unwrap();
     let deliveries = dms_cdc::dms::deliveries(&event).unwrap();
-    let engine = dms_cdc::engine::Engine {
-        mapping: replayed.engine.mapping.clone(),
-        transforms: replayed.engine.transforms.clone(),
-        source: live.engine.source.clone(),
-        target: dms_cdc::target::MysqlTarget::new(replayed.target_pool.clone(), "replay", 100),
-        settings: dms_cdc::engine::Settings {
+    let engine = dms_cdc::engine::Engine::new(
+        replayed.engine.mapping.clone(),
+        replayed.engine.transforms.clone(),
+        dms_cdc::source::MysqlSource::from(live.engine.source.clone()),
+        dms_cdc::target::MysqlTarget::new(replayed.target_pool.clone(), "replay", 100),
+        dms_cdc::engine::Settings {
             function_name: "replay".into(),
             chunk_size: 100,
         },
-    };
+    );
     engine.target.prepare().await.unwrap();
     let report = engine.process(&deliveries).await;
     assert!(

@@ -15,21 +15,25 @@ use dms_cdc::target::MysqlTarget;
 use serde_json::json;
 use support::{record, rig, root, user};
 
-fn engine_with(rig: &support::Rig, mapping: Mapping, transforms: Transforms) -> Engine {
-    Engine {
+fn engine_with(
+    rig: &support::Rig,
+    mapping: Mapping,
+    transforms: Transforms,
+) -> dms_cdc::engine::MysqlEngine {
+    Engine::new(
         mapping,
         transforms,
-        source: rig.engine.source.clone(),
-        target: MysqlTarget::new(
+        dms_cdc::source::MysqlSource::from(rig.engine.source.clone()),
+        MysqlTarget::new(
             rig.target_pool.clone(),
             rig.engine.settings.function_name.clone(),
             100,
         ),
-        settings: Settings {
+        Settings {
             function_name: rig.engine.settings.function_name.clone(),
             chunk_size: 100,
         },
-    }
+    )
 }
 
 /// The sample mapping with the `active` column of `global_users` as an enum map.

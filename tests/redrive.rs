@@ -581,16 +581,16 @@ async fn a_range_given_up_while_the_target_was_down_is_redriven_from_the_queue()
     let on_failure_file = dir.path().join("on-failure.jsonl");
     let state_file = dir.path().join("positions.json");
     let down_url = format!("mysql://u:p@127.0.0.1:{}/global", free_port().unwrap());
-    let down_engine = Engine {
-        mapping: rig.engine.mapping.clone(),
-        transforms: rig.engine.transforms.clone(),
-        source: rig.engine.source.clone(),
-        target: MysqlTarget::new(pool(&down_url, 1).unwrap(), function.clone(), 100),
-        settings: Settings {
+    let down_engine = Engine::new(
+        rig.engine.mapping.clone(),
+        rig.engine.transforms.clone(),
+        dms_cdc::source::MysqlSource::from(rig.engine.source.clone()),
+        MysqlTarget::new(pool(&down_url, 1).unwrap(), function.clone(), 100),
+        Settings {
             function_name: function.clone(),
             chunk_size: 100,
         },
-    };
+    );
     let mut options = ConsumeOptions::new(STREAM, &arn);
     options.maximum_retry_attempts = 1;
     options.retry_delay = Duration::from_millis(10);

@@ -111,7 +111,7 @@ CREATE TABLE global.shop_pages (code VARCHAR(10) PRIMARY KEY, name VARCHAR(50), 
 struct Catalog {
     source_db: MariaDb,
     _target_db: MariaDb,
-    engine: Engine,
+    engine: dms_cdc::engine::MysqlEngine,
     target_pool: mysql_async::Pool,
     next_seq: u64,
 }
@@ -126,16 +126,16 @@ async fn catalog() -> Catalog {
     let target_pool = pool(&target_db.url("global"), 2).unwrap();
     let target = MysqlTarget::new(target_pool.clone(), "catalog-test", 100);
     target.prepare().await.unwrap();
-    let engine = Engine {
+    let engine = Engine::new(
         mapping,
         transforms,
-        source: pool(&source_db.url("shop_src"), 2).unwrap(),
+        dms_cdc::source::MysqlSource::from(pool(&source_db.url("shop_src"), 2).unwrap()),
         target,
-        settings: Settings {
+        Settings {
             function_name: "catalog-test".into(),
             chunk_size: 100,
         },
-    };
+    );
     Catalog {
         source_db,
         _target_db: target_db,
@@ -292,9 +292,9 @@ async fn a_rotated_password_or_a_missing_table_quarantines_nothing() {
         .unwrap();
     let old_source = std::mem::replace(
         &mut rig.engine.source,
-        pool(&rig.source_db.url("recipes_src"), 2).unwrap(),
+        dms_cdc::source::MysqlSource::from(pool(&rig.source_db.url("recipes_src"), 2).unwrap()),
     );
-    old_source.disconnect().await.ok();
+    old_source.pool().clone().disconnect().await.ok();
     let report = rig.engine.process(&batch).await;
     assert_eq!(
         report.summary.quarantined_count, 0,
@@ -319,7 +319,7 @@ async fn a_rotated_password_or_a_missing_table_quarantines_nothing() {
         .source_db
         .url("recipes_src")
         .replace(":dmscdc@", ":rotated@");
-    rig.engine.source = pool(&rotated, 2).unwrap();
+    rig.engine.source = dms_cdc::source::MysqlSource::from(pool(&rotated, 2).unwrap());
     let retry = rig.engine.process(&batch).await;
     assert!(
         retry.response.batch_item_failures.is_empty(),
@@ -509,7 +509,7 @@ async fn a_large_chunk_size_never_exceeds_the_placeholder_limit() {
 
 /// The source's clock, to the second, as DMS renders a commit timestamp.
 async fn source_second(rig: &support::Rig) -> String {
-    let mut conn = rig.engine.source.get_conn().await.unwrap();
+    let mut conn = rig.engine.source.pool().get_conn().await.unwrap();
     let now: String = conn
         .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%dT%H:%i:%sZ')")
         .await

@@ -42,7 +42,8 @@ fn mapping() -> Mapping {
 fn replay(mapping: &Mapping, name: &str) -> DryRun {
     let path = events_dir().join(name);
     let event = read_event(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let run = dry_run(mapping, &event, &path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let run = dry_run(mapping, &Transforms::standard(), &event, &path)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(run.record_count, event.records.len(), "{name}");
     run
 }
@@ -141,7 +142,7 @@ fn every_fixture_replays() {
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let event = read_event(file).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let run = dry_run(&m, &event, file).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let run = dry_run(&m, &transforms, &event, file).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(run.record_count > 0, "{name}: no records");
         // One shard, 56-digit sequence numbers, strictly increasing.
         let seqs: Vec<&str> = event

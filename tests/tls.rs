@@ -275,7 +275,7 @@ async fn the_function_connects_with_tls_from_its_environment() {
         "{:?}",
         response.batch_item_failures
     );
-    let mut conn = function.source_pool().await.get_conn().await.unwrap();
+    let mut conn = function.source().await.pool().get_conn().await.unwrap();
     let version: Option<String> = conn
         .query_first(
             "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS \

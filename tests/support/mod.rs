@@ -24,7 +24,7 @@ pub const FUNCTION_NAME: &str = "mysql-target-test";
 pub struct Rig {
     pub source_db: MariaDb,
     pub target_db: MariaDb,
-    pub engine: Engine,
+    pub engine: dms_cdc::engine::MysqlEngine,
     pub target_pool: mysql_async::Pool,
     next_seq: u64,
 }
@@ -48,16 +48,16 @@ pub async fn rig(chunk_size: usize) -> Rig {
     let target_pool = pool(&target_db.url("global"), 4).unwrap();
     let target = MysqlTarget::new(target_pool.clone(), FUNCTION_NAME, chunk_size);
     target.prepare().await.unwrap();
-    let engine = Engine {
+    let engine = Engine::new(
         mapping,
         transforms,
-        source,
+        dms_cdc::source::MysqlSource::from(source),
         target,
-        settings: Settings {
+        Settings {
             function_name: FUNCTION_NAME.into(),
             chunk_size,
         },
-    };
+    );
     Rig {
         source_db,
         target_db,
@@ -85,7 +85,7 @@ impl Rig {
     }
 
     pub async fn source_sql(&self, sql: &str) {
-        let mut conn = self.engine.source.get_conn().await.unwrap();
+        let mut conn = self.engine.source.pool().get_conn().await.unwrap();
         conn.query_drop(sql).await.unwrap();
     }
 
@@ -96,7 +96,7 @@ impl Rig {
 
     /// A global status counter of the source server.
     pub async fn source_status(&self, name: &str) -> u64 {
-        let mut conn = self.engine.source.get_conn().await.unwrap();
+        let mut conn = self.engine.source.pool().get_conn().await.unwrap();
         // Text protocol, so the read is not itself a prepared-statement execution.
         let row: Option<(String, String)> = conn
             .query_first(format!("SHOW GLOBAL STATUS WHERE Variable_name = '{name}'"))

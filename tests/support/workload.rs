@@ -130,7 +130,7 @@ fn statement(w: &mut World, rng: &mut Lcg) -> Option<String> {
 
 /// Runs transactions of 1-5 statements until `changes` row changes were made.
 pub async fn workload(rig: &Rig, w: &mut World, rng: &mut Lcg, changes: u64) {
-    let mut conn = rig.engine.source.get_conn().await.unwrap();
+    let mut conn = rig.engine.source.pool().get_conn().await.unwrap();
     let mut made = 0;
     while made < changes {
         let size = rng.next(5) + 1;
@@ -150,7 +150,7 @@ pub async fn workload(rig: &Rig, w: &mut World, rng: &mut Lcg, changes: u64) {
 /// deleted ones kept as soft-deleted rows.
 pub async fn assert_target_equals_source(rig: &Rig, world: &World) {
     // The target equals the mapping of the final source state, row for row.
-    let mut src = rig.engine.source.get_conn().await.unwrap();
+    let mut src = rig.engine.source.pool().get_conn().await.unwrap();
     let expected_recipes: Vec<RecipeRow> = src
         .query(
             "SELECT r.id, r.title, u.name, CASE r.status WHEN 'draft' THEN 0 WHEN 'published' THEN 1 ELSE 2 END,

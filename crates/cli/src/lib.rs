@@ -465,7 +465,10 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
             options.large_integer_value = !no_large_integer_value;
             let load = if snapshot {
                 let tables: Vec<_> = mapping.sources.keys().cloned().collect();
-                Some(dms_cdc_devkit::capture::snapshot(&pool(&source, 1)?, &tables, &options).await?)
+                Some(
+                    dms_cdc_devkit::capture::snapshot(&pool(&source, 1)?, &tables, &options)
+                        .await?,
+                )
             } else {
                 None
             };
@@ -485,8 +488,10 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
             };
             let summary = if let Some(path) = to_file {
                 let records = load.map(|s| s.records).unwrap_or_default();
-                dms_cdc_devkit::pipeline::capture_to_file(&source, start, options, &path, shards, &records)
-                    .await?
+                dms_cdc_devkit::pipeline::capture_to_file(
+                    &source, start, options, &path, shards, &records,
+                )
+                .await?
             } else {
                 let stream = stream.unwrap_or_default();
                 let kinesis = dms_cdc_ops::stream::client(endpoint.as_deref()).await;

@@ -2,9 +2,9 @@
 //! to make its [`Source`] and [`Target`] from a URL (and TLS settings), so
 //! that a new target is one adapter crate plus a thin function `main`.
 
+use crate::connection::Tls;
 use crate::source::Source;
 use crate::target::Target;
-use crate::connection::Tls;
 
 /// A connection that cannot be made from the configuration given. The
 /// message never contains a password.

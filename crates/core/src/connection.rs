@@ -94,7 +94,6 @@ impl Tls {
     }
 }
 
-
 /// A URL fit for a message: its password replaced by `***`.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {

@@ -472,7 +472,9 @@ impl<S: Source, T: Target> Engine<S, T> {
             };
             let written = async {
                 match write {
-                    Some(w) if !w.is_empty() => tx.write(target, w).await.map_err(BatchError::target),
+                    Some(w) if !w.is_empty() => {
+                        tx.write(target, w).await.map_err(BatchError::target)
+                    }
                     _ => Ok(()),
                 }
             };

@@ -28,8 +28,8 @@
 //! quarantined with its raw payload and a reason; nothing is dropped.
 
 pub mod adapter;
-pub mod dms;
 pub mod connection;
+pub mod dms;
 pub mod engine;
 pub mod fault;
 pub mod mapping;

@@ -393,7 +393,11 @@ pub struct DryWrites {
 
 /// Runs the prepare pass over every delivery and builds the rows that come
 /// from images, exactly as the engine does before it reads the source.
-pub fn dry_writes(mapping: &Mapping, transforms: &Transforms, deliveries: &[Delivery]) -> DryWrites {
+pub fn dry_writes(
+    mapping: &Mapping,
+    transforms: &Transforms,
+    deliveries: &[Delivery],
+) -> DryWrites {
     let todo: Vec<usize> = (0..deliveries.len()).collect();
     let mut prepared = prepare_batch(mapping, deliveries, &todo);
     let read_version = prepared.read_version(deliveries, &todo);

@@ -136,4 +136,3 @@ pub fn row_key(row: &Row, columns: &[String]) -> Option<KeyTuple> {
         .collect::<Option<Vec<_>>>()
         .map(KeyTuple)
 }
-

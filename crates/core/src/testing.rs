@@ -173,7 +173,9 @@ impl MemorySnapshot {
             .get(table)
             .map(|rows| {
                 rows.iter()
-                    .filter(|r| row_key(r, columns).is_some_and(|k| !matcher.matches(&k).is_empty()))
+                    .filter(|r| {
+                        row_key(r, columns).is_some_and(|k| !matcher.matches(&k).is_empty())
+                    })
                     .cloned()
                     .collect()
             })
@@ -218,7 +220,11 @@ impl SourceSnapshot for MemorySnapshot {
             set.into_iter().collect()
         };
         let joins: Vec<_> = target.joins.iter().map(|j| (j, on_root(&j.on))).collect();
-        let children: Vec<_> = target.children.iter().map(|c| (c, on_root(&c.on))).collect();
+        let children: Vec<_> = target
+            .children
+            .iter()
+            .map(|c| (c, on_root(&c.on)))
+            .collect();
         for (join, tuples) in joins {
             let on: Vec<String> = join.on.iter().map(|(j, _)| j.clone()).collect();
             let mut by = BTreeMap::new();
@@ -347,13 +353,15 @@ impl TargetTransaction for MemoryTransaction {
             apply(&mut state, table, writes);
         }
         for q in quarantine {
-            state.quarantine.insert(
-                (q.shard_id.clone(), q.sequence_number.clone()),
-                q.clone(),
-            );
+            state
+                .quarantine
+                .insert((q.shard_id.clone(), q.sequence_number.clone()), q.clone());
         }
         if let Some((shard, seq)) = checkpoint {
-            let entry = state.checkpoints.entry(shard.clone()).or_insert(seq.clone());
+            let entry = state
+                .checkpoints
+                .entry(shard.clone())
+                .or_insert(seq.clone());
             if *entry < *seq {
                 *entry = seq.clone();
             }
@@ -378,10 +386,12 @@ fn apply(state: &mut MemoryState, table: &TargetTable, writes: &TableWrites) {
     };
     let version_of = |row: &[(String, Value)]| -> Option<String> {
         let column = table.version.as_ref()?;
-        row.iter().find(|(n, _)| n == column).and_then(|(_, v)| match v {
-            Value::Text(t) => Some(t.clone()),
-            _ => None,
-        })
+        row.iter()
+            .find(|(n, _)| n == column)
+            .and_then(|(_, v)| match v {
+                Value::Text(t) => Some(t.clone()),
+                _ => None,
+            })
     };
     for (key, version) in &writes.tombstones {
         let k = (table.table.clone(), tombstone_key(key));
@@ -409,7 +419,10 @@ fn apply(state: &mut MemoryState, table: &TargetTable, writes: &TableWrites) {
         let key = key_of(row);
         let values: Vec<(String, Value)> = names.iter().cloned().zip(row.iter().cloned()).collect();
         let new = version_of(&values);
-        if let (Some(new), Some(tomb)) = (&new, state.tombstones.get(&(table.table.clone(), key.clone()))) {
+        if let (Some(new), Some(tomb)) = (
+            &new,
+            state.tombstones.get(&(table.table.clone(), key.clone())),
+        ) {
             if new < tomb {
                 continue;
             }

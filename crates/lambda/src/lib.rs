@@ -347,12 +347,10 @@ async fn resolve<A: Adapter>(
                 problem: "secret has no string value".to_owned(),
             })?;
             let url = url_from_secret(A::URL_SCHEME, A::DEFAULT_PORT, text, database.as_deref())
-                .map_err(|problem| {
-                InitError::Secret {
+                .map_err(|problem| InitError::Secret {
                     secret_id: secret_id.clone(),
                     problem,
-                }
-            })?;
+                })?;
             A::validate_url(&url).map_err(|e| {
                 InitError::Config(ConfigError {
                     variable: variable.to_owned(),
@@ -376,7 +374,13 @@ async fn url_of<A: Adapter>(
     tls: &Tls,
     [url_var, secret_var, ca_var]: [&'static str; 3],
     secrets: Option<&aws_sdk_secretsmanager::Client>,
-) -> Result<(String, impl Fn(dms_cdc_core::adapter::ConnectError) -> InitError), InitError> {
+) -> Result<
+    (
+        String,
+        impl Fn(dms_cdc_core::adapter::ConnectError) -> InitError,
+    ),
+    InitError,
+> {
     let url = resolve::<A>(connection, secret_var, secrets).await?;
     let url_var = match connection {
         Connection::Url(_) => url_var,
@@ -412,9 +416,11 @@ async fn connect<A: Adapter>(
     config: &Config,
     secrets: Option<&aws_sdk_secretsmanager::Client>,
 ) -> Result<(A::Source, A::Target), InitError> {
-    let (url, error) = url_of::<A>(&config.source, &config.source_tls, SOURCE_VARS, secrets).await?;
+    let (url, error) =
+        url_of::<A>(&config.source, &config.source_tls, SOURCE_VARS, secrets).await?;
     let source = A::source(&url, &config.source_tls, config.source_pool_size).map_err(error)?;
-    let (url, error) = url_of::<A>(&config.target, &config.target_tls, TARGET_VARS, secrets).await?;
+    let (url, error) =
+        url_of::<A>(&config.target, &config.target_tls, TARGET_VARS, secrets).await?;
     let target = A::target(
         &url,
         &config.target_tls,
@@ -769,7 +775,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(url, "mysql://u:x@h:3306/global");
-        let e = url_from_secret("mysql", 3306, r#"{"username":"u","password":"hunter2"}"#, None).unwrap_err();
+        let e = url_from_secret(
+            "mysql",
+            3306,
+            r#"{"username":"u","password":"hunter2"}"#,
+            None,
+        )
+        .unwrap_err();
         assert!(!e.contains("hunter2"));
         let e = url_from_secret(
             "mysql",
@@ -777,8 +789,7 @@ mod tests {
             r#"{"username":"u","password":"hunter2","host":"h"}"#,
             None,
         )
-            .unwrap_err();
+        .unwrap_err();
         assert!(e.contains("dbname"), "{e}");
     }
-
 }

@@ -335,7 +335,6 @@ pub fn read_password_file(path: &Path) -> Result<String, OptionsError> {
     Ok(password.to_owned())
 }
 
-
 /// Command-line arguments that carry a URL with a password: the option's
 /// name (`--source`), or the argument's position when it has none.
 pub fn arguments_with_password(args: &[String]) -> Vec<String> {

@@ -250,7 +250,8 @@ impl MysqlSnapshot {
             .join(", ");
         let empty = BTreeSet::new();
         let json = self.json_columns.get(table).unwrap_or(&empty);
-        let chunk_size = dms_cdc_core::target::rows_per_statement(self.chunk_size, key_columns.len());
+        let chunk_size =
+            dms_cdc_core::target::rows_per_statement(self.chunk_size, key_columns.len());
         for chunk in tuples.chunks(chunk_size) {
             // Padded to a few statement sizes (a key listed twice is
             // harmless), so the prepared statements are reused across batches.

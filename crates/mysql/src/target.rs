@@ -278,7 +278,11 @@ pub struct WriteTx {
 
 impl WriteTx {
     /// Writes one table's upserts and deletes (chunked multi-row statements).
-    pub async fn write(&mut self, target: &TargetTable, writes: TableWrites) -> Result<(), TargetError> {
+    pub async fn write(
+        &mut self,
+        target: &TargetTable,
+        writes: TableWrites,
+    ) -> Result<(), TargetError> {
         let names = target.column_names();
         let mut writes = writes;
         if target.version.is_some() && !writes.upserts.is_empty() {

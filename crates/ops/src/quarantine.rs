@@ -19,10 +19,10 @@ use mysql_async::Pool;
 
 use crate::dms::Delivery;
 use crate::engine::{Engine, Outcome};
-use dms_cdc_core::source::Source;
-use dms_cdc_core::target::Target;
 use crate::mapping::{Mapping, Transforms};
 use crate::position::{SequenceNumber, ShardId};
+use dms_cdc_core::source::Source;
+use dms_cdc_core::target::Target;
 
 /// `resolved` value of a resolved row.
 pub const RESOLVED: i64 = 1;
@@ -535,7 +535,10 @@ async fn target_pool(db: &TargetArgs) -> anyhow::Result<Pool> {
 }
 
 /// Runs `dms-cdc quarantine ...`.
-pub async fn run_cli(command: QuarantineCommand, transforms: Transforms) -> anyhow::Result<ExitCode> {
+pub async fn run_cli(
+    command: QuarantineCommand,
+    transforms: Transforms,
+) -> anyhow::Result<ExitCode> {
     match command {
         QuarantineCommand::List { db, filter, state } => {
             let pool = target_pool(&db).await?;
@@ -636,9 +639,7 @@ pub async fn run_cli(command: QuarantineCommand, transforms: Transforms) -> anyh
                 chunk_size,
             };
             let engine = match crate::connect::engine::<dms_cdc_mysql::Mysql>(
-                mapping,
-                transforms,
-                &endpoints,
+                mapping, transforms, &endpoints,
             )
             .await
             {

@@ -39,12 +39,15 @@ use chrono::{DateTime, Utc};
 
 use crate::dms::Delivery;
 use dms_cdc_core::target::QuarantineClass;
-use crate::engine::{Engine, Outcome};
-use dms_cdc_core::source::Source;
-use dms_cdc_core::target::Target;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::engine::{BatchReport, Engine, Outcome};
 use crate::mapping::{Mapping, Transforms};
 use crate::position::{SequenceNumber, ShardId};
 use crate::stream::{delivery, StreamError};
+use dms_cdc_core::source::Source;
+use dms_cdc_core::target::Target;
 
 // ------------------------------------------------------------------ on-failure records
 
@@ -634,10 +637,30 @@ impl<'a> RangeReader<'a> {
 
 // ------------------------------------------------------------------ applying
 
+/// An engine that applies redriven records ([`Engine::process_redrive`]),
+/// whatever its source and target.
+pub trait Redrivable: Sync {
+    /// Applies a batch without the checkpoint skip.
+    fn process_redrive<'a>(
+        &'a self,
+        deliveries: &'a [Delivery],
+    ) -> Pin<Box<dyn Future<Output = BatchReport> + Send + 'a>>;
+}
+
+impl<S: Source, T: Target> Redrivable for Engine<S, T> {
+    fn process_redrive<'a>(
+        &'a self,
+        deliveries: &'a [Delivery],
+    ) -> Pin<Box<dyn Future<Output = BatchReport> + Send + 'a>> {
+        Box::pin(Engine::process_redrive(self, deliveries))
+    }
+}
+
 /// Where the records go.
-pub enum Apply<'a, S, T> {
+#[derive(Clone, Copy)]
+pub enum Apply<'a> {
     /// Through the engine into the target.
-    Engine(&'a Engine<S, T>),
+    Engine(&'a dyn Redrivable),
     /// Decode and plan only; touch no database.
     DryRun {
         /// The mapping.
@@ -817,11 +840,11 @@ impl RangeReport {
 
 /// Reads `range` and applies it batch by batch; stops at the first
 /// retryable failure.
-pub async fn redrive_range<S: Source, T: Target>(
+pub async fn redrive_range(
     client: &Client,
     range: Range,
     limits: &ReadLimits,
-    apply: &Apply<'_, S, T>,
+    apply: Apply<'_>,
     progress: &mut Progress,
 ) -> RangeReport {
     let mut report = RangeReport::new(range.clone());
@@ -836,7 +859,7 @@ pub async fn redrive_range<S: Source, T: Target>(
             }
         };
         report.records += batch.len();
-        match *apply {
+        match apply {
             Apply::Engine(engine) => {
                 let r = engine.process_redrive(&batch).await;
                 for o in &r.outcomes {
@@ -1048,11 +1071,11 @@ impl RunSummary {
 // ------------------------------------------------------------------ sources of ranges
 
 /// A redrive run: the Kinesis client, where records go, read limits.
-pub struct Redrive<'a, S, T> {
+pub struct Redrive<'a> {
     /// Kinesis.
     pub kinesis: &'a Client,
     /// Engine or dry run.
-    pub apply: Apply<'a, S, T>,
+    pub apply: Apply<'a>,
     /// Read limits.
     pub limits: ReadLimits,
     /// Stream name (overrides the on-failure record's ARN).
@@ -1061,7 +1084,7 @@ pub struct Redrive<'a, S, T> {
     pub verbose: bool,
 }
 
-impl<S: Source, T: Target> Redrive<'_, S, T> {
+impl Redrive<'_> {
     fn range_of(&self, f: &OnFailure) -> Result<Range, String> {
         let stream = match (&self.stream, &f.stream_arn) {
             (Some(s), _) => s.clone(),
@@ -1083,7 +1106,7 @@ impl<S: Source, T: Target> Redrive<'_, S, T> {
     }
 
     async fn one(&self, range: Range, progress: &mut Progress) -> RangeReport {
-        let report = redrive_range(self.kinesis, range, &self.limits, &self.apply, progress).await;
+        let report = redrive_range(self.kinesis, range, &self.limits, self.apply, progress).await;
         progress.range_done(&report);
         if self.verbose {
             if progress.enabled {
