@@ -98,7 +98,7 @@ async fn a_target_down_past_the_retry_limit_writes_an_on_failure_record() {
     let engine = Engine::new(
         rig.engine.mapping.clone(),
         rig.engine.transforms.clone(),
-        dms_cdc::source::MysqlSource::from(rig.engine.source.clone()),
+        rig.engine.source.clone(),
         MysqlTarget::new(down_pool, "down-test", 100),
         Settings {
             function_name: "down-test".into(),

@@ -163,7 +163,7 @@ async fn a_recorded_fixture_replays_to_the_same_target_as_the_live_run() {
     let engine = dms_cdc::engine::Engine::new(
         replayed.engine.mapping.clone(),
         replayed.engine.transforms.clone(),
-        dms_cdc::source::MysqlSource::from(live.engine.source.clone()),
+        live.engine.source.clone(),
         dms_cdc::target::MysqlTarget::new(replayed.target_pool.clone(), "replay", 100),
         dms_cdc::engine::Settings {
             function_name: "replay".into(),

@@ -23,7 +23,7 @@ fn engine_with(
     Engine::new(
         mapping,
         transforms,
-        dms_cdc::source::MysqlSource::from(rig.engine.source.clone()),
+        rig.engine.source.clone(),
         MysqlTarget::new(
             rig.target_pool.clone(),
             rig.engine.settings.function_name.clone(),

@@ -584,7 +584,7 @@ async fn a_range_given_up_while_the_target_was_down_is_redriven_from_the_queue()
     let down_engine = Engine::new(
         rig.engine.mapping.clone(),
         rig.engine.transforms.clone(),
-        dms_cdc::source::MysqlSource::from(rig.engine.source.clone()),
+        rig.engine.source.clone(),
         MysqlTarget::new(pool(&down_url, 1).unwrap(), function.clone(), 100),
         Settings {
             function_name: function.clone(),

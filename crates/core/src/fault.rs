@@ -101,6 +101,15 @@ impl fmt::Display for Fault {
     }
 }
 
+/// An adapter's error that knows whose fault it is. Each adapter (a
+/// [`crate::source::Source`] or a [`crate::target::Target`]) classifies its
+/// driver's errors here, in one place; the engine never looks at driver
+/// error codes or messages.
+pub trait Classify: std::error::Error + Send + Sync + 'static {
+    /// Whose fault it is.
+    fn fault(&self) -> Fault;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,13 +124,4 @@ mod tests {
         assert!(Infrastructure::Bookkeeping.needs_operator());
         assert!(!Infrastructure::Connection.needs_operator());
     }
-}
-
-/// An adapter's error that knows whose fault it is. Each adapter (a
-/// [`crate::source::Source`] or a [`crate::target::Target`]) classifies its
-/// driver's errors here, in one place; the engine never looks at driver
-/// error codes or messages.
-pub trait Classify: std::error::Error + Send + Sync + 'static {
-    /// Whose fault it is.
-    fn fault(&self) -> Fault;
 }

@@ -251,12 +251,15 @@ impl SourceSnapshot for MemorySnapshot {
     }
 }
 
+/// A committed row: column names and values, in the target's column order.
+pub type MemoryRow = Vec<(String, Value)>;
+
 /// What a [`MemoryTarget`] holds.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryState {
     /// Rows per target table, by the canonical text of their key
     /// ([`tombstone_key`]): column names and values.
-    pub tables: BTreeMap<String, BTreeMap<Vec<u8>, Vec<(String, Value)>>>,
+    pub tables: BTreeMap<String, BTreeMap<Vec<u8>, MemoryRow>>,
     /// Checkpoints per shard.
     pub checkpoints: BTreeMap<ShardId, SequenceNumber>,
     /// Quarantined records, by (shard, sequence number); a record
@@ -286,7 +289,7 @@ impl MemoryTarget {
     }
 
     /// The committed rows of `table`, each as `column = value` pairs.
-    pub fn rows(&self, table: &str) -> Vec<Vec<(String, Value)>> {
+    pub fn rows(&self, table: &str) -> Vec<MemoryRow> {
         lock(&self.state)
             .tables
             .get(table)
