@@ -2,8 +2,8 @@
 //! error, never a panic. Run with `cargo fuzz run decode` (see README).
 #![no_main]
 
-use dms_cdc::dms::{classify, decode_payload, DecodeOptions};
-use dms_cdc::position::{SequenceNumber, ShardId};
+use dms_cdc_core::dms::{classify, decode_payload, DecodeOptions};
+use dms_cdc_core::position::{SequenceNumber, ShardId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = classify(text);
         let _ = SequenceNumber::parse(text);
-        let _ = dms_cdc::dms::parse_datetime(text);
-        let _ = dms_cdc::dms::parse_binary(text);
+        let _ = dms_cdc_core::dms::parse_datetime(text);
+        let _ = dms_cdc_core::dms::parse_binary(text);
     }
 });

@@ -9,10 +9,10 @@
 
 use std::sync::OnceLock;
 
-use dms_cdc::dms::{decode_payload, DmsRecord, Payload, Row};
-use dms_cdc::mapping::{build_row, passes_filter, target_key, Mapping, Related, Transforms};
-use dms_cdc::plan::{plan_batch, Action};
-use dms_cdc::position::{SequenceNumber, ShardId};
+use dms_cdc_core::dms::{decode_payload, DmsRecord, Payload, Row};
+use dms_cdc_core::mapping::{build_row, passes_filter, target_key, Mapping, Related, Transforms};
+use dms_cdc_core::plan::{plan_batch, Action};
+use dms_cdc_core::position::{SequenceNumber, ShardId};
 use libfuzzer_sys::fuzz_target;
 
 /// Records per input: enough to coalesce and look up, small enough to stay fast.

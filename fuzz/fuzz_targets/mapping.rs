@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use dms_cdc::mapping::{Mapping, Transforms};
+use dms_cdc_core::mapping::{Mapping, Transforms};
 use libfuzzer_sys::fuzz_target;
 
 fn transforms() -> &'static Transforms {

@@ -269,6 +269,8 @@ pub struct MemoryState {
     pub tombstones: BTreeMap<(String, Vec<u8>), String>,
     /// Committed transactions.
     pub commits: usize,
+    /// Every committed table write, in order: (target table, writes).
+    pub log: Vec<(String, TableWrites)>,
 }
 
 /// A target in memory. Rows holding a value equal to [`MemoryTarget::reject`]
@@ -354,6 +356,7 @@ impl TargetTransaction for MemoryTransaction {
         let mut state = lock(&self.target.state);
         for (table, writes) in &self.writes {
             apply(&mut state, table, writes);
+            state.log.push((table.table.clone(), writes.clone()));
         }
         for q in quarantine {
             state

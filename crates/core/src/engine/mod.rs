@@ -658,3 +658,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod adapter_tests;
