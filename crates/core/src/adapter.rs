@@ -1,6 +1,8 @@
 //! What a database adapter crate offers the function glue and the CLI: how
-//! to make its [`Source`] and [`Target`] from a URL (and TLS settings), so
-//! that a new target is one adapter crate plus a thin function `main`.
+//! to make its [`Source`] or [`Target`] from a URL (and TLS settings), so
+//! that a new target is one adapter crate plus a thin function `main`. The
+//! two sides are separate traits: a function reads one kind of database
+//! and may write another (a MySQL source into a PostgreSQL target).
 
 use crate::connection::Tls;
 use crate::source::Source;
@@ -17,15 +19,8 @@ pub struct ConnectError {
     pub message: String,
 }
 
-/// A database kind: its URL scheme, and its source and target adapters.
-/// Pools connect lazily: a database that is down fails batches (retryably),
-/// not the construction.
-pub trait Adapter: Send + Sync + 'static {
-    /// The re-query side.
-    type Source: Source + 'static;
-    /// The write side.
-    type Target: Target + 'static;
-
+/// How a kind of database is reached: its URL scheme and default port.
+pub trait Database: Send + Sync + 'static {
     /// The URL scheme (`mysql`), also used to build URLs from secrets.
     const URL_SCHEME: &'static str;
     /// The port when a secret names none.
@@ -33,10 +28,23 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Checks a URL without connecting.
     fn validate_url(url: &str) -> Result<(), ConnectError>;
+}
+
+/// A database kind that can be re-queried. Pools connect lazily: a
+/// database that is down fails batches (retryably), not the construction.
+pub trait SourceAdapter: Database {
+    /// The re-query side.
+    type Source: Source + 'static;
 
     /// A source over `pool_size` connections, with `tls` replacing the
     /// URL's TLS settings when set.
     fn source(url: &str, tls: &Tls, pool_size: usize) -> Result<Self::Source, ConnectError>;
+}
+
+/// A database kind that can be written, lazily connected like a source.
+pub trait TargetAdapter: Database {
+    /// The write side.
+    type Target: Target + 'static;
 
     /// A target writing as `function_name` (checkpoints and quarantined
     /// records are kept per function) with `chunk_size` rows per statement.

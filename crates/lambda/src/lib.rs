@@ -2,17 +2,17 @@
 //! initialisation (secrets, pools, mapping) and the handler that turns a
 //! Kinesis event into a `ReportBatchItemFailures` response.
 //!
-//! Generic over the database kind ([`Adapter`]): the function binaries in
-//! `functions/` are thin: they read [`Config`], call [`Function::init`] with
-//! their adapter once per cold start and hand every event to
-//! [`Function::handle`]. `dms-cdc replay` runs the same engine.
+//! Generic over the kinds of source and target ([`SourceAdapter`],
+//! [`TargetAdapter`]): the function binaries in `functions/` are thin: they
+//! read [`Config`], call [`Function::init`] with their adapters once per
+//! cold start and hand every event to [`Function::handle`]. `dms-cdc replay` runs the same engine.
 
 use std::path::PathBuf;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 
-pub use dms_cdc_core::adapter::Adapter;
+pub use dms_cdc_core::adapter::{Database, SourceAdapter, TargetAdapter};
 use dms_cdc_core::connection::{SslMode, Tls};
 use dms_cdc_core::engine::{BatchSummary, Engine, Settings};
 use dms_cdc_core::mapping::{Mapping, Transforms};
@@ -123,19 +123,17 @@ pub struct ConfigError {
 impl Config {
     /// Checks the URLs given directly with the adapter (without connecting):
     /// an error names the variable. [`Function::init`] calls it.
-    pub fn check<A: Adapter>(&self) -> Result<(), ConfigError> {
-        for (connection, variable) in [
-            (&self.source, ENV_SOURCE_URL),
-            (&self.target, ENV_TARGET_URL),
-        ] {
-            if let Connection::Url(url) = connection {
-                A::validate_url(url).map_err(|e| ConfigError {
-                    variable: variable.to_owned(),
-                    problem: e.to_string(),
-                })?;
-            }
-        }
-        Ok(())
+    pub fn check<S: Database, T: Database>(&self) -> Result<(), ConfigError> {
+        type Validate = fn(&str) -> Result<(), dms_cdc_core::adapter::ConnectError>;
+        let check = |connection: &Connection, variable: &str, validate: Validate| match connection {
+            Connection::Url(url) => validate(url).map_err(|e| ConfigError {
+                variable: variable.to_owned(),
+                problem: e.to_string(),
+            }),
+            Connection::Secret { .. } => Ok(()),
+        };
+        check(&self.source, ENV_SOURCE_URL, S::validate_url)?;
+        check(&self.target, ENV_TARGET_URL, T::validate_url)
     }
 
     /// Reads the configuration through `var` (e.g. `|k| std::env::var(k).ok()`).
@@ -318,7 +316,7 @@ pub enum InitError {
     },
 }
 
-async fn resolve<A: Adapter>(
+async fn resolve<A: Database>(
     connection: &Connection,
     variable: &str,
     secrets: Option<&aws_sdk_secretsmanager::Client>,
@@ -369,7 +367,7 @@ const TARGET_VARS: [&str; 3] = [ENV_TARGET_URL, ENV_TARGET_SECRET_ID, ENV_TARGET
 
 /// The URL of one connection, and a function that names the variable to
 /// fix for an error of the adapter (the CA file's, or the URL's or secret's).
-async fn url_of<A: Adapter>(
+async fn url_of<A: Database>(
     connection: &Connection,
     tls: &Tls,
     [url_var, secret_var, ca_var]: [&'static str; 3],
@@ -398,11 +396,12 @@ async fn url_of<A: Adapter>(
 }
 
 /// A function, initialised once per cold start: its engine over the
-/// adapter's source and target.
-pub struct Function<A: Adapter> {
+/// source adapter's source and the target adapter's target (by default the
+/// same kind of database).
+pub struct Function<S: SourceAdapter, T: TargetAdapter = S> {
     /// The engine every event goes through; its source and target are
     /// replaced when a rotated secret is re-read.
-    engine: tokio::sync::RwLock<Engine<A::Source, A::Target>>,
+    engine: tokio::sync::RwLock<Engine<S::Source, T::Target>>,
     /// Where the connections come from.
     config: Config,
     /// Secrets Manager, when a connection comes from a secret.
@@ -412,16 +411,16 @@ pub struct Function<A: Adapter> {
 }
 
 /// The source and target of a configuration (lazily connected).
-async fn connect<A: Adapter>(
+async fn connect<S: SourceAdapter, T: TargetAdapter>(
     config: &Config,
     secrets: Option<&aws_sdk_secretsmanager::Client>,
-) -> Result<(A::Source, A::Target), InitError> {
+) -> Result<(S::Source, T::Target), InitError> {
     let (url, error) =
-        url_of::<A>(&config.source, &config.source_tls, SOURCE_VARS, secrets).await?;
-    let source = A::source(&url, &config.source_tls, config.source_pool_size).map_err(error)?;
+        url_of::<S>(&config.source, &config.source_tls, SOURCE_VARS, secrets).await?;
+    let source = S::source(&url, &config.source_tls, config.source_pool_size).map_err(error)?;
     let (url, error) =
-        url_of::<A>(&config.target, &config.target_tls, TARGET_VARS, secrets).await?;
-    let target = A::target(
+        url_of::<T>(&config.target, &config.target_tls, TARGET_VARS, secrets).await?;
+    let target = T::target(
         &url,
         &config.target_tls,
         config.target_pool_size,
@@ -432,7 +431,7 @@ async fn connect<A: Adapter>(
     Ok((source, target))
 }
 
-impl<A: Adapter> Function<A> {
+impl<S: SourceAdapter, T: TargetAdapter> Function<S, T> {
     /// Loads the mapping, resolves secrets (with the SDK configured from the
     /// environment) and builds the pools (which connect lazily: a database
     /// that is down fails batches retryably, not the cold start).
@@ -464,8 +463,8 @@ impl<A: Adapter> Function<A> {
             Some(path) => Mapping::load(path, &transforms)?,
             None => Mapping::parse("mapping.toml (compiled in)", embedded_mapping, &transforms)?,
         };
-        config.check::<A>()?;
-        let (source, target) = connect::<A>(&config, secrets.as_ref()).await?;
+        config.check::<S, T>()?;
+        let (source, target) = connect::<S, T>(&config, secrets.as_ref()).await?;
         let settings = Settings {
             function_name: config.function_name.clone(),
             chunk_size: config.chunk_size,
@@ -481,9 +480,9 @@ impl<A: Adapter> Function<A> {
     }
 
     /// The source the engine uses now (for checks and tests).
-    pub async fn source(&self) -> A::Source
+    pub async fn source(&self) -> S::Source
     where
-        A::Source: Clone,
+        S::Source: Clone,
     {
         self.engine.read().await.source.clone()
     }
@@ -491,7 +490,7 @@ impl<A: Adapter> Function<A> {
     /// Re-reads the secrets and replaces the pools (after an authentication
     /// failure: a rotated password needs no redeploy).
     async fn reload(&self) -> Result<(), InitError> {
-        let (source, target) = connect::<A>(&self.config, self.secrets.as_ref()).await?;
+        let (source, target) = connect::<S, T>(&self.config, self.secrets.as_ref()).await?;
         let mut engine = self.engine.write().await;
         engine.source = source;
         engine.target = target;
@@ -748,7 +747,7 @@ mod tests {
         ];
         for (vars, want) in cases {
             let e = Config::from_env(env(&vars))
-                .and_then(|c| c.check::<dms_cdc_mysql::Mysql>())
+                .and_then(|c| c.check::<dms_cdc_mysql::Mysql, dms_cdc_mysql::Mysql>())
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(want), "want {want:?} in {e:?}");

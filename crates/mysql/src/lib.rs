@@ -7,8 +7,8 @@
 //! - [`fault`]: the one list of server codes and whose fault each is;
 //! - [`connection`]: `mysql://` URLs, TLS (`ssl-mode`, `ssl-ca`), passwords.
 //!
-//! [`Mysql`] ties them together as a `dms_cdc_core::adapter::Adapter`, for
-//! the function glue and the CLI.
+//! [`Mysql`] is their `dms_cdc_core::adapter::{SourceAdapter,
+//! TargetAdapter}`, for the function glue and the CLI.
 
 pub mod connection;
 pub mod fault;
@@ -18,7 +18,7 @@ pub mod target;
 pub use source::{pool, MysqlSnapshot, MysqlSource};
 pub use target::MysqlTarget;
 
-use dms_cdc_core::adapter::{Adapter, ConnectError};
+use dms_cdc_core::adapter::{ConnectError, Database, SourceAdapter, TargetAdapter};
 use dms_cdc_core::connection::Tls;
 
 /// The MySQL (and MariaDB) adapter.
@@ -39,20 +39,25 @@ fn pool_with(url: &str, tls: &Tls, size: usize) -> Result<mysql_async::Pool, Con
     pool(&url, size).map_err(connect_error)
 }
 
-impl Adapter for Mysql {
-    type Source = MysqlSource;
-    type Target = MysqlTarget;
-
+impl Database for Mysql {
     const URL_SCHEME: &'static str = "mysql";
     const DEFAULT_PORT: u16 = 3306;
 
     fn validate_url(url: &str) -> Result<(), ConnectError> {
         connection::validate(url).map_err(connect_error)
     }
+}
+
+impl SourceAdapter for Mysql {
+    type Source = MysqlSource;
 
     fn source(url: &str, tls: &Tls, pool_size: usize) -> Result<MysqlSource, ConnectError> {
         pool_with(url, tls, pool_size).map(MysqlSource::new)
     }
+}
+
+impl TargetAdapter for Mysql {
+    type Target = MysqlTarget;
 
     fn target(
         url: &str,

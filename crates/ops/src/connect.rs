@@ -2,7 +2,7 @@
 //! adapter of the URLs' scheme, the mapping and the user's transforms.
 
 use anyhow::Context as _;
-use dms_cdc_core::adapter::Adapter;
+use dms_cdc_core::adapter::{SourceAdapter, TargetAdapter};
 use dms_cdc_core::connection::Tls;
 use dms_cdc_core::engine::{Engine, Settings};
 use dms_cdc_core::mapping::{Mapping, Transforms};
@@ -54,18 +54,28 @@ impl ConnectError {
     }
 }
 
-/// An engine over `A`'s source and target at `endpoints`, its target's
-/// bookkeeping prepared (the one place the operations make engines).
-pub async fn engine<A: Adapter>(
+/// An engine over one kind of database as source and target (e.g. MySQL
+/// to MySQL); see [`engine_between`].
+pub async fn engine<A: SourceAdapter + TargetAdapter>(
     mapping: Mapping,
     transforms: Transforms,
     endpoints: &Endpoints<'_>,
-) -> Result<Engine<A::Source, A::Target>, ConnectError> {
+) -> Result<Engine<A::Source, <A as TargetAdapter>::Target>, ConnectError> {
+    engine_between::<A, A>(mapping, transforms, endpoints).await
+}
+
+/// An engine over `S`'s source and `T`'s target at `endpoints`, the
+/// target's bookkeeping prepared (the one place the operations make engines).
+pub async fn engine_between<S: SourceAdapter, T: TargetAdapter>(
+    mapping: Mapping,
+    transforms: Transforms,
+    endpoints: &Endpoints<'_>,
+) -> Result<Engine<S::Source, T::Target>, ConnectError> {
     let tls = Tls::default();
-    let source = A::source(endpoints.source, &tls, POOL_SIZE)
+    let source = S::source(endpoints.source, &tls, POOL_SIZE)
         .context("--source")
         .map_err(ConnectError::Config)?;
-    let target = A::target(
+    let target = T::target(
         endpoints.target,
         &tls,
         POOL_SIZE,
