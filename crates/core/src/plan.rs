@@ -14,11 +14,11 @@
 //! - every write keeps the index of the earliest record it depends on, so a
 //!   failure is reported at the right place.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::dms::{DmsRecord, Operation, Payload, Row, Value};
-use crate::mapping::{passes_filter, DeletePolicy, Mapping, TargetTable, Touch};
+use crate::dms::{DataChange, DmsRecord, Operation, Payload, Row, Value};
+use crate::mapping::{passes_filter, DeletePolicy, Mapping, SourceTable, TargetTable, Touch};
 
 /// One part of a key, ordered and hashable (values themselves are not).
 ///
@@ -454,132 +454,180 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
             continue;
         };
         plan.counts.mapped += 1;
-        let fail = |reason: String| PlanError {
-            record: index,
-            shard_id: record.shard_id.to_string(),
-            sequence_number: record.sequence_number.to_string(),
-            table: change.table.to_string(),
-            reason,
-        };
-        let before = change.before.as_ref();
-        let after = &change.after;
-        let is_update = change.operation == Operation::Update;
-
-        // Work out every touch first so that a record is either fully planned or an error.
-        let mut actions: Vec<(usize, KeyTuple, Action)> = Vec::new();
-        let mut lookups: Vec<LookupTouch<'_>> = Vec::new();
-        let mut skipped = 0;
-        let mut touched = 0;
-        let mut error = None;
-        for touch in &source.touches {
-            match touch {
-                Touch::Root { target } => {
-                    let t = &mapping.targets[*target];
-                    touched += 1;
-                    if is_update && unchanged(before, after, t.root_columns.iter()) {
-                        skipped += 1;
-                        continue;
-                    }
-                    let key = match image_key(after, t.root_key.iter()) {
-                        Ok(Some(k)) => k,
-                        Ok(None) => {
-                            error = Some(fail(format!(
-                                "a key column of target {:?} is NULL",
-                                t.table
-                            )));
-                            break;
-                        }
-                        Err(e) => {
-                            error = Some(fail(format!("target {:?}: {e}", t.table)));
-                            break;
-                        }
-                    };
-                    if let Some(b) = before {
-                        if let Ok(Some(old)) = image_key(b, t.root_key.iter()) {
-                            if old != key {
-                                actions.push((*target, old, delete_action(t, b)));
-                            }
-                        }
-                    }
-                    let action = match change.operation {
-                        Operation::Delete => delete_action(t, after),
-                        _ if !image_complete(t, after) => Action::Rebuild,
-                        _ if passes_filter(t, after) => Action::Upsert(after.clone()),
-                        _ => delete_action(t, after),
-                    };
-                    actions.push((*target, key, action));
-                }
-                Touch::Related {
-                    target,
-                    on,
-                    direct,
-                    columns,
-                } => {
-                    touched += 1;
-                    if is_update && unchanged(before, after, columns.iter()) {
-                        skipped += 1;
-                        continue;
-                    }
-                    if is_update && before.is_none() {
-                        plan.counts.without_before_image += 1;
-                    }
-                    let images = std::iter::once(after).chain(before);
-                    for (i, image) in images.enumerate() {
-                        let tuple = match image_key(image, on.iter().map(|(c, _)| c)) {
-                            Ok(Some(t)) => t,
-                            Ok(None) => continue,
-                            Err(_) if i > 0 => continue, // a partial before image (pk-only filter)
-                            Err(e) => {
-                                error = Some(fail(format!(
-                                    "cannot find the parents in target {:?}: {e}",
-                                    mapping.targets[*target].table
-                                )));
-                                break;
-                            }
-                        };
-                        match direct {
-                            Some(positions) => {
-                                let key = KeyTuple(
-                                    positions.iter().map(|p| tuple.0[*p].clone()).collect(),
-                                );
-                                actions.push((*target, key, Action::Rebuild));
-                            }
-                            None => lookups.push((*target, on, tuple)),
-                        }
-                    }
-                    if error.is_some() {
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some(e) = error {
-            plan.errors.push(e);
-            continue;
-        }
-        if touched > 0 && skipped == touched {
-            plan.counts.unchanged += 1;
-            plan.no_write.push(index);
-        }
-        for (target, key, action) in actions {
-            plan.targets[target].add(key, action, index);
-        }
-        for (target, on, tuple) in lookups {
-            // Keyed by the root columns: found without building the key.
-            let lookups = &mut plan.targets[target].lookups;
-            let root_cols = || on.iter().map(|(_, r)| r);
-            if !lookups.keys().any(|cols| cols.iter().eq(root_cols())) {
-                lookups.insert(root_cols().cloned().collect(), Default::default());
-            }
-            if let Some((_, lookup)) = lookups
-                .iter_mut()
-                .find(|(cols, _)| cols.iter().eq(root_cols()))
-            {
-                lookup.tuples.entry(tuple).or_insert(index);
-            }
+        match plan_change(mapping, source, change, &mut plan.counts) {
+            Ok(touches) => plan.add_record(index, touches),
+            Err(reason) => plan.errors.push(PlanError {
+                record: index,
+                shard_id: record.shard_id.to_string(),
+                sequence_number: record.sequence_number.to_string(),
+                table: change.table.to_string(),
+                reason,
+            }),
         }
     }
     plan
+}
+
+/// What one data record asks of the targets. Every touch of its table is
+/// worked out before any is added to the plan, so that a record is either
+/// fully planned or an error.
+#[derive(Default)]
+struct RecordTouches<'m> {
+    /// Writes on known root keys: target, key, action.
+    actions: Vec<(usize, KeyTuple, Action)>,
+    /// Parents to find by a reverse lookup.
+    lookups: Vec<LookupTouch<'m>>,
+    /// Touches of the record's table.
+    touched: usize,
+    /// Touches skipped because no column they read changed.
+    skipped: usize,
+}
+
+/// Works out every touch of a data record of a mapped table; the error is
+/// the reason the record cannot be planned.
+fn plan_change<'m>(
+    mapping: &'m Mapping,
+    source: &'m SourceTable,
+    change: &DataChange,
+    counts: &mut PlanCounts,
+) -> Result<RecordTouches<'m>, String> {
+    let mut touches = RecordTouches::default();
+    for touch in &source.touches {
+        match touch {
+            Touch::Root { target } => {
+                touches.root(*target, &mapping.targets[*target], change)?;
+            }
+            Touch::Related {
+                target,
+                on,
+                direct,
+                columns,
+            } => touches
+                .related(*target, on, direct.as_deref(), columns, change, counts)
+                .map_err(|e| {
+                    format!(
+                        "cannot find the parents in target {:?}: {e}",
+                        mapping.targets[*target].table
+                    )
+                })?,
+        }
+    }
+    Ok(touches)
+}
+
+impl<'m> RecordTouches<'m> {
+    /// A change to the root row of target `target` (`t`): write its key
+    /// (upsert, rebuild or delete), and delete the old key when the update
+    /// changed it.
+    fn root(&mut self, target: usize, t: &TargetTable, change: &DataChange) -> Result<(), String> {
+        let before = change.before.as_ref();
+        let after = &change.after;
+        self.touched += 1;
+        if change.operation == Operation::Update && unchanged(before, after, t.root_columns.iter())
+        {
+            self.skipped += 1;
+            return Ok(());
+        }
+        let key = match image_key(after, t.root_key.iter()) {
+            Ok(Some(k)) => k,
+            Ok(None) => return Err(format!("a key column of target {:?} is NULL", t.table)),
+            Err(e) => return Err(format!("target {:?}: {e}", t.table)),
+        };
+        if let Some(b) = before {
+            if let Ok(Some(old)) = image_key(b, t.root_key.iter()) {
+                if old != key {
+                    self.actions.push((target, old, delete_action(t, b)));
+                }
+            }
+        }
+        let action = match change.operation {
+            Operation::Delete => delete_action(t, after),
+            _ if !image_complete(t, after) => Action::Rebuild,
+            _ if passes_filter(t, after) => Action::Upsert(after.clone()),
+            _ => delete_action(t, after),
+        };
+        self.actions.push((target, key, action));
+        Ok(())
+    }
+
+    /// A change to a joined or child row of target `target`: rebuild its
+    /// parents, found from both images, directly when `on` holds the root
+    /// key, else by a reverse lookup. The error is why the after image
+    /// cannot find them.
+    fn related(
+        &mut self,
+        target: usize,
+        on: &'m [(String, String)],
+        direct: Option<&[usize]>,
+        columns: &BTreeSet<String>,
+        change: &DataChange,
+        counts: &mut PlanCounts,
+    ) -> Result<(), String> {
+        let before = change.before.as_ref();
+        let after = &change.after;
+        let is_update = change.operation == Operation::Update;
+        self.touched += 1;
+        if is_update && unchanged(before, after, columns.iter()) {
+            self.skipped += 1;
+            return Ok(());
+        }
+        if is_update && before.is_none() {
+            counts.without_before_image += 1;
+        }
+        let images = std::iter::once(after).chain(before);
+        for (i, image) in images.enumerate() {
+            let tuple = match image_key(image, on.iter().map(|(c, _)| c)) {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
+                Err(_) if i > 0 => continue, // a partial before image (pk-only filter)
+                Err(e) => return Err(e),
+            };
+            match direct {
+                Some(positions) => {
+                    let key = KeyTuple(positions.iter().map(|p| tuple.0[*p].clone()).collect());
+                    self.actions.push((target, key, Action::Rebuild));
+                }
+                None => self.lookups.push((target, on, tuple)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BatchPlan {
+    /// Adds the touches of the record at `index`.
+    fn add_record(&mut self, index: usize, touches: RecordTouches<'_>) {
+        if touches.touched > 0 && touches.skipped == touches.touched {
+            self.counts.unchanged += 1;
+            self.no_write.push(index);
+        }
+        for (target, key, action) in touches.actions {
+            self.targets[target].add(key, action, index);
+        }
+        for (target, on, tuple) in touches.lookups {
+            self.targets[target].ask(on, tuple, index);
+        }
+    }
+}
+
+impl TargetPlan {
+    /// Asks for the parents whose root columns (the right-hand side of `on`)
+    /// equal `tuple`, on behalf of record `record`.
+    fn ask(&mut self, on: &[(String, String)], tuple: KeyTuple, record: usize) {
+        // Keyed by the root columns: found without building the key.
+        let root_cols = || on.iter().map(|(_, r)| r);
+        if !self.lookups.keys().any(|cols| cols.iter().eq(root_cols())) {
+            self.lookups
+                .insert(root_cols().cloned().collect(), Default::default());
+        }
+        if let Some((_, lookup)) = self
+            .lookups
+            .iter_mut()
+            .find(|(cols, _)| cols.iter().eq(root_cols()))
+        {
+            lookup.tuples.entry(tuple).or_insert(record);
+        }
+    }
 }
 
 /// Adds the root keys a reverse lookup found as rebuilds.
