@@ -46,6 +46,7 @@ pub mod capture;
 pub mod check_mapping;
 pub mod consume;
 pub mod demo;
+pub mod redrive;
 pub mod replay;
 
 /// Continuous sync from AWS DMS change records on Kinesis into MySQL and PostgreSQL.
@@ -100,7 +101,7 @@ enum Command {
     /// 1 a retryable failure (run again; nothing lost, records kept); 2 usage
     /// or configuration error; 3 records lost (no longer in the stream: the
     /// exact ranges are printed, records kept).
-    Redrive(dms_cdc_ops::redrive::RedriveArgs),
+    Redrive(redrive::RedriveArgs),
     /// Quarantined records: list, show, redrive after a mapping fix, discard.
     ///
     /// Exit codes: 0 done; 1 a redrive left records open; 2 usage or
@@ -233,7 +234,7 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
         Command::Demo => demo::run().await,
         Command::Capture(args) => capture::run(args, transforms).await,
         Command::Consume(args) => consume::run(args, transforms).await,
-        Command::Redrive(args) => dms_cdc_ops::redrive::run_cli(args, transforms).await,
+        Command::Redrive(args) => redrive::run(args, transforms).await,
         Command::Quarantine(command) => dms_cdc_ops::quarantine::run_cli(command, transforms).await,
         Command::CheckMapping(args) => check_mapping::run(args, transforms),
     }

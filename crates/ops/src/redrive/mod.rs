@@ -32,16 +32,15 @@
 //!   ([`LostRange`], [`Edge`]);
 //! - `reader`: reading a range from the stream ([`RangeReader`]), paced,
 //!   backing off when throttled, renewing expired iterators;
-//! - `shards`: the shards of a stream and the checkpoint-gap check of a
-//!   manual range;
+//! - `shards`: the shards of a stream (the ranges of `--since`) and the
+//!   checkpoint-gap check of a manual range;
 //! - `apply`: applying a range through the engine, or planning it
 //!   ([`redrive_range`], [`dry_plan`]), and its [`RangeReport`];
 //! - `progress`: the progress bar and the [`RunSummary`] of a run;
-//! - `queue`: where on-failure records come from (SQS, a file) and the
-//!   [`Redrive`] run over them.
+//! - `queue`: where on-failure records come from ([`OnFailureQueue`]: SQS,
+//!   a file) and the [`Redrive`] run over them.
 
 mod apply;
-mod command;
 mod on_failure;
 mod progress;
 mod queue;
@@ -52,10 +51,9 @@ mod shards;
 pub use apply::{
     dry_plan, redrive_range, Apply, DryPlan, PlannedWrites, RangeReport, RangeStatus, Redrivable,
 };
-pub use command::{parse_since, run_cli, RedriveArgs};
 pub use on_failure::{parse_on_failure, stream_name_of_arn, OnFailure};
 pub use progress::{Progress, RunSummary};
-pub use queue::{sqs_client, Redrive};
-pub use range::{Edge, LostRange, Range, Start};
+pub use queue::{sqs_client, OnFailureQueue, Redrive};
+pub use range::{parse_since, Edge, LostRange, Range, Start};
 pub use reader::{RangeReader, ReadError, ReadLimits, ReadStats};
-pub use shards::{checkpoint_gap, list_shards};
+pub use shards::{checkpoint_gap, first_checkpoint_gap, list_shards, ranges_since, CheckpointGap};

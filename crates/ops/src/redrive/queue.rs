@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,6 +15,27 @@ use super::on_failure::{parse_on_failure, stream_name_of_arn, OnFailure};
 use super::progress::{Progress, RunSummary};
 use super::range::{Range, Start};
 use super::reader::ReadLimits;
+
+/// Where on-failure records are read from (`--from-queue`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnFailureQueue {
+    /// An SQS queue, by URL.
+    Sqs(String),
+    /// A file of JSON lines (what `consume --on-failure-file` writes).
+    File(PathBuf),
+}
+
+impl OnFailureQueue {
+    /// An `http://` or `https://` URL is an SQS queue; anything else is a
+    /// file path, with or without `file://`.
+    pub fn parse(text: &str) -> Self {
+        if text.starts_with("https://") || text.starts_with("http://") {
+            OnFailureQueue::Sqs(text.to_owned())
+        } else {
+            OnFailureQueue::File(PathBuf::from(text.trim_start_matches("file://")))
+        }
+    }
+}
 
 /// A redrive run: the Kinesis client, where records go, read limits.
 pub struct Redrive<'a> {
@@ -65,6 +86,7 @@ impl Redrive<'_> {
 
     /// Ranges given directly (`--shard/--from/--to`, `--since`).
     pub async fn ranges(&self, ranges: Vec<Range>, progress: &mut Progress) -> RunSummary {
+        progress.total_ranges = Some(ranges.len());
         let mut summary = RunSummary::default();
         for range in ranges {
             summary.ranges.push(self.one(range, progress).await);
@@ -247,6 +269,35 @@ pub async fn sqs_client(endpoint: Option<&str>) -> aws_sdk_sqs::Client {
                 .endpoint_url(url)
                 .build();
             aws_sdk_sqs::Client::from_conf(config)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OnFailureQueue;
+
+    #[test]
+    fn queue_urls_are_sqs_and_the_rest_are_files() {
+        for (text, queue) in [
+            (
+                "https://sqs.us-east-1.amazonaws.com/1/q",
+                OnFailureQueue::Sqs("https://sqs.us-east-1.amazonaws.com/1/q".into()),
+            ),
+            (
+                "http://127.0.0.1:5000/1/q",
+                OnFailureQueue::Sqs("http://127.0.0.1:5000/1/q".into()),
+            ),
+            (
+                "file:///tmp/failures.jsonl",
+                OnFailureQueue::File("/tmp/failures.jsonl".into()),
+            ),
+            (
+                "failures.jsonl",
+                OnFailureQueue::File("failures.jsonl".into()),
+            ),
+        ] {
+            assert_eq!(OnFailureQueue::parse(text), queue, "{text}");
         }
     }
 }

@@ -7,6 +7,27 @@ use chrono::{DateTime, Utc};
 
 use crate::position::{SequenceNumber, ShardId};
 
+/// Parses a time as `--since` takes it (where a [`Start::Since`] range
+/// starts): RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` / `YYYY-MM-DD` in UTC.
+pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(format!(
+        "{text:?} is not a time (RFC 3339, or YYYY-MM-DD HH:MM:SS in UTC)"
+    ))
+}
+
 /// Where a range starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
@@ -81,5 +102,29 @@ impl fmt::Display for LostRange {
             "LOST: shard {}, sequence numbers from {} to {}: {}",
             self.shard, self.from, self.to, self.reason
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn since_takes_rfc_3339_and_utc_dates_and_times() {
+        for (text, expected) in [
+            ("2024-03-01T10:20:30Z", Some("2024-03-01T10:20:30Z")),
+            ("2024-03-01T12:20:30+02:00", Some("2024-03-01T10:20:30Z")),
+            ("2024-03-01 10:20:30", Some("2024-03-01T10:20:30Z")),
+            ("2024-03-01 10:20", Some("2024-03-01T10:20:00Z")),
+            ("2024-03-01T10:20:30", Some("2024-03-01T10:20:30Z")),
+            ("2024-03-01", Some("2024-03-01T00:00:00Z")),
+            ("yesterday", None),
+            ("", None),
+        ] {
+            let parsed = parse_since(text)
+                .ok()
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            assert_eq!(parsed.as_deref(), expected, "{text:?}");
+        }
     }
 }

@@ -1,14 +1,16 @@
 //! The shards of a stream, and the check that a manual range does not move
 //! the function's checkpoint past records it has not applied.
 
+use std::fmt;
+
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
+use chrono::{DateTime, Utc};
 use dms_cdc_core::source::Source;
 use dms_cdc_core::target::Target;
 
-use super::range::Start;
+use super::range::{Range, Start};
 use super::reader::ReadLimits;
-use super::Range;
 use crate::engine::Engine;
 use crate::position::{SequenceNumber, ShardId};
 use crate::stream::{delivery, StreamError};
@@ -37,6 +39,24 @@ pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardId>, 
             return Ok(out);
         }
     }
+}
+
+/// Every shard of `stream` from `since` to its newest record (`--since`).
+pub async fn ranges_since(
+    client: &Client,
+    stream: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<Range>, StreamError> {
+    Ok(list_shards(client, stream)
+        .await?
+        .into_iter()
+        .map(|shard| Range {
+            stream: stream.to_owned(),
+            shard,
+            start: Start::Since(since),
+            end: None,
+        })
+        .collect())
 }
 
 /// The first record of a shard at a position (skipping empty reads while
@@ -160,4 +180,90 @@ pub async fn checkpoint_gap<S: Source, T: Target>(
     Ok(unapplied
         .filter(|u| *u < range_first)
         .map(|u| (checkpoint, u)))
+}
+
+/// A manual range that would move the function's checkpoint past a record
+/// it has not applied ([`checkpoint_gap`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointGap {
+    /// The range.
+    pub range: Range,
+    /// The shard's checkpoint (`None`: unset).
+    pub checkpoint: Option<SequenceNumber>,
+    /// The first record after the checkpoint and before the range.
+    pub first_unapplied: SequenceNumber,
+}
+
+impl fmt::Display for CheckpointGap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = &self.first_unapplied;
+        write!(
+            f,
+            "{}: the function's checkpoint is {}; record {first} after it and before the range is not applied yet. \
+             Redriving this range would move the checkpoint past it and the function would skip it. \
+             Start the range at {first} (or earlier)",
+            self.range,
+            self.checkpoint
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "unset".into())
+        )
+    }
+}
+
+/// The first of `ranges` that has a [`CheckpointGap`], if any.
+pub async fn first_checkpoint_gap<S: Source, T: Target>(
+    client: &Client,
+    engine: &Engine<S, T>,
+    ranges: &[Range],
+    limits: &ReadLimits,
+) -> anyhow::Result<Option<CheckpointGap>> {
+    for range in ranges {
+        if let Some((checkpoint, first_unapplied)) =
+            checkpoint_gap(client, engine, range, limits).await?
+        {
+            return Ok(Some(CheckpointGap {
+                range: range.clone(),
+                checkpoint,
+                first_unapplied,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CheckpointGap, Range, Start};
+    use crate::position::{SequenceNumber, ShardId};
+
+    fn seq(n: u32) -> SequenceNumber {
+        SequenceNumber::parse(&n.to_string()).expect("a sequence number")
+    }
+
+    #[test]
+    fn a_gap_names_the_range_the_checkpoint_and_the_first_unapplied_record() {
+        let range = Range {
+            stream: "orders".into(),
+            shard: ShardId("shardId-000000000000".into()),
+            start: Start::At(seq(50)),
+            end: Some(seq(60)),
+        };
+        for (checkpoint, shown) in [(Some(seq(10)), "10"), (None, "unset")] {
+            let gap = CheckpointGap {
+                range: range.clone(),
+                checkpoint,
+                first_unapplied: seq(20),
+            };
+            assert_eq!(
+                gap.to_string(),
+                format!(
+                    "orders shardId-000000000000: 50 ..= 60: the function's checkpoint is {shown}; \
+                     record 20 after it and before the range is not applied yet. Redriving this \
+                     range would move the checkpoint past it and the function would skip it. \
+                     Start the range at 20 (or earlier)"
+                )
+            );
+        }
+    }
 }

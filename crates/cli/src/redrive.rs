@@ -1,15 +1,18 @@
-//! `dms-cdc redrive` on the command line.
+//! `dms-cdc redrive`: shard ranges that Lambda gave up on (on-failure
+//! records from SQS or a file, or manual ranges), read again from the
+//! stream and applied through the engine ([`dms_cdc_ops::redrive`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
-use super::*;
-use crate::mapping::{Mapping, Transforms};
-use crate::position::{SequenceNumber, ShardId};
-
+use dms_cdc_core::mapping::{Mapping, Transforms};
+use dms_cdc_core::position::{SequenceNumber, ShardId};
+use dms_cdc_ops::connect::Endpoints;
+use dms_cdc_ops::redrive::{
+    first_checkpoint_gap, parse_since, ranges_since, sqs_client, Apply, OnFailureQueue, Progress,
+    Range, ReadLimits, Redrive, RunSummary, Start,
+};
 /// `dms-cdc redrive`: re-read shard ranges from the stream and apply them.
 ///
 /// Exit codes: 0 every range applied (or planned, with --dry-run) and its
@@ -93,30 +96,10 @@ pub struct RedriveArgs {
     pub quiet: bool,
 }
 
-/// Parses `--since`: RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` / `YYYY-MM-DD` in UTC.
-pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc());
-        }
-    }
-    Err(format!(
-        "{text:?} is not a time (RFC 3339, or YYYY-MM-DD HH:MM:SS in UTC)"
-    ))
-}
-
-/// Runs `dms-cdc redrive`.
-pub async fn run_cli(args: RedriveArgs, transforms: Transforms) -> anyhow::Result<ExitCode> {
+/// Runs `dms-cdc redrive` (exit codes: see [`RedriveArgs`]).
+pub async fn run(args: RedriveArgs, transforms: Transforms) -> anyhow::Result<ExitCode> {
     let mapping = Mapping::load(&args.mapping, &transforms)?;
-    let kinesis = crate::stream::client(args.endpoint.as_deref()).await;
+    let kinesis = dms_cdc_ops::stream::client(args.endpoint.as_deref()).await;
     let limits = ReadLimits {
         batch_size: args.batch_size.clamp(1, 10_000),
         ..ReadLimits::default()
@@ -129,24 +112,15 @@ pub async fn run_cli(args: RedriveArgs, transforms: Transforms) -> anyhow::Resul
         else {
             anyhow::bail!("--source, --target and --function-name are required without --dry-run");
         };
-        let endpoints = crate::connect::Endpoints {
+        let endpoints = Endpoints {
             source,
             target,
             function_name,
             chunk_size: args.chunk_size,
         };
-        match crate::connect::engine::<dms_cdc_mysql::Mysql>(
-            mapping.clone(),
-            transforms.clone(),
-            &endpoints,
-        )
-        .await
-        {
+        match crate::connect(mapping.clone(), transforms.clone(), &endpoints).await {
             Ok(engine) => Some(engine),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return Ok(ExitCode::from(e.exit_code()));
-            }
+            Err(code) => return Ok(code),
         }
     };
     let apply = match &engine {
@@ -159,86 +133,83 @@ pub async fn run_cli(args: RedriveArgs, transforms: Transforms) -> anyhow::Resul
     let redrive = Redrive {
         kinesis: &kinesis,
         apply,
-        limits: limits.clone(),
+        limits,
         stream: args.stream.clone(),
         verbose: true,
     };
     let mut progress = Progress::new(!args.quiet, None);
-    let summary = if let Some(queue) = &args.from_queue {
-        if queue.starts_with("https://") || queue.starts_with("http://") {
-            let sqs = sqs_client(args.sqs_endpoint.as_deref()).await;
-            redrive
-                .sqs(
-                    &sqs,
-                    queue,
-                    Duration::from_secs(args.visibility_timeout),
-                    args.max_messages,
-                    &mut progress,
-                )
-                .await?
-        } else {
-            redrive
-                .file(
-                    Path::new(queue.trim_start_matches("file://")),
-                    &mut progress,
-                )
-                .await?
-        }
-    } else {
-        let Some(stream) = args.stream.clone() else {
-            anyhow::bail!("--stream is required with --shard and --since");
-        };
-        let ranges = if let Some(shard) = &args.shard {
-            let from = SequenceNumber::parse(args.from.as_deref().unwrap_or_default())
-                .map_err(|e| anyhow::anyhow!("--from: {e}"))?;
-            let to = args
-                .to
-                .as_deref()
-                .map(SequenceNumber::parse)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
-            if to.as_ref().is_some_and(|t| *t < from) {
-                anyhow::bail!("--to is before --from");
-            }
-            vec![Range {
-                stream: stream.clone(),
-                shard: ShardId(shard.clone()),
-                start: Start::At(from),
-                end: to,
-            }]
-        } else {
-            let since = parse_since(args.since.as_deref().unwrap_or_default())
-                .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-            list_shards(&kinesis, &stream)
-                .await?
-                .into_iter()
-                .map(|shard| Range {
-                    stream: stream.clone(),
-                    shard,
-                    start: Start::Since(since),
-                    end: None,
-                })
-                .collect()
-        };
-        if let (Some(engine), false) = (&engine, args.allow_checkpoint_gap) {
-            for r in &ranges {
-                if let Some((checkpoint, first)) =
-                    checkpoint_gap(&kinesis, engine, r, &limits).await?
+    let summary = match &args.from_queue {
+        Some(queue) => from_queue(&args, &redrive, queue, &mut progress).await?,
+        None => {
+            let ranges = manual_ranges(&args, &kinesis).await?;
+            if let (Some(engine), false) = (&engine, args.allow_checkpoint_gap) {
+                if let Some(gap) =
+                    first_checkpoint_gap(&kinesis, engine, &ranges, &redrive.limits).await?
                 {
-                    eprintln!(
-                        "error: {r}: the function's checkpoint is {}; record {first} after it and before the range is not applied yet. \
-                         Redriving this range would move the checkpoint past it and the function would skip it. \
-                         Start the range at {first} (or earlier), or pass --allow-checkpoint-gap.",
-                        checkpoint.map(|c| c.to_string()).unwrap_or_else(|| "unset".into())
-                    );
+                    eprintln!("error: {gap}, or pass --allow-checkpoint-gap.");
                     return Ok(ExitCode::from(2));
                 }
             }
+            redrive.ranges(ranges, &mut progress).await
         }
-        progress.total_ranges = Some(ranges.len());
-        redrive.ranges(ranges, &mut progress).await
     };
     println!("\n== summary");
     print!("{}", summary.render());
     Ok(ExitCode::from(summary.exit_code()))
+}
+
+/// Redrives the on-failure records of `--from-queue`.
+async fn from_queue(
+    args: &RedriveArgs,
+    redrive: &Redrive<'_>,
+    queue: &str,
+    progress: &mut Progress,
+) -> anyhow::Result<RunSummary> {
+    match OnFailureQueue::parse(queue) {
+        OnFailureQueue::Sqs(url) => {
+            let sqs = sqs_client(args.sqs_endpoint.as_deref()).await;
+            redrive
+                .sqs(
+                    &sqs,
+                    &url,
+                    Duration::from_secs(args.visibility_timeout),
+                    args.max_messages,
+                    progress,
+                )
+                .await
+        }
+        OnFailureQueue::File(path) => redrive.file(&path, progress).await,
+    }
+}
+
+/// The ranges of `--shard/--from/--to`, or of `--since` (every shard).
+async fn manual_ranges(
+    args: &RedriveArgs,
+    kinesis: &aws_sdk_kinesis::Client,
+) -> anyhow::Result<Vec<Range>> {
+    let Some(stream) = args.stream.clone() else {
+        anyhow::bail!("--stream is required with --shard and --since");
+    };
+    let Some(shard) = &args.shard else {
+        let since = parse_since(args.since.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+        return Ok(ranges_since(kinesis, &stream, since).await?);
+    };
+    let from = SequenceNumber::parse(args.from.as_deref().unwrap_or_default())
+        .map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+    let to = args
+        .to
+        .as_deref()
+        .map(SequenceNumber::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    if to.as_ref().is_some_and(|t| *t < from) {
+        anyhow::bail!("--to is before --from");
+    }
+    Ok(vec![Range {
+        stream,
+        shard: ShardId(shard.clone()),
+        start: Start::At(from),
+        end: to,
+    }])
 }
