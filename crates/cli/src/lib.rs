@@ -46,6 +46,7 @@ pub mod capture;
 pub mod check_mapping;
 pub mod consume;
 pub mod demo;
+pub mod quarantine;
 pub mod redrive;
 pub mod replay;
 
@@ -107,7 +108,7 @@ enum Command {
     /// Exit codes: 0 done; 1 a redrive left records open; 2 usage or
     /// configuration error, or no such open record.
     #[command(subcommand)]
-    Quarantine(dms_cdc_ops::quarantine::QuarantineCommand),
+    Quarantine(quarantine::QuarantineCommand),
     /// Validate a mapping file and print what it compiles to.
     CheckMapping(check_mapping::CheckMappingArgs),
 }
@@ -163,15 +164,13 @@ fn warn_about_passwords_in_arguments() {
 
 /// The command's source and target URLs, where it has them.
 fn urls_mut(command: &mut Command) -> (Option<&mut String>, Option<&mut String>) {
-    use dms_cdc_ops::quarantine::QuarantineCommand as Q;
+    use quarantine::QuarantineCommand as Q;
     match command {
         Command::Replay(args) => (args.source.as_mut(), args.target.as_mut()),
         Command::Capture(args) => (Some(&mut args.source), None),
         Command::Consume(args) => (Some(&mut args.source), Some(&mut args.target)),
         Command::Redrive(args) => (args.source.as_mut(), args.target.as_mut()),
-        Command::Quarantine(Q::Redrive { db, source, .. }) => {
-            (source.as_mut(), Some(&mut db.target))
-        }
+        Command::Quarantine(Q::Redrive(args)) => (args.source.as_mut(), Some(&mut args.db.target)),
         Command::Quarantine(Q::List { db, .. } | Q::Show { db, .. } | Q::Discard { db, .. }) => {
             (None, Some(&mut db.target))
         }
@@ -235,7 +234,7 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
         Command::Capture(args) => capture::run(args, transforms).await,
         Command::Consume(args) => consume::run(args, transforms).await,
         Command::Redrive(args) => redrive::run(args, transforms).await,
-        Command::Quarantine(command) => dms_cdc_ops::quarantine::run_cli(command, transforms).await,
+        Command::Quarantine(command) => quarantine::run(command, transforms).await,
         Command::CheckMapping(args) => check_mapping::run(args, transforms),
     }
 }

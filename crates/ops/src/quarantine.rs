@@ -10,9 +10,6 @@
 //! is quarantined again by the engine itself, which increments `attempts`
 //! and records the new error on the same row.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-
 use anyhow::Context as _;
 use mysql_async::prelude::*;
 use mysql_async::Pool;
@@ -21,6 +18,7 @@ use crate::dms::Delivery;
 use crate::engine::{Engine, Outcome};
 use crate::mapping::{Mapping, Transforms};
 use crate::position::{SequenceNumber, ShardId};
+use crate::redrive::{dry_plan, DryPlan};
 use dms_cdc_core::source::Source;
 use dms_cdc_core::target::Target;
 
@@ -30,7 +28,7 @@ pub const RESOLVED: i64 = 1;
 pub const DISCARDED: i64 = 2;
 
 /// The state of a quarantined record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Not applied yet.
     Open,
@@ -51,7 +49,8 @@ impl State {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// How the state is written (`open`, `resolved`, `discarded`, `all`).
+    pub fn name(self) -> &'static str {
         match self {
             State::Open => "open",
             State::Resolved => "resolved",
@@ -352,118 +351,121 @@ pub async fn redrive<S: Source, T: Target>(
     Ok(report)
 }
 
-// ------------------------------------------------------------------ command line
-
-/// The target database and the function whose quarantine it is.
-#[derive(Debug, clap::Args)]
-pub struct TargetArgs {
-    /// Target MySQL URL (the database with `dms_cdc_quarantine`).
-    #[arg(long, env = "DMS_CDC_TARGET_URL", hide_env_values = true)]
-    pub target: String,
-    /// The function's name (rows are kept per function).
-    #[arg(long)]
-    pub function_name: String,
+/// A pool on the target database of `function_name`'s quarantine, its
+/// bookkeeping tables prepared.
+pub async fn target_pool(target: &str, function_name: &str) -> anyhow::Result<Pool> {
+    let pool = crate::source::pool(target, 2).context("--target")?;
+    crate::target::MysqlTarget::new(pool.clone(), function_name.to_owned(), 1)
+        .prepare()
+        .await?;
+    Ok(pool)
 }
 
-/// Filters shared by `list` and `redrive`.
-#[derive(Debug, clap::Args)]
-pub struct FilterArgs {
-    /// Source table (`schema.table`, or the table name).
-    #[arg(long)]
-    pub table: Option<String>,
-    /// Error class: decode, plan, evaluate, write, ddl.
-    #[arg(long)]
-    pub class: Option<String>,
-    /// First quarantined at or after this time (RFC 3339, or `YYYY-MM-DD HH:MM:SS` in UTC).
-    #[arg(long)]
-    pub since: Option<String>,
+/// What a redrive of quarantined rows would do with the (fixed) mapping,
+/// without any database: per row, its planned writes or why it still fails.
+#[derive(Debug, Clone, Default)]
+pub struct DryRedrive {
+    /// Per row: id and plan.
+    pub rows: Vec<(u64, DryPlan)>,
 }
 
-impl FilterArgs {
-    fn filter(&self, state: State, ids: Vec<u64>) -> anyhow::Result<Filter> {
-        Ok(Filter {
-            ids,
-            table: self.table.clone(),
-            class: self.class.clone(),
-            since: self
-                .since
-                .as_deref()
-                .map(crate::redrive::parse_since)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--since: {e}"))?,
-            state,
-        })
+/// Decodes and plans each row's raw record with `mapping` and builds the
+/// rows that come from images ([`dry_plan`]); re-queried rows are checked
+/// only by a real redrive.
+pub fn dry_redrive(mapping: &Mapping, transforms: &Transforms, rows: &[Quarantined]) -> DryRedrive {
+    DryRedrive {
+        rows: rows
+            .iter()
+            .map(|row| (row.id, dry_plan(mapping, transforms, &[delivery_of(row)])))
+            .collect(),
     }
 }
 
-/// `dms-cdc quarantine`: list, show, redrive and discard quarantined records.
-///
-/// Exit codes: 0 done; 1 a redrive left records open (failed again, or a
-/// retryable failure: fix and run again); 2 usage or configuration error,
-/// or no such open record.
-#[derive(Debug, clap::Subcommand)]
-pub enum QuarantineCommand {
-    /// List quarantined records (open ones unless --state says otherwise).
-    List {
-        /// Target and function.
-        #[command(flatten)]
-        db: TargetArgs,
-        /// Filters.
-        #[command(flatten)]
-        filter: FilterArgs,
-        /// Which rows.
-        #[arg(long, value_enum, default_value = "open")]
-        state: State,
-    },
-    /// Show one record: raw payload, error, attempts, state.
-    Show {
-        /// Target and function.
-        #[command(flatten)]
-        db: TargetArgs,
-        /// Row id (from `list`).
-        id: u64,
-    },
-    /// Re-apply open records (after a mapping fix) through the engine:
-    /// success marks them resolved; failure increments attempts and records the new error.
-    Redrive {
-        /// Target and function.
-        #[command(flatten)]
-        db: TargetArgs,
-        /// Only these row ids (default: every open record matching the filters).
-        ids: Vec<u64>,
-        /// Filters.
-        #[command(flatten)]
-        filter: FilterArgs,
-        /// The (fixed) mapping file.
-        #[arg(long)]
-        mapping: PathBuf,
-        /// Source MySQL URL, for re-queries.
-        #[arg(
-            long,
-            required_unless_present = "dry_run",
-            env = "DMS_CDC_SOURCE_URL",
-            hide_env_values = true
-        )]
-        source: Option<String>,
-        /// Decode, plan and build rows from images only: show whether the mapping now accepts them.
-        #[arg(long)]
-        dry_run: bool,
-        /// Keys per source query and rows per write statement (1 to 65535; a
-        /// statement never binds more than 65,535 values: wide rows get fewer per statement).
-        #[arg(long, default_value_t = 500, value_parser = dms_cdc_core::target::parse_chunk_size)]
-        chunk_size: usize,
-    },
-    /// Mark an open record discarded, with a reason (the row is kept for audit).
-    Discard {
-        /// Target and function.
-        #[command(flatten)]
-        db: TargetArgs,
-        /// Row id.
-        id: u64,
-        /// Why it is discarded.
-        #[arg(long)]
-        reason: String,
-    },
+impl DryRedrive {
+    /// Rows that would fail again.
+    pub fn still_failing(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|(_, plan)| !plan.problems.is_empty())
+            .count()
+    }
+
+    /// One line per row and a total, for a person.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (id, plan) in &self.rows {
+            let writes: Vec<String> = plan
+                .tables
+                .iter()
+                .map(|(t, p)| {
+                    format!(
+                        "{t}: {} from image, {} re-queried, {} deleted",
+                        p.from_image, p.requery, p.deletes
+                    )
+                })
+                .collect();
+            if plan.problems.is_empty() {
+                out.push_str(&format!(
+                    "{id}: would apply ({})\n",
+                    if writes.is_empty() {
+                        "no write".to_owned()
+                    } else {
+                        writes.join("; ")
+                    }
+                ));
+            } else {
+                out.push_str(&format!(
+                    "{id}: still fails: {}\n",
+                    plan.problems.join("; ")
+                ));
+            }
+        }
+        let failing = self.still_failing();
+        out.push_str(&format!(
+            "{} open record(s): {} would apply, {} still fail (re-queried rows are checked only by a real redrive)\n",
+            self.rows.len(),
+            self.rows.len() - failing,
+            failing
+        ));
+        out
+    }
+}
+
+impl RedriveReport {
+    /// One line per row and a total, for a person.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (id, shard, seq, result) in &self.rows {
+            out.push_str(&match result {
+                RedriveResult::Resolved(o) => format!(
+                    "{id} ({shard} {seq}): resolved ({})\n",
+                    if *o == Outcome::Applied {
+                        "applied"
+                    } else {
+                        "no write needed"
+                    }
+                ),
+                RedriveResult::StillFailing(e) => {
+                    format!("{id} ({shard} {seq}): still failing, attempts incremented: {e}\n")
+                }
+                RedriveResult::Pending(e) => {
+                    format!("{id} ({shard} {seq}): not applied (retryable, run again): {e}\n")
+                }
+            });
+        }
+        out.push_str(&format!(
+            "{} record(s): {} resolved, {} still failing{}\n",
+            self.rows.len(),
+            self.resolved(),
+            self.still_failing(),
+            if self.pending() {
+                "; stopped by a retryable failure"
+            } else {
+                ""
+            }
+        ));
+        out
+    }
 }
 
 fn short(text: &str, n: usize) -> String {
@@ -475,7 +477,9 @@ fn short(text: &str, n: usize) -> String {
     }
 }
 
-fn render_list(rows: &[Quarantined]) -> String {
+/// The rows as a table for a person, one line each (the error shortened),
+/// and a count.
+pub fn render_list(rows: &[Quarantined]) -> String {
     let mut out = format!(
         "{:>6}  {:<9}  {:<22}  {:<56}  {:<26}  {:<8}  {:<8}  {:>3}  {:<19}  error\n",
         "id", "state", "shard", "sequence number", "table", "op", "class", "att", "first seen"
@@ -499,191 +503,119 @@ fn render_list(rows: &[Quarantined]) -> String {
     out
 }
 
-fn render_show(r: &Quarantined) -> String {
-    let payload = match serde_json::from_slice::<serde_json::Value>(&r.raw) {
-        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
-        Err(_) => match std::str::from_utf8(&r.raw) {
-            Ok(s) => s.to_owned(),
-            Err(_) => r.raw.iter().map(|b| format!("{b:02x}")).collect(),
-        },
-    };
-    format!(
+impl Quarantined {
+    /// Every field of the row and its raw payload (pretty JSON, else text,
+    /// else hex), for a person.
+    pub fn render(&self) -> String {
+        let payload = match serde_json::from_slice::<serde_json::Value>(&self.raw) {
+            Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
+            Err(_) => match std::str::from_utf8(&self.raw) {
+                Ok(s) => s.to_owned(),
+                Err(_) => self.raw.iter().map(|b| format!("{b:02x}")).collect(),
+            },
+        };
+        format!(
         "id:              {}\nstate:           {}\nresolution:      {}\nshard:           {}\nsequence number: {}\ntable:           {}\noperation:       {}\nerror class:     {}\nerror:           {}\nattempts:        {}\nfirst seen:      {} UTC\nlast seen:       {} UTC\nraw payload ({} bytes):\n{}\n",
-        r.id,
-        r.state.name(),
-        r.resolution.as_deref().unwrap_or("-"),
-        r.shard_id,
-        r.sequence_number,
-        r.table.as_deref().unwrap_or("-"),
-        r.operation.as_deref().unwrap_or("-"),
-        r.class,
-        r.message,
-        r.attempts,
-        r.first_seen,
-        r.last_seen,
-        r.raw.len(),
+        self.id,
+        self.state.name(),
+        self.resolution.as_deref().unwrap_or("-"),
+        self.shard_id,
+        self.sequence_number,
+        self.table.as_deref().unwrap_or("-"),
+        self.operation.as_deref().unwrap_or("-"),
+        self.class,
+        self.message,
+        self.attempts,
+        self.first_seen,
+        self.last_seen,
+        self.raw.len(),
         payload
     )
+    }
 }
 
-async fn target_pool(db: &TargetArgs) -> anyhow::Result<Pool> {
-    let pool = crate::source::pool(&db.target, 2).context("--target")?;
-    crate::target::MysqlTarget::new(pool.clone(), db.function_name.clone(), 1)
-        .prepare()
-        .await?;
-    Ok(pool)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redrive::PlannedWrites;
 
-/// Runs `dms-cdc quarantine ...`.
-pub async fn run_cli(
-    command: QuarantineCommand,
-    transforms: Transforms,
-) -> anyhow::Result<ExitCode> {
-    match command {
-        QuarantineCommand::List { db, filter, state } => {
-            let pool = target_pool(&db).await?;
-            let rows = list(&pool, &db.function_name, &filter.filter(state, vec![])?).await?;
-            print!("{}", render_list(&rows));
-            Ok(ExitCode::SUCCESS)
-        }
-        QuarantineCommand::Show { db, id } => {
-            let pool = target_pool(&db).await?;
-            match show(&pool, &db.function_name, id).await? {
-                Some(r) => {
-                    print!("{}", render_show(&r));
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => {
-                    eprintln!(
-                        "error: no quarantined record {id} for function {}",
-                        db.function_name
-                    );
-                    Ok(ExitCode::from(2))
-                }
-            }
-        }
-        QuarantineCommand::Discard { db, id, reason } => {
-            let pool = target_pool(&db).await?;
-            if discard(&pool, &db.function_name, id, &reason).await? {
-                println!("record {id} discarded: {reason}");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!(
-                    "error: no open quarantined record {id} for function {} (see `quarantine show {id}`)",
-                    db.function_name
-                );
-                Ok(ExitCode::from(2))
-            }
-        }
-        QuarantineCommand::Redrive {
-            db,
-            ids,
-            filter,
-            mapping,
-            source,
-            dry_run,
-            chunk_size,
-        } => {
-            let mapping = Mapping::load(&mapping, &transforms)?;
-            let pool = target_pool(&db).await?;
-            let filter = filter.filter(State::Open, ids)?;
-            if dry_run {
-                let rows = list(&pool, &db.function_name, &filter).await?;
-                let mut failing = 0;
-                for row in &rows {
-                    let plan = crate::redrive::dry_plan(&mapping, &transforms, &[delivery_of(row)]);
-                    let writes: Vec<String> = plan
-                        .tables
-                        .iter()
-                        .map(|(t, p)| {
-                            format!(
-                                "{t}: {} from image, {} re-queried, {} deleted",
-                                p.from_image, p.requery, p.deletes
-                            )
-                        })
-                        .collect();
-                    if plan.problems.is_empty() {
-                        println!(
-                            "{}: would apply ({})",
-                            row.id,
-                            if writes.is_empty() {
-                                "no write".to_owned()
-                            } else {
-                                writes.join("; ")
-                            }
-                        );
-                    } else {
-                        failing += 1;
-                        println!("{}: still fails: {}", row.id, plan.problems.join("; "));
-                    }
-                }
-                println!(
-                    "{} open record(s): {} would apply, {} still fail (re-queried rows are checked only by a real redrive)",
-                    rows.len(),
-                    rows.len() - failing,
-                    failing
-                );
-                return Ok(if failing == 0 {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                });
-            }
-            let Some(source) = source else {
-                anyhow::bail!("--source is required without --dry-run");
-            };
-            let endpoints = crate::connect::Endpoints {
-                source: &source,
-                target: &db.target,
-                function_name: &db.function_name,
-                chunk_size,
-            };
-            let engine = match crate::connect::engine::<dms_cdc_mysql::Mysql>(
-                mapping, transforms, &endpoints,
-            )
-            .await
-            {
-                Ok(engine) => engine,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return Ok(ExitCode::from(e.exit_code()));
-                }
-            };
-            let report = redrive(&engine, &pool, &filter).await?;
-            for (id, shard, seq, result) in &report.rows {
-                match result {
-                    RedriveResult::Resolved(o) => println!(
-                        "{id} ({shard} {seq}): resolved ({})",
-                        if *o == Outcome::Applied {
-                            "applied"
-                        } else {
-                            "no write needed"
-                        }
-                    ),
-                    RedriveResult::StillFailing(e) => {
-                        println!("{id} ({shard} {seq}): still failing, attempts incremented: {e}")
-                    }
-                    RedriveResult::Pending(e) => {
-                        println!("{id} ({shard} {seq}): not applied (retryable, run again): {e}")
-                    }
-                }
-            }
-            println!(
-                "{} record(s): {} resolved, {} still failing{}",
-                report.rows.len(),
-                report.resolved(),
-                report.still_failing(),
-                if report.pending() {
-                    "; stopped by a retryable failure"
-                } else {
-                    ""
-                }
-            );
-            Ok(if report.still_failing() == 0 && !report.pending() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+    fn seq(n: u32) -> SequenceNumber {
+        SequenceNumber::parse(&n.to_string()).expect("a sequence number")
+    }
+
+    #[test]
+    fn a_redrive_report_has_a_line_per_row_and_a_total() {
+        let shard = ShardId("shardId-000000000000".into());
+        let report = RedriveReport {
+            rows: vec![
+                (
+                    1,
+                    shard.clone(),
+                    seq(10),
+                    RedriveResult::Resolved(Outcome::Applied),
+                ),
+                (
+                    2,
+                    shard.clone(),
+                    seq(11),
+                    RedriveResult::Resolved(Outcome::Skipped),
+                ),
+                (
+                    3,
+                    shard.clone(),
+                    seq(12),
+                    RedriveResult::StillFailing("bad".into()),
+                ),
+                (
+                    4,
+                    shard.clone(),
+                    seq(13),
+                    RedriveResult::Pending("down".into()),
+                ),
+            ],
+        };
+        assert_eq!(
+            report.render(),
+            "1 (shardId-000000000000 10): resolved (applied)\n\
+             2 (shardId-000000000000 11): resolved (no write needed)\n\
+             3 (shardId-000000000000 12): still failing, attempts incremented: bad\n\
+             4 (shardId-000000000000 13): not applied (retryable, run again): down\n\
+             4 record(s): 2 resolved, 1 still failing; stopped by a retryable failure\n"
+        );
+        assert_eq!(
+            RedriveReport::default().render(),
+            "0 record(s): 0 resolved, 0 still failing\n"
+        );
+    }
+
+    #[test]
+    fn a_dry_redrive_shows_what_would_apply_and_what_still_fails() {
+        let writes = DryPlan {
+            tables: [(
+                "users".to_owned(),
+                PlannedWrites {
+                    from_image: 1,
+                    requery: 2,
+                    deletes: 0,
+                },
+            )]
+            .into(),
+            ..DryPlan::default()
+        };
+        let failing = DryPlan {
+            problems: vec!["10: column x".into(), "10: column y".into()],
+            ..DryPlan::default()
+        };
+        let dry = DryRedrive {
+            rows: vec![(1, writes), (2, DryPlan::default()), (3, failing)],
+        };
+        assert_eq!(dry.still_failing(), 1);
+        assert_eq!(
+            dry.render(),
+            "1: would apply (users: 1 from image, 2 re-queried, 0 deleted)\n\
+             2: would apply (no write)\n\
+             3: still fails: 10: column x; 10: column y\n\
+             3 open record(s): 2 would apply, 1 still fail (re-queried rows are checked only by a real redrive)\n"
+        );
     }
 }
