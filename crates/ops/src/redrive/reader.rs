@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::types::{Record, ShardIteratorType};
 use aws_sdk_kinesis::Client;
 
 use super::range::{Edge, LostRange, Range, Start};
@@ -367,52 +367,7 @@ impl<'a> RangeReader<'a> {
             self.throttled_in_row = 0;
             let got = out.records().len();
             let behind = out.millis_behind_latest().unwrap_or(0);
-            let mut batch = Vec::new();
-            for r in out.records() {
-                let d = delivery(&self.range.shard, r)?;
-                if let Start::At(s) = &self.range.start {
-                    if d.sequence_number < *s {
-                        continue;
-                    }
-                }
-                if self.first_seen.is_none() {
-                    if let Start::At(s) = &self.range.start {
-                        if d.sequence_number > *s {
-                            // The iterator started after the range's start:
-                            // what lies between is past retention.
-                            let to = match &self.range.end {
-                                Some(e) if d.sequence_number > *e => Edge::Including(e.clone()),
-                                _ => Edge::Excluding(d.sequence_number.clone()),
-                            };
-                            self.lost.push(LostRange {
-                                shard: self.range.shard.clone(),
-                                from: Edge::Including(s.clone()),
-                                to,
-                                reason: format!(
-                                    "the first record the stream still has at or after the start is {} (past the retention period)",
-                                    d.sequence_number
-                                ),
-                            });
-                        }
-                    }
-                    self.first_seen = Some(d.sequence_number.clone());
-                }
-                if let Some(e) = &self.range.end {
-                    if d.sequence_number > *e {
-                        self.reached_end = true;
-                        self.finished = true;
-                        break;
-                    }
-                }
-                let at_end = self.range.end.as_ref() == Some(&d.sequence_number);
-                self.last_seen = Some(d.sequence_number.clone());
-                batch.push(d);
-                if at_end {
-                    self.reached_end = true;
-                    self.finished = true;
-                    break;
-                }
-            }
+            let batch = self.in_range(out.records())?;
             self.iterator = out.next_shard_iterator().map(str::to_owned);
             if !batch.is_empty() {
                 self.empty_in_row = 0;
@@ -443,5 +398,61 @@ impl<'a> RangeReader<'a> {
                 }
             }
         }
+    }
+
+    /// The records of one GetRecords answer that belong to the range, in
+    /// order, up to its end (which finishes the read).
+    fn in_range(&mut self, records: &[Record]) -> Result<Vec<Delivery>, ReadError> {
+        let mut batch = Vec::new();
+        for r in records {
+            let d = delivery(&self.range.shard, r)?;
+            if let Start::At(s) = &self.range.start {
+                if d.sequence_number < *s {
+                    continue;
+                }
+            }
+            if self.first_seen.is_none() {
+                self.first_in_range(&d.sequence_number);
+            }
+            if let Some(e) = &self.range.end {
+                if d.sequence_number > *e {
+                    self.reached_end = true;
+                    self.finished = true;
+                    break;
+                }
+            }
+            let at_end = self.range.end.as_ref() == Some(&d.sequence_number);
+            self.last_seen = Some(d.sequence_number.clone());
+            batch.push(d);
+            if at_end {
+                self.reached_end = true;
+                self.finished = true;
+                break;
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The first record read at or after the start: if it is after a
+    /// `Start::At`, the iterator started late and what lies between is
+    /// past retention (lost).
+    fn first_in_range(&mut self, first: &SequenceNumber) {
+        if let Start::At(s) = &self.range.start {
+            if first > s {
+                let to = match &self.range.end {
+                    Some(e) if first > e => Edge::Including(e.clone()),
+                    _ => Edge::Excluding(first.clone()),
+                };
+                self.lost.push(LostRange {
+                    shard: self.range.shard.clone(),
+                    from: Edge::Including(s.clone()),
+                    to,
+                    reason: format!(
+                        "the first record the stream still has at or after the start is {first} (past the retention period)"
+                    ),
+                });
+            }
+        }
+        self.first_seen = Some(first.clone());
     }
 }
