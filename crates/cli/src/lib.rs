@@ -30,6 +30,12 @@
 //! `DMS_CDC_TARGET_URL`; a password from `--source-password-file`/
 //! `--target-password-file` is put into the URL, so it need not be on the
 //! command line, where every user of the machine can read it (`ps`).
+//!
+//! One module per verb ([`replay`], [`redrive`], [`quarantine`],
+//! [`capture`], [`consume`], [`demo`], [`check_mapping`]), each with its
+//! clap arguments and a thin `run` over the library code of `dms-cdc-ops`
+//! and `dms-cdc-devkit`; this file holds the command, the password and TLS
+//! handling of the URLs, and the dispatch.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
