@@ -563,8 +563,8 @@ pub enum DecodeErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "shard {shard_id}, sequence number {sequence_number}, table {}: {}",
-    table.as_ref().map(|t| crate::target::bounded(&t.to_string(), 200).to_owned()).unwrap_or_else(|| "(unknown)".to_owned()),
-    crate::target::bounded(&kind.to_string(), 256)
+    table.as_ref().map(|t| bounded(&t.to_string(), 200).to_owned()).unwrap_or_else(|| "(unknown)".to_owned()),
+    bounded(&kind.to_string(), 256)
 )]
 /// (Record-derived text in the message, the table and the problem, is
 /// bounded: 200 and 256 bytes.)
@@ -741,6 +741,18 @@ pub fn parse_binary(text: &str) -> Option<Vec<u8>> {
 }
 
 mod decode;
+/// `text` cut to at most `max` bytes at a character boundary.
+pub fn bounded(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[cfg(test)]
 mod reference;
 #[cfg(test)]

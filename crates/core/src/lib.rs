@@ -10,8 +10,9 @@
 //! - [`prepare`]: the one prepare pass (decode, breaking DDL, plan, rows)
 //!   that the engine and every dry run share;
 //! - [`source`] and [`target`]: the two adapter traits and what crosses them;
-//! - [`engine`]: drives a batch over a `Source` and a `Target` and builds
-//!   the ReportBatchItemFailures response;
+//! - [`engine`]: drives a batch over a `Source` and a `Target`;
+//! - [`response`]: each record's outcome and the ReportBatchItemFailures
+//!   response (the one record to resume from);
 //! - [`fault`]: whose fault is a failure (only the record's quarantines);
 //! - [`version`]: row versions for the stale-write guard;
 //! - [`position`]: shard ids and numerically ordered sequence numbers;
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod plan;
 pub mod position;
 pub mod prepare;
+pub mod response;
 pub mod source;
 pub mod target;
 #[cfg(any(test, feature = "test-utils"))]

@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 
 use crate::dms::{decode_record, Delivery, DmsRecord, Payload, Row, TableName, Value};
-use crate::engine::Outcome;
 use crate::mapping::{
     build_row, passes_filter, target_key, toml_scalar, DeletePolicy, EvalError, Mapping, Related,
     TargetTable, Transforms,
 };
 use crate::plan::{plan_batch, Action, BatchPlan, KeyTuple, PlannedOp};
+use crate::response::Outcome;
 use crate::source::{row_key, FetchedRows};
 use crate::target::{Quarantine, QuarantineClass, TableWrites};
 use crate::version::{Kind, Version, VersionError};

@@ -69,17 +69,7 @@ pub const QUARANTINE_OPERATION_LEN: usize = 32;
 /// Longest stored reason, in bytes (the column is `TEXT`, 65,535 bytes).
 pub const QUARANTINE_MESSAGE_LEN: usize = 8192;
 
-/// `text` cut to at most `max` bytes at a character boundary.
-pub fn bounded(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+pub use crate::dms::bounded;
 
 /// Why a record was quarantined: the stage that refused it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
