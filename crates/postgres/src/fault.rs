@@ -64,11 +64,16 @@ pub fn of_postgres(err: &tokio_postgres::Error) -> Fault {
     if err.is_closed() || source_is::<std::io::Error>(err) {
         return Fault::Infrastructure(Infrastructure::Connection);
     }
-    // The driver does not expose the kind of a client-side error. A server
-    // that asks for a password the URL does not carry fails on our side as
-    // "authentication error": the credentials are what is wrong.
-    if err.to_string().starts_with("authentication error") {
+    // The driver does not expose the kind of a client-side error, only its
+    // text: "authentication error" (the SCRAM exchange failed: the
+    // credentials are what is wrong) and "invalid configuration" (e.g. the
+    // server asks for a password the URL does not carry).
+    let text = err.to_string();
+    if text.starts_with("authentication error") {
         return Fault::Infrastructure(Infrastructure::Authentication);
+    }
+    if text.starts_with("invalid configuration") {
+        return Fault::Infrastructure(Infrastructure::Configuration);
     }
     Fault::Infrastructure(Infrastructure::Unknown)
 }
