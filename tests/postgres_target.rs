@@ -906,3 +906,88 @@ async fn a_rejected_row_is_quarantined_and_a_redelivery_skipped() {
         "not quarantined twice"
     );
 }
+
+/// Whether a connection made from `url` is encrypted (or why it failed).
+async fn ssl_in_use(url: &str) -> Result<bool, String> {
+    let pool = dms_cdc::postgres::pool(url, 1).map_err(|e| e.to_string())?;
+    let client = pool.get().await.map_err(|e| {
+        let e = TargetError::Write {
+            what: "connect".into(),
+            bookkeeping: false,
+            source: e.into(),
+        };
+        format!("{} ({e})", e.fault().name())
+    })?;
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_against_a_server_with_its_own_ca() {
+    use dms_cdc::local::TlsFiles;
+    let dir = tempfile::tempdir().unwrap();
+    let files = TlsFiles::generate(dir.path(), &["127.0.0.1"]).unwrap();
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = TlsFiles::generate(&other_dir, &["127.0.0.1"]).unwrap();
+    let pg = PostgreSql::start_tls(&files).unwrap();
+    let url = |host: &str, params: &str| {
+        format!(
+            "postgres://{}@{host}:{}/postgres?{params}",
+            dms_cdc::local::PG_USER,
+            pg.port()
+        )
+    };
+    let ca = files.ca.display();
+    let other_ca = other.ca.display();
+    let cases: Vec<(String, Result<bool, &str>)> = vec![
+        (url("127.0.0.1", ""), Ok(false)),
+        (url("127.0.0.1", "sslmode=disable"), Ok(false)),
+        (url("127.0.0.1", "sslmode=require"), Ok(true)),
+        (
+            url(
+                "127.0.0.1",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+            Ok(true),
+        ),
+        (url("127.0.0.1", &format!("ssl-ca={ca}")), Ok(true)),
+        // Not our CA: refused, as a connection fault.
+        (
+            url(
+                "127.0.0.1",
+                &format!("sslmode=verify-ca&sslrootcert={other_ca}"),
+            ),
+            Err("connection"),
+        ),
+        // Without a CA file, the built-in public roots do not know it.
+        (url("127.0.0.1", "sslmode=verify-full"), Err("connection")),
+        // The certificate names 127.0.0.1, not localhost: verify-ca only
+        // checks the chain, verify-full the name too.
+        (
+            url("localhost", &format!("sslmode=verify-ca&sslrootcert={ca}")),
+            Ok(true),
+        ),
+        (
+            url(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+            Err("connection"),
+        ),
+    ];
+    for (url, want) in cases {
+        let got = ssl_in_use(&url).await;
+        match (&got, want) {
+            (Ok(a), Ok(b)) if *a == b => {}
+            (Err(e), Err(prefix)) if e.starts_with(prefix) => {}
+            _ => panic!("{url}: got {got:?}, want {want:?}"),
+        }
+    }
+}

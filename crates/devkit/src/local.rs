@@ -511,15 +511,42 @@ pub struct PostgreSql {
     port: u16,
     run_as: Option<&'static str>,
     running: bool,
+    /// Server options beyond the port, socket and address (TLS).
+    extra: String,
 }
 
 impl PostgreSql {
     /// Initialises and starts a server.
     pub fn start() -> Result<PostgreSql, LocalError> {
+        Self::start_with(None)
+    }
+
+    /// Starts a server like [`PostgreSql::start`] that also accepts TLS
+    /// (`ssl=on`) with `tls`'s server certificate, copied into the server's
+    /// folder (the key readable by its user only, as PostgreSQL demands).
+    pub fn start_tls(tls: &TlsFiles) -> Result<PostgreSql, LocalError> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&TlsFiles>) -> Result<PostgreSql, LocalError> {
         let bin = postgres_bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("dms-cdc-postgres-")
             .tempdir()?;
+        let mut extra = String::new();
+        if let Some(files) = tls {
+            let cert = dir.path().join("server.pem");
+            let key = dir.path().join("server-key.pem");
+            std::fs::copy(&files.cert, &cert)?;
+            std::fs::copy(&files.key, &key)?;
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+            extra = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            );
+        }
         let running_as_root = Command::new("id")
             .arg("-u")
             .output()
@@ -545,6 +572,7 @@ impl PostgreSql {
             port: free_port()?,
             run_as,
             running: false,
+            extra,
         };
         let data = db.data_dir();
         db.run_tool(
@@ -612,9 +640,10 @@ impl PostgreSql {
 
     fn pg_ctl_start(&mut self) -> Result<(), LocalError> {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         let data = self.data_dir();
         let log = self.log_file();
