@@ -753,21 +753,7 @@ async fn checkpoints_versions_tombstones_and_quarantine() {
 
     // A hard delete of a versioned row leaves a tombstone an older upsert
     // cannot pass; a newer one can.
-    let (mapping, _) = mapping();
-    let recipes = &mapping.targets[1];
-    let recipe = |id: i64, title: &str, version: &str| {
-        let mut row = vec![Value::Null; recipes.column_names().len()];
-        row[0] = Value::Int(id);
-        row[2] = Value::Text(title.into());
-        row[3] = Value::Int(1);
-        row[6] = Value::Text("2026-01-02 03:04:05".into());
-        row[7] = Value::Int(0);
-        row[9] = Value::Json("[]".into());
-        row[10] = Value::Json("{}".into());
-        row[14] = Value::Text("recipes-v1".into());
-        row[15] = Value::Text(version.into());
-        row
-    };
+    let recipe = recipe_row;
     write(&target, 1, upserts(vec![recipe(50, "soup", "v2")]))
         .await
         .unwrap();
@@ -989,5 +975,71 @@ async fn tls_modes_against_a_server_with_its_own_ca() {
             (Err(e), Err(prefix)) if e.starts_with(prefix) => {}
             _ => panic!("{url}: got {got:?}, want {want:?}"),
         }
+    }
+}
+
+/// A row of `global_recipes` with the columns its NOT NULLs need.
+fn recipe_row(id: i64, title: &str, version: &str) -> Vec<Value> {
+    let mut row = vec![Value::Null; mapping().0.targets[1].column_names().len()];
+    row[0] = Value::Int(id);
+    row[2] = Value::Text(title.into());
+    row[3] = Value::Int(1);
+    row[6] = Value::Text("2026-01-02 03:04:05".into());
+    row[7] = Value::Int(0);
+    row[9] = Value::Json("[]".into());
+    row[10] = Value::Json("{}".into());
+    row[14] = Value::Text("recipes-v1".into());
+    row[15] = Value::Text(version.into());
+    row
+}
+
+/// `FOR UPDATE` locks no tombstone that does not exist yet: without the
+/// rows' advisory locks, an older rebuild of a row that a concurrent
+/// transaction deletes (newer) could commit after the delete and bring the
+/// row back. Either order must end with the row deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_delete_and_an_older_rebuild_end_deleted() {
+    let pg = postgres();
+    let target = target(&pg, 100).await;
+    let client = pg_client(&pg).await;
+    let recipes = mapping().0.targets[1].clone();
+    let delete = |id: i64| TableWrites {
+        target: 1,
+        deletes: vec![vec![Value::Int(id)]],
+        tombstones: vec![(vec![Value::Int(id)], "v3".into())],
+        ..TableWrites::default()
+    };
+    let rebuild = |id: i64| TableWrites {
+        target: 1,
+        upserts: vec![recipe_row(id, "stale", "v2")],
+        ..TableWrites::default()
+    };
+    for (id, rebuild_first) in [(60, true), (61, false)] {
+        let (first, second) = if rebuild_first {
+            (rebuild(id), delete(id))
+        } else {
+            (delete(id), rebuild(id))
+        };
+        let mut a = target.begin().await.unwrap();
+        a.write(&recipes, first).await.unwrap();
+        let (target_b, recipes_b) = (target.clone(), recipes.clone());
+        let b = tokio::spawn(async move {
+            let mut b = target_b.begin().await.unwrap();
+            b.write(&recipes_b, second).await.unwrap();
+            b.finish(&[], None).await.unwrap();
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !b.is_finished(),
+            "{id}: the second writer waits for the first"
+        );
+        a.finish(&[], None).await.unwrap();
+        b.await.unwrap();
+        let found = rows(
+            &client,
+            &format!("SELECT title FROM global_recipes WHERE legacy_id = {id}"),
+        )
+        .await;
+        assert!(found.is_empty(), "{id}: the row came back: {found:?}");
     }
 }
