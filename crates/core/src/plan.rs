@@ -14,214 +14,14 @@
 //! - every write keeps the index of the earliest record it depends on, so a
 //!   failure is reported at the right place.
 
-use std::collections::BTreeMap;
-use std::fmt;
+mod key;
 
-use crate::dms::{DmsRecord, Operation, Payload, Row, Value};
-use crate::mapping::{passes_filter, DeletePolicy, Mapping, TargetTable, Touch};
+use std::collections::{BTreeMap, BTreeSet};
 
-/// One part of a key, ordered and hashable (values themselves are not).
-///
-/// Keys compare by what they identify, not by how a payload spelled them:
-/// the text of a canonical integer (`"7"`, `"-12"`, no sign, no leading
-/// zero) is the same key as the integer, and `true`/`false` are 1/0, so a
-/// child's `VARCHAR` reference and its parent's `INT` key meet. The part
-/// keeps its own form for binding in a query.
-#[derive(Debug, Clone)]
-pub enum KeyPart {
-    /// An integer (signed or unsigned).
-    Int(i128),
-    /// Text, a decimal or a date rendered as text.
-    Text(String),
-    /// Bytes.
-    Bytes(Vec<u8>),
-}
+use crate::dms::{DataChange, DmsRecord, Operation, Payload, Row, Value};
+use crate::mapping::{passes_filter, DeletePolicy, Mapping, SourceTable, TargetTable, Touch};
 
-/// What a key part identifies: the form its order and equality use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Identity<'a> {
-    Int(i128),
-    Text(&'a str),
-    Bytes(&'a [u8]),
-}
-
-/// The integer a text spells canonically (`-?[1-9][0-9]*` or `0`), if any:
-/// such a text is the same key as the integer.
-pub fn canonical_int(text: &str) -> Option<i128> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let canonical = match digits.as_bytes() {
-        [b'0'] => !text.starts_with('-'),
-        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit) && digits.len() <= 38,
-        _ => false,
-    };
-    canonical.then(|| text.parse().ok()).flatten()
-}
-
-impl KeyPart {
-    fn identity(&self) -> Identity<'_> {
-        match self {
-            KeyPart::Int(i) => Identity::Int(*i),
-            KeyPart::Text(t) => match canonical_int(t) {
-                Some(i) => Identity::Int(i),
-                None => Identity::Text(t),
-            },
-            KeyPart::Bytes(b) => Identity::Bytes(b),
-        }
-    }
-
-    /// The lenient form used only to match a row a source returned to the
-    /// key that was asked for, when they are not identical: text without
-    /// trailing spaces (PAD SPACE collations) and in lower case (case-
-    /// insensitive collations).
-    pub fn loose(&self) -> KeyPart {
-        match self {
-            KeyPart::Text(t) if canonical_int(t).is_none() => {
-                KeyPart::Text(t.trim_end_matches(' ').to_lowercase())
-            }
-            other => other.clone(),
-        }
-    }
-}
-
-impl PartialEq for KeyPart {
-    fn eq(&self, other: &Self) -> bool {
-        self.identity() == other.identity()
-    }
-}
-
-impl Eq for KeyPart {}
-
-impl PartialOrd for KeyPart {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for KeyPart {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.identity().cmp(&other.identity())
-    }
-}
-
-impl std::hash::Hash for KeyPart {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.identity().hash(state)
-    }
-}
-
-impl KeyPart {
-    /// The key part of a value; `None` for NULL, floats, JSON and lossy values,
-    /// which cannot identify a row.
-    pub fn from_value(value: &Value) -> Option<KeyPart> {
-        Some(match value {
-            Value::Int(i) => KeyPart::Int(i128::from(*i)),
-            Value::UInt(u) => KeyPart::Int(i128::from(*u)),
-            Value::Bool(b) => KeyPart::Int(i128::from(*b)),
-            Value::Bytes(b) => KeyPart::Bytes(b.clone()),
-            Value::Decimal(_)
-            | Value::Text(_)
-            | Value::DateTime(_)
-            | Value::Date(_)
-            | Value::Time(_) => KeyPart::Text(crate::mapping::text_of(value)?),
-            Value::Null | Value::Float(_) | Value::Json(_) | Value::Lossy(_) => return None,
-        })
-    }
-
-    /// Back to a value for binding in a query.
-    pub fn to_value(&self) -> Value {
-        match self {
-            KeyPart::Int(i) => match i64::try_from(*i) {
-                Ok(v) => Value::Int(v),
-                Err(_) => u64::try_from(*i)
-                    .map(Value::UInt)
-                    .unwrap_or_else(|_| Value::Decimal(i.to_string())),
-            },
-            KeyPart::Text(t) => Value::Text(t.clone()),
-            KeyPart::Bytes(b) => Value::Bytes(b.clone()),
-        }
-    }
-}
-
-impl fmt::Display for KeyPart {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeyPart::Int(i) => write!(f, "{i}"),
-            KeyPart::Text(t) => write!(f, "{t:?}"),
-            KeyPart::Bytes(b) => write!(
-                f,
-                "0x{}",
-                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-            ),
-        }
-    }
-}
-
-/// A tuple of key parts: a root key, or the values of a lookup's columns.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KeyTuple(pub Vec<KeyPart>);
-
-impl KeyTuple {
-    /// Values for binding.
-    pub fn values(&self) -> Vec<Value> {
-        self.0.iter().map(KeyPart::to_value).collect()
-    }
-
-    /// See [`KeyPart::loose`].
-    pub fn loose(&self) -> KeyTuple {
-        KeyTuple(self.0.iter().map(KeyPart::loose).collect())
-    }
-}
-
-impl fmt::Display for KeyTuple {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(")?;
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{p}")?;
-        }
-        f.write_str(")")
-    }
-}
-
-/// Matches the key tuples a source returned to the tuples that were asked
-/// for. A source compares keys with its own rules (a case-insensitive or
-/// PAD SPACE collation, a number compared with text), so a returned key is
-/// not always identical to the one asked: it stands for every asked tuple
-/// it equals loosely ([`KeyPart::loose`]): 'ABC' returned for 'abc' and
-/// 'Abc ' is the row of all three. None is reported by the caller. Never
-/// indexes with returned data.
-///
-/// The price of leniency: with a case-sensitive source column holding
-/// 'abc' and 'ABC', a deleted 'abc' is rebuilt from 'ABC' instead of being
-/// deleted in the target (`reconcile` reports it).
-#[derive(Debug, Default)]
-pub struct KeyMatcher {
-    loose: BTreeMap<KeyTuple, Vec<KeyTuple>>,
-}
-
-impl KeyMatcher {
-    /// A matcher for the asked tuples.
-    pub fn new<'a>(asked: impl IntoIterator<Item = &'a KeyTuple>) -> Self {
-        let mut m = KeyMatcher::default();
-        for t in asked {
-            let group = m.loose.entry(t.loose()).or_default();
-            if !group.contains(t) {
-                group.push(t.clone());
-            }
-        }
-        m
-    }
-
-    /// The asked tuples a returned tuple stands for (empty: none).
-    pub fn matches<'a>(&'a self, returned: &KeyTuple) -> &'a [KeyTuple] {
-        self.loose
-            .get(&returned.loose())
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-}
+pub use key::{canonical_int, KeyMatcher, KeyPart, KeyTuple};
 
 /// What to do with one target row.
 #[derive(Debug, Clone, PartialEq)]
@@ -454,132 +254,180 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
             continue;
         };
         plan.counts.mapped += 1;
-        let fail = |reason: String| PlanError {
-            record: index,
-            shard_id: record.shard_id.to_string(),
-            sequence_number: record.sequence_number.to_string(),
-            table: change.table.to_string(),
-            reason,
-        };
-        let before = change.before.as_ref();
-        let after = &change.after;
-        let is_update = change.operation == Operation::Update;
-
-        // Work out every touch first so that a record is either fully planned or an error.
-        let mut actions: Vec<(usize, KeyTuple, Action)> = Vec::new();
-        let mut lookups: Vec<LookupTouch<'_>> = Vec::new();
-        let mut skipped = 0;
-        let mut touched = 0;
-        let mut error = None;
-        for touch in &source.touches {
-            match touch {
-                Touch::Root { target } => {
-                    let t = &mapping.targets[*target];
-                    touched += 1;
-                    if is_update && unchanged(before, after, t.root_columns.iter()) {
-                        skipped += 1;
-                        continue;
-                    }
-                    let key = match image_key(after, t.root_key.iter()) {
-                        Ok(Some(k)) => k,
-                        Ok(None) => {
-                            error = Some(fail(format!(
-                                "a key column of target {:?} is NULL",
-                                t.table
-                            )));
-                            break;
-                        }
-                        Err(e) => {
-                            error = Some(fail(format!("target {:?}: {e}", t.table)));
-                            break;
-                        }
-                    };
-                    if let Some(b) = before {
-                        if let Ok(Some(old)) = image_key(b, t.root_key.iter()) {
-                            if old != key {
-                                actions.push((*target, old, delete_action(t, b)));
-                            }
-                        }
-                    }
-                    let action = match change.operation {
-                        Operation::Delete => delete_action(t, after),
-                        _ if !image_complete(t, after) => Action::Rebuild,
-                        _ if passes_filter(t, after) => Action::Upsert(after.clone()),
-                        _ => delete_action(t, after),
-                    };
-                    actions.push((*target, key, action));
-                }
-                Touch::Related {
-                    target,
-                    on,
-                    direct,
-                    columns,
-                } => {
-                    touched += 1;
-                    if is_update && unchanged(before, after, columns.iter()) {
-                        skipped += 1;
-                        continue;
-                    }
-                    if is_update && before.is_none() {
-                        plan.counts.without_before_image += 1;
-                    }
-                    let images = std::iter::once(after).chain(before);
-                    for (i, image) in images.enumerate() {
-                        let tuple = match image_key(image, on.iter().map(|(c, _)| c)) {
-                            Ok(Some(t)) => t,
-                            Ok(None) => continue,
-                            Err(_) if i > 0 => continue, // a partial before image (pk-only filter)
-                            Err(e) => {
-                                error = Some(fail(format!(
-                                    "cannot find the parents in target {:?}: {e}",
-                                    mapping.targets[*target].table
-                                )));
-                                break;
-                            }
-                        };
-                        match direct {
-                            Some(positions) => {
-                                let key = KeyTuple(
-                                    positions.iter().map(|p| tuple.0[*p].clone()).collect(),
-                                );
-                                actions.push((*target, key, Action::Rebuild));
-                            }
-                            None => lookups.push((*target, on, tuple)),
-                        }
-                    }
-                    if error.is_some() {
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some(e) = error {
-            plan.errors.push(e);
-            continue;
-        }
-        if touched > 0 && skipped == touched {
-            plan.counts.unchanged += 1;
-            plan.no_write.push(index);
-        }
-        for (target, key, action) in actions {
-            plan.targets[target].add(key, action, index);
-        }
-        for (target, on, tuple) in lookups {
-            // Keyed by the root columns: found without building the key.
-            let lookups = &mut plan.targets[target].lookups;
-            let root_cols = || on.iter().map(|(_, r)| r);
-            if !lookups.keys().any(|cols| cols.iter().eq(root_cols())) {
-                lookups.insert(root_cols().cloned().collect(), Default::default());
-            }
-            if let Some((_, lookup)) = lookups
-                .iter_mut()
-                .find(|(cols, _)| cols.iter().eq(root_cols()))
-            {
-                lookup.tuples.entry(tuple).or_insert(index);
-            }
+        match plan_change(mapping, source, change, &mut plan.counts) {
+            Ok(touches) => plan.add_record(index, touches),
+            Err(reason) => plan.errors.push(PlanError {
+                record: index,
+                shard_id: record.shard_id.to_string(),
+                sequence_number: record.sequence_number.to_string(),
+                table: change.table.to_string(),
+                reason,
+            }),
         }
     }
     plan
+}
+
+/// What one data record asks of the targets. Every touch of its table is
+/// worked out before any is added to the plan, so that a record is either
+/// fully planned or an error.
+#[derive(Default)]
+struct RecordTouches<'m> {
+    /// Writes on known root keys: target, key, action.
+    actions: Vec<(usize, KeyTuple, Action)>,
+    /// Parents to find by a reverse lookup.
+    lookups: Vec<LookupTouch<'m>>,
+    /// Touches of the record's table.
+    touched: usize,
+    /// Touches skipped because no column they read changed.
+    skipped: usize,
+}
+
+/// Works out every touch of a data record of a mapped table; the error is
+/// the reason the record cannot be planned.
+fn plan_change<'m>(
+    mapping: &'m Mapping,
+    source: &'m SourceTable,
+    change: &DataChange,
+    counts: &mut PlanCounts,
+) -> Result<RecordTouches<'m>, String> {
+    let mut touches = RecordTouches::default();
+    for touch in &source.touches {
+        match touch {
+            Touch::Root { target } => {
+                touches.root(*target, &mapping.targets[*target], change)?;
+            }
+            Touch::Related {
+                target,
+                on,
+                direct,
+                columns,
+            } => touches
+                .related(*target, on, direct.as_deref(), columns, change, counts)
+                .map_err(|e| {
+                    format!(
+                        "cannot find the parents in target {:?}: {e}",
+                        mapping.targets[*target].table
+                    )
+                })?,
+        }
+    }
+    Ok(touches)
+}
+
+impl<'m> RecordTouches<'m> {
+    /// A change to the root row of target `target` (`t`): write its key
+    /// (upsert, rebuild or delete), and delete the old key when the update
+    /// changed it.
+    fn root(&mut self, target: usize, t: &TargetTable, change: &DataChange) -> Result<(), String> {
+        let before = change.before.as_ref();
+        let after = &change.after;
+        self.touched += 1;
+        if change.operation == Operation::Update && unchanged(before, after, t.root_columns.iter())
+        {
+            self.skipped += 1;
+            return Ok(());
+        }
+        let key = match image_key(after, t.root_key.iter()) {
+            Ok(Some(k)) => k,
+            Ok(None) => return Err(format!("a key column of target {:?} is NULL", t.table)),
+            Err(e) => return Err(format!("target {:?}: {e}", t.table)),
+        };
+        if let Some(b) = before {
+            if let Ok(Some(old)) = image_key(b, t.root_key.iter()) {
+                if old != key {
+                    self.actions.push((target, old, delete_action(t, b)));
+                }
+            }
+        }
+        let action = match change.operation {
+            Operation::Delete => delete_action(t, after),
+            _ if !image_complete(t, after) => Action::Rebuild,
+            _ if passes_filter(t, after) => Action::Upsert(after.clone()),
+            _ => delete_action(t, after),
+        };
+        self.actions.push((target, key, action));
+        Ok(())
+    }
+
+    /// A change to a joined or child row of target `target`: rebuild its
+    /// parents, found from both images, directly when `on` holds the root
+    /// key, else by a reverse lookup. The error is why the after image
+    /// cannot find them.
+    fn related(
+        &mut self,
+        target: usize,
+        on: &'m [(String, String)],
+        direct: Option<&[usize]>,
+        columns: &BTreeSet<String>,
+        change: &DataChange,
+        counts: &mut PlanCounts,
+    ) -> Result<(), String> {
+        let before = change.before.as_ref();
+        let after = &change.after;
+        let is_update = change.operation == Operation::Update;
+        self.touched += 1;
+        if is_update && unchanged(before, after, columns.iter()) {
+            self.skipped += 1;
+            return Ok(());
+        }
+        if is_update && before.is_none() {
+            counts.without_before_image += 1;
+        }
+        let images = std::iter::once(after).chain(before);
+        for (i, image) in images.enumerate() {
+            let tuple = match image_key(image, on.iter().map(|(c, _)| c)) {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
+                Err(_) if i > 0 => continue, // a partial before image (pk-only filter)
+                Err(e) => return Err(e),
+            };
+            match direct {
+                Some(positions) => {
+                    let key = KeyTuple(positions.iter().map(|p| tuple.0[*p].clone()).collect());
+                    self.actions.push((target, key, Action::Rebuild));
+                }
+                None => self.lookups.push((target, on, tuple)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BatchPlan {
+    /// Adds the touches of the record at `index`.
+    fn add_record(&mut self, index: usize, touches: RecordTouches<'_>) {
+        if touches.touched > 0 && touches.skipped == touches.touched {
+            self.counts.unchanged += 1;
+            self.no_write.push(index);
+        }
+        for (target, key, action) in touches.actions {
+            self.targets[target].add(key, action, index);
+        }
+        for (target, on, tuple) in touches.lookups {
+            self.targets[target].ask(on, tuple, index);
+        }
+    }
+}
+
+impl TargetPlan {
+    /// Asks for the parents whose root columns (the right-hand side of `on`)
+    /// equal `tuple`, on behalf of record `record`.
+    fn ask(&mut self, on: &[(String, String)], tuple: KeyTuple, record: usize) {
+        // Keyed by the root columns: found without building the key.
+        let root_cols = || on.iter().map(|(_, r)| r);
+        if !self.lookups.keys().any(|cols| cols.iter().eq(root_cols())) {
+            self.lookups
+                .insert(root_cols().cloned().collect(), Default::default());
+        }
+        if let Some((_, lookup)) = self
+            .lookups
+            .iter_mut()
+            .find(|(cols, _)| cols.iter().eq(root_cols()))
+        {
+            lookup.tuples.entry(tuple).or_insert(record);
+        }
+    }
 }
 
 /// Adds the root keys a reverse lookup found as rebuilds.

@@ -9,7 +9,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 
 use crate::dms::{deliveries, DmsRecord, Payload};
-use crate::engine::build_response;
+use crate::engine::{build_response, BatchReport, Outcome};
 use crate::mapping::{build_row, target_key, Mapping, Related, Transforms};
 use crate::plan::{Action, BatchPlan, KeyTuple};
 use dms_cdc_core::target::{Quarantine, QuarantineClass, TableWrites};
@@ -239,4 +239,33 @@ impl DryRun {
         let _ = writeln!(out, "response: {response}");
         out
     }
+}
+
+/// Renders a batch applied through the engine for a person: outcome
+/// counts, source selects, rows written per target table, the retryable
+/// error that stopped it, and the response.
+pub fn render_report(report: &BatchReport) -> String {
+    let s = &report.summary;
+    let count = |o: Outcome| report.outcomes.iter().filter(|x| **x == o).count();
+    let mut out = format!(
+        "records: {} (applied {}, skipped {}, quarantined {}, pending {}); source selects: {}\n",
+        s.record_count,
+        count(Outcome::Applied),
+        count(Outcome::Skipped),
+        count(Outcome::Quarantined),
+        count(Outcome::Pending),
+        s.source_select_count
+    );
+    for (table, n) in &s.upserts {
+        let deletes = s.deletes.get(table).copied().unwrap_or(0);
+        out.push_str(&format!("  {table}: {n} upserted, {deletes} deleted\n"));
+    }
+    if let Some(e) = &report.retry_error {
+        out.push_str(&format!("stopped by a retryable error: {e}\n"));
+    }
+    out.push_str(&format!(
+        "response: {}\n",
+        serde_json::to_string(&report.response).unwrap_or_default()
+    ));
+    out
 }

@@ -145,58 +145,17 @@ fn finish(
 
     let payload = match record_type.as_ref() {
         "data" => {
-            let operation = match operation.as_ref() {
-                "load" => Operation::Load,
-                "insert" => Operation::Insert,
-                "update" => Operation::Update,
-                "delete" => Operation::Delete,
-                _ => return Err(unknown_operation(table, record_type, operation)),
+            let Some(operation) = data_operation(&operation) else {
+                return Err(unknown_operation(table, record_type, operation));
             };
-            let Some(table) = table else {
-                return Err(fail(
-                    None,
-                    DecodeErrorKind::MissingField("schema-name/table-name"),
-                ));
-            };
-            let image_error = |table, field: &str, reason| {
-                fail(
-                    Some(table),
-                    DecodeErrorKind::Image {
-                        field: field.to_owned(),
-                        reason,
-                    },
-                )
-            };
-            let after = match parts.data {
-                Some(Ok(row)) => row,
-                Some(Err(reason)) => return Err(image_error(table, "data", reason)),
-                None => return Err(fail(Some(table), DecodeErrorKind::MissingData)),
-            };
-            let before = match parts.before {
-                None => None,
-                Some(Ok(row)) => Some(row),
-                Some(Err(reason)) => return Err(image_error(table, before_field, reason)),
-            };
-            Payload::Data(DataChange {
-                operation,
-                table,
-                after,
-                before,
-            })
+            data_payload(operation, table, parts.data, parts.before, before_field)
+                .map_err(|(table, kind)| fail(table, kind))?
         }
         "control" => {
             let Some(op) = ControlOperation::parse(&operation) else {
                 return Err(unknown_operation(table, record_type, operation));
             };
-            let detail = parts
-                .control
-                .map(|raw| serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null))
-                .unwrap_or(serde_json::Value::Null);
-            Payload::Control(ControlRecord {
-                operation: op,
-                table,
-                detail,
-            })
+            control_payload(op, table, parts.control)
         }
         _ => {
             return Err(fail(
@@ -223,6 +182,78 @@ fn finish(
             },
         },
         payload,
+    })
+}
+
+/// The operation of a data record; `None` for one DMS does not send.
+#[inline]
+fn data_operation(operation: &str) -> Option<Operation> {
+    Some(match operation {
+        "load" => Operation::Load,
+        "insert" => Operation::Insert,
+        "update" => Operation::Update,
+        "delete" => Operation::Delete,
+        _ => return None,
+    })
+}
+
+/// A data record's row change, from its images. The error is the table (if
+/// known) and what is wrong; the caller adds the record's position.
+#[inline]
+fn data_payload(
+    operation: Operation,
+    table: Option<TableName>,
+    data: Option<Result<Row, String>>,
+    before: Option<Result<Row, String>>,
+    before_field: &str,
+) -> Result<Payload, (Option<TableName>, DecodeErrorKind)> {
+    let Some(table) = table else {
+        return Err((
+            None,
+            DecodeErrorKind::MissingField("schema-name/table-name"),
+        ));
+    };
+    let image_error = |table, field: &str, reason| {
+        (
+            Some(table),
+            DecodeErrorKind::Image {
+                field: field.to_owned(),
+                reason,
+            },
+        )
+    };
+    let after = match data {
+        Some(Ok(row)) => row,
+        Some(Err(reason)) => return Err(image_error(table, "data", reason)),
+        None => return Err((Some(table), DecodeErrorKind::MissingData)),
+    };
+    let before = match before {
+        None => None,
+        Some(Ok(row)) => Some(row),
+        Some(Err(reason)) => return Err(image_error(table, before_field, reason)),
+    };
+    Ok(Payload::Data(DataChange {
+        operation,
+        table,
+        after,
+        before,
+    }))
+}
+
+/// A control record and its `control` detail (`null` when absent).
+#[inline]
+fn control_payload(
+    operation: ControlOperation,
+    table: Option<TableName>,
+    control: Option<&RawValue>,
+) -> Payload {
+    let detail = control
+        .map(|raw| serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null))
+        .unwrap_or(serde_json::Value::Null);
+    Payload::Control(ControlRecord {
+        operation,
+        table,
+        detail,
     })
 }
 

@@ -1,0 +1,243 @@
+//! `dms-cdc quarantine`: list, show, redrive and discard quarantined
+//! records ([`dms_cdc_ops::quarantine`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use dms_cdc_core::mapping::{Mapping, Transforms};
+use dms_cdc_ops::connect::Endpoints;
+use dms_cdc_ops::quarantine::{
+    discard, dry_redrive, list, redrive, render_list, show, target_pool, Filter, State,
+};
+use dms_cdc_ops::redrive::parse_since;
+
+/// The target database and the function whose quarantine it is.
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// Target MySQL URL (the database with `dms_cdc_quarantine`).
+    #[arg(long, env = "DMS_CDC_TARGET_URL", hide_env_values = true)]
+    pub target: String,
+    /// The function's name (rows are kept per function).
+    #[arg(long)]
+    pub function_name: String,
+}
+
+/// Filters shared by `list` and `redrive`.
+#[derive(Debug, clap::Args)]
+pub struct FilterArgs {
+    /// Source table (`schema.table`, or the table name).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Error class: decode, plan, evaluate, write, ddl.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// First quarantined at or after this time (RFC 3339, or `YYYY-MM-DD HH:MM:SS` in UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+impl FilterArgs {
+    fn filter(&self, state: State, ids: Vec<u64>) -> anyhow::Result<Filter> {
+        Ok(Filter {
+            ids,
+            table: self.table.clone(),
+            class: self.class.clone(),
+            since: self
+                .since
+                .as_deref()
+                .map(parse_since)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--since: {e}"))?,
+            state,
+        })
+    }
+}
+
+/// The state of a quarantined record, as `--state` takes it ([`State`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateArg {
+    /// Not applied yet.
+    Open,
+    /// Redriven and applied.
+    Resolved,
+    /// Discarded by an operator, with a reason.
+    Discarded,
+    /// Any state (filter only).
+    All,
+}
+
+impl From<StateArg> for State {
+    fn from(state: StateArg) -> State {
+        match state {
+            StateArg::Open => State::Open,
+            StateArg::Resolved => State::Resolved,
+            StateArg::Discarded => State::Discarded,
+            StateArg::All => State::All,
+        }
+    }
+}
+
+/// `dms-cdc quarantine`: list, show, redrive and discard quarantined records.
+///
+/// Exit codes: 0 done; 1 a redrive left records open (failed again, or a
+/// retryable failure: fix and run again); 2 usage or configuration error,
+/// or no such open record.
+#[derive(Debug, clap::Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined records (open ones unless --state says otherwise).
+    List {
+        /// Target and function.
+        #[command(flatten)]
+        db: TargetArgs,
+        /// Filters.
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Which rows.
+        #[arg(long, value_enum, default_value = "open")]
+        state: StateArg,
+    },
+    /// Show one record: raw payload, error, attempts, state.
+    Show {
+        /// Target and function.
+        #[command(flatten)]
+        db: TargetArgs,
+        /// Row id (from `list`).
+        id: u64,
+    },
+    /// Re-apply open records (after a mapping fix) through the engine:
+    /// success marks them resolved; failure increments attempts and records the new error.
+    Redrive(RedriveArgs),
+    /// Mark an open record discarded, with a reason (the row is kept for audit).
+    Discard {
+        /// Target and function.
+        #[command(flatten)]
+        db: TargetArgs,
+        /// Row id.
+        id: u64,
+        /// Why it is discarded.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Arguments of `dms-cdc quarantine redrive`.
+#[derive(Debug, clap::Args)]
+pub struct RedriveArgs {
+    /// Target and function.
+    #[command(flatten)]
+    pub db: TargetArgs,
+    /// Only these row ids (default: every open record matching the filters).
+    pub ids: Vec<u64>,
+    /// Filters.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// The (fixed) mapping file.
+    #[arg(long)]
+    pub mapping: PathBuf,
+    /// Source MySQL URL, for re-queries.
+    #[arg(
+        long,
+        required_unless_present = "dry_run",
+        env = "DMS_CDC_SOURCE_URL",
+        hide_env_values = true
+    )]
+    pub source: Option<String>,
+    /// Decode, plan and build rows from images only: show whether the mapping now accepts them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keys per source query and rows per write statement (1 to 65535; a
+    /// statement never binds more than 65,535 values: wide rows get fewer per statement).
+    #[arg(long, default_value_t = 500, value_parser = dms_cdc_core::target::parse_chunk_size)]
+    pub chunk_size: usize,
+}
+
+/// Runs `dms-cdc quarantine ...` (exit codes: see [`QuarantineCommand`]).
+pub async fn run(command: QuarantineCommand, transforms: Transforms) -> anyhow::Result<ExitCode> {
+    match command {
+        QuarantineCommand::List { db, filter, state } => {
+            let pool = target_pool(&db.target, &db.function_name).await?;
+            let rows = list(
+                &pool,
+                &db.function_name,
+                &filter.filter(state.into(), vec![])?,
+            )
+            .await?;
+            print!("{}", render_list(&rows));
+            Ok(ExitCode::SUCCESS)
+        }
+        QuarantineCommand::Show { db, id } => show_one(&db, id).await,
+        QuarantineCommand::Discard { db, id, reason } => discard_one(&db, id, &reason).await,
+        QuarantineCommand::Redrive(args) => redrive_open(args, transforms).await,
+    }
+}
+
+/// `show`: exit 2 when there is no such record.
+async fn show_one(db: &TargetArgs, id: u64) -> anyhow::Result<ExitCode> {
+    let pool = target_pool(&db.target, &db.function_name).await?;
+    match show(&pool, &db.function_name, id).await? {
+        Some(r) => {
+            print!("{}", r.render());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!(
+                "error: no quarantined record {id} for function {}",
+                db.function_name
+            );
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// `discard`: exit 2 when there is no such open record.
+async fn discard_one(db: &TargetArgs, id: u64, reason: &str) -> anyhow::Result<ExitCode> {
+    let pool = target_pool(&db.target, &db.function_name).await?;
+    if discard(&pool, &db.function_name, id, reason).await? {
+        println!("record {id} discarded: {reason}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "error: no open quarantined record {id} for function {} (see `quarantine show {id}`)",
+            db.function_name
+        );
+        Ok(ExitCode::from(2))
+    }
+}
+
+/// `redrive` (or its dry run): exit 1 when records are left open.
+async fn redrive_open(args: RedriveArgs, transforms: Transforms) -> anyhow::Result<ExitCode> {
+    let mapping = Mapping::load(&args.mapping, &transforms)?;
+    let db = &args.db;
+    let pool = target_pool(&db.target, &db.function_name).await?;
+    let filter = args.filter.filter(State::Open, args.ids.clone())?;
+    if args.dry_run {
+        let rows = list(&pool, &db.function_name, &filter).await?;
+        let dry = dry_redrive(&mapping, &transforms, &rows);
+        print!("{}", dry.render());
+        return Ok(if dry.still_failing() == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let Some(source) = &args.source else {
+        anyhow::bail!("--source is required without --dry-run");
+    };
+    let endpoints = Endpoints {
+        source,
+        target: &db.target,
+        function_name: &db.function_name,
+        chunk_size: args.chunk_size,
+    };
+    let engine = match crate::connect(mapping, transforms, &endpoints).await {
+        Ok(engine) => engine,
+        Err(code) => return Ok(code),
+    };
+    let report = redrive(&engine, &pool, &filter).await?;
+    print!("{}", report.render());
+    Ok(if report.still_failing() == 0 && !report.pending() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
