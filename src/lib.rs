@@ -8,6 +8,7 @@
 //! - `dms-cdc-core` (`crates/core`): decode, mapping, plan, the one prepare
 //!   pass, the engine generic over `Source` and `Target`; no I/O;
 //! - `dms-cdc-mysql` (`crates/mysql`): the MySQL/MariaDB source and target;
+//! - `dms-cdc-postgres` (`crates/postgres`): the PostgreSQL target;
 //! - `dms-cdc-lambda` (`crates/lambda`): the function glue (environment,
 //!   Secrets Manager, handler, metrics), generic over an adapter;
 //! - `dms-cdc-ops` (`crates/ops`): replay, redrive, quarantine, Kinesis;
@@ -30,6 +31,16 @@ pub mod engine {
 
     /// An engine from a MySQL source to a MySQL target.
     pub type MysqlEngine = Engine<dms_cdc_mysql::MysqlSource, dms_cdc_mysql::MysqlTarget>;
+
+    /// An engine from a MySQL source to a PostgreSQL target.
+    pub type MysqlToPostgresEngine =
+        Engine<dms_cdc_mysql::MysqlSource, dms_cdc_postgres::PostgresTarget>;
+}
+
+/// The PostgreSQL target ([`dms_cdc_postgres`]): `postgres::target`,
+/// `postgres::fault`, `postgres::connection`, `postgres::pool`.
+pub mod postgres {
+    pub use dms_cdc_postgres::*;
 }
 
 /// Faults ([`dms_cdc_core::fault`]) and the MySQL list of codes.
@@ -56,4 +67,8 @@ pub mod lambda {
 
     /// The MySQL-target function (`functions/mysql-target`).
     pub type MysqlFunction = Function<dms_cdc_mysql::Mysql>;
+
+    /// The PostgreSQL-target function (`functions/postgres-target`): a
+    /// MySQL source, a PostgreSQL target.
+    pub type PostgresFunction = Function<dms_cdc_mysql::Mysql, dms_cdc_postgres::Postgres>;
 }

@@ -58,15 +58,51 @@ fn the_mysql_function_links_no_tooling() {
 }
 
 #[test]
+fn the_postgres_function_links_no_tooling() {
+    let crates = names(&tree(&["-p", "postgres-target"]));
+    for wanted in [
+        "dms-cdc-core",
+        "dms-cdc-postgres",
+        "dms-cdc-mysql",
+        "tokio-postgres",
+    ] {
+        assert!(
+            crates.iter().any(|c| c == wanted),
+            "postgres-target does not link {wanted}"
+        );
+    }
+    for forbidden in NOT_IN_A_FUNCTION {
+        assert!(
+            !crates.iter().any(|c| c == forbidden),
+            "postgres-target links {forbidden}"
+        );
+    }
+    let features = tree(&[
+        "-p",
+        "postgres-target",
+        "-e",
+        "features",
+        "-i",
+        "mysql_async",
+    ]);
+    assert!(
+        !features.contains("mysql_async feature \"binlog\""),
+        "postgres-target links the binlog reader:\n{features}"
+    );
+}
+
+#[test]
 fn the_core_has_no_driver_runtime_or_sdk() {
     let crates = names(&tree(&["-p", "dms-cdc-core"]));
     for forbidden in [
         "tokio",
         "mysql_async",
+        "tokio-postgres",
         "aws-config",
         "aws-sdk-secretsmanager",
         "lambda_runtime",
         "dms-cdc-mysql",
+        "dms-cdc-postgres",
     ] {
         assert!(
             !crates.iter().any(|c| c == forbidden),

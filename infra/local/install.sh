@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what local runs and tests need where it is missing: the MariaDB
-# server binaries (tests and the demo start their own throwaway instances),
+# and PostgreSQL server binaries (tests and the demo start their own
+# throwaway instances; nothing uses a server the package may start itself),
 # openssl (TLS tests), python3 with venv (moto's server, installed by the
 # tests), Node.js and the Kinesis emulator (kinesalite, from npm).
 set -euo pipefail
@@ -18,6 +19,12 @@ apt_install() {
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
   echo "installing MariaDB server binaries"
   apt_install mariadb-server mariadb-client
+fi
+# PostgreSQL targets: tests run initdb and pg_ctl from
+# /usr/lib/postgresql/<version>/bin (as the postgres user when root).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  echo "installing PostgreSQL server binaries"
+  apt_install postgresql postgresql-client
 fi
 # TLS tests make their certificates with the openssl command.
 if ! command -v openssl >/dev/null 2>&1; then

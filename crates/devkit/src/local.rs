@@ -7,7 +7,8 @@
 //! test panics. It never touches a server someone started by hand.
 //! [`MariaDb::start_tls`] starts one that also speaks TLS with certificates
 //! a test makes itself ([`TlsFiles::generate`]), and has a user that may
-//! only connect over TLS.
+//! only connect over TLS. [`PostgreSql::start`] does the same for a
+//! PostgreSQL target, with `initdb` and `pg_ctl` from the machine's binaries.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ pub const TLS_PASSWORD: &str = "dmscdc-tls-pw";
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     /// A binary is missing.
-    #[error("{0} not found: install MariaDB server (apt-get install mariadb-server) or run `bash .ci/test`, which does")]
+    #[error("{0} not found: install it (infra/local/install.sh installs the MariaDB and PostgreSQL servers) or run `bash .ci/test`, which does")]
     Missing(&'static str),
     /// A command failed.
     #[error("{what} failed: {detail}")]
@@ -465,6 +466,336 @@ impl Drop for MariaDb {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// User of a throwaway PostgreSQL server ([`PostgreSql`]): its superuser,
+/// trusted without a password.
+pub const PG_USER: &str = "dmscdc";
+
+/// The directory of the newest PostgreSQL server binaries installed
+/// (`/usr/lib/postgresql/<version>/bin`), else the one `initdb` is in.
+fn postgres_bin_dir() -> Result<PathBuf, LocalError> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    find_binary(&["initdb"])
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .ok_or(LocalError::Missing(
+            "initdb (PostgreSQL server: apt-get install postgresql)",
+        ))
+}
+
+/// A throwaway PostgreSQL server: `initdb` into a temporary folder (trust
+/// authentication, superuser [`PG_USER`]), `pg_ctl start` on a free
+/// 127.0.0.1 port with its socket in that folder; stopped (`pg_ctl stop -m
+/// immediate`) and removed when dropped, also when a test panics. As root,
+/// the server runs as the `postgres` user (PostgreSQL refuses root), which
+/// owns the folder. It never touches a server someone else started.
+#[derive(Debug)]
+pub struct PostgreSql {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    run_as: Option<&'static str>,
+    running: bool,
+    /// Server options beyond the port, socket and address (TLS).
+    extra: String,
+}
+
+impl PostgreSql {
+    /// Initialises and starts a server.
+    pub fn start() -> Result<PostgreSql, LocalError> {
+        Self::start_with(None)
+    }
+
+    /// Starts a server like [`PostgreSql::start`] that also accepts TLS
+    /// (`ssl=on`) with `tls`'s server certificate, copied into the server's
+    /// folder (the key readable by its user only, as PostgreSQL demands).
+    pub fn start_tls(tls: &TlsFiles) -> Result<PostgreSql, LocalError> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&TlsFiles>) -> Result<PostgreSql, LocalError> {
+        let bin = postgres_bin_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("dms-cdc-postgres-")
+            .tempdir()?;
+        let mut extra = String::new();
+        if let Some(files) = tls {
+            let cert = dir.path().join("server.pem");
+            let key = dir.path().join("server-key.pem");
+            std::fs::copy(&files.cert, &cert)?;
+            std::fs::copy(&files.key, &key)?;
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+            extra = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            );
+        }
+        let running_as_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
+        let run_as = running_as_root.then_some("postgres");
+        if let Some(user) = run_as {
+            let status = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{user}:"))
+                .arg(dir.path())
+                .status()?;
+            if !status.success() {
+                return Err(LocalError::Command {
+                    what: format!("chown {user}"),
+                    detail: status.to_string(),
+                });
+            }
+        }
+        let mut db = PostgreSql {
+            dir,
+            bin,
+            port: free_port()?,
+            run_as,
+            running: false,
+            extra,
+        };
+        let data = db.data_dir();
+        db.run_tool(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-A".as_ref(),
+                "trust".as_ref(),
+                "-U".as_ref(),
+                PG_USER.as_ref(),
+                "-E".as_ref(),
+                "UTF8".as_ref(),
+                "--no-locale".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        )?;
+        db.pg_ctl_start()?;
+        Ok(db)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// Runs one of the server's tools (as the server's user when root).
+    fn run_tool(&self, tool: &str, args: &[&std::ffi::OsStr]) -> Result<(), LocalError> {
+        let program = self.bin.join(tool);
+        let mut cmd = match self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(&program);
+                c
+            }
+            None => Command::new(&program),
+        };
+        let out = cmd
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(LocalError::Command {
+            what: tool.to_owned(),
+            detail: format!(
+                "{}{}; log: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .chars()
+                    .take(2000)
+                    .collect::<String>(),
+                String::from_utf8_lossy(&out.stdout)
+                    .chars()
+                    .take(1000)
+                    .collect::<String>(),
+                tail(&self.log_file())
+            ),
+        })
+    }
+
+    fn pg_ctl_start(&mut self) -> Result<(), LocalError> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60{}",
+            self.port,
+            self.dir.path().display(),
+            self.extra
+        );
+        let data = self.data_dir();
+        let log = self.log_file();
+        self.run_tool(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-o".as_ref(),
+                options.as_ref(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "-w".as_ref(),
+                "start".as_ref(),
+            ],
+        )?;
+        self.running = true;
+        Ok(())
+    }
+
+    /// Stops the server at once (`-m immediate`, as a crash would); it can
+    /// be started again with [`PostgreSql::restart`].
+    pub fn stop(&mut self) -> Result<(), LocalError> {
+        if !self.running {
+            return Ok(());
+        }
+        let data = self.data_dir();
+        self.run_tool(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-m".as_ref(),
+                "immediate".as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        )?;
+        self.running = false;
+        Ok(())
+    }
+
+    /// Starts the server again on the same data directory and port.
+    pub fn restart(&mut self) -> Result<(), LocalError> {
+        self.stop()?;
+        self.pg_ctl_start()
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A `postgres://` URL for `database` as [`PG_USER`] (no password: trusted).
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://{PG_USER}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A `postgres://` URL for `database` as `user` with `password`.
+    pub fn url_as(&self, user: &str, password: &str, database: &str) -> String {
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    fn psql(&self, database: &str) -> Result<Command, LocalError> {
+        let psql = self.bin.join("psql");
+        let psql = if psql.exists() {
+            psql
+        } else {
+            find_binary(&["psql"])?
+        };
+        let mut cmd = Command::new(psql);
+        cmd.arg("-X")
+            .arg("-q")
+            .args(["-v", "ON_ERROR_STOP=1"])
+            .arg("-h")
+            .arg(self.dir.path())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", PG_USER, "-d", database])
+            .stdin(Stdio::null());
+        Ok(cmd)
+    }
+
+    fn run_psql(&self, mut cmd: Command) -> Result<(), LocalError> {
+        let out = cmd.output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(LocalError::Command {
+                what: "psql".into(),
+                detail: String::from_utf8_lossy(&out.stderr)
+                    .chars()
+                    .take(2000)
+                    .collect(),
+            })
+        }
+    }
+
+    /// Runs SQL (several statements allowed) in `database` through psql as [`PG_USER`].
+    pub fn run_sql(&self, database: &str, sql: &str) -> Result<(), LocalError> {
+        let mut cmd = self.psql(database)?;
+        cmd.arg("-c").arg(sql);
+        self.run_psql(cmd)
+    }
+
+    /// Runs a SQL file in `database` through psql as [`PG_USER`].
+    pub fn run_file(&self, database: &str, path: &Path) -> Result<(), LocalError> {
+        let mut cmd = self.psql(database)?;
+        cmd.arg("-f").arg(path);
+        self.run_psql(cmd)
+    }
+
+    /// Creates a database.
+    pub fn create_database(&self, name: &str) -> Result<(), LocalError> {
+        self.run_sql("postgres", &format!("CREATE DATABASE \"{name}\""))
+    }
+
+    /// Creates a login role that must give its password over TCP
+    /// (`scram-sha-256`, placed before the trust rules in `pg_hba.conf`),
+    /// with all privileges on `database`'s public schema.
+    pub fn add_password_user(
+        &self,
+        user: &str,
+        password: &str,
+        database: &str,
+    ) -> Result<(), LocalError> {
+        self.run_sql(
+            database,
+            &format!(
+                "CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}';
+                 GRANT ALL ON SCHEMA public TO \"{user}\";
+                 GRANT ALL ON ALL TABLES IN SCHEMA public TO \"{user}\";"
+            ),
+        )?;
+        let hba = self.data_dir().join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba)?;
+        std::fs::write(
+            &hba,
+            format!("host all \"{user}\" 127.0.0.1/32 scram-sha-256\n{rules}"),
+        )?;
+        self.run_sql(database, "SELECT pg_reload_conf()")
+    }
+}
+
+impl Drop for PostgreSql {
+    fn drop(&mut self) {
+        let _ = self.stop();
     }
 }
 
