@@ -8,12 +8,15 @@
 //!   in limited LOB mode (the mappings re-query LOB columns);
 //! - the Kinesis endpoint settings are those the decoder needs;
 //! - `infra/dms/dms.yaml` embeds exactly the JSON files it is documented to;
-//! - `template.yaml` has one function per crate in `functions/`, the
-//!   environment variables the function reads and alarms on the metrics it
-//!   emits;
+//! - `template.yaml` has one function per crate in `functions/`, each with
+//!   the environment variables the function reads, its own event source
+//!   mapping (the documented settings), on-failure queue, role (its two
+//!   secrets), alarms on the metrics it emits, dashboard band and outputs,
+//!   all under its own `Deploy...` condition; its target parameters are
+//!   optional and required by a rule only when it is deployed;
 //! - `template.yaml` allows only what the function supports
 //!   (`ParallelizationFactor` 1, `ChunkSize` up to 65535) and grants narrowly
-//!   (the two secrets, never `*`; keys only through their service; service
+//!   (each function its two secrets, never `*`; keys only through their service; service
 //!   trust only for this account, in `infra/dms/dms.yaml` too).
 //!
 //! `.ci/deploy-check` lints the same templates with cfn-lint and SAM.
@@ -434,32 +437,17 @@ fn the_sam_template_has_one_function_per_crate_with_its_configuration() {
     let count = |needle: &str| template.matches(needle).count();
     assert_eq!(count("Type: AWS::Serverless::Function\n"), crates.len());
     assert_eq!(count("BuildMethod: rust-cargolambda\n"), crates.len());
-    assert_eq!(
-        count("FunctionResponseTypes: [ReportBatchItemFailures]\n"),
-        crates.len()
-    );
-    assert_eq!(count("BisectBatchOnFunctionError: true\n"), crates.len());
 
-    // The environment variables the function reads.
-    for var in [
-        dms_cdc::lambda::ENV_SOURCE_SECRET_ID,
-        dms_cdc::lambda::ENV_TARGET_SECRET_ID,
-        dms_cdc::lambda::ENV_SOURCE_DATABASE,
-        dms_cdc::lambda::ENV_TARGET_DATABASE,
-        dms_cdc::lambda::ENV_CHUNK_SIZE,
-        dms_cdc::lambda::ENV_SOURCE_POOL_SIZE,
-        dms_cdc::lambda::ENV_TARGET_POOL_SIZE,
-        dms_cdc::lambda::ENV_FUNCTION_NAME,
-        dms_cdc::lambda::ENV_SOURCE_SSL_MODE,
-        dms_cdc::lambda::ENV_SOURCE_SSL_CA,
-        dms_cdc::lambda::ENV_TARGET_SSL_MODE,
-        dms_cdc::lambda::ENV_TARGET_SSL_CA,
-    ] {
-        assert!(
-            template.contains(&format!("{var}: ")),
-            "template.yaml does not set {var}"
-        );
+    let globals = yaml_section(&template, "Globals");
+    let mut problems = Vec::new();
+    for name in &crates {
+        problems.extend(function_problems(&template, &globals, name));
     }
+    assert!(
+        problems.is_empty(),
+        "template.yaml:\n{}",
+        problems.join("\n")
+    );
 
     // The quarantine alarm watches a metric the function emits.
     let emf: Json = serde_json::from_str(&dms_cdc::lambda::emf_line(
@@ -480,6 +468,273 @@ fn the_sam_template_has_one_function_per_crate_with_its_configuration() {
     assert!(metrics.contains(&"QuarantinedRecords"), "{metrics:?}");
     assert!(template.contains(&format!("Namespace: {namespace}\n")));
     assert!(template.contains("MetricName: QuarantinedRecords\n"));
+}
+
+/// The lines of a top-level section (`Globals:`) or of a resource, output
+/// or parameter (`  Name:`), the key line included.
+fn yaml_section(text: &str, key: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let Some(start) = lines
+        .iter()
+        .position(|l| l.trim_end() == format!("{key}:") || l.trim_end() == format!("  {key}:"))
+    else {
+        return String::new();
+    };
+    let own = indent(lines[start]);
+    std::iter::once(lines[start])
+        .chain(
+            lines[start + 1..]
+                .iter()
+                .take_while(|l| l.trim().is_empty() || indent(l) > own)
+                .copied(),
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `mysql-target` -> `MysqlTarget`: the prefix of a function's resources.
+fn logical_prefix(crate_name: &str) -> String {
+    crate_name
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The name of the condition a function's resources carry
+/// (`DeployMysqlTarget` parameter -> `DeployMysql` condition).
+fn deploy_condition(prefix: &str) -> String {
+    format!("Deploy{}", prefix.trim_end_matches("Target"))
+}
+
+/// What is missing from the resources of the function built from
+/// `functions/<name>`: its function, event source mapping, on-failure
+/// queue, role, alarms, dashboard band, outputs, its parameters and the
+/// condition that deploys it.
+fn function_problems(template: &str, globals: &str, name: &str) -> Vec<String> {
+    let prefix = logical_prefix(name);
+    let condition = format!("Condition: {}\n", deploy_condition(&prefix));
+    let function_id = format!("{prefix}Function");
+    let function = yaml_section(template, &function_id);
+    let mut problems = Vec::new();
+    let mut need = |ok: bool, what: String| {
+        if !ok {
+            problems.push(format!("{name}: {what}"));
+        }
+    };
+    if function.is_empty() {
+        return vec![format!("{name}: no resource {function_id}")];
+    }
+    for line in [
+        "Type: AWS::Serverless::Function\n".to_owned(),
+        condition.clone(),
+        "BuildMethod: rust-cargolambda\n".to_owned(),
+        format!("Binary: {name}\n"),
+        format!("CodeUri: functions/{name}\n"),
+        format!("Role: !GetAtt {prefix}Role.Arn\n"),
+        format!("LogGroup: !Ref {prefix}LogGroup\n"),
+        "LogFormat: JSON\n".to_owned(),
+        // The event source mapping: the settings README "Event source
+        // mapping settings" documents.
+        "Type: Kinesis\n".to_owned(),
+        "StartingPosition: TRIM_HORIZON\n".to_owned(),
+        "BatchSize: !Ref BatchSize\n".to_owned(),
+        "MaximumBatchingWindowInSeconds: !Ref MaximumBatchingWindowInSeconds\n".to_owned(),
+        "ParallelizationFactor: !Ref ParallelizationFactor\n".to_owned(),
+        "FunctionResponseTypes: [ReportBatchItemFailures]\n".to_owned(),
+        "BisectBatchOnFunctionError: true\n".to_owned(),
+        "MaximumRetryAttempts: !Ref MaximumRetryAttempts\n".to_owned(),
+        "MaximumRecordAgeInSeconds: !Ref MaximumRecordAgeInSeconds\n".to_owned(),
+        format!("Destination: !GetAtt {prefix}OnFailureQueue.Arn\n"),
+        // Its own checkpoint rows and metric dimension.
+        format!("DMS_CDC_FUNCTION_NAME: !Sub ${{AWS::StackName}}-{name}\n"),
+        format!("DMS_CDC_TARGET_SECRET_ID: !Ref {prefix}SecretArn\n"),
+        format!("DMS_CDC_TARGET_DATABASE: !Ref {prefix}Database\n"),
+        format!("DMS_CDC_TARGET_SSL_MODE: !Ref {prefix}SslMode\n"),
+        format!("DMS_CDC_TARGET_SSL_CA: !Ref {prefix}SslCa\n"),
+    ] {
+        need(
+            function.contains(&format!("\n{}", line.trim_start()))
+                || function.contains(&format!(" {line}")),
+            format!("{function_id} lacks `{}`", line.trim_end()),
+        );
+    }
+    // Every variable the function reads is set, by Globals or by the function.
+    for var in [
+        dms_cdc::lambda::ENV_SOURCE_SECRET_ID,
+        dms_cdc::lambda::ENV_TARGET_SECRET_ID,
+        dms_cdc::lambda::ENV_SOURCE_DATABASE,
+        dms_cdc::lambda::ENV_TARGET_DATABASE,
+        dms_cdc::lambda::ENV_CHUNK_SIZE,
+        dms_cdc::lambda::ENV_SOURCE_POOL_SIZE,
+        dms_cdc::lambda::ENV_TARGET_POOL_SIZE,
+        dms_cdc::lambda::ENV_FUNCTION_NAME,
+        dms_cdc::lambda::ENV_SOURCE_SSL_MODE,
+        dms_cdc::lambda::ENV_SOURCE_SSL_CA,
+        dms_cdc::lambda::ENV_TARGET_SSL_MODE,
+        dms_cdc::lambda::ENV_TARGET_SSL_CA,
+    ] {
+        let key = format!("{var}: ");
+        need(
+            function.contains(&key) || globals.contains(&key),
+            format!("{function_id} does not get {var}"),
+        );
+    }
+    // The chunk size is the bounded parameter (see the chunk size test).
+    need(
+        !function.contains("DMS_CDC_CHUNK_SIZE: ")
+            && globals.contains("DMS_CDC_CHUNK_SIZE: !Ref ChunkSize\n"),
+        format!("{function_id}: DMS_CDC_CHUNK_SIZE is not !Ref ChunkSize"),
+    );
+    // Its own queue, role, log group and alarms, deployed with it.
+    for (id, what) in [
+        ("OnFailureQueue", "Type: AWS::SQS::Queue\n".to_owned()),
+        ("LogGroup", format!("/{name}\n")),
+        (
+            "Role",
+            format!("Resource: !GetAtt {prefix}OnFailureQueue.Arn\n"),
+        ),
+        ("IteratorAgeAlarm", "MetricName: IteratorAge\n".to_owned()),
+        ("ErrorsAlarm", "MetricName: Errors\n".to_owned()),
+        (
+            "OnFailureAlarm",
+            format!("Value: !GetAtt {prefix}OnFailureQueue.QueueName\n"),
+        ),
+        (
+            "QuarantineAlarm",
+            format!("Value: !Sub ${{AWS::StackName}}-{name}\n"),
+        ),
+        (
+            "OperatorErrorsAlarm",
+            format!("Value: !Sub ${{AWS::StackName}}-{name}\n"),
+        ),
+        ("FunctionName", format!("Value: !Ref {function_id}\n")),
+        (
+            "CheckpointName",
+            format!("Value: !Sub ${{AWS::StackName}}-{name}\n"),
+        ),
+        (
+            "OnFailureQueueUrl",
+            format!("Value: !Ref {prefix}OnFailureQueue\n"),
+        ),
+    ] {
+        let id = format!("{prefix}{id}");
+        let block = yaml_section(template, &id) + "\n";
+        need(!block.trim().is_empty(), format!("no {id}"));
+        need(
+            block.contains(&condition),
+            format!("{id} lacks `{}`", condition.trim_end()),
+        );
+        need(
+            block.contains(what.as_str()),
+            format!("{id} lacks `{}`", what.trim_end()),
+        );
+    }
+    for alarm in ["IteratorAgeAlarm", "ErrorsAlarm"] {
+        let block = yaml_section(template, &format!("{prefix}{alarm}")) + "\n";
+        need(
+            block.contains(&format!("Value: !Ref {function_id}\n")),
+            format!("{prefix}{alarm} does not watch {function_id}"),
+        );
+    }
+    // Its role reads its two secrets only.
+    let role = yaml_section(template, &format!("{prefix}Role")) + "\n";
+    let secrets: Vec<String> = policy_statements(&role)
+        .into_iter()
+        .filter(|s| s.contains("secretsmanager:GetSecretValue"))
+        .collect();
+    need(
+        secrets.len() == 1
+            && secrets[0].contains("- !Ref SourceSecretArn\n")
+            && secrets[0].contains(&format!("- !Ref {prefix}SecretArn"))
+            && secrets[0].matches("- !Ref ").count() == 2,
+        format!("{prefix}Role must read SourceSecretArn and {prefix}SecretArn only: {secrets:?}"),
+    );
+    // Its band on the dashboard.
+    let dashboard = yaml_section(template, "Dashboard");
+    for needle in [
+        format!("${{{function_id}}}"),
+        format!("${{{prefix}OnFailureQueue.QueueName}}"),
+        format!("- Fn: !Sub ${{AWS::StackName}}-{name}\n"),
+        format!("- {}\n", deploy_condition(&prefix)),
+    ] {
+        need(
+            (dashboard.clone() + "\n").contains(&needle),
+            format!("the dashboard lacks `{}`", needle.trim_end()),
+        );
+    }
+    // Its parameters: optional in the template (another target's stack
+    // need not give them), required by a rule when the function is deployed.
+    let flag = format!("Deploy{prefix}");
+    let parameter = yaml_scalars(template, &flag);
+    need(
+        parameter.get("AllowedValues") == Some(&Json::String("[\"true\", \"false\"]".into())),
+        format!("parameter {flag} must be \"true\" or \"false\""),
+    );
+    let secret = format!("{prefix}SecretArn");
+    let parameter = yaml_scalars(template, &secret);
+    need(
+        parameter.get("AllowedPattern")
+            == Some(&Json::String(
+                "^(|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+)$".into(),
+            ))
+            && parameter.get("Default") == Some(&Json::String(String::new())),
+        format!("parameter {secret}: empty or a secret ARN, default empty"),
+    );
+    let rule = yaml_section(template, &format!("{prefix}Secret")) + "\n";
+    need(
+        rule.contains(&format!("RuleCondition: !Equals [!Ref {flag}, \"true\"]\n"))
+            && rule.contains(&format!("Assert: !Not [!Equals [!Ref {secret}, \"\"]]\n")),
+        format!("no rule {prefix}Secret requiring {secret} when {flag} is true"),
+    );
+    let conditions = yaml_section(template, "Conditions") + "\n";
+    need(
+        conditions.contains(&format!("  {}: !And\n", deploy_condition(&prefix)))
+            && conditions.contains(&format!("- !Equals [!Ref {flag}, \"true\"]\n")),
+        format!("no condition {} on {flag}", deploy_condition(&prefix)),
+    );
+    for p in ["Database", "SslMode", "SslCa"] {
+        let parameter = yaml_scalars(template, &format!("{prefix}{p}"));
+        need(
+            parameter.get("Default") == Some(&Json::String(String::new())),
+            format!("parameter {prefix}{p} needs the default \"\""),
+        );
+    }
+    problems
+}
+
+#[test]
+fn the_function_checks_name_what_is_missing() {
+    let template = read("template.yaml");
+    let globals = yaml_section(&template, "Globals");
+    assert!(function_problems(&template, &globals, "postgres-target").is_empty());
+    let broken = template
+        .replace("DestinationConfig", "Destinations")
+        .replace(
+            "-postgres-target\n                Row0",
+            "-other\n                Row0",
+        )
+        .replace("- !Ref PostgresTargetSecretArn", "- \"*\"");
+    let problems = function_problems(&broken, &globals, "postgres-target");
+    for expected in [
+        "postgres-target: the dashboard lacks `- Fn: !Sub ${AWS::StackName}-postgres-target`",
+        "postgres-target: PostgresTargetRole must read SourceSecretArn and PostgresTargetSecretArn only",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{expected}: {problems:#?}"
+        );
+    }
+    assert_eq!(logical_prefix("mysql-target"), "MysqlTarget");
+    assert_eq!(deploy_condition("PostgresTarget"), "DeployPostgres");
+    assert!(function_problems(&template, &globals, "sqlite-target")[0]
+        .contains("no resource SqliteTargetFunction"));
 }
 
 /// The statements of the IAM policies in a template: each `- Sid:` or
@@ -561,14 +816,20 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
         .iter()
         .filter(|s| s.contains("secretsmanager:GetSecretValue"))
         .collect();
-    assert_eq!(read_secrets.len(), 1, "{read_secrets:?}");
-    let secrets = read_secrets[0];
-    assert!(
-        !secrets.contains("Resource: \"*\"") && !secrets.contains("- \"*\""),
-        "secrets: Resource \"*\":\n{secrets}"
+    // One statement per function, each naming its two secrets (checked
+    // per function in function_problems).
+    assert_eq!(
+        read_secrets.len(),
+        function_crates().len(),
+        "{read_secrets:?}"
     );
-    assert!(secrets.contains("- !Ref SourceSecretArn\n"), "{secrets}");
-    assert!(secrets.contains("- !Ref MysqlTargetSecretArn"), "{secrets}");
+    for secrets in &read_secrets {
+        assert!(
+            !secrets.contains("Resource: \"*\"") && !secrets.contains("- \"*\""),
+            "secrets: Resource \"*\":\n{secrets}"
+        );
+        assert!(secrets.contains("- !Ref SourceSecretArn\n"), "{secrets}");
+    }
     // "*" only where the action takes no resource (VPC network interfaces).
     for s in &statements {
         if s.contains("Resource: \"*\"") {
@@ -578,17 +839,20 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
             );
         }
     }
-    for name in ["SourceSecretArn", "MysqlTargetSecretArn"] {
-        let parameter = yaml_scalars(&template, name);
-        assert_eq!(
-            parameter.get("AllowedPattern"),
-            Some(&Json::String(
-                "^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$".into()
-            )),
-            "template.yaml {name}"
-        );
-        assert!(!parameter.contains_key("Default"), "{name} is required");
-    }
+    // The source secret every function needs; the target secrets are
+    // optional per target (function_problems checks their rule).
+    let parameter = yaml_scalars(&template, "SourceSecretArn");
+    assert_eq!(
+        parameter.get("AllowedPattern"),
+        Some(&Json::String(
+            "^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$".into()
+        )),
+        "template.yaml SourceSecretArn"
+    );
+    assert!(
+        !parameter.contains_key("Default"),
+        "SourceSecretArn is required"
+    );
     // Optional ARNs: empty or an ARN of the right service.
     for (name, service) in [
         ("StreamArn", "kinesis"),
