@@ -24,7 +24,7 @@ pub struct ConsumeArgs {
     /// Source MySQL URL.
     #[arg(long, env = "DMS_CDC_SOURCE_URL", hide_env_values = true)]
     pub source: String,
-    /// Target MySQL URL.
+    /// Target URL: mysql://... or postgres://... (postgresql://); the scheme picks the adapter.
     #[arg(long, env = "DMS_CDC_TARGET_URL", hide_env_values = true)]
     pub target: String,
     /// Name under which checkpoints and quarantined records are kept.
@@ -72,24 +72,42 @@ pub async fn run(args: ConsumeArgs, transforms: Transforms) -> anyhow::Result<Ex
         function_name: &args.function_name,
         chunk_size: args.chunk_size,
     };
-    let engine = match crate::connect(mapping, transforms, &endpoints).await {
-        Ok(engine) => engine,
-        Err(code) => return Ok(code),
+    let options = options(&args, &arn);
+    let verb = Consume {
+        kinesis,
+        options,
+        idle_exit_ms: args.idle_exit_ms,
     };
-    let mut consumer = Consumer::new(kinesis, options(&args, &arn))?;
-    let idle = Duration::from_millis(args.idle_exit_ms.unwrap_or(u64::MAX / 4));
-    let summary = consumer
-        .run_until_idle(&engine, idle, Duration::from_secs(u64::MAX / 4))
-        .await?;
-    println!(
-        "consumed {} records in {} invocations; {} batches given up (on-failure records)",
-        summary.record_count, summary.invocation_count, summary.on_failure_count
-    );
-    Ok(if summary.on_failure_count == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    crate::with_engine(mapping, transforms, &endpoints, verb).await
+}
+
+/// Consuming the stream, with an engine into any target.
+struct Consume {
+    kinesis: aws_sdk_kinesis::Client,
+    options: ConsumeOptions,
+    idle_exit_ms: Option<u64>,
+}
+
+impl crate::EngineVerb for Consume {
+    async fn run<T: dms_cdc_core::target::Target>(
+        self,
+        engine: dms_cdc_core::engine::Engine<dms_cdc_mysql::MysqlSource, T>,
+    ) -> anyhow::Result<ExitCode> {
+        let mut consumer = Consumer::new(self.kinesis, self.options)?;
+        let idle = Duration::from_millis(self.idle_exit_ms.unwrap_or(u64::MAX / 4));
+        let summary = consumer
+            .run_until_idle(&engine, idle, Duration::from_secs(u64::MAX / 4))
+            .await?;
+        println!(
+            "consumed {} records in {} invocations; {} batches given up (on-failure records)",
+            summary.record_count, summary.invocation_count, summary.on_failure_count
+        );
+        Ok(if summary.on_failure_count == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    }
 }
 
 /// The stream's ARN (what on-failure records name).

@@ -42,11 +42,14 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use dms_cdc_core::adapter::Database as _;
 use dms_cdc_core::connection::Tls;
 use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
-use dms_cdc_mysql::{Mysql, MysqlSource, MysqlTarget};
-use dms_cdc_ops::connect::Endpoints;
+use dms_cdc_core::target::Target;
+use dms_cdc_mysql::{Mysql, MysqlSource};
+use dms_cdc_ops::connect::{engine_between, ConnectError, Endpoints};
+use dms_cdc_postgres::Postgres;
 
 pub mod capture;
 pub mod check_mapping;
@@ -245,21 +248,95 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The engine from MySQL to MySQL that a verb runs.
-type MysqlEngine = Engine<MysqlSource, MysqlTarget>;
+/// What a verb does once its engine is made. Generic over the target, so
+/// one copy of the verb serves every target adapter ([`with_engine`]).
+trait EngineVerb {
+    /// Runs the verb with the engine from the MySQL source to a `T` target.
+    async fn run<T: Target>(self, engine: Engine<MysqlSource, T>) -> anyhow::Result<ExitCode>;
+}
 
-/// Makes the verb's engine ([`dms_cdc_ops::connect::engine`]); when it
-/// cannot be made, prints why and returns the exit code to stop with (a
-/// target that is down is retryable: nothing was applied, run again).
-async fn connect(
+/// The target adapters the verbs write through, by URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetKind {
+    /// `mysql://` ([`Mysql`]).
+    Mysql,
+    /// `postgres://` or `postgresql://` ([`Postgres`]).
+    Postgres,
+}
+
+impl TargetKind {
+    /// The kind of a `--target` URL, or an error naming the flag.
+    fn of(url: &str) -> anyhow::Result<TargetKind> {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        match scheme.map(str::to_ascii_lowercase).as_deref() {
+            Some(s) if s == Mysql::URL_SCHEME => Ok(TargetKind::Mysql),
+            Some(s) if s == Postgres::URL_SCHEME || s == "postgresql" => Ok(TargetKind::Postgres),
+            Some(other) => anyhow::bail!(
+                "--target: unknown URL scheme \"{other}://\": expected mysql://, postgres:// or postgresql://"
+            ),
+            None => anyhow::bail!(
+                "--target: not a URL: expected mysql://..., postgres://... or postgresql://..."
+            ),
+        }
+    }
+}
+
+/// Makes the engine from the MySQL source to the target of the
+/// `--target` URL's scheme ([`dms_cdc_ops::connect::engine_between`]) and
+/// runs `verb` with it. When the engine cannot be made, prints why and
+/// returns the exit code to stop with (a target that is down is retryable:
+/// nothing was applied, run again); an unknown scheme is an error (exit 2).
+async fn with_engine<V: EngineVerb>(
     mapping: Mapping,
     transforms: Transforms,
     endpoints: &Endpoints<'_>,
-) -> Result<MysqlEngine, ExitCode> {
-    dms_cdc_ops::connect::engine::<Mysql>(mapping, transforms, endpoints)
-        .await
-        .map_err(|e| {
-            eprintln!("error: {e:#}");
-            ExitCode::from(e.exit_code())
-        })
+    verb: V,
+) -> anyhow::Result<ExitCode> {
+    match TargetKind::of(endpoints.target)? {
+        TargetKind::Mysql => {
+            match engine_between::<Mysql, Mysql>(mapping, transforms, endpoints).await {
+                Ok(engine) => verb.run(engine).await,
+                Err(e) => Ok(stop(&e)),
+            }
+        }
+        TargetKind::Postgres => {
+            match engine_between::<Mysql, Postgres>(mapping, transforms, endpoints).await {
+                Ok(engine) => verb.run(engine).await,
+                Err(e) => Ok(stop(&e)),
+            }
+        }
+    }
+}
+
+/// Prints why the engine could not be made; the exit code to stop with.
+fn stop(error: &ConnectError) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::from(error.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TargetKind;
+
+    #[test]
+    fn the_target_kind_is_the_url_scheme() {
+        for (url, kind) in [
+            ("mysql://u@h/db", TargetKind::Mysql),
+            ("postgres://u@h/db", TargetKind::Postgres),
+            (
+                "postgresql://u@h:5432/db?sslmode=require",
+                TargetKind::Postgres,
+            ),
+            ("PostgreSQL://u@h/db", TargetKind::Postgres),
+        ] {
+            assert_eq!(TargetKind::of(url).unwrap(), kind, "{url}");
+        }
+        let err = TargetKind::of("sqlite://x.db").unwrap_err().to_string();
+        assert!(
+            err.starts_with("--target: unknown URL scheme \"sqlite://\""),
+            "{err}"
+        );
+        let err = TargetKind::of("h:3306").unwrap_err().to_string();
+        assert!(err.starts_with("--target: not a URL"), "{err}");
+    }
 }

@@ -5,16 +5,34 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dms_cdc_core::mapping::{Mapping, Transforms};
+use dms_cdc_mysql::Mysql;
+use dms_cdc_ops::connect::engine;
 use dms_cdc_ops::connect::Endpoints;
 use dms_cdc_ops::quarantine::{
     discard, dry_redrive, list, redrive, render_list, show, target_pool, Filter, State,
 };
 use dms_cdc_ops::redrive::parse_since;
 
+use crate::TargetKind;
+
+/// The quarantine commands read and write `dms_cdc_quarantine` with MySQL
+/// SQL: a PostgreSQL target is refused with what to do instead.
+fn mysql_only(target: &str) -> anyhow::Result<()> {
+    match TargetKind::of(target)? {
+        TargetKind::Mysql => Ok(()),
+        TargetKind::Postgres => anyhow::bail!(
+            "--target: the quarantine commands support MySQL targets only; on a PostgreSQL \
+             target, read dms_cdc_quarantine with psql, and after a mapping fix apply the \
+             records with `dms-cdc replay` or `dms-cdc redrive --target postgres://...`"
+        ),
+    }
+}
+
 /// The target database and the function whose quarantine it is.
 #[derive(Debug, clap::Args)]
 pub struct TargetArgs {
-    /// Target MySQL URL (the database with `dms_cdc_quarantine`).
+    /// Target MySQL URL (the database with `dms_cdc_quarantine`); a PostgreSQL
+    /// target is refused (query its table with psql).
     #[arg(long, env = "DMS_CDC_TARGET_URL", hide_env_values = true)]
     pub target: String,
     /// The function's name (rows are kept per function).
@@ -151,8 +169,21 @@ pub struct RedriveArgs {
     pub chunk_size: usize,
 }
 
+impl QuarantineCommand {
+    /// The `--target` URL of the command.
+    fn target(&self) -> &str {
+        match self {
+            QuarantineCommand::List { db, .. }
+            | QuarantineCommand::Show { db, .. }
+            | QuarantineCommand::Discard { db, .. } => &db.target,
+            QuarantineCommand::Redrive(args) => &args.db.target,
+        }
+    }
+}
+
 /// Runs `dms-cdc quarantine ...` (exit codes: see [`QuarantineCommand`]).
 pub async fn run(command: QuarantineCommand, transforms: Transforms) -> anyhow::Result<ExitCode> {
+    mysql_only(command.target())?;
     match command {
         QuarantineCommand::List { db, filter, state } => {
             let pool = target_pool(&db.target, &db.function_name).await?;
@@ -229,9 +260,9 @@ async fn redrive_open(args: RedriveArgs, transforms: Transforms) -> anyhow::Resu
         function_name: &db.function_name,
         chunk_size: args.chunk_size,
     };
-    let engine = match crate::connect(mapping, transforms, &endpoints).await {
+    let engine = match engine::<Mysql>(mapping, transforms, &endpoints).await {
         Ok(engine) => engine,
-        Err(code) => return Ok(code),
+        Err(e) => return Ok(crate::stop(&e)),
     };
     let report = redrive(&engine, &pool, &filter).await?;
     print!("{}", report.render());

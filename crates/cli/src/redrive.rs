@@ -6,13 +6,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::position::{SequenceNumber, ShardId};
+use dms_cdc_core::source::Source;
+use dms_cdc_core::target::Target;
+use dms_cdc_mysql::{MysqlSource, MysqlTarget};
 use dms_cdc_ops::connect::Endpoints;
 use dms_cdc_ops::redrive::{
     first_checkpoint_gap, parse_since, ranges_since, sqs_client, Apply, OnFailureQueue, Progress,
     Range, ReadLimits, Redrive, RunSummary, Start,
 };
+
+use crate::EngineVerb;
 /// `dms-cdc redrive`: re-read shard ranges from the stream and apply them.
 ///
 /// Exit codes: 0 every range applied (or planned, with --dry-run) and its
@@ -61,7 +67,7 @@ pub struct RedriveArgs {
         hide_env_values = true
     )]
     pub source: Option<String>,
-    /// Target MySQL URL.
+    /// Target URL: mysql://... or postgres://... (postgresql://); the scheme picks the adapter.
     #[arg(
         long,
         required_unless_present = "dry_run",
@@ -104,58 +110,93 @@ pub async fn run(args: RedriveArgs, transforms: Transforms) -> anyhow::Result<Ex
         batch_size: args.batch_size.clamp(1, 10_000),
         ..ReadLimits::default()
     };
-    let engine = if args.dry_run {
-        None
-    } else {
-        let (Some(source), Some(target), Some(function_name)) =
-            (&args.source, &args.target, &args.function_name)
-        else {
-            anyhow::bail!("--source, --target and --function-name are required without --dry-run");
-        };
-        let endpoints = Endpoints {
-            source,
-            target,
-            function_name,
-            chunk_size: args.chunk_size,
-        };
-        match crate::connect(mapping.clone(), transforms.clone(), &endpoints).await {
-            Ok(engine) => Some(engine),
-            Err(code) => return Ok(code),
-        }
-    };
-    let apply = match &engine {
-        Some(e) => Apply::Engine(e),
-        None => Apply::DryRun {
+    if args.dry_run {
+        let verb = Redriving {
+            args: &args,
             mapping: &mapping,
             transforms: &transforms,
-        },
+            kinesis: &kinesis,
+            limits,
+        };
+        return verb.redrive::<MysqlSource, MysqlTarget>(None).await;
+    }
+    let (Some(source), Some(target), Some(function_name)) =
+        (&args.source, &args.target, &args.function_name)
+    else {
+        anyhow::bail!("--source, --target and --function-name are required without --dry-run");
     };
-    let redrive = Redrive {
+    let endpoints = Endpoints {
+        source,
+        target,
+        function_name,
+        chunk_size: args.chunk_size,
+    };
+    let verb = Redriving {
+        args: &args,
+        mapping: &mapping,
+        transforms: &transforms,
         kinesis: &kinesis,
-        apply,
         limits,
-        stream: args.stream.clone(),
-        verbose: true,
     };
-    let mut progress = Progress::new(!args.quiet, None);
-    let summary = match &args.from_queue {
-        Some(queue) => from_queue(&args, &redrive, queue, &mut progress).await?,
-        None => {
-            let ranges = manual_ranges(&args, &kinesis).await?;
-            if let (Some(engine), false) = (&engine, args.allow_checkpoint_gap) {
-                if let Some(gap) =
-                    first_checkpoint_gap(&kinesis, engine, &ranges, &redrive.limits).await?
-                {
-                    eprintln!("error: {gap}, or pass --allow-checkpoint-gap.");
-                    return Ok(ExitCode::from(2));
+    crate::with_engine(mapping.clone(), transforms.clone(), &endpoints, verb).await
+}
+
+/// Redriving the ranges, with an engine into any target or none (dry run).
+struct Redriving<'a> {
+    args: &'a RedriveArgs,
+    mapping: &'a Mapping,
+    transforms: &'a Transforms,
+    kinesis: &'a aws_sdk_kinesis::Client,
+    limits: ReadLimits,
+}
+
+impl EngineVerb for Redriving<'_> {
+    async fn run<T: Target>(self, engine: Engine<MysqlSource, T>) -> anyhow::Result<ExitCode> {
+        self.redrive(Some(&engine)).await
+    }
+}
+
+impl Redriving<'_> {
+    /// Applies (or, without an engine, plans) the ranges and prints the summary.
+    async fn redrive<S: Source, T: Target>(
+        self,
+        engine: Option<&Engine<S, T>>,
+    ) -> anyhow::Result<ExitCode> {
+        let args = self.args;
+        let apply = match engine {
+            Some(e) => Apply::Engine(e),
+            None => Apply::DryRun {
+                mapping: self.mapping,
+                transforms: self.transforms,
+            },
+        };
+        let redrive = Redrive {
+            kinesis: self.kinesis,
+            apply,
+            limits: self.limits,
+            stream: args.stream.clone(),
+            verbose: true,
+        };
+        let mut progress = Progress::new(!args.quiet, None);
+        let summary = match &args.from_queue {
+            Some(queue) => from_queue(args, &redrive, queue, &mut progress).await?,
+            None => {
+                let ranges = manual_ranges(args, self.kinesis).await?;
+                if let (Some(engine), false) = (engine, args.allow_checkpoint_gap) {
+                    if let Some(gap) =
+                        first_checkpoint_gap(self.kinesis, engine, &ranges, &redrive.limits).await?
+                    {
+                        eprintln!("error: {gap}, or pass --allow-checkpoint-gap.");
+                        return Ok(ExitCode::from(2));
+                    }
                 }
+                redrive.ranges(ranges, &mut progress).await
             }
-            redrive.ranges(ranges, &mut progress).await
-        }
-    };
-    println!("\n== summary");
-    print!("{}", summary.render());
-    Ok(ExitCode::from(summary.exit_code()))
+        };
+        println!("\n== summary");
+        print!("{}", summary.render());
+        Ok(ExitCode::from(summary.exit_code()))
+    }
 }
 
 /// Redrives the on-failure records of `--from-queue`.

@@ -10,7 +10,11 @@ use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_ops::connect::Endpoints;
 use dms_cdc_ops::replay::{dry_run, event_files, read_event, render_report};
 
-use crate::MysqlEngine;
+use dms_cdc_core::engine::Engine;
+use dms_cdc_core::source::Source;
+use dms_cdc_core::target::Target;
+
+use crate::EngineVerb;
 
 /// Arguments of `dms-cdc replay`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +36,7 @@ pub struct ReplayArgs {
         hide_env_values = true
     )]
     pub source: Option<String>,
-    /// Target MySQL URL.
+    /// Target URL: mysql://... or postgres://... (postgresql://); the scheme picks the adapter.
     #[arg(
         long,
         required_unless_present = "dry_run",
@@ -67,11 +71,21 @@ pub async fn run(args: ReplayArgs, transforms: Transforms) -> anyhow::Result<Exi
         chunk_size: args.chunk_size,
     };
     // A target that is down is retryable: nothing was applied, run again.
-    let engine = match crate::connect(mapping, transforms, &endpoints).await {
-        Ok(engine) => engine,
-        Err(code) => return Ok(code),
-    };
-    apply(&engine, &files).await
+    crate::with_engine(mapping, transforms, &endpoints, Apply { files: &files }).await
+}
+
+/// Applying the files, with an engine into any target.
+struct Apply<'a> {
+    files: &'a [PathBuf],
+}
+
+impl EngineVerb for Apply<'_> {
+    async fn run<T: Target>(
+        self,
+        engine: Engine<dms_cdc_mysql::MysqlSource, T>,
+    ) -> anyhow::Result<ExitCode> {
+        apply(&engine, self.files).await
+    }
 }
 
 /// Prints each file's planned writes and response.
@@ -91,7 +105,10 @@ fn plan_only(
 }
 
 /// Applies each file's records through the engine and prints its report.
-async fn apply(engine: &MysqlEngine, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+async fn apply<S: Source, T: Target>(
+    engine: &Engine<S, T>,
+    files: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     let mut all_done = true;
     for file in files {
         let event = read_event(file)?;
