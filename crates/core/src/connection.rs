@@ -106,3 +106,13 @@ pub fn redact(url: &str) -> String {
         Err(_) => "<a URL that does not parse>".to_owned(),
     }
 }
+
+/// Replaces a URL's query with `pairs` (no `?` at all when there are none).
+/// Adapters use it to put TLS settings into their URLs.
+pub fn set_query(url: &mut url::Url, pairs: &[(String, String)]) {
+    if pairs.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+}

@@ -31,6 +31,7 @@ const DRIVER_TLS_PARAMS: [&str; 4] = [
     "built_in_roots",
 ];
 
+use dms_cdc_core::connection::set_query;
 pub use dms_cdc_core::connection::{redact, SslMode, Tls};
 
 /// A URL, TLS setting or password that cannot be used. The messages never
@@ -146,14 +147,6 @@ fn split(url: &str) -> Result<Split, OptionsError> {
         driver_url: parsed.into(),
         tls,
     })
-}
-
-fn set_query(url: &mut url::Url, pairs: &[(String, String)]) {
-    if pairs.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(pairs);
-    }
 }
 
 /// Checks a URL, our parameters included, without reading any file.

@@ -23,6 +23,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dms_cdc_core::connection::set_query;
 pub use dms_cdc_core::connection::{redact, SslMode, Tls};
 
 /// The URL parameters that name the TLS mode (libpq's first).
@@ -131,14 +132,6 @@ fn split(url: &str) -> Result<Split, OptionsError> {
         driver_url: parsed.into(),
         tls,
     })
-}
-
-fn set_query(url: &mut url::Url, pairs: &[(String, String)]) {
-    if pairs.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(pairs);
-    }
 }
 
 fn driver_config(driver_url: &str) -> Result<tokio_postgres::Config, OptionsError> {
