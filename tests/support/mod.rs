@@ -1,8 +1,10 @@
-//! Shared test rig: throwaway source and target MariaDB servers with the
-//! sample schema, an engine over them, and DMS record builders.
+//! Shared test rig: a throwaway source MariaDB and a throwaway target (a
+//! MariaDB or a PostgreSQL: [`targets::TestTarget`]) with the sample
+//! schema, an engine over them, and DMS record builders.
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod targets;
 pub mod workload;
 
 use std::path::Path;
@@ -13,19 +15,21 @@ use dms_cdc::local::MariaDb;
 use dms_cdc::mapping::{Mapping, Transforms};
 use dms_cdc::position::{SequenceNumber, ShardId};
 use dms_cdc::source::pool;
+use dms_cdc::source::MysqlSource;
 use dms_cdc::target::MysqlTarget;
 use mysql_async::prelude::*;
 use serde_json::json;
+use targets::TestTarget;
 
 /// Name under which the rig's engine keeps checkpoints and quarantined records.
 pub const FUNCTION_NAME: &str = "mysql-target-test";
 
 /// Source and target servers with the sample schema, and an engine over them.
-pub struct Rig {
+pub struct Rig<T: TestTarget = MysqlTarget> {
     pub source_db: MariaDb,
-    pub target_db: MariaDb,
-    pub engine: dms_cdc::engine::MysqlEngine,
-    pub target_pool: mysql_async::Pool,
+    pub target_db: T::Db,
+    pub engine: Engine<MysqlSource, T>,
+    pub target_pool: T::Pool,
     next_seq: u64,
 }
 
@@ -33,25 +37,30 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A rig with a MariaDB target.
 pub async fn rig(chunk_size: usize) -> Rig {
+    rig_for::<MysqlTarget>(chunk_size).await
+}
+
+/// A rig whose target is a throwaway server of `T`'s kind.
+pub async fn rig_for<T: TestTarget>(chunk_size: usize) -> Rig<T> {
     let source_db = MariaDb::start(1).expect("source mariadb");
-    let target_db = MariaDb::start(2).expect("target mariadb");
     source_db
         .run_file(&root().join("fixtures/source.sql"))
         .unwrap();
-    target_db
-        .run_file(&root().join("fixtures/target.sql"))
-        .unwrap();
+    let target_db = T::start();
     let transforms = Transforms::standard();
     let mapping = Mapping::load(&root().join("fixtures/mapping.toml"), &transforms).unwrap();
     let source = pool(&source_db.url("recipes_src"), 4).unwrap();
-    let target_pool = pool(&target_db.url("global"), 4).unwrap();
-    let target = MysqlTarget::new(target_pool.clone(), FUNCTION_NAME, chunk_size);
-    target.prepare().await.unwrap();
+    let target_pool = T::pool(&target_db);
+    let target = T::new(target_pool.clone(), FUNCTION_NAME, chunk_size);
+    dms_cdc::target::Target::prepare(&target, &mapping)
+        .await
+        .unwrap();
     let engine = Engine::new(
         mapping,
         transforms,
-        dms_cdc::source::MysqlSource::from(source),
+        MysqlSource::from(source),
         target,
         Settings {
             function_name: FUNCTION_NAME.into(),
@@ -67,7 +76,36 @@ pub async fn rig(chunk_size: usize) -> Rig {
     }
 }
 
-impl Rig {
+impl Rig<MysqlTarget> {
+    /// The target's rows through the MySQL driver.
+    pub async fn target_rows(&self, sql: &str) -> Vec<mysql_async::Row> {
+        let mut conn = self.target_pool.get_conn().await.unwrap();
+        conn.query(sql).await.unwrap()
+    }
+}
+
+impl<T: TestTarget> Rig<T> {
+    /// The target's rows as text (NULL as `None`), whatever the target.
+    pub async fn text_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        T::text_rows(&self.target_db, sql).await
+    }
+
+    /// Runs SQL (several statements allowed) on the target.
+    pub async fn target_sql(&self, sql: &str) {
+        T::text_rows(&self.target_db, sql).await;
+    }
+
+    /// Replaces the engine's target (and its pool), so that new sessions
+    /// see changed server settings.
+    pub fn reconnect(&mut self) {
+        self.target_pool = T::pool(&self.target_db);
+        self.engine.target = T::new(
+            self.target_pool.clone(),
+            FUNCTION_NAME,
+            self.engine.settings.chunk_size,
+        );
+    }
+
     /// A delivery on `shard` with the next (increasing, 56-digit) sequence number.
     pub fn delivery(&mut self, shard: &str, payload: Vec<u8>) -> Delivery {
         self.next_seq += 1;
@@ -87,11 +125,6 @@ impl Rig {
     pub async fn source_sql(&self, sql: &str) {
         let mut conn = self.engine.source.pool().get_conn().await.unwrap();
         conn.query_drop(sql).await.unwrap();
-    }
-
-    pub async fn target_rows(&self, sql: &str) -> Vec<mysql_async::Row> {
-        let mut conn = self.target_pool.get_conn().await.unwrap();
-        conn.query(sql).await.unwrap()
     }
 
     /// A global status counter of the source server.

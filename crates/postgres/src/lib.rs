@@ -18,6 +18,8 @@ pub mod param;
 pub mod target;
 
 pub use connection::pool;
+/// The connection pool [`pool`] makes.
+pub use deadpool_postgres::Pool;
 pub use target::PostgresTarget;
 
 use dms_cdc_core::adapter::{ConnectError, Database, TargetAdapter};
