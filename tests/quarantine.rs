@@ -1,7 +1,8 @@
 //! `dms-cdc quarantine`: records quarantined by a mapping that rejects
 //! their values are listed, shown, fixed by a mapping change, redriven and
 //! marked resolved (kept for audit); others are discarded with a reason.
-//! Against throwaway MariaDB servers.
+//! Against throwaway servers: the first test for every target adapter
+//! (`mysql::`, `postgres::`), the second against MariaDB.
 
 mod support;
 
@@ -11,22 +12,23 @@ use dms_cdc::dms::Value;
 use dms_cdc::engine::{Engine, Outcome, Settings};
 use dms_cdc::mapping::{convert, Conversion, Mapping, Transforms};
 use dms_cdc::quarantine::{self, Filter, RedriveResult, State};
-use dms_cdc::target::MysqlTarget;
+use dms_cdc::source::MysqlSource;
 use serde_json::json;
-use support::{record, rig, root, user};
+use support::targets::TestTarget;
+use support::{record, rig, rig_for, root, user, Rig};
 
-fn engine_with(
-    rig: &support::Rig,
+fn engine_with<T: TestTarget>(
+    rig: &Rig<T>,
     mapping: Mapping,
     transforms: Transforms,
-) -> dms_cdc::engine::MysqlEngine {
+) -> Engine<MysqlSource, T> {
     Engine::new(
         mapping,
         transforms,
         rig.engine.source.clone(),
-        MysqlTarget::new(
+        T::new(
             rig.target_pool.clone(),
-            rig.engine.settings.function_name.clone(),
+            &rig.engine.settings.function_name,
             100,
         ),
         Settings {
@@ -60,9 +62,10 @@ fn cli(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_value_the_mapping_rejects_is_fixed_by_a_mapping_change_and_redriven() {
-    let mut rig = rig(100).await;
+every_target!(a_value_the_mapping_rejects_is_fixed_by_a_mapping_change_and_redriven);
+
+async fn a_value_the_mapping_rejects_is_fixed_by_a_mapping_change_and_redriven<T: TestTarget>() {
+    let mut rig = rig_for::<T>(100).await;
     let dir = tempfile::tempdir().unwrap();
     let broken_path = dir.path().join("broken.toml");
     let fixed_path = dir.path().join("fixed.toml");
@@ -104,7 +107,7 @@ async fn a_value_the_mapping_rejects_is_fixed_by_a_mapping_change_and_redriven()
         ]
     );
 
-    let target = rig.target_db.url("global");
+    let target = T::url(&rig.target_db);
     let source = rig.source_db.url("recipes_src");
     let function = rig.engine.settings.function_name.clone();
     let db = [
@@ -145,7 +148,7 @@ async fn a_value_the_mapping_rejects_is_fixed_by_a_mapping_change_and_redriven()
     ));
     assert!(out.contains("0 record(s)"), "{out}");
 
-    let rows = quarantine::list(&rig.target_pool, &function, &Filter::default())
+    let rows = quarantine::list(&rig.engine.target, &Filter::default())
         .await
         .unwrap();
     let evaluate = rows.iter().find(|r| r.class == "evaluate").unwrap().clone();
@@ -180,7 +183,7 @@ async fn a_value_the_mapping_rejects_is_fixed_by_a_mapping_change_and_redriven()
     ));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("still failing"), "{out}");
-    let again = quarantine::show(&rig.target_pool, &function, evaluate.id)
+    let again = quarantine::show(&rig.engine.target, evaluate.id)
         .await
         .unwrap()
         .unwrap();
@@ -213,7 +216,7 @@ async fn a_value_the_mapping_rejects_is_fixed_by_a_mapping_change_and_redriven()
         out.contains("1 record(s): 1 resolved, 0 still failing"),
         "{out}"
     );
-    let resolved = quarantine::show(&rig.target_pool, &function, evaluate.id)
+    let resolved = quarantine::show(&rig.engine.target, evaluate.id)
         .await
         .unwrap()
         .unwrap();
@@ -235,7 +238,7 @@ async fn a_value_the_mapping_rejects_is_fixed_by_a_mapping_change_and_redriven()
         &["--reason", "not a DMS record: a test producer wrote it"],
     ));
     assert_eq!(code, Some(0), "{out}");
-    let discarded = quarantine::show(&rig.target_pool, &function, decode.id)
+    let discarded = quarantine::show(&rig.engine.target, decode.id)
         .await
         .unwrap()
         .unwrap();
@@ -260,26 +263,25 @@ async fn a_value_the_mapping_rejects_is_fixed_by_a_mapping_change_and_redriven()
         "{out}"
     );
 
-    // The target converged: user 2 is there, inactive.
-    let users: Vec<(u64, String, i64)> = rig
-        .target_rows("SELECT user_id, display_name, active FROM global_users ORDER BY user_id")
+    // The target converged: user 2 is there, inactive (a boolean's text
+    // form is 1/0 in MySQL, t/f in PostgreSQL).
+    let users: Vec<Vec<String>> = rig
+        .text_rows("SELECT user_id, display_name, active FROM global_users ORDER BY user_id")
         .await
-        .iter()
+        .into_iter()
         .map(|r| {
-            (
-                r.get::<u64, _>(0).unwrap(),
-                r.get::<String, _>(1).unwrap(),
-                r.get::<i64, _>(2).unwrap(),
-            )
+            r.into_iter()
+                .map(|v| match v.as_deref() {
+                    Some("t") => "1".to_owned(),
+                    Some("f") => "0".to_owned(),
+                    other => other.unwrap_or("NULL").to_owned(),
+                })
+                .collect()
         })
         .collect();
     assert_eq!(
         users,
-        vec![
-            (1, "Ann".into(), 1),
-            (2, "Bob".into(), 0),
-            (3, "Cy".into(), 1)
-        ]
+        [["1", "Ann", "1"], ["2", "Bob", "0"], ["3", "Cy", "1"]]
     );
 }
 
@@ -305,16 +307,15 @@ async fn the_demo_poison_zero_date_is_fixed_by_a_transform_and_redriven() {
         report.outcomes,
         vec![Outcome::Quarantined, Outcome::Applied]
     );
-    let function = rig.engine.settings.function_name.clone();
 
     // Redriving with the unchanged mapping: still failing, attempts 2.
-    let result = quarantine::redrive(&rig.engine, &rig.target_pool, &Filter::default())
+    let result = quarantine::redrive(&rig.engine, &Filter::default())
         .await
         .unwrap();
     assert!(
         matches!(result.rows[0].3, RedriveResult::StillFailing(ref e) if e.contains("created_at"))
     );
-    let rows = quarantine::list(&rig.target_pool, &function, &Filter::default())
+    let rows = quarantine::list(&rig.engine.target, &Filter::default())
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
@@ -340,7 +341,7 @@ async fn the_demo_poison_zero_date_is_fixed_by_a_transform_and_redriven() {
     assert_ne!(fixed_text, text);
     let fixed = Mapping::parse("fixed.toml", &fixed_text, &transforms).unwrap();
     let engine = engine_with(&rig, fixed, transforms);
-    let result = quarantine::redrive(&engine, &rig.target_pool, &Filter::default())
+    let result = quarantine::redrive(&engine, &Filter::default())
         .await
         .unwrap();
     assert_eq!(result.resolved(), 1, "{:?}", result.rows);
@@ -348,9 +349,7 @@ async fn the_demo_poison_zero_date_is_fixed_by_a_transform_and_redriven() {
         state: State::All,
         ..Filter::default()
     };
-    let rows = quarantine::list(&rig.target_pool, &function, &all)
-        .await
-        .unwrap();
+    let rows = quarantine::list(&rig.engine.target, &all).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, State::Resolved);
     let created: Vec<(u64, String)> = rig
@@ -367,7 +366,7 @@ async fn the_demo_poison_zero_date_is_fixed_by_a_transform_and_redriven() {
         ]
     );
     // A second redrive finds nothing open and changes nothing.
-    let result = quarantine::redrive(&engine, &rig.target_pool, &Filter::default())
+    let result = quarantine::redrive(&engine, &Filter::default())
         .await
         .unwrap();
     assert!(result.rows.is_empty());

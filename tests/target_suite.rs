@@ -22,27 +22,6 @@ use support::{record, rig_for, user, Rig};
 const SHARD_A: &str = "shardId-000000000000";
 const SHARD_B: &str = "shardId-000000000001";
 
-macro_rules! every_target {
-    ($($test:ident),* $(,)?) => {
-        mod mysql {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test::<dms_cdc::target::MysqlTarget>().await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test::<dms_cdc::postgres::PostgresTarget>().await
-                }
-            )*
-        }
-    };
-}
-
 every_target!(
     replays_converge_are_idempotent_and_isolate_poison,
     checkpoint_only_moves_forward,
@@ -893,10 +872,7 @@ async fn versions_tombstones_and_quarantine_at_the_adapter<T: TestTarget>() {
 /// A delete and an older rebuild of the same row in two concurrent
 /// transactions: whichever starts first, the second waits for it, and the
 /// row ends deleted (the tombstone or the row's lock orders them).
-async fn a_concurrent_delete_and_an_older_rebuild_end_deleted<T: TestTarget>()
-where
-    T: Clone,
-{
+async fn a_concurrent_delete_and_an_older_rebuild_end_deleted<T: TestTarget + Clone>() {
     let rig = rig_for::<T>(100).await;
     let recipes = rig.engine.mapping.targets[1].clone();
     let width = recipes.column_names().len();

@@ -42,9 +42,33 @@ impl Held {
     }
 }
 
+/// Instantiates generic tests `async fn name<T: TestTarget>()` once per
+/// target adapter: `mysql::name` and `postgres::name`.
+#[macro_export]
+macro_rules! every_target {
+    ($($test:ident),* $(,)?) => {
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test::<dms_cdc::target::MysqlTarget>().await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test::<dms_cdc::postgres::PostgresTarget>().await
+                }
+            )*
+        }
+    };
+}
+
 /// A target adapter the suite can run against.
 #[allow(async_fn_in_trait)]
-pub trait TestTarget: Target + Sized + 'static {
+pub trait TestTarget: Target + dms_cdc::quarantine::QuarantineStore + Sized + 'static {
     /// The throwaway server.
     type Db;
     /// The adapter's connection pool.
@@ -54,6 +78,8 @@ pub trait TestTarget: Target + Sized + 'static {
 
     /// Starts a server with the sample target schema (fixtures/).
     fn start() -> Self::Db;
+    /// The URL of the sample target database.
+    fn url(db: &Self::Db) -> String;
     /// A pool on the sample target database.
     fn pool(db: &Self::Db) -> Self::Pool;
     /// The adapter over `pool`.
@@ -101,6 +127,10 @@ impl TestTarget for MysqlTarget {
         let db = MariaDb::start(2).expect("target mariadb");
         db.run_file(&root().join("fixtures/target.sql")).unwrap();
         db
+    }
+
+    fn url(db: &MariaDb) -> String {
+        db.url("global")
     }
 
     fn pool(db: &MariaDb) -> mysql_async::Pool {
@@ -205,6 +235,10 @@ impl TestTarget for PostgresTarget {
         pg.run_file("global", &root().join("fixtures/target-postgres.sql"))
             .unwrap();
         pg
+    }
+
+    fn url(db: &PostgreSql) -> String {
+        db.url("global")
     }
 
     fn pool(db: &PostgreSql) -> dms_cdc::postgres::Pool {

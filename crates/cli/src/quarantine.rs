@@ -4,35 +4,25 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+use dms_cdc_core::adapter::TargetAdapter;
+use dms_cdc_core::connection::Tls;
 use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_mysql::Mysql;
-use dms_cdc_ops::connect::engine;
-use dms_cdc_ops::connect::Endpoints;
+use dms_cdc_ops::connect::{engine_between, Endpoints, POOL_SIZE};
 use dms_cdc_ops::quarantine::{
-    discard, dry_redrive, list, redrive, render_list, show, target_pool, Filter, State,
+    discard, dry_redrive, list, redrive, render_list, show, Filter, QuarantineStore, State,
 };
 use dms_cdc_ops::redrive::parse_since;
+use dms_cdc_postgres::Postgres;
 
 use crate::TargetKind;
-
-/// The quarantine commands read and write `dms_cdc_quarantine` with MySQL
-/// SQL: a PostgreSQL target is refused with what to do instead.
-fn mysql_only(target: &str) -> anyhow::Result<()> {
-    match TargetKind::of(target)? {
-        TargetKind::Mysql => Ok(()),
-        TargetKind::Postgres => anyhow::bail!(
-            "--target: the quarantine commands support MySQL targets only; on a PostgreSQL \
-             target, read dms_cdc_quarantine with psql, and after a mapping fix apply the \
-             records with `dms-cdc replay` or `dms-cdc redrive --target postgres://...`"
-        ),
-    }
-}
 
 /// The target database and the function whose quarantine it is.
 #[derive(Debug, clap::Args)]
 pub struct TargetArgs {
-    /// Target MySQL URL (the database with `dms_cdc_quarantine`); a PostgreSQL
-    /// target is refused (query its table with psql).
+    /// Target URL (the database with `dms_cdc_quarantine`): mysql://... or
+    /// postgres://... (postgresql://); the scheme picks the adapter.
     #[arg(long, env = "DMS_CDC_TARGET_URL", hide_env_values = true)]
     pub target: String,
     /// The function's name (rows are kept per function).
@@ -181,31 +171,45 @@ impl QuarantineCommand {
     }
 }
 
-/// Runs `dms-cdc quarantine ...` (exit codes: see [`QuarantineCommand`]).
+/// Runs `dms-cdc quarantine ...` (exit codes: see [`QuarantineCommand`])
+/// against the target of the `--target` URL's scheme.
 pub async fn run(command: QuarantineCommand, transforms: Transforms) -> anyhow::Result<ExitCode> {
-    mysql_only(command.target())?;
+    match TargetKind::of(command.target())? {
+        TargetKind::Mysql => run_on::<Mysql>(command, transforms).await,
+        TargetKind::Postgres => run_on::<Postgres>(command, transforms).await,
+    }
+}
+
+/// The function's quarantine in the target at `db`, its bookkeeping
+/// tables created if missing.
+async fn store<T: TargetAdapter>(db: &TargetArgs) -> anyhow::Result<T::Target> {
+    let target = T::target(&db.target, &Tls::default(), POOL_SIZE, &db.function_name, 1)
+        .context("--target")?;
+    target.open().await?;
+    Ok(target)
+}
+
+async fn run_on<T: TargetAdapter>(
+    command: QuarantineCommand,
+    transforms: Transforms,
+) -> anyhow::Result<ExitCode> {
     match command {
         QuarantineCommand::List { db, filter, state } => {
-            let pool = target_pool(&db.target, &db.function_name).await?;
-            let rows = list(
-                &pool,
-                &db.function_name,
-                &filter.filter(state.into(), vec![])?,
-            )
-            .await?;
+            let store = store::<T>(&db).await?;
+            let rows = list(&store, &filter.filter(state.into(), vec![])?).await?;
             print!("{}", render_list(&rows));
             Ok(ExitCode::SUCCESS)
         }
-        QuarantineCommand::Show { db, id } => show_one(&db, id).await,
-        QuarantineCommand::Discard { db, id, reason } => discard_one(&db, id, &reason).await,
-        QuarantineCommand::Redrive(args) => redrive_open(args, transforms).await,
+        QuarantineCommand::Show { db, id } => show_one::<T>(&db, id).await,
+        QuarantineCommand::Discard { db, id, reason } => discard_one::<T>(&db, id, &reason).await,
+        QuarantineCommand::Redrive(args) => redrive_open::<T>(args, transforms).await,
     }
 }
 
 /// `show`: exit 2 when there is no such record.
-async fn show_one(db: &TargetArgs, id: u64) -> anyhow::Result<ExitCode> {
-    let pool = target_pool(&db.target, &db.function_name).await?;
-    match show(&pool, &db.function_name, id).await? {
+async fn show_one<T: TargetAdapter>(db: &TargetArgs, id: u64) -> anyhow::Result<ExitCode> {
+    let store = store::<T>(db).await?;
+    match show(&store, id).await? {
         Some(r) => {
             print!("{}", r.render());
             Ok(ExitCode::SUCCESS)
@@ -221,9 +225,13 @@ async fn show_one(db: &TargetArgs, id: u64) -> anyhow::Result<ExitCode> {
 }
 
 /// `discard`: exit 2 when there is no such open record.
-async fn discard_one(db: &TargetArgs, id: u64, reason: &str) -> anyhow::Result<ExitCode> {
-    let pool = target_pool(&db.target, &db.function_name).await?;
-    if discard(&pool, &db.function_name, id, reason).await? {
+async fn discard_one<T: TargetAdapter>(
+    db: &TargetArgs,
+    id: u64,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    let store = store::<T>(db).await?;
+    if discard(&store, id, reason).await? {
         println!("record {id} discarded: {reason}");
         Ok(ExitCode::SUCCESS)
     } else {
@@ -236,13 +244,16 @@ async fn discard_one(db: &TargetArgs, id: u64, reason: &str) -> anyhow::Result<E
 }
 
 /// `redrive` (or its dry run): exit 1 when records are left open.
-async fn redrive_open(args: RedriveArgs, transforms: Transforms) -> anyhow::Result<ExitCode> {
+async fn redrive_open<T: TargetAdapter>(
+    args: RedriveArgs,
+    transforms: Transforms,
+) -> anyhow::Result<ExitCode> {
     let mapping = Mapping::load(&args.mapping, &transforms)?;
     let db = &args.db;
-    let pool = target_pool(&db.target, &db.function_name).await?;
     let filter = args.filter.filter(State::Open, args.ids.clone())?;
     if args.dry_run {
-        let rows = list(&pool, &db.function_name, &filter).await?;
+        let store = store::<T>(db).await?;
+        let rows = list(&store, &filter).await?;
         let dry = dry_redrive(&mapping, &transforms, &rows);
         print!("{}", dry.render());
         return Ok(if dry.still_failing() == 0 {
@@ -260,11 +271,11 @@ async fn redrive_open(args: RedriveArgs, transforms: Transforms) -> anyhow::Resu
         function_name: &db.function_name,
         chunk_size: args.chunk_size,
     };
-    let engine = match engine::<Mysql>(mapping, transforms, &endpoints).await {
+    let engine = match engine_between::<Mysql, T>(mapping, transforms, &endpoints).await {
         Ok(engine) => engine,
         Err(e) => return Ok(crate::stop(&e)),
     };
-    let report = redrive(&engine, &pool, &filter).await?;
+    let report = redrive(&engine, &filter).await?;
     print!("{}", report.render());
     Ok(if report.still_failing() == 0 && !report.pending() {
         ExitCode::SUCCESS

@@ -5,6 +5,7 @@
 //! and may write another (a MySQL source into a PostgreSQL target).
 
 use crate::connection::Tls;
+use crate::quarantine::QuarantineStore;
 use crate::source::Source;
 use crate::target::Target;
 
@@ -43,8 +44,8 @@ pub trait SourceAdapter: Database {
 
 /// A database kind that can be written, lazily connected like a source.
 pub trait TargetAdapter: Database {
-    /// The write side.
-    type Target: Target + 'static;
+    /// The write side, which also keeps the function's quarantined records.
+    type Target: Target + QuarantineStore + 'static;
 
     /// A target writing as `function_name` (checkpoints and quarantined
     /// records are kept per function) with `chunk_size` rows per statement.

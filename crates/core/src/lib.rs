@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod plan;
 pub mod position;
 pub mod prepare;
+pub mod quarantine;
 pub mod response;
 pub mod source;
 pub mod target;

@@ -12,6 +12,7 @@
 
 pub mod connection;
 pub mod fault;
+pub mod quarantine;
 pub mod source;
 pub mod target;
 

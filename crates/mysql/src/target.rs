@@ -98,7 +98,9 @@ impl TargetError {
         }
     }
 
-    fn bookkeeping(what: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> TargetError {
+    pub(crate) fn bookkeeping(
+        what: impl Into<String>,
+    ) -> impl FnOnce(mysql_async::Error) -> TargetError {
         let what = what.into();
         move |source| TargetError::Write {
             what,
@@ -140,8 +142,8 @@ impl Classify for TargetError {
 /// A MySQL (or MariaDB) target.
 #[derive(Debug, Clone)]
 pub struct MysqlTarget {
-    pool: Pool,
-    function_name: String,
+    pub(crate) pool: Pool,
+    pub(crate) function_name: String,
     chunk_size: usize,
 }
 

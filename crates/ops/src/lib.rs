@@ -15,4 +15,3 @@ pub mod replay;
 pub mod stream;
 
 pub(crate) use dms_cdc_core::{dms, engine, mapping, plan, position};
-pub(crate) use dms_cdc_mysql::{source, target};

@@ -15,6 +15,7 @@
 pub mod connection;
 pub mod fault;
 pub mod param;
+pub mod quarantine;
 pub mod target;
 
 pub use connection::pool;

@@ -126,7 +126,9 @@ impl TargetError {
         }
     }
 
-    fn bookkeeping<E: Into<DriverError>>(what: impl Into<String>) -> impl FnOnce(E) -> TargetError {
+    pub(crate) fn bookkeeping<E: Into<DriverError>>(
+        what: impl Into<String>,
+    ) -> impl FnOnce(E) -> TargetError {
         let what = what.into();
         move |source| TargetError::Write {
             what,
@@ -189,8 +191,8 @@ pub fn quote(name: &str) -> String {
 /// A PostgreSQL target.
 #[derive(Clone)]
 pub struct PostgresTarget {
-    pool: Pool,
-    function_name: String,
+    pub(crate) pool: Pool,
+    pub(crate) function_name: String,
     chunk_size: usize,
 }
 

@@ -1,10 +1,7 @@
 //! Applying quarantined rows again through the engine (one record per
 //! transaction), or planning it with a fixed mapping (a dry run).
 
-use mysql_async::Pool;
-
-use super::table::{list, mark_resolved, show};
-use super::{Filter, Quarantined, State};
+use super::{show, Filter, QuarantineStore, Quarantined, State};
 use crate::dms::Delivery;
 use crate::engine::{Engine, Outcome};
 use crate::mapping::{Mapping, Transforms};
@@ -67,19 +64,19 @@ fn delivery_of(row: &Quarantined) -> Delivery {
 }
 
 /// Re-applies the open rows matching `filter` through `engine` (which
-/// carries the fixed mapping and the function's name), one record per
-/// transaction, in stream order. Stops at the first retryable failure.
-pub async fn redrive<S: Source, T: Target>(
+/// carries the fixed mapping; its target is the function's quarantine),
+/// one record per transaction, in stream order. Stops at the first
+/// retryable failure.
+pub async fn redrive<S: Source, T: Target + QuarantineStore>(
     engine: &Engine<S, T>,
-    pool: &Pool,
     filter: &Filter,
-) -> Result<RedriveReport, mysql_async::Error> {
-    let function_name = engine.settings.function_name.as_str();
+) -> Result<RedriveReport, <T as QuarantineStore>::Error> {
+    let store = &engine.target;
     let filter = Filter {
         state: State::Open,
         ..filter.clone()
     };
-    let rows = list(pool, function_name, &filter).await?;
+    let rows = store.quarantined(&filter).await?;
     let mut report = RedriveReport::default();
     for row in rows {
         let d = delivery_of(&row);
@@ -87,11 +84,11 @@ pub async fn redrive<S: Source, T: Target>(
         let result = match (r.outcomes.first().copied(), r.retry_error) {
             (_, Some(e)) => RedriveResult::Pending(e),
             (Some(o @ (Outcome::Applied | Outcome::Skipped)), None) => {
-                mark_resolved(pool, function_name, row.id).await?;
+                store.mark_resolved(row.id).await?;
                 RedriveResult::Resolved(o)
             }
             (Some(Outcome::Quarantined), None) => {
-                let again = show(pool, function_name, row.id).await?;
+                let again = show(store, row.id).await?;
                 RedriveResult::StillFailing(again.map(|q| q.message).unwrap_or_default())
             }
             (Some(Outcome::Pending) | None, None) => {
