@@ -1,12 +1,25 @@
-//! The README's main job, as a user runs it: `dms-cdc demo`.
+//! The README's main job, as a user runs it: `dms-cdc demo`, into a
+//! MariaDB and into a PostgreSQL target.
 
 use std::process::Command;
 
 #[test]
 fn the_demo_runs_the_whole_pipeline_with_zero_differences() {
+    demo(&[]);
+}
+
+#[test]
+fn the_demo_into_postgresql_has_zero_differences_too() {
+    let stdout = demo(&["--target", "postgres"]);
+    assert!(stdout.contains("a target PostgreSQL"), "{stdout}");
+}
+
+/// Runs `dms-cdc demo <args>`, checks its summary; its output.
+fn demo(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("demo")
+        .args(args)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -39,4 +52,5 @@ fn the_demo_runs_the_whole_pipeline_with_zero_differences() {
         .and_then(|n| n.trim().parse().ok())
         .unwrap();
     assert_eq!(captured, consumed, "every captured record was consumed");
+    stdout.into_owned()
 }

@@ -3,14 +3,35 @@
 
 use std::process::ExitCode;
 
-use dms_cdc_devkit::demo::DemoReport;
+use dms_cdc_devkit::demo::{DemoReport, DemoTarget};
+
+/// Arguments of `dms-cdc demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// The kind of target database to start and write.
+    #[arg(long, value_enum, default_value = "mysql")]
+    pub target: TargetArg,
+}
+
+/// `--target` of `dms-cdc demo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    /// A MariaDB (the MySQL target).
+    Mysql,
+    /// A PostgreSQL (the PostgreSQL target).
+    Postgres,
+}
 
 /// Runs `dms-cdc demo` from the current folder (the repository): exit 0
 /// with zero differences between source and target, 1 with some.
-pub async fn run() -> anyhow::Result<ExitCode> {
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let repo = std::env::current_dir()?;
     let mut stdout = std::io::stdout();
-    let report = dms_cdc_devkit::demo::run(&repo, &mut stdout).await?;
+    let kind = match args.target {
+        TargetArg::Mysql => DemoTarget::Mysql,
+        TargetArg::Postgres => DemoTarget::Postgres,
+    };
+    let report = dms_cdc_devkit::demo::run(&repo, kind, &mut stdout).await?;
     print_summary(&report);
     Ok(if report.differences.is_empty() {
         ExitCode::SUCCESS

@@ -92,12 +92,13 @@ enum Command {
     /// record is still pending (a retryable failure: run again); 2 usage or
     /// configuration error.
     Replay(replay::ReplayArgs),
-    /// The whole pipeline on this machine with the sample domain: source and
-    /// target MariaDB, the Kinesis emulator, capture, consume, a scripted
-    /// workload, a summary and a source-vs-target comparison.
+    /// The whole pipeline on this machine with the sample domain: a source
+    /// MariaDB, a target MariaDB (or PostgreSQL: --target postgres), the
+    /// Kinesis emulator, capture, consume, a scripted workload, a summary
+    /// and a source-vs-target comparison.
     ///
     /// Exit codes: 0 zero differences; 1 differences found; 2 setup error.
-    Demo,
+    Demo(demo::DemoArgs),
     /// A local DMS: read a MySQL/MariaDB binlog and emit DMS-format records
     /// to a Kinesis stream, or to a fixture file (a Lambda Kinesis event).
     Capture(capture::CaptureArgs),
@@ -183,7 +184,7 @@ fn urls_mut(command: &mut Command) -> (Option<&mut String>, Option<&mut String>)
         Command::Quarantine(Q::List { db, .. } | Q::Show { db, .. } | Q::Discard { db, .. }) => {
             (None, Some(&mut db.target))
         }
-        Command::Demo | Command::CheckMapping(_) => (None, None),
+        Command::Demo(_) | Command::CheckMapping(_) => (None, None),
     }
 }
 
@@ -239,7 +240,7 @@ fn resolve_url(
 async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => replay::run(args, transforms).await,
-        Command::Demo => demo::run().await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Capture(args) => capture::run(args, transforms).await,
         Command::Consume(args) => consume::run(args, transforms).await,
         Command::Redrive(args) => redrive::run(args, transforms).await,

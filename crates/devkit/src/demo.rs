@@ -1,9 +1,9 @@
 //! `dms-cdc demo`: the whole pipeline on this machine with the sample
-//! domain. Starts a source and a target MariaDB and the Kinesis emulator on
-//! loopback, loads the sample schema and data, runs capture and consume,
-//! plays a scripted workload on the source, waits until everything is
-//! drained, prints a summary and a source-vs-target comparison, and stops
-//! what it started.
+//! domain. Starts a source MariaDB, a target (a MariaDB, or a PostgreSQL
+//! with `--target postgres`) and the Kinesis emulator on loopback, loads
+//! the sample schema and data, runs capture and consume, plays a scripted
+//! workload on the source, waits until everything is drained, prints a
+//! summary and a source-vs-target comparison, and stops what it started.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,12 +16,82 @@ use crate::capture::{snapshot, CaptureOptions};
 use crate::consume::{BatchHandler, ConsumeOptions, Consumer};
 use crate::dms::{decode_record, Delivery};
 use crate::engine::{Engine, Settings};
-use crate::local::{Kinesalite, MariaDb};
+use crate::local::{Kinesalite, MariaDb, PostgreSql};
 use crate::mapping::{Mapping, Transforms};
 use crate::pipeline::{capture_to_stream, StopAt};
 use crate::stream::{client, ensure_stream, put_ordered};
 use crate::target::MysqlTarget;
+use dms_cdc_core::quarantine::{Filter, QuarantineStore, State};
+use dms_cdc_core::target::Target;
 use dms_cdc_mysql::MysqlSource;
+use dms_cdc_postgres::PostgresTarget;
+
+/// The demo's function name (checkpoints and quarantine rows are kept under it).
+const FUNCTION_NAME: &str = "dms-cdc-demo";
+
+/// The kind of target database the demo writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoTarget {
+    /// A MariaDB (`fixtures/target.sql`).
+    Mysql,
+    /// A PostgreSQL (`fixtures/target-postgres.sql`).
+    Postgres,
+}
+
+/// The target server the demo started (stopped when dropped), and how to
+/// read it as text.
+enum TargetDb {
+    // Fields drop in order: the pool's connections close before the server stops.
+    Mysql {
+        pool: mysql_async::Pool,
+        _server: MariaDb,
+    },
+    Postgres {
+        pool: dms_cdc_postgres::Pool,
+        _server: PostgreSql,
+    },
+}
+
+impl TargetDb {
+    /// The rows of `sql` with every value in its text form (NULL as `None`).
+    async fn text_rows(&self, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+        match self {
+            TargetDb::Mysql { pool, .. } => {
+                let mut conn = pool.get_conn().await?;
+                let rows: Vec<mysql_async::Row> = conn.query(sql).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| {
+                        r.unwrap()
+                            .into_iter()
+                            .map(|v| match v {
+                                mysql_async::Value::NULL => None,
+                                mysql_async::Value::Bytes(b) => {
+                                    Some(String::from_utf8_lossy(&b).into_owned())
+                                }
+                                other => Some(other.as_sql(true)),
+                            })
+                            .collect()
+                    })
+                    .collect())
+            }
+            TargetDb::Postgres { pool, .. } => {
+                let client = pool.get().await?;
+                let mut rows = Vec::new();
+                for message in client.simple_query(sql).await? {
+                    if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+                        rows.push(
+                            (0..row.len())
+                                .map(|i| row.get(i).map(str::to_owned))
+                                .collect(),
+                        );
+                    }
+                }
+                Ok(rows)
+            }
+        }
+    }
+}
 
 /// What the demo measured.
 #[derive(Debug, Default)]
@@ -42,13 +112,13 @@ pub struct DemoReport {
     pub differences: Vec<String>,
 }
 
-struct Measured<'a> {
-    engine: &'a Engine<MysqlSource, MysqlTarget>,
+struct Measured<'a, T: Target> {
+    engine: &'a Engine<MysqlSource, T>,
     writes: Mutex<BTreeMap<String, (usize, usize)>>,
     latencies: Mutex<Vec<u64>>,
 }
 
-impl BatchHandler for Measured<'_> {
+impl<T: Target> BatchHandler for Measured<'_, T> {
     async fn handle(
         &self,
         batch: &[Delivery],
@@ -98,32 +168,93 @@ const WORKLOAD: &[&str] = &[
     "UPDATE recipes SET status = 'published', title = 'Back again' WHERE id = 102",
 ];
 
-/// Runs the demo; `repo` is the folder with `fixtures/`.
-pub async fn run(repo: &Path, out: &mut impl std::io::Write) -> anyhow::Result<DemoReport> {
+/// Runs the demo into a target of `kind`; `repo` is the folder with `fixtures/`.
+pub async fn run(
+    repo: &Path,
+    kind: DemoTarget,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
-    let say = |out: &mut dyn std::io::Write, text: String| {
-        let _ = writeln!(out, "[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+    let target_name = match kind {
+        DemoTarget::Mysql => "MariaDB",
+        DemoTarget::Postgres => "PostgreSQL",
     };
-    say(
+    let _ = writeln!(
         out,
-        "starting source and target MariaDB and the Kinesis emulator on 127.0.0.1".into(),
+        "[  0.0s] starting a source MariaDB, a target {target_name} and the Kinesis emulator on 127.0.0.1"
     );
     let source_db = tokio::task::spawn_blocking(|| MariaDb::start(1)).await??;
-    let target_db = tokio::task::spawn_blocking(|| MariaDb::start(2)).await??;
     let kinesalite = tokio::task::spawn_blocking(Kinesalite::start).await??;
     source_db.run_file(&repo.join("fixtures/source.sql"))?;
     source_db.run_file(&repo.join("fixtures/source-state.sql"))?;
-    target_db.run_file(&repo.join("fixtures/target.sql"))?;
     let transforms = Transforms::standard();
     let mapping = Mapping::load(&repo.join("fixtures/mapping.toml"), &transforms)?;
+    let report = match kind {
+        DemoTarget::Mysql => {
+            let db = tokio::task::spawn_blocking(|| MariaDb::start(2)).await??;
+            db.run_file(&repo.join("fixtures/target.sql"))?;
+            let pool = crate::source::pool(&db.url("global"), 4)?;
+            let target = MysqlTarget::new(pool.clone(), FUNCTION_NAME, 500);
+            let target_db = TargetDb::Mysql { pool, _server: db };
+            run_with(
+                &source_db,
+                &kinesalite,
+                mapping,
+                transforms,
+                target,
+                &target_db,
+                started,
+                out,
+            )
+            .await
+        }
+        DemoTarget::Postgres => {
+            let db = tokio::task::spawn_blocking(PostgreSql::start).await??;
+            db.create_database("global")?;
+            db.run_file("global", &repo.join("fixtures/target-postgres.sql"))?;
+            let pool = dms_cdc_postgres::pool(&db.url("global"), 4)?;
+            let target = PostgresTarget::new(pool.clone(), FUNCTION_NAME, 500);
+            let target_db = TargetDb::Postgres { pool, _server: db };
+            run_with(
+                &source_db,
+                &kinesalite,
+                mapping,
+                transforms,
+                target,
+                &target_db,
+                started,
+                out,
+            )
+            .await
+        }
+    };
+    drop(kinesalite);
+    drop(source_db);
+    report
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_with<T: Target + QuarantineStore>(
+    source_db: &MariaDb,
+    kinesalite: &Kinesalite,
+    mapping: Mapping,
+    transforms: Transforms,
+    target: T,
+    target_db: &TargetDb,
+    started: Instant,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<DemoReport> {
+    let say = |out: &mut dyn std::io::Write, text: String| {
+        let _ = writeln!(out, "[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+    };
     let capture_options = CaptureOptions::from_mapping(&mapping);
     let source_url = source_db.url("recipes_src");
     let source = crate::source::pool(&source_url, 4)?;
-    let target_pool = crate::source::pool(&target_db.url("global"), 4)?;
-    let target = MysqlTarget::new(target_pool.clone(), "dms-cdc-demo", 500);
-    target.prepare().await?;
+    Target::prepare(&target, &mapping)
+        .await
+        .map_err(|e| anyhow::anyhow!("preparing the target: {e}"))?;
     let settings = Settings {
-        function_name: "dms-cdc-demo".into(),
+        function_name: FUNCTION_NAME.into(),
         chunk_size: 500,
     };
     let engine = Engine::new(
@@ -234,17 +365,33 @@ pub async fn run(repo: &Path, out: &mut impl std::io::Write) -> anyhow::Result<D
             .unwrap_or(0)
     };
     report.latency_ms = (pct(0.5), pct(0.99));
-    let mut tconn = target_pool.get_conn().await?;
-    report.quarantined = tconn
-        .query("SELECT sequence_number, error_class, error_message FROM dms_cdc_quarantine ORDER BY id")
+    let quarantined = engine
+        .target
+        .quarantined(&Filter {
+            state: State::All,
+            ..Filter::default()
+        })
         .await?;
-    compare(&source, &target_pool, &mut report).await?;
-    drop(tconn);
+    report.quarantined = quarantined
+        .iter()
+        .map(|q| {
+            (
+                q.sequence_number.as_str().to_owned(),
+                q.class.clone(),
+                q.message.clone(),
+            )
+        })
+        .collect();
+    // Users whose change was quarantined (the poison value) are reported
+    // as quarantined, not as differences: they wait for a mapping fix and a redrive.
+    let quarantined_users: Vec<u64> = quarantined
+        .iter()
+        .filter(|q| q.table.as_deref() == Some("recipes_src.users"))
+        .filter_map(|q| serde_json::from_slice::<serde_json::Value>(&q.raw).ok())
+        .filter_map(|v| v["data"]["id"].as_u64())
+        .collect();
+    compare(&source, target_db, &quarantined_users, &mut report).await?;
     source.disconnect().await.ok();
-    target_pool.disconnect().await.ok();
-    drop(kinesalite);
-    drop(target_db);
-    drop(source_db);
     Ok(report)
 }
 
@@ -252,12 +399,12 @@ pub async fn run(repo: &Path, out: &mut impl std::io::Write) -> anyhow::Result<D
 /// on the source as an independent oracle.
 async fn compare(
     source: &mysql_async::Pool,
-    target: &mysql_async::Pool,
+    target: &TargetDb,
+    quarantined_users: &[u64],
     report: &mut DemoReport,
 ) -> anyhow::Result<()> {
     type Row = (i64, String, Option<String>, String);
     let mut s = source.get_conn().await?;
-    let mut t = target.get_conn().await?;
     let expected: Vec<Row> = s
         .query(
             "SELECT r.id, r.title, u.name,
@@ -265,11 +412,15 @@ async fn compare(
              FROM recipes r LEFT JOIN users u ON u.id = r.author_id WHERE r.status = 'published' ORDER BY r.id",
         )
         .await?;
-    let rows: Vec<(i64, String, Option<String>, String)> =
-        t.query("SELECT legacy_id, title, author_name, ingredients FROM global_recipes ORDER BY legacy_id").await?;
+    let rows = target
+        .text_rows("SELECT legacy_id, title, author_name, ingredients FROM global_recipes ORDER BY legacy_id")
+        .await?;
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let actual: Vec<Row> = rows
-        .into_iter()
-        .map(|(id, title, author, json)| {
+        .iter()
+        .map(|r| {
+            let (id, title, author, json) = (text(&r[0]), text(&r[1]), r[2].clone(), text(&r[3]));
+            let id: i64 = id.parse().unwrap_or(-1);
             let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&json)
                 .ok()
                 .and_then(|v| v.as_array().cloned())
@@ -281,11 +432,14 @@ async fn compare(
         })
         .collect();
     let live_users: Vec<(u64, String)> = s.query("SELECT id, name FROM users ORDER BY id").await?;
-    let target_users: Vec<(u64, String)> = t
-        .query(
+    let target_users: Vec<(u64, String)> = target
+        .text_rows(
             "SELECT user_id, display_name FROM global_users WHERE is_deleted = 0 ORDER BY user_id",
         )
-        .await?;
+        .await?
+        .iter()
+        .map(|r| (text(&r[0]).parse().unwrap_or(u64::MAX), text(&r[1])))
+        .collect();
     report.compared = expected.len().max(actual.len()) + live_users.len().max(target_users.len());
     for e in &expected {
         match actual.iter().find(|a| a.0 == e.0) {
@@ -305,16 +459,8 @@ async fn compare(
                 .push(format!("global_recipes {}: not in the source", a.0));
         }
     }
-    // A user whose change was quarantined (the poison value) is reported as
-    // quarantined, not as a difference: it waits for a mapping fix and a redrive.
-    let quarantined_users: Vec<Option<u64>> = t
-        .query(
-            "SELECT CAST(JSON_VALUE(CONVERT(raw_record USING utf8mb4), '$.data.id') AS UNSIGNED)
-             FROM dms_cdc_quarantine WHERE table_name = 'recipes_src.users'",
-        )
-        .await?;
     for u in &live_users {
-        if !target_users.contains(u) && !quarantined_users.contains(&Some(u.0)) {
+        if !target_users.contains(u) && !quarantined_users.contains(&u.0) {
             report
                 .differences
                 .push(format!("global_users {}: missing or differs", u.0));
