@@ -6,6 +6,6 @@
 -- bookkeeping tables (dms_cdc_checkpoint, dms_cdc_quarantine) in the same
 -- database; it creates them at its first batch (CREATE TABLE IF NOT EXISTS),
 -- hence CREATE. SELECT ... FOR UPDATE on the checkpoint needs UPDATE.
--- (The function connects without TLS for now: keep it inside the VPC.)
+-- TLS: MysqlTargetSslMode and MysqlTargetSslCa (README, TLS).
 CREATE USER IF NOT EXISTS 'dms_cdc_writer'@'%' IDENTIFIED BY 'CHANGE-ME';
 GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON global.* TO 'dms_cdc_writer'@'%';
