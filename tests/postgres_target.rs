@@ -666,3 +666,142 @@ async fn tls_modes_against_a_server_with_its_own_ca() {
         }
     }
 }
+
+/// `infra/target/grants-postgres.sql` gives the function's user what it
+/// needs, no more than documented: as that user (and no superuser), the
+/// target creates its bookkeeping tables, writes rows, quarantines a
+/// record, deletes, and checkpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_grants_are_enough_for_the_function() {
+    let pg = <PostgresTarget as TestTarget>::start();
+    // The server trusts every local role; the grants are what is tested.
+    pg.run_file("global", &root().join("infra/target/grants-postgres.sql"))
+        .unwrap();
+    let url = pg.url("global").replacen(
+        &format!("{}@", dms_cdc::local::PG_USER),
+        "dms_cdc_writer@",
+        1,
+    );
+    assert!(url.contains("dms_cdc_writer@"), "{url}");
+    let pool = dms_cdc::postgres::pool(&url, 2).unwrap();
+    let target = PostgresTarget::new(pool, FUNCTION_NAME, 100);
+    Target::prepare(&target, &mapping().0)
+        .await
+        .expect("the bookkeeping tables are created as the writer");
+    let users = mapping().0.targets[0].clone();
+    let mut tx = target.begin().await.unwrap();
+    tx.write(
+        &users,
+        upserts(vec![user_row(1, "Ann", "v1"), user_row(2, "Bob", "v1")]),
+    )
+    .await
+    .unwrap();
+    tx.write(
+        &users,
+        TableWrites {
+            deletes: vec![vec![Value::Int(2)]],
+            tombstones: vec![(vec![Value::Int(2)], "v2".into())],
+            ..TableWrites::default()
+        },
+    )
+    .await
+    .unwrap();
+    let shard = ShardId(SHARD.into());
+    let seq = dms_cdc::position::SequenceNumber::parse("42").unwrap();
+    let quarantined = dms_cdc::target::Quarantine {
+        shard_id: shard.clone(),
+        sequence_number: seq.clone(),
+        table: Some("recipes_src.users".into()),
+        operation: Some("insert".into()),
+        raw: b"{}".to_vec(),
+        class: dms_cdc::target::QuarantineClass::Write,
+        message: "a reason".into(),
+    };
+    tx.finish(std::slice::from_ref(&quarantined), Some((&shard, &seq)))
+        .await
+        .expect("quarantine and checkpoint as the writer");
+    assert_eq!(
+        target
+            .checkpoint(&shard)
+            .await
+            .unwrap()
+            .map(|s| s.as_str().to_owned()),
+        Some("42".to_owned())
+    );
+    let q = PostgresTarget::quarantine(&pg).await;
+    assert_eq!(q.len(), 1);
+    // And the writer is no superuser: it cannot read what it was not granted.
+    let client = tokio_postgres::connect(&url, tokio_postgres::NoTls).await;
+    let (client, connection) = client.unwrap();
+    tokio::spawn(connection);
+    let e = client
+        .simple_query("SELECT * FROM pg_authid")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e}");
+}
+
+/// Row locks take slots of the server's shared lock table (6,400 with the
+/// default `max_locks_per_transaction`): a transaction of 10,000 rows took
+/// 10,000 and failed with `53200 out of shared memory` on every retry, a
+/// stalled shard. Beyond `ROW_LOCKS_PER_TABLE` rows a transaction now
+/// locks the table instead, and the other writers of the table still wait
+/// for it (and it for them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_any_size_fits_the_lock_table_and_still_excludes() {
+    use dms_cdc::postgres::target::ROW_LOCKS_PER_TABLE;
+    let pg = <PostgresTarget as TestTarget>::start();
+    let target = target(&pg, 500).await;
+    let users = mapping().0.targets[0].clone();
+    let rows: Vec<Vec<Value>> = (1..=10_000).map(|i| user_row(i, "bulk", "v1")).collect();
+    write(&target, 0, upserts(rows))
+        .await
+        .expect("10,000 rows in one transaction");
+    let client = pg_client(&pg).await;
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM global_users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 10_000);
+
+    // A big transaction holds the table; a small one (row locks under the
+    // table's shared lock) waits for it, and the reverse.
+    for big_first in [true, false] {
+        let big: Vec<Vec<Value>> = (1..=(ROW_LOCKS_PER_TABLE as i64 + 1))
+            .map(|i| user_row(i, "big", "v2"))
+            .collect();
+        let small = vec![user_row(20_000, "small", "v2")];
+        let (first, second) = if big_first {
+            (big, small)
+        } else {
+            (small, big)
+        };
+        let mut a = target.begin().await.unwrap();
+        a.write(&users, upserts(first)).await.unwrap();
+        let (target_b, users_b) = (target.clone(), users.clone());
+        let b = tokio::spawn(async move {
+            let mut b = target_b.begin().await.unwrap();
+            b.write(&users_b, upserts(second)).await.unwrap();
+            b.finish(&[], None).await.unwrap();
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !b.is_finished(),
+            "big first: {big_first}: the second writer waits"
+        );
+        a.finish(&[], None).await.unwrap();
+        b.await.unwrap();
+    }
+    let names: Vec<String> = client
+        .query(
+            "SELECT DISTINCT display_name FROM global_users WHERE user_id <= 513 OR user_id = 20000 ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["big", "small"]);
+}

@@ -21,7 +21,13 @@
 //! - `SELECT ... FOR UPDATE` locks rows that exist only: MySQL's gap locks
 //!   also hold back a delete of a key that has no tombstone yet. Both sides
 //!   take a transaction-scoped advisory lock per (table, key) instead, so
-//!   an upsert and a delete of one row never interleave;
+//!   an upsert and a delete of one row never interleave. Every lock takes
+//!   a slot of the server's shared lock table (`max_locks_per_transaction`
+//!   x connections, 6,400 by default, for all sessions together): a
+//!   transaction holds at most [`ROW_LOCKS_PER_TABLE`] row locks of a
+//!   table, under a shared lock of the table; beyond that it takes the
+//!   table's lock exclusively instead (one slot; writers of that table
+//!   then wait for it), so a batch of any size fits;
 //! - text compares by collation: versions and sequence numbers compare
 //!   with `COLLATE "C"` (bytes), as `ascii_bin` does in MySQL;
 //! - an error aborts the transaction: the engine drops it (rolled back)
@@ -359,6 +365,7 @@ impl PostgresTarget {
         let tx = WriteTx {
             client: Some(client),
             target: self.clone(),
+            locks: HashMap::new(),
         };
         tx.client()
             .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
@@ -375,6 +382,23 @@ pub struct WriteTx {
     /// `None` once finished.
     client: Option<Object>,
     target: PostgresTarget,
+    /// The advisory locks this transaction holds, per target table.
+    locks: HashMap<String, TableLocks>,
+}
+
+/// Row locks a transaction takes in a table before it takes the whole
+/// table instead (see the module docs).
+pub const ROW_LOCKS_PER_TABLE: usize = 512;
+
+/// The advisory locks a transaction holds in one table.
+#[derive(Debug, Default)]
+struct TableLocks {
+    /// The table's lock, shared: taken before the first row lock.
+    shared: bool,
+    /// The table's lock, exclusive: every row of it is held.
+    exclusive: bool,
+    /// Row locks held.
+    rows: std::collections::HashSet<i64>,
 }
 
 impl Drop for WriteTx {
@@ -411,14 +435,23 @@ fn statement_sizes(count: usize, chunk: usize) -> Vec<usize> {
     sizes
 }
 
+/// The advisory lock of a whole target table (FNV-1a 64 of a 1 byte and
+/// the table: no row's lock, whose table is followed by a 0 byte).
+fn table_lock(table: &str) -> i64 {
+    fnv1a(&[1], table.as_bytes(), &[])
+}
+
 /// The advisory lock of one row of a target table (FNV-1a 64 of the table
 /// and its tombstone key).
 fn row_lock(table: &str, key: &[u8]) -> i64 {
-    let hash = table
-        .as_bytes()
+    fnv1a(table.as_bytes(), &[0], key)
+}
+
+fn fnv1a(a: &[u8], b: &[u8], c: &[u8]) -> i64 {
+    let hash = a
         .iter()
-        .chain(&[0u8])
-        .chain(key)
+        .chain(b)
+        .chain(c)
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
         });
@@ -635,11 +668,63 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Takes the advisory locks of these rows, in one order, until commit.
-    async fn lock_rows(&self, target: &TargetTable, keys: &[Vec<u8>]) -> Result<(), TargetError> {
-        let mut locks: Vec<i64> = keys.iter().map(|k| row_lock(&target.table, k)).collect();
+    /// Takes the advisory locks of these rows, in one order, until commit:
+    /// row locks under the table's shared lock, or the table's lock
+    /// exclusively once the transaction would hold more than
+    /// [`ROW_LOCKS_PER_TABLE`] row locks of it.
+    async fn lock_rows(
+        &mut self,
+        target: &TargetTable,
+        keys: &[Vec<u8>],
+    ) -> Result<(), TargetError> {
+        let held = self.locks.remove(&target.table).unwrap_or_default();
+        let held = self.lock_rows_in(target, keys, held).await?;
+        self.locks.insert(target.table.clone(), held);
+        Ok(())
+    }
+
+    async fn lock_rows_in(
+        &self,
+        target: &TargetTable,
+        keys: &[Vec<u8>],
+        mut held: TableLocks,
+    ) -> Result<TableLocks, TargetError> {
+        if held.exclusive {
+            return Ok(held);
+        }
+        let err = || TargetError::bookkeeping(format!("row locks of {}", target.table));
+        let mut locks: Vec<i64> = keys
+            .iter()
+            .map(|k| row_lock(&target.table, k))
+            .filter(|l| !held.rows.contains(l))
+            .collect();
         locks.sort_unstable();
         locks.dedup();
+        if locks.is_empty() {
+            return Ok(held);
+        }
+        if held.rows.len() + locks.len() > ROW_LOCKS_PER_TABLE {
+            // Waits for every other writer of the table (they hold it shared).
+            self.execute(
+                "SELECT pg_advisory_xact_lock($1::int8)",
+                &[&table_lock(&target.table)],
+            )
+            .await
+            .map_err(err())?;
+            held.exclusive = true;
+            held.rows.clear();
+            return Ok(held);
+        }
+        if !held.shared {
+            self.execute(
+                "SELECT pg_advisory_xact_lock_shared($1::int8)",
+                &[&table_lock(&target.table)],
+            )
+            .await
+            .map_err(err())?;
+            held.shared = true;
+        }
+        held.rows.extend(locks.iter().copied());
         for chunk in locks.chunks(rows_per_statement(self.target.chunk_size, 1)) {
             let chunk = chunk.to_vec();
             self.execute(
@@ -647,12 +732,9 @@ impl WriteTx {
                 &[&chunk],
             )
             .await
-            .map_err(TargetError::bookkeeping(format!(
-                "row locks of {}",
-                target.table
-            )))?;
+            .map_err(err())?;
         }
-        Ok(())
+        Ok(held)
     }
 
     /// Drops the upserts that are older than a hard delete of their row
