@@ -51,6 +51,7 @@ use dms_cdc_mysql::{Mysql, MysqlSource};
 use dms_cdc_ops::connect::{engine_between, ConnectError, Endpoints};
 use dms_cdc_postgres::Postgres;
 
+pub mod backfill;
 pub mod capture;
 pub mod check_mapping;
 pub mod consume;
@@ -105,6 +106,11 @@ enum Command {
     /// A local event source mapping: poll every shard of a stream and hand
     /// batches to the engine, honouring its response like Lambda.
     Consume(consume::ConsumeArgs),
+    /// The initial load (or a reload) of the target from the source, by
+    /// primary-key ranges of the mapping's root tables, through the engine
+    /// (version guard, quarantine), beside the running stream; resumable
+    /// and splittable across processes.
+    Backfill(backfill::BackfillArgs),
     /// Re-read shard ranges that Lambda gave up on (on-failure records from
     /// SQS or a file, or manual ranges) and apply them through the engine.
     ///
@@ -179,6 +185,7 @@ fn urls_mut(command: &mut Command) -> (Option<&mut String>, Option<&mut String>)
         Command::Replay(args) => (args.source.as_mut(), args.target.as_mut()),
         Command::Capture(args) => (Some(&mut args.source), None),
         Command::Consume(args) => (Some(&mut args.source), Some(&mut args.target)),
+        Command::Backfill(args) => (Some(&mut args.source), Some(&mut args.target)),
         Command::Redrive(args) => (args.source.as_mut(), args.target.as_mut()),
         Command::Quarantine(Q::Redrive(args)) => (args.source.as_mut(), Some(&mut args.db.target)),
         Command::Quarantine(Q::List { db, .. } | Q::Show { db, .. } | Q::Discard { db, .. }) => {
@@ -243,6 +250,7 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Capture(args) => capture::run(args, transforms).await,
         Command::Consume(args) => consume::run(args, transforms).await,
+        Command::Backfill(args) => backfill::run(args, transforms).await,
         Command::Redrive(args) => redrive::run(args, transforms).await,
         Command::Quarantine(command) => quarantine::run(command, transforms).await,
         Command::CheckMapping(args) => check_mapping::run(args, transforms),

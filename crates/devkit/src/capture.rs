@@ -104,7 +104,7 @@ mod schema;
 mod snapshot;
 mod stream;
 
-pub use snapshot::{snapshot, Snapshot};
+pub use snapshot::{snapshot, KeyRangeReader, KeyedRecord, Snapshot};
 pub use stream::{Capture, CapturedTransaction};
 
 /// `BeforeImageSettings.ColumnFilter`: which columns the before image of an update carries.

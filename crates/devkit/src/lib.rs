@@ -7,6 +7,7 @@
 //! - [`pipeline`]: capture into a stream or a fixture file;
 //! - [`demo`]: the whole pipeline on this machine.
 
+pub mod backfill;
 pub mod capture;
 pub mod consume;
 pub mod demo;

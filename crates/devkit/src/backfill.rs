@@ -1,0 +1,471 @@
+//! `dms-cdc backfill`: the initial load of a migration (or a reload of
+//! some tables), read from the source by ranges of the root tables' primary
+//! keys and written through the engine, while the stream runs.
+//!
+//! Every row becomes a DMS `load` record ([`KeyRangeReader`]) stamped with
+//! the source's clock read before the rows, and goes through the same
+//! prepare pass, re-queries and target adapter as the stream, version guard
+//! included. Why that is safe beside the stream (README, Backfill): a load
+//! record's version is its read time in whole seconds, and it loses a tie
+//! to any change of that second. A change committed after the read is
+//! newer, so the backfill never overwrites it; a change committed before
+//! the read is older and already in what was read, so the backfill wins
+//! over it with data that contains it. Re-queried rows are read after the
+//! load records' time, so they hold at least that state.
+//!
+//! Progress is the target's own checkpoint: each range is a lane
+//! (`backfill-<schema>.<table>-<i>of<N>-<j>of<P>`) whose "sequence
+//! number" is the last key written, offset to be non-negative, committed in
+//! the same transaction as the rows. A killed backfill resumes after the
+//! last committed chunk; a chunk is applied once.
+//!
+//! A table is split into `N` parts (`--part i/N`: one per process or
+//! container) and each part into `P` ranges read concurrently
+//! (`--parallel P`); resume with the same `N` and `P`.
+
+use std::time::{Duration, Instant};
+
+use dms_cdc_core::dms::{Delivery, TableName};
+use dms_cdc_core::engine::Engine;
+use dms_cdc_core::mapping::{Mapping, Touch};
+use dms_cdc_core::position::{SequenceNumber, ShardId};
+use dms_cdc_core::target::{Target, TargetTransaction};
+use dms_cdc_mysql::MysqlSource;
+
+use crate::capture::{CaptureError, CaptureOptions, KeyRangeReader};
+
+/// How a backfill runs.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// Rows per source read and per target transaction.
+    pub chunk: usize,
+    /// This process's part, 1-based, of `parts`.
+    pub part: usize,
+    /// How many parts each table is split into (across processes).
+    pub parts: usize,
+    /// Ranges of this part read and written concurrently.
+    pub parallel: usize,
+    /// At most this many rows per second (all ranges together).
+    pub rows_per_second: Option<f64>,
+    /// Only these root tables (empty: every root table of the mapping).
+    pub tables: Vec<TableName>,
+}
+
+impl Default for BackfillOptions {
+    fn default() -> Self {
+        BackfillOptions {
+            chunk: 1000,
+            part: 1,
+            parts: 1,
+            parallel: 1,
+            rows_per_second: None,
+            tables: Vec::new(),
+        }
+    }
+}
+
+/// What a backfill did, per range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeReport {
+    /// The root table.
+    pub table: String,
+    /// The lane (the checkpoint's shard id).
+    pub lane: String,
+    /// Keys `first..=last` of the range.
+    pub first: i128,
+    /// Last key of the range.
+    pub last: i128,
+    /// Resumed after this key (a previous run's progress).
+    pub resumed_after: Option<i128>,
+    /// Rows read from the source.
+    pub rows: u64,
+    /// Records quarantined.
+    pub quarantined: u64,
+    /// Target transactions.
+    pub batches: u64,
+}
+
+/// A progress event (after every chunk).
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The root table.
+    pub table: String,
+    /// The lane.
+    pub lane: String,
+    /// Rows written by this lane so far (this run).
+    pub rows: u64,
+    /// The share of the lane's key range done (0 to 1).
+    pub done: f64,
+}
+
+/// The backfill failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    /// Reading the source.
+    #[error(transparent)]
+    Source(#[from] CaptureError),
+    /// The engine could not apply a chunk (after retries).
+    #[error("{lane}: the chunk after key {after} was not applied: {error}")]
+    Apply {
+        /// The lane.
+        lane: String,
+        /// The last key applied.
+        after: i128,
+        /// The engine's retry error.
+        error: String,
+    },
+    /// The target's checkpoint could not be read or written.
+    #[error("{lane}: progress: {error}")]
+    Progress {
+        /// The lane.
+        lane: String,
+        /// The target's error.
+        error: String,
+    },
+    /// The options are wrong.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The mapping a backfill runs with: a table feeds only the targets it is
+/// the root of. Each target is loaded from its own root table, so the
+/// reverse lookups a change of a joined or child table triggers on the
+/// stream would only rebuild rows the backfill writes anyway.
+pub fn roots_only(mapping: &Mapping) -> Mapping {
+    let mut m = mapping.clone();
+    for source in m.sources.values_mut() {
+        source.touches.retain(|t| matches!(t, Touch::Root { .. }));
+    }
+    m
+}
+
+/// The root tables of the mapping's targets, in target order, once each.
+pub fn root_tables(mapping: &Mapping) -> Vec<TableName> {
+    let mut out: Vec<TableName> = Vec::new();
+    for t in &mapping.targets {
+        if !out.contains(&t.root) {
+            out.push(t.root.clone());
+        }
+    }
+    out
+}
+
+/// Keys are offset by 2^63 so that every integer key (signed, or unsigned
+/// up to 2^64-1) is a non-negative "sequence number" in key order.
+const KEY_OFFSET: i128 = 1 << 63;
+
+fn sequence_of(key: i128) -> SequenceNumber {
+    SequenceNumber::parse(&(key + KEY_OFFSET).to_string()).expect("a non-negative integer")
+}
+
+fn key_of(sequence: &SequenceNumber) -> Option<i128> {
+    sequence
+        .as_str()
+        .parse::<i128>()
+        .ok()
+        .map(|s| s - KEY_OFFSET)
+}
+
+/// `n` near-equal ranges of `first..=last`; range `i` (0-based).
+fn split(first: i128, last: i128, n: usize, i: usize) -> Option<(i128, i128)> {
+    let span = last - first + 1;
+    let n = n as i128;
+    let i = i as i128;
+    let lo = first + span * i / n;
+    let hi = first + span * (i + 1) / n - 1;
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// The lane of a range: a shard id Kinesis never uses.
+fn lane(table: &TableName, part: usize, parts: usize, range: usize, ranges: usize) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut id = format!(
+        "backfill-{}.{}-{part}of{parts}-{}of{ranges}",
+        clean(&table.schema),
+        clean(&table.table),
+        range + 1
+    );
+    id.truncate(dms_cdc_core::position::MAX_SHARD_ID_LEN);
+    id
+}
+
+/// A rate limit shared by the ranges of one run.
+struct Throttle {
+    started: Instant,
+    rows_per_second: Option<f64>,
+    rows: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    async fn take(&self, rows: u64) {
+        let total = self
+            .rows
+            .fetch_add(rows, std::sync::atomic::Ordering::Relaxed)
+            + rows;
+        if let Some(rate) = self.rows_per_second.filter(|r| *r > 0.0) {
+            let due = Duration::from_secs_f64(total as f64 / rate);
+            let elapsed = self.started.elapsed();
+            if due > elapsed {
+                tokio::time::sleep(due - elapsed).await;
+            }
+        }
+    }
+}
+
+/// Runs the backfill of `options` through `engine` (made with
+/// [`roots_only`] of the mapping, and the function name under which the
+/// progress and quarantined records are kept); `progress` is called after
+/// every chunk.
+pub async fn backfill<T: Target>(
+    engine: &Engine<MysqlSource, T>,
+    capture: &CaptureOptions,
+    options: &BackfillOptions,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<Vec<RangeReport>, BackfillError> {
+    if options.parts == 0 || options.part == 0 || options.part > options.parts {
+        return Err(BackfillError::Usage(format!(
+            "--part {}/{}: expected i/N with 1 <= i <= N",
+            options.part, options.parts
+        )));
+    }
+    let tables = if options.tables.is_empty() {
+        root_tables(&engine.mapping)
+    } else {
+        let roots = root_tables(&engine.mapping);
+        for t in &options.tables {
+            if !roots.contains(t) {
+                return Err(BackfillError::Usage(format!(
+                    "--table {t}: not the root table of any target of the mapping (roots: {})",
+                    roots
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        options.tables.clone()
+    };
+    let pool = engine.source.pool();
+    let throttle = Throttle {
+        started: Instant::now(),
+        rows_per_second: options.rows_per_second,
+        rows: Default::default(),
+    };
+    let mut reports = Vec::new();
+    for table in &tables {
+        let reader = KeyRangeReader::new(pool, table, capture).await?;
+        let Some((first, last)) = reader.bounds(pool).await? else {
+            continue;
+        };
+        let Some((part_lo, part_hi)) = split(first, last, options.parts, options.part - 1) else {
+            continue;
+        };
+        let ranges = options.parallel.max(1);
+        let lanes: Vec<_> = (0..ranges)
+            .filter_map(|j| {
+                let (lo, hi) = split(part_lo, part_hi, ranges, j)?;
+                Some((lane(table, options.part, options.parts, j, ranges), lo, hi))
+            })
+            .collect();
+        let runs = lanes.iter().map(|(lane, lo, hi)| {
+            run_range(
+                engine,
+                &reader,
+                table,
+                lane,
+                (*lo, *hi),
+                options.chunk.max(1),
+                &throttle,
+                progress,
+            )
+        });
+        for report in futures_join(runs).await {
+            reports.push(report?);
+        }
+    }
+    Ok(reports)
+}
+
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let futures: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    let mut futures: Vec<Option<std::pin::Pin<Box<F>>>> = futures.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *out = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_range<T: Target>(
+    engine: &Engine<MysqlSource, T>,
+    reader: &KeyRangeReader,
+    table: &TableName,
+    lane_id: &str,
+    (lo, hi): (i128, i128),
+    chunk: usize,
+    throttle: &Throttle,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<RangeReport, BackfillError> {
+    let shard = ShardId::parse(lane_id).map_err(|e| BackfillError::Usage(e.to_string()))?;
+    let progress_err = |e: &dyn std::fmt::Display| BackfillError::Progress {
+        lane: lane_id.to_owned(),
+        error: e.to_string(),
+    };
+    let done_before = engine
+        .target
+        .checkpoint(&shard)
+        .await
+        .map_err(|e| progress_err(&e))?
+        .as_ref()
+        .and_then(key_of);
+    let mut report = RangeReport {
+        table: table.to_string(),
+        lane: lane_id.to_owned(),
+        first: lo,
+        last: hi,
+        resumed_after: done_before,
+        ..RangeReport::default()
+    };
+    let mut after = done_before.unwrap_or(lo - 1).max(lo - 1);
+    let span = (hi - lo + 1) as f64;
+    while after < hi {
+        let records = reader.read(engine.source.pool(), after, hi, chunk).await?;
+        let Some(last_key) = records.last().map(|r| r.key) else {
+            // Nothing more in the range: mark it done.
+            let tx = engine.target.begin().await.map_err(|e| progress_err(&e))?;
+            tx.finish(&[], Some((&shard, &sequence_of(hi))))
+                .await
+                .map_err(|e| progress_err(&e))?;
+            break;
+        };
+        let deliveries: Vec<Delivery> = records
+            .into_iter()
+            .map(|r| Delivery {
+                shard_id: shard.clone(),
+                sequence_number: sequence_of(r.key),
+                partition_key: r.partition_key,
+                approximate_arrival_ms: None,
+                data: r.payload,
+            })
+            .collect();
+        let n = deliveries.len() as u64;
+        let mut attempt = 0u32;
+        loop {
+            let result = engine.process(&deliveries).await;
+            match result.retry_error {
+                None => {
+                    report.quarantined += result.summary.quarantined_count as u64;
+                    break;
+                }
+                Some(error) if attempt >= 5 => {
+                    return Err(BackfillError::Apply {
+                        lane: lane_id.to_owned(),
+                        after,
+                        error,
+                    })
+                }
+                Some(error) => {
+                    attempt += 1;
+                    tracing::warn!(lane = lane_id, attempt, %error, "backfill chunk failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
+                }
+            }
+        }
+        report.rows += n;
+        report.batches += 1;
+        after = last_key;
+        progress(&Progress {
+            table: report.table.clone(),
+            lane: lane_id.to_owned(),
+            rows: report.rows,
+            done: ((after - lo + 1) as f64 / span).clamp(0.0, 1.0),
+        });
+        throttle.take(n).await;
+        if (n as usize) < chunk {
+            // A short read: the range is exhausted (rows inserted later are
+            // the stream's); mark it done.
+            let tx = engine.target.begin().await.map_err(|e| progress_err(&e))?;
+            tx.finish(&[], Some((&shard, &sequence_of(hi))))
+                .await
+                .map_err(|e| progress_err(&e))?;
+            break;
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_to_sequence_numbers_in_key_order() {
+        let keys = [
+            i64::MIN as i128,
+            -1,
+            0,
+            1,
+            i64::MAX as i128,
+            u64::MAX as i128,
+        ];
+        for w in keys.windows(2) {
+            let (a, b) = (sequence_of(w[0]), sequence_of(w[1]));
+            assert!(a < b, "{} < {}", w[0], w[1]);
+            assert_eq!(key_of(&a), Some(w[0]));
+        }
+    }
+
+    #[test]
+    fn parts_cover_the_range_once() {
+        for (first, last, n) in [(1, 100, 3), (1, 2, 5), (-10, 10, 4), (7, 7, 1)] {
+            let mut next = first;
+            for i in 0..n {
+                if let Some((lo, hi)) = split(first, last, n, i) {
+                    assert_eq!(lo, next);
+                    next = hi + 1;
+                }
+            }
+            assert_eq!(next, last + 1);
+        }
+    }
+
+    #[test]
+    fn lanes_are_valid_shard_ids() {
+        let t = TableName::new("recipes src", "users");
+        let id = lane(&t, 2, 4, 0, 3);
+        assert_eq!(id, "backfill-recipes_src.users-2of4-1of3");
+        assert!(ShardId::parse(&id).is_ok());
+    }
+}
