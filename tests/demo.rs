@@ -36,7 +36,7 @@ fn demo(args: &[&str]) -> String {
         "writes global_users:",
         "quarantined:        1",
         "[evaluate] target global_users: target column `created_at`: cannot convert string to datetime",
-        "latency, source commit to target visible: p50",
+        "replication lag (ReplicationLag per batch): p50",
         "0 differences",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");

@@ -468,6 +468,42 @@ fn the_sam_template_has_one_function_per_crate_with_its_configuration() {
     assert!(metrics.contains(&"QuarantinedRecords"), "{metrics:?}");
     assert!(template.contains(&format!("Namespace: {namespace}\n")));
     assert!(template.contains("MetricName: QuarantinedRecords\n"));
+    // A batch that applied a record with a commit time also emits the lag.
+    let lagging = dms_cdc::engine::BatchSummary {
+        newest_commit: Some(chrono::Utc::now().naive_utc()),
+        ..Default::default()
+    };
+    let emf: Json = serde_json::from_str(&dms_cdc::lambda::emf_line("f", &lagging, false)).unwrap();
+    let emitted: Vec<&str> = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    // Every metric of our namespace the template alarms on or draws is emitted.
+    for line in template.lines() {
+        let named = line.trim().strip_prefix("MetricName: ").filter(|m| {
+            ![
+                "IteratorAge",
+                "Errors",
+                "ApproximateNumberOfMessagesVisible",
+            ]
+            .contains(m)
+        });
+        if let Some(m) = named {
+            assert!(
+                emitted.contains(&m),
+                "template.yaml alarms on {m}, never emitted: {emitted:?}"
+            );
+        }
+        for part in line.split("[\"dms-cdc\", \"").skip(1) {
+            let m = part.split('"').next().unwrap_or("");
+            assert!(
+                emitted.contains(&m),
+                "template.yaml draws {m}, never emitted: {emitted:?}"
+            );
+        }
+    }
 }
 
 /// The lines of a top-level section (`Globals:`) or of a resource, output
@@ -613,6 +649,10 @@ fn function_problems(template: &str, globals: &str, name: &str) -> Vec<String> {
         (
             "OperatorErrorsAlarm",
             format!("Value: !Sub ${{AWS::StackName}}-{name}\n"),
+        ),
+        (
+            "ReplicationLagAlarm",
+            "MetricName: ReplicationLag\n".to_owned(),
         ),
         ("FunctionName", format!("Value: !Ref {function_id}\n")),
         (

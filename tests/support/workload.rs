@@ -42,6 +42,28 @@ pub struct World {
     next_id: u64,
 }
 
+impl World {
+    /// A world whose source already holds these rows (the workload updates
+    /// and deletes them too); new ids start above `next_id`.
+    pub fn with_rows(
+        users: impl IntoIterator<Item = u64>,
+        recipes: impl IntoIterator<Item = u64>,
+        stories: impl IntoIterator<Item = u64>,
+        ingredients: impl IntoIterator<Item = u64>,
+        next_id: u64,
+    ) -> World {
+        let users: BTreeSet<u64> = users.into_iter().collect();
+        World {
+            ever_users: users.clone(),
+            users,
+            recipes: recipes.into_iter().collect(),
+            stories: stories.into_iter().collect(),
+            ingredients: ingredients.into_iter().collect(),
+            next_id,
+        }
+    }
+}
+
 fn pick(set: &BTreeSet<u64>, rng: &mut Lcg) -> Option<u64> {
     if set.is_empty() {
         return None;
@@ -129,7 +151,12 @@ fn statement(w: &mut World, rng: &mut Lcg) -> Option<String> {
 }
 
 /// Runs transactions of 1-5 statements until `changes` row changes were made.
-pub async fn workload(rig: &Rig, w: &mut World, rng: &mut Lcg, changes: u64) {
+pub async fn workload<T: super::targets::TestTarget>(
+    rig: &Rig<T>,
+    w: &mut World,
+    rng: &mut Lcg,
+    changes: u64,
+) {
     let mut conn = rig.engine.source.pool().get_conn().await.unwrap();
     let mut made = 0;
     while made < changes {

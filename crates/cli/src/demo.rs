@@ -52,7 +52,7 @@ fn print_summary(report: &DemoReport) {
         println!("  {seq} [{class}] {reason}");
     }
     println!(
-        "latency, source commit to target visible: p50 {} ms, p99 {} ms (commit times have 1 s resolution)",
+        "replication lag (ReplicationLag per batch): p50 {} ms, p99 {} ms (commit times have 1 s resolution)",
         report.latency_ms.0, report.latency_ms.1
     );
     println!(

@@ -47,6 +47,21 @@ pub struct BatchSummary {
     pub source_select_count: usize,
     /// Write transactions attempted (more than one means bisection).
     pub attempt_count: usize,
+    /// Records applied (written, or needing no write).
+    pub applied_count: usize,
+    /// The newest source commit time (UTC) among the applied records that
+    /// carry one (`commit-timestamp`; full-load records carry none): the
+    /// replication lag is the time since.
+    pub newest_commit: Option<chrono::NaiveDateTime>,
+}
+
+impl BatchSummary {
+    /// Replication lag in milliseconds at `now` (UTC): the time since the
+    /// newest applied record was committed on the source (never negative).
+    pub fn lag_ms(&self, now: chrono::NaiveDateTime) -> Option<u64> {
+        self.newest_commit
+            .map(|c| (now - c).num_milliseconds().max(0) as u64)
+    }
 }
 
 /// The result of a batch.
@@ -370,6 +385,20 @@ impl<S: Source, T: Target> Engine<S, T> {
         tx.finish(&prepared.quarantine, last)
             .await
             .map_err(BatchError::target)?;
+        for (record, slot) in prepared.records.iter().zip(&prepared.origin) {
+            if prepared.outcomes.get(*slot).map(|o| o.1) != Some(Outcome::Applied) {
+                continue;
+            }
+            let commit = record
+                .metadata
+                .transaction
+                .commit_timestamp
+                .as_deref()
+                .and_then(crate::dms::parse_datetime);
+            if commit > summary.newest_commit {
+                summary.newest_commit = commit;
+            }
+        }
         Ok(prepared.outcomes)
     }
 
@@ -503,6 +532,7 @@ pub fn report(
         .iter()
         .filter(|o| **o == Outcome::Quarantined)
         .count();
+    summary.applied_count = outcomes.iter().filter(|o| **o == Outcome::Applied).count();
     let response = build_response(
         deliveries
             .iter()
