@@ -50,6 +50,11 @@ pub struct BackfillArgs {
     /// parts; run one process per part, e.g. one container each).
     #[arg(long, default_value = "1/1", value_parser = parse_part)]
     pub part: (usize, usize),
+    /// The key range --part splits, `LO..HI` (the same in every part;
+    /// required with N > 1): e.g. SELECT MIN(id), MAX(id) once. Keys outside
+    /// it belong to the first or the last part.
+    #[arg(long, value_parser = parse_keys)]
+    pub keys: Option<(i128, i128)>,
     /// Ranges of this part loaded concurrently.
     #[arg(long, default_value_t = 1)]
     pub parallel: usize,
@@ -70,6 +75,24 @@ pub enum ProgressArg {
     Lines,
     /// Nothing until the summary.
     None,
+}
+
+fn parse_keys(text: &str) -> Result<(i128, i128), String> {
+    let (lo, hi) = text
+        .split_once("..")
+        .ok_or_else(|| format!("{text:?}: expected LO..HI, e.g. 1..5000000"))?;
+    let lo: i128 = lo
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: LO is not an integer"))?;
+    let hi: i128 = hi
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: HI is not an integer"))?;
+    if lo > hi {
+        return Err(format!("{text:?}: LO is greater than HI"));
+    }
+    Ok((lo, hi))
 }
 
 fn parse_part(text: &str) -> Result<(usize, usize), String> {
@@ -111,6 +134,7 @@ pub async fn run(args: BackfillArgs, transforms: Transforms) -> anyhow::Result<E
         parallel: args.parallel.max(1),
         rows_per_second: args.rows_per_second,
         tables,
+        keys: args.keys,
     };
     let endpoints = Endpoints {
         source: &args.source,
@@ -281,6 +305,10 @@ mod tests {
         assert_eq!(parse_part("3/4"), Ok((3, 4)));
         for bad in ["0/4", "5/4", "1/0", "x/2", "2"] {
             assert!(parse_part(bad).is_err(), "{bad}");
+        }
+        assert_eq!(super::parse_keys("-5..10"), Ok((-5, 10)));
+        for bad in ["10..5", "1-5", "a..b"] {
+            assert!(super::parse_keys(bad).is_err(), "{bad}");
         }
     }
 }

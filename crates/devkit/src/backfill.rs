@@ -19,9 +19,15 @@
 //! the same transaction as the rows. A killed backfill resumes after the
 //! last committed chunk; a chunk is applied once.
 //!
-//! A table is split into `N` parts (`--part i/N`: one per process or
-//! container) and each part into `P` ranges read concurrently
-//! (`--parallel P`); resume with the same `N` and `P`.
+//! A table is split into `N` parts (`--part i/N --keys LO..HI`: one per
+//! process or container; every process computes the same boundaries from
+//! `LO..HI`, and the first and last parts are open-ended, so no key falls
+//! between parts) and each part into `P` ranges read concurrently
+//! (`--parallel P`), split at the keys the part held at the first run. The
+//! ranges' ends are stored as lanes of their own (`...-end`) at the first
+//! run and reused on every resume, so a range never moves (a moved
+//! boundary would leave keys between a resumed range and the next one).
+//! Resume with the same `N`, `LO..HI` and `P`.
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +55,11 @@ pub struct BackfillOptions {
     pub rows_per_second: Option<f64>,
     /// Only these root tables (empty: every root table of the mapping).
     pub tables: Vec<TableName>,
+    /// The key range `parts` splits (the same in every part): needed with
+    /// more than one part, so that every process computes the same
+    /// boundaries. Keys below the first or above the last belong to the
+    /// first or the last part.
+    pub keys: Option<(i128, i128)>,
 }
 
 impl Default for BackfillOptions {
@@ -60,6 +71,7 @@ impl Default for BackfillOptions {
             parallel: 1,
             rows_per_second: None,
             tables: Vec::new(),
+            keys: None,
         }
     }
 }
@@ -153,6 +165,9 @@ pub fn root_tables(mapping: &Mapping) -> Vec<TableName> {
 /// Keys are offset by 2^63 so that every integer key (signed, or unsigned
 /// up to 2^64-1) is a non-negative "sequence number" in key order.
 const KEY_OFFSET: i128 = 1 << 63;
+/// The smallest and greatest integer key a MySQL column can hold.
+const KEY_MIN: i128 = i64::MIN as i128;
+const KEY_MAX: i128 = u64::MAX as i128;
 
 fn sequence_of(key: i128) -> SequenceNumber {
     SequenceNumber::parse(&(key + KEY_OFFSET).to_string()).expect("a non-negative integer")
@@ -262,22 +277,50 @@ pub async fn backfill<T: Target>(
         rows_per_second: options.rows_per_second,
         rows: Default::default(),
     };
+    if options.parts > 1 && options.keys.is_none() {
+        return Err(BackfillError::Usage(format!(
+            "--part {}/{} needs --keys LO..HI, the same in every part (e.g. SELECT MIN(id), MAX(id) once): \
+             every process must compute the same boundaries",
+            options.part, options.parts
+        )));
+    }
     let mut reports = Vec::new();
     for table in &tables {
         let reader = KeyRangeReader::new(pool, table, capture).await?;
-        let Some((first, last)) = reader.bounds(pool).await? else {
-            continue;
-        };
-        let Some((part_lo, part_hi)) = split(first, last, options.parts, options.part - 1) else {
-            continue;
+        // This part: open-ended at the first and the last part.
+        let (part_lo, part_hi) = match options.keys {
+            Some((lo, hi)) if options.parts > 1 => {
+                let (lo, hi) = (lo.min(hi), lo.max(hi));
+                let (a, b) = split(lo, hi, options.parts, options.part - 1).ok_or_else(|| {
+                    BackfillError::Usage(format!(
+                        "--keys {lo}..{hi} has fewer keys than --part {}/{} has parts",
+                        options.part, options.parts
+                    ))
+                })?;
+                (
+                    if options.part == 1 { KEY_MIN } else { a },
+                    if options.part == options.parts {
+                        KEY_MAX
+                    } else {
+                        b
+                    },
+                )
+            }
+            _ => (KEY_MIN, KEY_MAX),
         };
         let ranges = options.parallel.max(1);
-        let lanes: Vec<_> = (0..ranges)
-            .filter_map(|j| {
-                let (lo, hi) = split(part_lo, part_hi, ranges, j)?;
-                Some((lane(table, options.part, options.parts, j, ranges), lo, hi))
-            })
+        let names: Vec<String> = (0..ranges)
+            .map(|j| lane(table, options.part, options.parts, j, ranges))
             .collect();
+        let ends = lane_ends(engine, pool, &reader, &names, (part_lo, part_hi)).await?;
+        let mut start = part_lo;
+        let mut lanes = Vec::new();
+        for (name, end) in names.iter().zip(&ends) {
+            if start <= *end {
+                lanes.push((name.clone(), start, *end));
+            }
+            start = end + 1;
+        }
         let runs = lanes.iter().map(|(lane, lo, hi)| {
             run_range(
                 engine,
@@ -295,6 +338,63 @@ pub async fn backfill<T: Target>(
         }
     }
     Ok(reports)
+}
+
+/// The last key of each range of a part: stored at the first run (as the
+/// checkpoint of lane `<range>-end`), read back on every later one. At the
+/// first run the part's keys are split evenly between its current smallest
+/// and greatest key; the last range ends where the part ends.
+async fn lane_ends<T: Target>(
+    engine: &Engine<MysqlSource, T>,
+    pool: &mysql_async::Pool,
+    reader: &KeyRangeReader,
+    names: &[String],
+    (part_lo, part_hi): (i128, i128),
+) -> Result<Vec<i128>, BackfillError> {
+    let err = |lane: &str, e: &dyn std::fmt::Display| BackfillError::Progress {
+        lane: lane.to_owned(),
+        error: e.to_string(),
+    };
+    let end_lane = |name: &str| -> Result<ShardId, BackfillError> {
+        let mut id = format!("{name}-end");
+        id.truncate(dms_cdc_core::position::MAX_SHARD_ID_LEN);
+        ShardId::parse(&id).map_err(|e| BackfillError::Usage(e.to_string()))
+    };
+    let mut stored = Vec::new();
+    for name in names {
+        let shard = end_lane(name)?;
+        let end = engine
+            .target
+            .checkpoint(&shard)
+            .await
+            .map_err(|e| err(name, &e))?;
+        stored.push(end.as_ref().and_then(key_of));
+    }
+    if stored.iter().all(Option::is_some) {
+        return Ok(stored.into_iter().flatten().collect());
+    }
+    let (lo, hi) = match reader.bounds_within(pool, part_lo, part_hi).await? {
+        Some((min, max)) => (min, max),
+        None => (part_lo, part_hi),
+    };
+    let n = names.len();
+    let ends: Vec<i128> = (0..n)
+        .map(|j| {
+            if j + 1 == n {
+                part_hi
+            } else {
+                split(lo, hi, n, j).map_or((lo - 1).max(KEY_MIN), |(_, end)| end)
+            }
+        })
+        .collect();
+    for (name, end) in names.iter().zip(&ends) {
+        let shard = end_lane(name)?;
+        let tx = engine.target.begin().await.map_err(|e| err(name, &e))?;
+        tx.finish(&[], Some((&shard, &sequence_of(*end))))
+            .await
+            .map_err(|e| err(name, &e))?;
+    }
+    Ok(ends)
 }
 
 async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
@@ -359,7 +459,13 @@ async fn run_range<T: Target>(
         ..RangeReport::default()
     };
     let mut after = done_before.unwrap_or(lo - 1).max(lo - 1);
-    let span = (hi - lo + 1) as f64;
+    // Progress is measured over the keys the range holds now (its ends may
+    // be open: the smallest and greatest key a column can hold).
+    let (seen_lo, seen_hi) = reader
+        .bounds_within(engine.source.pool(), lo, hi)
+        .await?
+        .unwrap_or((lo, hi));
+    let span = (seen_hi - seen_lo + 1).max(1) as f64;
     while after < hi {
         let records = reader.read(engine.source.pool(), after, hi, chunk).await?;
         let Some(last_key) = records.last().map(|r| r.key) else {
@@ -389,7 +495,7 @@ async fn run_range<T: Target>(
                     report.quarantined += result.summary.quarantined_count as u64;
                     break;
                 }
-                Some(error) if attempt >= 5 => {
+                Some(error) if attempt >= 10 => {
                     return Err(BackfillError::Apply {
                         lane: lane_id.to_owned(),
                         after,
@@ -410,7 +516,7 @@ async fn run_range<T: Target>(
             table: report.table.clone(),
             lane: lane_id.to_owned(),
             rows: report.rows,
-            done: ((after - lo + 1) as f64 / span).clamp(0.0, 1.0),
+            done: ((after - seen_lo + 1) as f64 / span).clamp(0.0, 1.0),
         });
         throttle.take(n).await;
         if (n as usize) < chunk {

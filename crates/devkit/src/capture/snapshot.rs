@@ -235,12 +235,19 @@ impl KeyRangeReader {
         )
     }
 
-    /// The smallest and greatest key (`None`: the table is empty).
-    pub async fn bounds(&self, pool: &Pool) -> Result<Option<(i128, i128)>, CaptureError> {
+    /// The smallest and greatest key within `lo..=hi` (`None`: no row there).
+    pub async fn bounds_within(
+        &self,
+        pool: &Pool,
+        lo: i128,
+        hi: i128,
+    ) -> Result<Option<(i128, i128)>, CaptureError> {
         let (table, key) = self.quoted();
         let mut conn = pool.get_conn().await?;
         let row: Option<(mysql_async::Value, mysql_async::Value)> = conn
-            .query_first(format!("SELECT MIN({key}), MAX({key}) FROM {table}"))
+            .query_first(format!(
+                "SELECT MIN({key}), MAX({key}) FROM {table} WHERE {key} >= {lo} AND {key} <= {hi}"
+            ))
             .await?;
         Ok(row.and_then(|(lo, hi)| Some((key_of(&lo)?, key_of(&hi)?))))
     }
@@ -269,7 +276,8 @@ impl KeyRangeReader {
         let sql = format!(
             "SELECT * FROM {table} WHERE {key} > {after} AND {key} <= {upto} ORDER BY {key} LIMIT {limit}"
         );
-        let rows: Vec<mysql_async::Row> = conn.query(sql).await?;
+        // The binary protocol: typed values, as the snapshot reads them.
+        let rows: Vec<mysql_async::Row> = conn.exec(sql, ()).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let columns = row.columns();
