@@ -68,7 +68,9 @@ macro_rules! every_target {
 
 /// A target adapter the suite can run against.
 #[allow(async_fn_in_trait)]
-pub trait TestTarget: Target + dms_cdc::quarantine::QuarantineStore + Sized + 'static {
+pub trait TestTarget:
+    Target + dms_cdc::quarantine::QuarantineStore + dms_cdc::target::TargetRows + Sized + 'static
+{
     /// The throwaway server.
     type Db;
     /// The adapter's connection pool.

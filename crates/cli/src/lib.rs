@@ -46,7 +46,8 @@ use dms_cdc_core::adapter::Database as _;
 use dms_cdc_core::connection::Tls;
 use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
-use dms_cdc_core::target::Target;
+use dms_cdc_core::quarantine::QuarantineStore;
+use dms_cdc_core::target::{Target, TargetRows};
 use dms_cdc_mysql::{Mysql, MysqlSource};
 use dms_cdc_ops::connect::{engine_between, ConnectError, Endpoints};
 use dms_cdc_postgres::Postgres;
@@ -55,8 +56,10 @@ pub mod backfill;
 pub mod capture;
 pub mod check_mapping;
 pub mod consume;
+pub mod cutover;
 pub mod demo;
 pub mod quarantine;
+pub mod reconcile;
 pub mod redrive;
 pub mod replay;
 
@@ -111,6 +114,12 @@ enum Command {
     /// (version guard, quarantine), beside the running stream; resumable
     /// and splittable across processes.
     Backfill(backfill::BackfillArgs),
+    /// Compare the target with what the mapping makes of the source
+    /// (missing, extra, different rows); --repair fixes them.
+    Reconcile(reconcile::ReconcileArgs),
+    /// The gate before a cutover: stream applied, no open quarantine,
+    /// reconcile clean.
+    CutoverCheck(cutover::CutoverArgs),
     /// Re-read shard ranges that Lambda gave up on (on-failure records from
     /// SQS or a file, or manual ranges) and apply them through the engine.
     ///
@@ -186,6 +195,8 @@ fn urls_mut(command: &mut Command) -> (Option<&mut String>, Option<&mut String>)
         Command::Capture(args) => (Some(&mut args.source), None),
         Command::Consume(args) => (Some(&mut args.source), Some(&mut args.target)),
         Command::Backfill(args) => (Some(&mut args.source), Some(&mut args.target)),
+        Command::Reconcile(args) => (Some(&mut args.check.source), Some(&mut args.check.target)),
+        Command::CutoverCheck(args) => (Some(&mut args.check.source), Some(&mut args.check.target)),
         Command::Redrive(args) => (args.source.as_mut(), args.target.as_mut()),
         Command::Quarantine(Q::Redrive(args)) => (args.source.as_mut(), Some(&mut args.db.target)),
         Command::Quarantine(Q::List { db, .. } | Q::Show { db, .. } | Q::Discard { db, .. }) => {
@@ -251,6 +262,8 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
         Command::Capture(args) => capture::run(args, transforms).await,
         Command::Consume(args) => consume::run(args, transforms).await,
         Command::Backfill(args) => backfill::run(args, transforms).await,
+        Command::Reconcile(args) => reconcile::run(args, transforms).await,
+        Command::CutoverCheck(args) => cutover::run(args, transforms).await,
         Command::Redrive(args) => redrive::run(args, transforms).await,
         Command::Quarantine(command) => quarantine::run(command, transforms).await,
         Command::CheckMapping(args) => check_mapping::run(args, transforms),
@@ -261,7 +274,10 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
 /// one copy of the verb serves every target adapter ([`with_engine`]).
 trait EngineVerb {
     /// Runs the verb with the engine from the MySQL source to a `T` target.
-    async fn run<T: Target>(self, engine: Engine<MysqlSource, T>) -> anyhow::Result<ExitCode>;
+    async fn run<T: Target + QuarantineStore + TargetRows>(
+        self,
+        engine: Engine<MysqlSource, T>,
+    ) -> anyhow::Result<ExitCode>;
 }
 
 /// The target adapters the verbs write through, by URL scheme.

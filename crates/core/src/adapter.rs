@@ -7,7 +7,7 @@
 use crate::connection::Tls;
 use crate::quarantine::QuarantineStore;
 use crate::source::Source;
-use crate::target::Target;
+use crate::target::{Target, TargetRows};
 
 /// A connection that cannot be made from the configuration given. The
 /// message never contains a password.
@@ -45,7 +45,7 @@ pub trait SourceAdapter: Database {
 /// A database kind that can be written, lazily connected like a source.
 pub trait TargetAdapter: Database {
     /// The write side, which also keeps the function's quarantined records.
-    type Target: Target + QuarantineStore + 'static;
+    type Target: Target + QuarantineStore + TargetRows + 'static;
 
     /// A target writing as `function_name` (checkpoints and quarantined
     /// records are kept per function) with `chunk_size` rows per statement.

@@ -208,6 +208,30 @@ pub trait Target: Send + Sync {
     fn begin(&self) -> impl Future<Output = Result<Self::Transaction, Self::Error>> + Send;
 }
 
+/// Reading a target's rows back (`dms-cdc reconcile`): values as text,
+/// NULL as `None`, binary values as lower-case hex.
+pub trait TargetRows: Send + Sync {
+    /// The adapter's error.
+    type Error: Classify + std::error::Error + Send + Sync + 'static;
+
+    /// The rows of `table` with one of `keys` (values in `table.key`
+    /// order): every column of [`TargetTable::column_names`], in that order.
+    fn rows_by_key(
+        &self,
+        table: &TargetTable,
+        keys: &[Vec<Value>],
+    ) -> impl Future<Output = Result<Vec<Vec<Option<String>>>, Self::Error>> + Send;
+
+    /// Up to `limit` keys of `table` (as text, in `table.key` order) in key
+    /// order, after `after` (from the first key when `None`).
+    fn keys_after(
+        &self,
+        table: &TargetTable,
+        after: Option<&[String]>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<String>>, Self::Error>> + Send;
+}
+
 /// One batch's open write transaction. Dropping it without
 /// [`TargetTransaction::finish`] rolls it back.
 pub trait TargetTransaction: Send {

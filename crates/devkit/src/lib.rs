@@ -13,6 +13,7 @@ pub mod consume;
 pub mod demo;
 pub mod local;
 pub mod pipeline;
+pub mod reconcile;
 
 pub(crate) use dms_cdc_core::{dms, engine, mapping, position};
 pub(crate) use dms_cdc_mysql::{connection, source, target};

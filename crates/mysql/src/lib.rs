@@ -13,6 +13,7 @@
 pub mod connection;
 pub mod fault;
 pub mod quarantine;
+pub mod rows;
 pub mod source;
 pub mod target;
 

@@ -144,7 +144,7 @@ impl Classify for TargetError {
 pub struct MysqlTarget {
     pub(crate) pool: Pool,
     pub(crate) function_name: String,
-    chunk_size: usize,
+    pub(crate) chunk_size: usize,
 }
 
 impl MysqlTarget {

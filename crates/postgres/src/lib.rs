@@ -16,6 +16,7 @@ pub mod connection;
 pub mod fault;
 pub mod param;
 pub mod quarantine;
+pub mod rows;
 pub mod target;
 
 pub use connection::pool;

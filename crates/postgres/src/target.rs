@@ -199,7 +199,7 @@ pub fn quote(name: &str) -> String {
 pub struct PostgresTarget {
     pub(crate) pool: Pool,
     pub(crate) function_name: String,
-    chunk_size: usize,
+    pub(crate) chunk_size: usize,
 }
 
 impl std::fmt::Debug for PostgresTarget {

@@ -56,4 +56,6 @@ pub use progress::{Progress, RunSummary};
 pub use queue::{sqs_client, OnFailureQueue, Redrive};
 pub use range::{parse_since, Edge, LostRange, Range, Start};
 pub use reader::{RangeReader, ReadError, ReadLimits, ReadStats};
-pub use shards::{checkpoint_gap, first_checkpoint_gap, list_shards, ranges_since, CheckpointGap};
+pub use shards::{
+    checkpoint_gap, first_checkpoint_gap, first_unapplied, list_shards, ranges_since, CheckpointGap,
+};

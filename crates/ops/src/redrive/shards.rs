@@ -59,6 +59,29 @@ pub async fn ranges_since(
         .collect())
 }
 
+/// The first record of a shard after `checkpoint` (from the oldest record
+/// the stream keeps when `None`): the first one the function has not
+/// applied, with its approximate arrival time (Unix milliseconds); `None`
+/// when the function is at the newest record.
+pub async fn first_unapplied(
+    client: &Client,
+    stream: &str,
+    shard: &ShardId,
+    checkpoint: Option<&SequenceNumber>,
+    limits: &ReadLimits,
+) -> Result<Option<(SequenceNumber, Option<i64>)>, StreamError> {
+    let (kind, at) = match checkpoint {
+        Some(c) => (
+            ShardIteratorType::AfterSequenceNumber,
+            Some(Start::At(c.clone())),
+        ),
+        None => (ShardIteratorType::TrimHorizon, None),
+    };
+    first_delivery(client, stream, shard, kind, at.as_ref(), limits)
+        .await
+        .map(|d| d.map(|d| (d.sequence_number, d.approximate_arrival_ms)))
+}
+
 /// The first record of a shard at a position (skipping empty reads while
 /// behind), if there is one.
 async fn first_record(
@@ -69,6 +92,19 @@ async fn first_record(
     at: Option<&Start>,
     limits: &ReadLimits,
 ) -> Result<Option<SequenceNumber>, StreamError> {
+    first_delivery(client, stream, shard, kind, at, limits)
+        .await
+        .map(|d| d.map(|d| d.sequence_number))
+}
+
+async fn first_delivery(
+    client: &Client,
+    stream: &str,
+    shard: &ShardId,
+    kind: ShardIteratorType,
+    at: Option<&Start>,
+    limits: &ReadLimits,
+) -> Result<Option<crate::dms::Delivery>, StreamError> {
     let err = |operation| {
         move |e: String| StreamError {
             operation,
@@ -107,7 +143,7 @@ async fn first_record(
             .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())
             .map_err(err("GetRecords"))?;
         if let Some(r) = out.records().first() {
-            return Ok(Some(delivery(shard, r)?.sequence_number));
+            return Ok(Some(delivery(shard, r)?));
         }
         if out.millis_behind_latest().unwrap_or(0) == 0 {
             return Ok(None);

@@ -1,0 +1,318 @@
+//! The migration lifecycle against real servers, for every target adapter
+//! (`mysql::`, `postgres::`): `reconcile` finds every planted drift (a row
+//! missing, an extra row, one column changed, a child list changed) and
+//! `--repair` fixes them; `cutover-check` fails with its reason for lag,
+//! an open quarantined record and a difference, and passes when all are
+//! clean (through the binary, with the Kinesis emulator).
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use dms_cdc::backfill::{backfill, roots_only, BackfillOptions};
+use dms_cdc::capture::CaptureOptions;
+use dms_cdc::consume::{ConsumeOptions, Consumer};
+use dms_cdc::engine::{Engine, Settings};
+use dms_cdc::local::Kinesalite;
+use dms_cdc::quarantine::Filter;
+use dms_cdc::reconcile::{reconcile, repair, Difference, ReconcileOptions};
+use dms_cdc::source::MysqlSource;
+use dms_cdc::stream::{client, ensure_stream, put_ordered};
+use support::targets::TestTarget;
+use support::{record, rig_for, root, user, Rig, FUNCTION_NAME};
+
+every_target!(
+    reconcile_finds_every_planted_drift_and_repair_fixes_it,
+    cutover_check_fails_for_each_reason_and_passes_when_clean,
+);
+
+/// A source of 60 users and 300 recipes (a quarter drafts) with stories
+/// and two ingredients each, loaded into the target by a backfill.
+async fn loaded<T: TestTarget>() -> Rig<T> {
+    let rig = rig_for::<T>(100).await;
+    rig.source_sql(
+        "SET sql_log_bin = 0;
+         INSERT INTO users SELECT seq, CONCAT('user ', seq), CONCAT('U', seq, '@Example.com'), '2026-01-02 03:04:05', 1 FROM seq_1_to_60;
+         INSERT INTO recipes (id, author_id, title, status, servings, rating, created_at, tags)
+           SELECT seq, 1 + seq % 60, CONCAT('recipe ', seq), ELT(1 + seq % 4, 'draft', 'published', 'published', 'archived'),
+                  seq % 8, (seq % 500) / 100, '2026-03-29 01:30:00', CONCAT('[\"t', seq, '\"]') FROM seq_1_to_300;
+         INSERT INTO recipe_stories SELECT seq, CONCAT('story ', seq) FROM seq_1_to_300 WHERE seq % 2 = 0;
+         INSERT INTO ingredients SELECT seq, 1 + (seq - 1) DIV 2, seq % 2, CONCAT('ingredient ', seq), 1.50, 'g' FROM seq_1_to_600;
+         SET sql_log_bin = 1;",
+    )
+    .await;
+    let engine = backfill_engine(&rig);
+    let capture = CaptureOptions::from_mapping(&rig.engine.mapping);
+    backfill(&engine, &capture, &BackfillOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    rig
+}
+
+fn backfill_engine<T: TestTarget>(rig: &Rig<T>) -> Engine<MysqlSource, T> {
+    Engine::new(
+        roots_only(&rig.engine.mapping),
+        rig.engine.transforms.clone(),
+        rig.engine.source.clone(),
+        T::new(rig.target_pool.clone(), FUNCTION_NAME, 100),
+        Settings {
+            function_name: FUNCTION_NAME.into(),
+            chunk_size: 100,
+        },
+    )
+}
+
+async fn check<T: TestTarget>(rig: &Rig<T>) -> dms_cdc::reconcile::ReconcileReport {
+    reconcile(
+        &rig.engine.source,
+        &rig.engine.target,
+        &rig.engine.mapping,
+        &rig.engine.transforms,
+        &CaptureOptions::from_mapping(&rig.engine.mapping),
+        &ReconcileOptions {
+            chunk: 64,
+            ..ReconcileOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Plants one drift of each kind in the target.
+async fn plant<T: TestTarget>(rig: &Rig<T>) {
+    rig.target_sql("DELETE FROM global_recipes WHERE legacy_id = 2")
+        .await;
+    rig.target_sql(
+        "INSERT INTO global_recipes (legacy_id, title, status_code, created_at, created_unix, ingredients, meta, source_system)
+         VALUES (9001, 'not in the source', 1, '2026-01-02 03:04:05', 0, '[]', '{}', 'recipes-v1')",
+    )
+    .await;
+    rig.target_sql("UPDATE global_recipes SET title = 'edited by hand' WHERE legacy_id = 5")
+        .await;
+    rig.target_sql("UPDATE global_recipes SET ingredients = '[]' WHERE legacy_id = 6")
+        .await;
+    rig.target_sql("UPDATE global_users SET display_name = 'someone else' WHERE user_id = 7")
+        .await;
+}
+
+async fn reconcile_finds_every_planted_drift_and_repair_fixes_it<T: TestTarget>() {
+    let rig = loaded::<T>().await;
+    let clean = check(&rig).await;
+    assert!(clean.is_clean(), "{}", clean.render(20));
+    let recipes = clean
+        .tables
+        .iter()
+        .find(|t| t.table == "global_recipes")
+        .unwrap();
+    assert_eq!(
+        (recipes.expected, recipes.compared),
+        (150, 150),
+        "{clean:?}"
+    );
+
+    plant(&rig).await;
+    let found = check(&rig).await;
+    let key = |k: &str| vec![k.to_owned()];
+    let mut differences = found.differences.clone();
+    differences.sort_by_key(|d| format!("{d:?}"));
+    let mut want = vec![
+        Difference::Missing {
+            table: "global_recipes".into(),
+            key: key("2"),
+        },
+        Difference::Extra {
+            table: "global_recipes".into(),
+            key: key("9001"),
+        },
+        Difference::Different {
+            table: "global_recipes".into(),
+            key: key("5"),
+            columns: vec!["title".into()],
+        },
+        Difference::Different {
+            table: "global_recipes".into(),
+            key: key("6"),
+            columns: vec!["ingredients".into()],
+        },
+        Difference::Different {
+            table: "global_users".into(),
+            key: key("7"),
+            columns: vec!["display_name".into()],
+        },
+    ];
+    want.sort_by_key(|d| format!("{d:?}"));
+    assert_eq!(differences, want, "{}", found.render(20));
+    assert!(
+        !found.render(20).contains("edited by hand"),
+        "the report names columns, never values"
+    );
+
+    let repaired = repair(
+        &rig.engine,
+        &CaptureOptions::from_mapping(&rig.engine.mapping),
+        &found.differences,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (repaired.rewritten, repaired.deleted, repaired.quarantined),
+        (4, 1, 0),
+        "{repaired:?}"
+    );
+    let again = check(&rig).await;
+    assert!(again.is_clean(), "{}", again.render(20));
+}
+
+fn cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn cutover_check_fails_for_each_reason_and_passes_when_clean<T: TestTarget>() {
+    let rig = loaded::<T>().await;
+    let kinesalite = Kinesalite::start().unwrap();
+    let kinesis = client(Some(&kinesalite.endpoint())).await;
+    let arn = ensure_stream(&kinesis, "cutover", 1).await.unwrap();
+    let (source, target) = (rig.source_db.url("recipes_src"), T::url(&rig.target_db));
+    let endpoint = kinesalite.endpoint();
+    let cutover = || {
+        cli(&[
+            "cutover-check",
+            "--mapping",
+            "fixtures/mapping.toml",
+            "--source",
+            &source,
+            "--target",
+            &target,
+            "--function-name",
+            FUNCTION_NAME,
+            "--stream",
+            "cutover",
+            "--endpoint",
+            &endpoint,
+        ])
+    };
+    // Clean: the backfill loaded everything, nothing is on the stream.
+    let (code, out) = cutover();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("PASS stream")
+            && out.contains("PASS quarantine")
+            && out.contains("PASS reconcile"),
+        "{out}"
+    );
+
+    // A change on the stream the function has not applied: lag.
+    rig.source_sql("UPDATE users SET name = 'renamed' WHERE id = 3")
+        .await;
+    let mut renamed = user(3, "renamed");
+    renamed["email"] = serde_json::json!("U3@Example.com");
+    // Committed now: newer than the backfill's rows.
+    let mut change: serde_json::Value =
+        serde_json::from_slice(&record("update", "users", renamed, None)).unwrap();
+    change["metadata"]["commit-timestamp"] =
+        serde_json::json!(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let change = serde_json::to_vec(&change).unwrap();
+    put_ordered(
+        &kinesis,
+        "cutover",
+        &[("recipes_src.users.3".to_owned(), change)],
+    )
+    .await
+    .unwrap();
+    let (code, out) = cutover();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL stream: shardId-"), "{out}");
+    assert!(
+        out.contains("FAIL reconcile"),
+        "the rename is not in the target yet: {out}"
+    );
+
+    // The function applies it; then a record it must quarantine.
+    let mut options = ConsumeOptions::new("cutover", &arn);
+    options.maximum_retry_attempts = 100;
+    let mut consumer = Consumer::new(kinesis.clone(), options).unwrap();
+    consumer
+        .run_until_idle(
+            &rig.engine,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let (code, out) = cutover();
+    assert_eq!(code, 0, "{out}");
+    put_ordered(
+        &kinesis,
+        "cutover",
+        &[("k".to_owned(), b"not json{".to_vec())],
+    )
+    .await
+    .unwrap();
+    consumer
+        .run_until_idle(
+            &rig.engine,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let (code, out) = cutover();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL quarantine: 1 open record"), "{out}");
+    assert!(out.contains("PASS stream"), "{out}");
+    let open = rig
+        .engine
+        .target
+        .quarantined(&Filter::default())
+        .await
+        .unwrap();
+    assert!(rig
+        .engine
+        .target
+        .discard(open[0].id, "a test")
+        .await
+        .unwrap());
+
+    // A difference in the target.
+    plant(&rig).await;
+    let (code, out) = cutover();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL reconcile: ") && out.contains("5 differences"),
+        "{out}"
+    );
+    assert!(out.contains("PASS quarantine"), "{out}");
+    let (code, out) = cli(&[
+        "reconcile",
+        "--repair",
+        "--mapping",
+        "fixtures/mapping.toml",
+        "--source",
+        &source,
+        "--target",
+        &target,
+        "--function-name",
+        FUNCTION_NAME,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("repair: 4 rows rewritten, 1 deleted, 0 quarantined"),
+        "{out}"
+    );
+    let (code, out) = cutover();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("cutover-check passed"), "{out}");
+}
