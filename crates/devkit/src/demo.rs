@@ -38,61 +38,6 @@ pub enum DemoTarget {
     Postgres,
 }
 
-/// The target server the demo started (stopped when dropped), and how to
-/// read it as text.
-enum TargetDb {
-    // Fields drop in order: the pool's connections close before the server stops.
-    Mysql {
-        pool: mysql_async::Pool,
-        _server: MariaDb,
-    },
-    Postgres {
-        pool: dms_cdc_postgres::Pool,
-        _server: PostgreSql,
-    },
-}
-
-impl TargetDb {
-    /// The rows of `sql` with every value in its text form (NULL as `None`).
-    async fn text_rows(&self, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
-        match self {
-            TargetDb::Mysql { pool, .. } => {
-                let mut conn = pool.get_conn().await?;
-                let rows: Vec<mysql_async::Row> = conn.query(sql).await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| {
-                        r.unwrap()
-                            .into_iter()
-                            .map(|v| match v {
-                                mysql_async::Value::NULL => None,
-                                mysql_async::Value::Bytes(b) => {
-                                    Some(String::from_utf8_lossy(&b).into_owned())
-                                }
-                                other => Some(other.as_sql(true)),
-                            })
-                            .collect()
-                    })
-                    .collect())
-            }
-            TargetDb::Postgres { pool, .. } => {
-                let client = pool.get().await?;
-                let mut rows = Vec::new();
-                for message in client.simple_query(sql).await? {
-                    if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
-                        rows.push(
-                            (0..row.len())
-                                .map(|i| row.get(i).map(str::to_owned))
-                                .collect(),
-                        );
-                    }
-                }
-                Ok(rows)
-            }
-        }
-    }
-}
-
 /// What the demo measured.
 #[derive(Debug, Default)]
 pub struct DemoReport {
@@ -188,38 +133,38 @@ pub async fn run(
             let db = tokio::task::spawn_blocking(|| MariaDb::start(2)).await??;
             db.run_file(&repo.join("fixtures/target.sql"))?;
             let pool = crate::source::pool(&db.url("global"), 4)?;
-            let target = MysqlTarget::new(pool.clone(), FUNCTION_NAME, 500);
-            let target_db = TargetDb::Mysql { pool, _server: db };
-            run_with(
+            let target = MysqlTarget::new(pool, FUNCTION_NAME, 500);
+            let report = run_with(
                 &source_db,
                 &kinesalite,
                 mapping,
                 transforms,
                 target,
-                &target_db,
                 started,
                 out,
             )
-            .await
+            .await;
+            drop(db);
+            report
         }
         DemoTarget::Postgres => {
             let db = tokio::task::spawn_blocking(PostgreSql::start).await??;
             db.create_database("global")?;
             db.run_file("global", &repo.join("fixtures/target-postgres.sql"))?;
             let pool = dms_cdc_postgres::pool(&db.url("global"), 4)?;
-            let target = PostgresTarget::new(pool.clone(), FUNCTION_NAME, 500);
-            let target_db = TargetDb::Postgres { pool, _server: db };
-            run_with(
+            let target = PostgresTarget::new(pool, FUNCTION_NAME, 500);
+            let report = run_with(
                 &source_db,
                 &kinesalite,
                 mapping,
                 transforms,
                 target,
-                &target_db,
                 started,
                 out,
             )
-            .await
+            .await;
+            drop(db);
+            report
         }
     };
     drop(kinesalite);
@@ -228,13 +173,12 @@ pub async fn run(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_with<T: Target + QuarantineStore>(
+async fn run_with<T: Target + QuarantineStore + dms_cdc_core::target::TargetRows>(
     source_db: &MariaDb,
     kinesalite: &Kinesalite,
     mapping: Mapping,
     transforms: Transforms,
     target: T,
-    target_db: &TargetDb,
     started: Instant,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<DemoReport> {
@@ -376,97 +320,29 @@ async fn run_with<T: Target + QuarantineStore>(
             )
         })
         .collect();
-    // Users whose change was quarantined (the poison value) are reported
-    // as quarantined, not as differences: they wait for a mapping fix and a redrive.
-    let quarantined_users: Vec<u64> = quarantined
+    // The comparison is `dms-cdc reconcile`: every target row against what
+    // the mapping makes of the final source. The poison value's user is
+    // quarantined on both sides (the mapping cannot build it), so it is not
+    // a difference: it waits for a mapping fix and a redrive.
+    let checked = crate::reconcile::reconcile(
+        &engine.source,
+        &engine.target,
+        &engine.mapping,
+        &engine.transforms,
+        &capture_options,
+        &crate::reconcile::ReconcileOptions::default(),
+    )
+    .await?;
+    report.compared = checked
+        .tables
         .iter()
-        .filter(|q| q.table.as_deref() == Some("recipes_src.users"))
-        .filter_map(|q| serde_json::from_slice::<serde_json::Value>(&q.raw).ok())
-        .filter_map(|v| v["data"]["id"].as_u64())
+        .map(|t| t.expected.max(t.compared) as usize)
+        .sum();
+    report.differences = checked
+        .differences
+        .iter()
+        .map(|d| format!("{d:?}"))
         .collect();
-    compare(&source, target_db, &quarantined_users, &mut report).await?;
     source.disconnect().await.ok();
     Ok(report)
-}
-
-/// Compares the target with the mapping of the final source state, using SQL
-/// on the source as an independent oracle.
-async fn compare(
-    source: &mysql_async::Pool,
-    target: &TargetDb,
-    quarantined_users: &[u64],
-    report: &mut DemoReport,
-) -> anyhow::Result<()> {
-    type Row = (i64, String, Option<String>, String);
-    let mut s = source.get_conn().await?;
-    let expected: Vec<Row> = s
-        .query(
-            "SELECT r.id, r.title, u.name,
-                    COALESCE((SELECT GROUP_CONCAT(i.name ORDER BY i.position, i.id) FROM ingredients i WHERE i.recipe_id = r.id), '')
-             FROM recipes r LEFT JOIN users u ON u.id = r.author_id WHERE r.status = 'published' ORDER BY r.id",
-        )
-        .await?;
-    let rows = target
-        .text_rows("SELECT legacy_id, title, author_name, ingredients FROM global_recipes ORDER BY legacy_id")
-        .await?;
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let actual: Vec<Row> = rows
-        .iter()
-        .map(|r| {
-            let (id, title, author, json) = (text(&r[0]), text(&r[1]), r[2].clone(), text(&r[3]));
-            let id: i64 = id.parse().unwrap_or(-1);
-            let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&json)
-                .ok()
-                .and_then(|v| v.as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|i| i["name"].as_str().map(str::to_owned))
-                .collect();
-            (id, title, author, names.join(","))
-        })
-        .collect();
-    let live_users: Vec<(u64, String)> = s.query("SELECT id, name FROM users ORDER BY id").await?;
-    let target_users: Vec<(u64, String)> = target
-        .text_rows(
-            "SELECT user_id, display_name FROM global_users WHERE is_deleted = 0 ORDER BY user_id",
-        )
-        .await?
-        .iter()
-        .map(|r| (text(&r[0]).parse().unwrap_or(u64::MAX), text(&r[1])))
-        .collect();
-    report.compared = expected.len().max(actual.len()) + live_users.len().max(target_users.len());
-    for e in &expected {
-        match actual.iter().find(|a| a.0 == e.0) {
-            None => report
-                .differences
-                .push(format!("global_recipes {}: missing", e.0)),
-            Some(a) if a != e => report
-                .differences
-                .push(format!("global_recipes {}: differs", e.0)),
-            _ => {}
-        }
-    }
-    for a in &actual {
-        if !expected.iter().any(|e| e.0 == a.0) {
-            report
-                .differences
-                .push(format!("global_recipes {}: not in the source", a.0));
-        }
-    }
-    for u in &live_users {
-        if !target_users.contains(u) && !quarantined_users.contains(&u.0) {
-            report
-                .differences
-                .push(format!("global_users {}: missing or differs", u.0));
-        }
-    }
-    for u in &target_users {
-        if !live_users.iter().any(|l| l.0 == u.0) {
-            report.differences.push(format!(
-                "global_users {}: live in the target, gone in the source",
-                u.0
-            ));
-        }
-    }
-    Ok(())
 }
