@@ -387,14 +387,31 @@ async fn lane_ends<T: Target>(
             }
         })
         .collect();
-    for (name, end) in names.iter().zip(&ends) {
+    for ((name, end), stored) in names.iter().zip(&ends).zip(&stored) {
+        if stored.is_some() {
+            continue;
+        }
         let shard = end_lane(name)?;
         let tx = engine.target.begin().await.map_err(|e| err(name, &e))?;
         tx.finish(&[], Some((&shard, &sequence_of(*end))))
             .await
             .map_err(|e| err(name, &e))?;
     }
-    Ok(ends)
+    // What is stored is what every later run uses (a run killed while
+    // storing them kept some ends of an earlier run): read them back.
+    // Ranges chain (each starts after the previous end), so ends from two
+    // runs can only make ranges overlap, never leave keys between them.
+    let mut out = Vec::new();
+    for (name, computed) in names.iter().zip(ends) {
+        let shard = end_lane(name)?;
+        let end = engine
+            .target
+            .checkpoint(&shard)
+            .await
+            .map_err(|e| err(name, &e))?;
+        out.push(end.as_ref().and_then(key_of).unwrap_or(computed));
+    }
+    Ok(out)
 }
 
 async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
