@@ -221,11 +221,7 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
     )
     .await?;
     let reconcile_time = started.elapsed();
-    let checked: u64 = report
-        .tables
-        .iter()
-        .map(|t| t.expected.max(t.compared))
-        .sum();
+    let checked = report.rows_compared();
     println!(
         "  reconcile: {checked} target rows checked, {} differences, in {:.2} s, load {}",
         report.differences.len(),

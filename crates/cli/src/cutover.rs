@@ -138,11 +138,7 @@ impl crate::EngineVerb for Cutover {
             },
         );
         let report = crate::reconcile::check(&engine, &self.capture, &self.options).await?;
-        let rows: u64 = report
-            .tables
-            .iter()
-            .map(|t| t.expected.max(t.compared))
-            .sum();
+        let rows = report.rows_compared();
         let diff = line(
             report.is_clean(),
             "reconcile",

@@ -191,23 +191,26 @@ fn split(first: i128, last: i128, n: usize, i: usize) -> Option<(i128, i128)> {
     (lo <= hi).then_some((lo, hi))
 }
 
+/// `name` with every character a shard id may not hold (or that would
+/// read as a separator) replaced by `_`.
+pub(crate) fn shard_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The lane of a range: a shard id Kinesis never uses.
 fn lane(table: &TableName, part: usize, parts: usize, range: usize, ranges: usize) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
     let mut id = format!(
         "backfill-{}.{}-{part}of{parts}-{}of{ranges}",
-        clean(&table.schema),
-        clean(&table.table),
+        shard_safe(&table.schema),
+        shard_safe(&table.table),
         range + 1
     );
     id.truncate(dms_cdc_core::position::MAX_SHARD_ID_LEN);
@@ -340,6 +343,46 @@ pub async fn backfill<T: Target>(
     Ok(reports)
 }
 
+fn progress_error(lane: &str, error: &dyn std::fmt::Display) -> BackfillError {
+    BackfillError::Progress {
+        lane: lane.to_owned(),
+        error: error.to_string(),
+    }
+}
+
+/// The key `shard`'s checkpoint holds (a lane's last key written, or a
+/// range's stored end), if any.
+async fn stored_key<T: Target>(
+    engine: &Engine<MysqlSource, T>,
+    shard: &ShardId,
+    lane: &str,
+) -> Result<Option<i128>, BackfillError> {
+    let stored = engine
+        .target
+        .checkpoint(shard)
+        .await
+        .map_err(|e| progress_error(lane, &e))?;
+    Ok(stored.as_ref().and_then(key_of))
+}
+
+/// Stores `key` as `shard`'s checkpoint, in a transaction of its own (a
+/// checkpoint only moves forward).
+async fn store_key<T: Target>(
+    engine: &Engine<MysqlSource, T>,
+    shard: &ShardId,
+    key: i128,
+    lane: &str,
+) -> Result<(), BackfillError> {
+    let tx = engine
+        .target
+        .begin()
+        .await
+        .map_err(|e| progress_error(lane, &e))?;
+    tx.finish(&[], Some((shard, &sequence_of(key))))
+        .await
+        .map_err(|e| progress_error(lane, &e))
+}
+
 /// The last key of each range of a part: stored at the first run (as the
 /// checkpoint of lane `<range>-end`), read back on every later one. At the
 /// first run the part's keys are split evenly between its current smallest
@@ -351,10 +394,6 @@ async fn lane_ends<T: Target>(
     names: &[String],
     (part_lo, part_hi): (i128, i128),
 ) -> Result<Vec<i128>, BackfillError> {
-    let err = |lane: &str, e: &dyn std::fmt::Display| BackfillError::Progress {
-        lane: lane.to_owned(),
-        error: e.to_string(),
-    };
     let end_lane = |name: &str| -> Result<ShardId, BackfillError> {
         let mut id = format!("{name}-end");
         id.truncate(dms_cdc_core::position::MAX_SHARD_ID_LEN);
@@ -362,13 +401,7 @@ async fn lane_ends<T: Target>(
     };
     let mut stored = Vec::new();
     for name in names {
-        let shard = end_lane(name)?;
-        let end = engine
-            .target
-            .checkpoint(&shard)
-            .await
-            .map_err(|e| err(name, &e))?;
-        stored.push(end.as_ref().and_then(key_of));
+        stored.push(stored_key(engine, &end_lane(name)?, name).await?);
     }
     if stored.iter().all(Option::is_some) {
         return Ok(stored.into_iter().flatten().collect());
@@ -391,11 +424,7 @@ async fn lane_ends<T: Target>(
         if stored.is_some() {
             continue;
         }
-        let shard = end_lane(name)?;
-        let tx = engine.target.begin().await.map_err(|e| err(name, &e))?;
-        tx.finish(&[], Some((&shard, &sequence_of(*end))))
-            .await
-            .map_err(|e| err(name, &e))?;
+        store_key(engine, &end_lane(name)?, *end, name).await?;
     }
     // What is stored is what every later run uses (a run killed while
     // storing them kept some ends of an earlier run): read them back.
@@ -403,13 +432,8 @@ async fn lane_ends<T: Target>(
     // runs can only make ranges overlap, never leave keys between them.
     let mut out = Vec::new();
     for (name, computed) in names.iter().zip(ends) {
-        let shard = end_lane(name)?;
-        let end = engine
-            .target
-            .checkpoint(&shard)
-            .await
-            .map_err(|e| err(name, &e))?;
-        out.push(end.as_ref().and_then(key_of).unwrap_or(computed));
+        let end = stored_key(engine, &end_lane(name)?, name).await?;
+        out.push(end.unwrap_or(computed));
     }
     Ok(out)
 }
@@ -456,17 +480,7 @@ async fn run_range<T: Target>(
     progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<RangeReport, BackfillError> {
     let shard = ShardId::parse(lane_id).map_err(|e| BackfillError::Usage(e.to_string()))?;
-    let progress_err = |e: &dyn std::fmt::Display| BackfillError::Progress {
-        lane: lane_id.to_owned(),
-        error: e.to_string(),
-    };
-    let done_before = engine
-        .target
-        .checkpoint(&shard)
-        .await
-        .map_err(|e| progress_err(&e))?
-        .as_ref()
-        .and_then(key_of);
+    let done_before = stored_key(engine, &shard, lane_id).await?;
     let mut report = RangeReport {
         table: table.to_string(),
         lane: lane_id.to_owned(),
@@ -486,11 +500,6 @@ async fn run_range<T: Target>(
     while after < hi {
         let records = reader.read(engine.source.pool(), after, hi, chunk).await?;
         let Some(last_key) = records.last().map(|r| r.key) else {
-            // Nothing more in the range: mark it done.
-            let tx = engine.target.begin().await.map_err(|e| progress_err(&e))?;
-            tx.finish(&[], Some((&shard, &sequence_of(hi))))
-                .await
-                .map_err(|e| progress_err(&e))?;
             break;
         };
         let deliveries: Vec<Delivery> = records
@@ -537,14 +546,13 @@ async fn run_range<T: Target>(
         });
         throttle.take(n).await;
         if (n as usize) < chunk {
-            // A short read: the range is exhausted (rows inserted later are
-            // the stream's); mark it done.
-            let tx = engine.target.begin().await.map_err(|e| progress_err(&e))?;
-            tx.finish(&[], Some((&shard, &sequence_of(hi))))
-                .await
-                .map_err(|e| progress_err(&e))?;
             break;
         }
+    }
+    if after < hi {
+        // An empty or short read: the range is exhausted (rows inserted
+        // later are the stream's); mark it done.
+        store_key(engine, &shard, hi, lane_id).await?;
     }
     Ok(report)
 }

@@ -333,11 +333,7 @@ async fn run_with<T: Target + QuarantineStore + dms_cdc_core::target::TargetRows
         &crate::reconcile::ReconcileOptions::default(),
     )
     .await?;
-    report.compared = checked
-        .tables
-        .iter()
-        .map(|t| t.expected.max(t.compared) as usize)
-        .sum();
+    report.compared = checked.rows_compared() as usize;
     report.differences = checked
         .differences
         .iter()

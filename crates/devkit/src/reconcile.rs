@@ -132,6 +132,12 @@ pub struct ReconcileReport {
 }
 
 impl ReconcileReport {
+    /// Rows compared: per table, the rows the mapping makes or the target
+    /// rows read, whichever are more.
+    pub fn rows_compared(&self) -> u64 {
+        self.tables.iter().map(|t| t.expected.max(t.compared)).sum()
+    }
+
     /// Whether the target agrees with the source (in what was checked).
     pub fn is_clean(&self) -> bool {
         self.differences.is_empty()
@@ -180,7 +186,7 @@ impl ReconcileReport {
                 self.differences.len() - limit
             ));
         }
-        let rows: u64 = self.tables.iter().map(|t| t.expected.max(t.compared)).sum();
+        let rows = self.rows_compared();
         out.push_str(&format!(
             "{rows} rows compared, {} differences{}\n",
             self.differences.len(),
@@ -445,6 +451,7 @@ struct Expected {
 async fn expected_rows(
     engine: &Engine<MysqlSource, Collect>,
     index: usize,
+    shape: &Shape,
     deliveries: &[Delivery],
 ) -> Result<Expected, String> {
     if let Ok(mut w) = engine.target.writes.lock() {
@@ -454,25 +461,19 @@ async fn expected_rows(
     if let Some(e) = report.retry_error {
         return Err(e);
     }
-    let target = &engine.mapping.targets[index];
     let writes = engine
         .target
         .writes
         .lock()
         .map(|w| w.clone())
         .unwrap_or_default();
-    let key_positions: Vec<usize> = target
-        .key
-        .iter()
-        .filter_map(|k| target.column_names().iter().position(|c| c == k))
-        .collect();
     let mut out = Expected {
         rows: BTreeMap::new(),
         absent: BTreeSet::new(),
     };
     for w in writes.into_iter().filter(|w| w.target == index) {
         for row in w.upserts {
-            let key: Vec<Value> = key_positions.iter().map(|i| row[*i].clone()).collect();
+            let key: Vec<Value> = shape.key.iter().map(|i| row[*i].clone()).collect();
             out.rows.insert(key_text(&key), row);
         }
         for key in w.deletes {
@@ -485,30 +486,53 @@ async fn expected_rows(
     Ok(out)
 }
 
-/// Whether a target row is a soft-deleted one (counts as absent).
-fn marked_deleted(target: &TargetTable, row: &[Option<String>]) -> bool {
-    let DeletePolicy::Soft { column, value } = &target.delete else {
-        return false;
-    };
-    let Some(i) = target.column_names().iter().position(|c| c == column) else {
-        return false;
-    };
-    let marker = dms_cdc_core::mapping::toml_scalar(value).unwrap_or(Value::Null);
-    same(&marker, row[i].as_deref())
+/// Where a target table's key and soft-delete mark are in its rows
+/// ([`TargetTable::column_names`] order), found once per table.
+struct Shape {
+    key: Vec<usize>,
+    /// The soft-delete column and the value that marks a row deleted.
+    deleted: Option<(usize, Value)>,
+}
+
+impl Shape {
+    fn of(target: &TargetTable) -> Shape {
+        let names = target.column_names();
+        let position = |name: &str| names.iter().position(|c| *c == name);
+        let deleted = match &target.delete {
+            DeletePolicy::Soft { column, value } => position(column).map(|i| {
+                (
+                    i,
+                    dms_cdc_core::mapping::toml_scalar(value).unwrap_or(Value::Null),
+                )
+            }),
+            DeletePolicy::Hard => None,
+        };
+        Shape {
+            key: target.key.iter().filter_map(|k| position(k)).collect(),
+            deleted,
+        }
+    }
+
+    /// The key of a target row read as text, normalised.
+    fn key_of(&self, row: &[Option<String>]) -> Vec<String> {
+        let key: Vec<String> = self
+            .key
+            .iter()
+            .map(|i| row[*i].clone().unwrap_or_default())
+            .collect();
+        normalise_key(&key)
+    }
+
+    /// Whether a target row is a soft-deleted one (counts as absent).
+    fn marked_deleted(&self, row: &[Option<String>]) -> bool {
+        self.deleted
+            .as_ref()
+            .is_some_and(|(i, marker)| same(marker, row[*i].as_deref()))
+    }
 }
 
 fn lane(table: &str) -> ShardId {
-    let clean: String = table
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    ShardId(format!("reconcile-{clean}"))
+    ShardId(format!("reconcile-{}", crate::backfill::shard_safe(table)))
 }
 
 /// Checks the target tables of `options` (see the module docs).
@@ -556,6 +580,7 @@ pub async fn reconcile<T: Target + TargetRows>(
     for index in indices {
         let table = &mapping.targets[index];
         let names = table.column_names();
+        let shape = Shape::of(table);
         let reader = KeyRangeReader::new(pool, &table.root, capture).await?;
         let mut counts = TableReport {
             table: table.table.clone(),
@@ -593,7 +618,7 @@ pub async fn reconcile<T: Target + TargetRows>(
                     data: r.payload,
                 })
                 .collect();
-            let expected = expected_rows(&engine, index, &deliveries)
+            let expected = expected_rows(&engine, index, &shape, &deliveries)
                 .await
                 .map_err(|error| ReconcileError::Build {
                     table: table.table.clone(),
@@ -611,19 +636,10 @@ pub async fn reconcile<T: Target + TargetRows>(
                 .await
                 .map_err(|e| target_err(&e))?;
             counts.compared += actual.len() as u64;
-            let key_positions: Vec<usize> = table
-                .key
-                .iter()
-                .filter_map(|k| names.iter().position(|c| c == k))
-                .collect();
             let mut seen = BTreeSet::new();
             for row in &actual {
-                let key: Vec<String> = key_positions
-                    .iter()
-                    .map(|i| row[*i].clone().unwrap_or_default())
-                    .collect();
-                let key = normalise_key(&key);
-                let deleted = marked_deleted(table, row);
+                let key = shape.key_of(row);
+                let deleted = shape.marked_deleted(row);
                 match expected.rows.get(&key) {
                     // A row marked deleted that the mapping makes live is missing.
                     Some(want) if !deleted => {
@@ -691,20 +707,11 @@ pub async fn reconcile<T: Target + TargetRows>(
                         .rows_by_key(table, &unknown)
                         .await
                         .map_err(|e| target_err(&e))?;
-                    let key_positions: Vec<usize> = table
-                        .key
-                        .iter()
-                        .filter_map(|k| names.iter().position(|c| c == k))
-                        .collect();
-                    for row in rows.iter().filter(|r| !marked_deleted(table, r)) {
-                        let key: Vec<String> = key_positions
-                            .iter()
-                            .map(|i| row[*i].clone().unwrap_or_default())
-                            .collect();
+                    for row in rows.iter().filter(|r| !shape.marked_deleted(r)) {
                         counts.extra += 1;
                         report.differences.push(Difference::Extra {
                             table: table.table.clone(),
-                            key: normalise_key(&key),
+                            key: shape.key_of(row),
                         });
                     }
                 }
