@@ -12,6 +12,54 @@ use super::render::{data_document, DataDoc, Image};
 use super::schema::{load_table_def, row_cell};
 use super::{partition_key, BinlogPosition, CaptureError, CaptureOptions, CapturedRecord};
 
+/// How rows of one table become `load` records.
+struct LoadShape<'a> {
+    table: &'a TableName,
+    primary_key: &'a [String],
+    json: &'a std::collections::BTreeSet<String>,
+    large_integer_value: bool,
+    schema_table_prefix: bool,
+}
+
+impl LoadShape<'_> {
+    /// A row as DMS renders it in a full load stamped `at`: its partition
+    /// key and its document.
+    fn record(&self, row: mysql_async::Row, at: chrono::DateTime<Utc>) -> (String, Vec<u8>) {
+        let columns = row.columns();
+        let image: Image = columns
+            .iter()
+            .zip(row.unwrap())
+            .map(|(c, v)| {
+                let name = c.name_str().into_owned();
+                let cell = row_cell(v, c, self.json.contains(&name));
+                (name, cell)
+            })
+            .collect();
+        let key_values: Vec<String> = self
+            .primary_key
+            .iter()
+            .filter_map(|k| {
+                image
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                    .map(|(_, c)| c.key_text(self.large_integer_value))
+            })
+            .collect();
+        let key = partition_key(self.table, &key_values, self.schema_table_prefix);
+        let payload = data_document(&DataDoc {
+            table: self.table,
+            operation: "load",
+            partition_key: &key,
+            data: &image,
+            before: None,
+            tx: None,
+            timestamp: at,
+            large_integer_value: self.large_integer_value,
+        });
+        (key, payload)
+    }
+}
+
 /// A snapshot's records and the binlog position it corresponds to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -106,38 +154,15 @@ async fn read(
             quote(&table.table)
         );
         let rows: Vec<mysql_async::Row> = conn.exec(sql, ()).await?;
+        let shape = LoadShape {
+            table,
+            primary_key: &def.primary_key,
+            json: &json,
+            large_integer_value: options.large_integer_value,
+            schema_table_prefix: options.schema_table_prefix,
+        };
         for row in rows {
-            let columns = row.columns();
-            let image: Image = columns
-                .iter()
-                .zip(row.unwrap())
-                .map(|(c, v)| {
-                    let name = c.name_str().into_owned();
-                    let cell = row_cell(v, c, json.contains(&name));
-                    (name, cell)
-                })
-                .collect();
-            let key_values: Vec<String> = def
-                .primary_key
-                .iter()
-                .filter_map(|k| {
-                    image
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                        .map(|(_, c)| c.key_text(options.large_integer_value))
-                })
-                .collect();
-            let key = partition_key(table, &key_values, options.schema_table_prefix);
-            let payload = data_document(&DataDoc {
-                table,
-                operation: "load",
-                partition_key: &key,
-                data: &image,
-                before: None,
-                tx: None,
-                timestamp: now,
-                large_integer_value: options.large_integer_value,
-            });
+            let (key, payload) = shape.record(row, now);
             records.push(CapturedRecord {
                 partition_key: key,
                 payload,
@@ -278,40 +303,29 @@ impl KeyRangeReader {
         );
         // The binary protocol: typed values, as the snapshot reads them.
         let rows: Vec<mysql_async::Row> = conn.exec(sql, ()).await?;
+        let primary_key = [self.key.clone()];
+        let shape = LoadShape {
+            table: &self.table,
+            primary_key: &primary_key,
+            json: &self.json,
+            large_integer_value: self.large_integer_value,
+            schema_table_prefix: self.schema_table_prefix,
+        };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let columns = row.columns();
-            let mut key_value = None;
-            let image: Image = columns
+            let k = row
+                .columns_ref()
                 .iter()
-                .zip(row.unwrap())
-                .map(|(c, v)| {
-                    let name = c.name_str().into_owned();
-                    if name.eq_ignore_ascii_case(&self.key) {
-                        key_value = key_of(&v);
-                    }
-                    let cell = row_cell(v, c, self.json.contains(&name));
-                    (name, cell)
-                })
-                .collect();
-            let Some(k) = key_value else {
+                .position(|c| c.name_str().eq_ignore_ascii_case(&self.key))
+                .and_then(|i| row.as_ref(i))
+                .and_then(key_of);
+            let Some(k) = k else {
                 return Err(CaptureError::Setup(format!(
                     "table {}: a row without an integer key",
                     self.table
                 )));
             };
-            let partition_key =
-                partition_key(&self.table, &[k.to_string()], self.schema_table_prefix);
-            let payload = data_document(&DataDoc {
-                table: &self.table,
-                operation: "load",
-                partition_key: &partition_key,
-                data: &image,
-                before: None,
-                tx: None,
-                timestamp: read_at,
-                large_integer_value: self.large_integer_value,
-            });
+            let (partition_key, payload) = shape.record(row, read_at);
             out.push(KeyedRecord {
                 key: k,
                 partition_key,
