@@ -36,6 +36,8 @@
 //! `common/latency.rs`).
 
 mod common;
+
+use common::{cpu_seconds, load, load_source, root};
 #[path = "common/latency.rs"]
 mod latency;
 
@@ -172,23 +174,6 @@ fn proc_status_kb(pid: Option<u32>, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/stat"),
-        None => "/proc/self/stat".to_owned(),
-    };
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) start at ')'.
-    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after ')'.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// The pid of the mariadbd listening on `port` (found by its command line).
 fn server_pid(port: u16) -> Option<u32> {
     let needle = format!("--port={port}");
@@ -232,12 +217,6 @@ fn machine() -> String {
         .map(|n| n.get())
         .unwrap_or(0);
     format!("{cores} cores, {mem_gb:.1} GiB, {cpu}")
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 // ------------------------------------------------------------------ server counters
@@ -300,23 +279,6 @@ struct Rig {
     /// Delay proxies the pools connect through (`--rtt-us`); they serve
     /// until the process ends.
     _proxies: Vec<latency::DelayProxy>,
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-async fn load_source(pool: &mysql_async::Pool, model: &common::Model) -> Res<()> {
-    let mut conn = pool.get_conn().await?;
-    conn.query_drop("SET sql_log_bin = 0").await?;
-    for t in ["ingredients", "recipe_stories", "recipes", "users"] {
-        conn.query_drop(format!("DELETE FROM {t}")).await?;
-    }
-    for stmt in model.load_sql(1000) {
-        conn.query_drop(stmt).await?;
-    }
-    conn.query_drop("SET sql_log_bin = 1").await?;
-    Ok(())
 }
 
 /// Starts the servers; fills the target with the full load of the initial

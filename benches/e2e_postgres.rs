@@ -30,8 +30,9 @@
 
 mod common;
 
+use common::{cpu_seconds, load, load_source, root};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -43,7 +44,6 @@ use dms_cdc::postgres::param::Param;
 use dms_cdc::postgres::target::quote;
 use dms_cdc::postgres::PostgresTarget;
 use futures_util::SinkExt as _;
-use mysql_async::prelude::*;
 use tokio_postgres::types::{ToSql, Type};
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -112,18 +112,6 @@ fn main() {
 
 // ------------------------------------------------------------------ process facts
 
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) start at ')'.
-    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn parent_of(pid: u32) -> Option<u32> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = text.rsplit_once(')')?.1;
@@ -154,18 +142,12 @@ fn server_cpu(port: u16) -> f64 {
     }) else {
         return 0.0;
     };
-    cpu_seconds(postmaster)
+    cpu_seconds(Some(postmaster))
         + pids
             .iter()
             .filter(|p| parent_of(**p) == Some(postmaster))
-            .map(|p| cpu_seconds(*p))
+            .map(|p| cpu_seconds(Some(*p)))
             .sum::<f64>()
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 // ------------------------------------------------------------------ setup
@@ -177,22 +159,6 @@ struct Rig {
     target: dms_cdc::postgres::Pool,
     mapping: Mapping,
     transforms: Transforms,
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-async fn load_source(pool: &mysql_async::Pool, model: &common::Model) -> Res<()> {
-    let mut conn = pool.get_conn().await?;
-    conn.query_drop("SET sql_log_bin = 0").await?;
-    for t in ["ingredients", "recipe_stories", "recipes", "users"] {
-        conn.query_drop(format!("DELETE FROM {t}")).await?;
-    }
-    for stmt in model.load_sql(1000) {
-        conn.query_drop(stmt).await?;
-    }
-    Ok(())
 }
 
 fn engine(rig: &Rig, function_name: &str, chunk: usize) -> MysqlToPostgresEngine {
@@ -652,11 +618,11 @@ where
     reset_target(rig).await?;
     let me = std::process::id();
     let port = rig.target_db.port();
-    let cpu0 = (cpu_seconds(me), server_cpu(port));
+    let cpu0 = (cpu_seconds(Some(me)), server_cpu(port));
     let started = Instant::now();
     let rows = run().await?;
     let elapsed = started.elapsed();
-    let cpu = (cpu_seconds(me) - cpu0.0, server_cpu(port) - cpu0.1);
+    let cpu = (cpu_seconds(Some(me)) - cpu0.0, server_cpu(port) - cpu0.1);
     let fingerprint = fingerprint(rig).await?;
     eprintln!(
         "  {name}: {:.0} records/s ({records} records in {:.2} s), load {}",

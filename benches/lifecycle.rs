@@ -15,7 +15,11 @@
 //! cargo bench --bench lifecycle -- --roots 2000        # CI smoke
 //! ```
 
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::{load, root};
 
 use dms_cdc::backfill::{backfill, roots_only, BackfillOptions};
 use dms_cdc::capture::CaptureOptions;
@@ -55,16 +59,6 @@ fn main() {
         eprintln!("lifecycle: FAILED: {e}");
         std::process::exit(1);
     }
-}
-
-fn root() -> &'static std::path::Path {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn rate(rows: u64, d: Duration) -> f64 {

@@ -1174,3 +1174,53 @@ pub fn kinesis_event_json(deliveries: &[Delivery]) -> Vec<u8> {
     out.push_str("]}");
     out.into_bytes()
 }
+
+// ------------------------------------------------------------------ shared by the bench binaries
+
+/// The repository (fixtures/).
+pub fn root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The machine's load averages (1, 5, 15 minutes), as `/proc/loadavg` gives them.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// CPU seconds (user + system) a process (this one with `None`) has used so far.
+pub fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Replaces the source's rows with `model`'s, outside the binlog (the
+/// stream must not see the load).
+pub async fn load_source(
+    pool: &mysql_async::Pool,
+    model: &Model,
+) -> Result<(), mysql_async::Error> {
+    use mysql_async::prelude::*;
+    let mut conn = pool.get_conn().await?;
+    conn.query_drop("SET sql_log_bin = 0").await?;
+    for t in ["ingredients", "recipe_stories", "recipes", "users"] {
+        conn.query_drop(format!("DELETE FROM {t}")).await?;
+    }
+    for stmt in model.load_sql(1000) {
+        conn.query_drop(stmt).await?;
+    }
+    conn.query_drop("SET sql_log_bin = 1").await?;
+    Ok(())
+}
