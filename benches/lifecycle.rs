@@ -16,6 +16,8 @@
 //! ```
 
 mod common;
+#[path = "../tests/support/generated.rs"]
+mod generated;
 
 use std::time::{Duration, Instant};
 
@@ -106,19 +108,7 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
     let started = Instant::now();
     {
         let mut conn = source.get_conn().await?;
-        conn.query_drop(format!(
-            "SET sql_log_bin = 0;
-             INSERT INTO users SELECT seq, CONCAT('user ', seq), CONCAT('U', seq, '@Example.com'), '2026-01-02 03:04:05', 1
-               FROM seq_1_to_{users};
-             INSERT INTO recipes (id, author_id, title, status, servings, rating, created_at, tags)
-               SELECT seq, 1 + seq % {users}, CONCAT('recipe ', seq), ELT(1 + seq % 4, 'draft', 'published', 'published', 'archived'),
-                      seq % 8, (seq % 500) / 100, '2026-03-29 01:30:00', CONCAT('[\"t', seq, '\"]') FROM seq_1_to_{roots};
-             INSERT INTO recipe_stories SELECT seq, CONCAT('story ', seq) FROM seq_1_to_{roots} WHERE seq % 2 = 0;
-             INSERT INTO ingredients SELECT seq, 1 + (seq - 1) DIV 2, seq % 2, CONCAT('ingredient ', seq), 1.50, 'g'
-               FROM seq_1_to_{};",
-            roots * 2
-        ))
-        .await?;
+        conn.query_drop(generated::source_sql(users, roots)).await?;
     }
     println!(
         "source generated in {:.1} s",

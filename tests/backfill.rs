@@ -32,23 +32,8 @@ const RECIPES: u64 = 100_000;
 
 /// Fills the source (outside the binlog: it is there before the stream starts).
 async fn generate<T: TestTarget>(rig: &Rig<T>) {
-    let mut conn = rig.engine.source.pool().get_conn().await.unwrap();
-    conn.query_drop("SET sql_log_bin = 0").await.unwrap();
-    conn.query_drop(format!(
-        "INSERT INTO users SELECT seq, CONCAT('user ', seq), CONCAT('U', seq, '@Example.com'), '2026-01-02 03:04:05', 1
-           FROM seq_1_to_{USERS};
-         INSERT INTO recipes (id, author_id, title, status, servings, rating, created_at, tags)
-           SELECT seq, 1 + seq % {USERS}, CONCAT('recipe ', seq), ELT(1 + seq % 4, 'draft', 'published', 'published', 'archived'),
-                  seq % 8, (seq % 500) / 100, '2026-03-29 01:30:00', CONCAT('[\"t', seq, '\"]')
-           FROM seq_1_to_{RECIPES};
-         INSERT INTO recipe_stories SELECT seq, CONCAT('story ', seq) FROM seq_1_to_{RECIPES} WHERE seq % 2 = 0;
-         INSERT INTO ingredients SELECT seq, 1 + (seq - 1) DIV 2, seq % 2, CONCAT('ingredient ', seq), 1.50, 'g'
-           FROM seq_1_to_{};",
-        RECIPES * 2
-    ))
-    .await
-    .unwrap();
-    conn.query_drop("SET sql_log_bin = 1").await.unwrap();
+    rig.source_sql(&support::generated::source_sql(USERS, RECIPES))
+        .await;
 }
 
 type RecipeLine = (i64, String, Option<String>, Option<String>, String);

@@ -31,17 +31,8 @@ every_target!(
 /// and two ingredients each, loaded into the target by a backfill.
 async fn loaded<T: TestTarget>() -> Rig<T> {
     let rig = rig_for::<T>(100).await;
-    rig.source_sql(
-        "SET sql_log_bin = 0;
-         INSERT INTO users SELECT seq, CONCAT('user ', seq), CONCAT('U', seq, '@Example.com'), '2026-01-02 03:04:05', 1 FROM seq_1_to_60;
-         INSERT INTO recipes (id, author_id, title, status, servings, rating, created_at, tags)
-           SELECT seq, 1 + seq % 60, CONCAT('recipe ', seq), ELT(1 + seq % 4, 'draft', 'published', 'published', 'archived'),
-                  seq % 8, (seq % 500) / 100, '2026-03-29 01:30:00', CONCAT('[\"t', seq, '\"]') FROM seq_1_to_300;
-         INSERT INTO recipe_stories SELECT seq, CONCAT('story ', seq) FROM seq_1_to_300 WHERE seq % 2 = 0;
-         INSERT INTO ingredients SELECT seq, 1 + (seq - 1) DIV 2, seq % 2, CONCAT('ingredient ', seq), 1.50, 'g' FROM seq_1_to_600;
-         SET sql_log_bin = 1;",
-    )
-    .await;
+    rig.source_sql(&support::generated::source_sql(60, 300))
+        .await;
     let engine = backfill_engine(&rig);
     let capture = CaptureOptions::from_mapping(&rig.engine.mapping);
     backfill(&engine, &capture, &BackfillOptions::default(), &|_| {})

@@ -3,6 +3,7 @@
 //! schema, an engine over them, and DMS record builders.
 #![allow(dead_code)]
 
+pub mod generated;
 pub mod moto;
 pub mod targets;
 pub mod workload;
