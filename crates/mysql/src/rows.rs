@@ -50,6 +50,27 @@ const BINARY_TYPES: [&str; 6] = [
 ];
 
 impl MysqlTarget {
+    /// [`Self::text_columns`], read from the schema once per table.
+    async fn select_list(
+        &self,
+        table: &TargetTable,
+        names: &[&str],
+    ) -> Result<String, TargetError> {
+        let cached = self
+            .select_lists
+            .lock()
+            .ok()
+            .and_then(|lists| lists.get(&table.table).cloned());
+        if let Some(select) = cached {
+            return Ok(select);
+        }
+        let select = self.text_columns(table, names).await?;
+        if let Ok(mut lists) = self.select_lists.lock() {
+            lists.insert(table.table.clone(), select.clone());
+        }
+        Ok(select)
+    }
+
     /// The select list of `names` with binary columns as lower-case hex.
     async fn text_columns(
         &self,
@@ -104,7 +125,7 @@ impl TargetRows for MysqlTarget {
             return Ok(Vec::new());
         }
         let names = table.column_names();
-        let select = self.text_columns(table, &names).await?;
+        let select = self.select_list(table, &names).await?;
         let key_cols = table
             .key
             .iter()

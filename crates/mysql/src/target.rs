@@ -8,6 +8,8 @@
 //! record at or below it is skipped. With a version column a write never
 //! replaces a row with an older version.
 
+use std::collections::HashMap;
+
 use mysql_async::prelude::*;
 use mysql_async::{Pool, TxOpts};
 
@@ -145,6 +147,9 @@ pub struct MysqlTarget {
     pub(crate) pool: Pool,
     pub(crate) function_name: String,
     pub(crate) chunk_size: usize,
+    /// Per target table, the select list that reads its rows as text
+    /// (`crate::rows`), read from the schema once.
+    pub(crate) select_lists: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>,
 }
 
 impl MysqlTarget {
@@ -154,6 +159,7 @@ impl MysqlTarget {
             pool,
             function_name: function_name.into(),
             chunk_size: chunk_size.max(1),
+            select_lists: Default::default(),
         }
     }
 

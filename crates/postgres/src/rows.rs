@@ -10,6 +10,27 @@ use crate::param::Param;
 use crate::target::{quote, PostgresTarget, TargetError};
 
 impl PostgresTarget {
+    /// [`Self::text_columns`], read from the schema once per table.
+    async fn select_list(
+        &self,
+        table: &TargetTable,
+        names: &[&str],
+    ) -> Result<String, TargetError> {
+        let cached = self
+            .select_lists
+            .lock()
+            .ok()
+            .and_then(|lists| lists.get(&table.table).cloned());
+        if let Some(select) = cached {
+            return Ok(select);
+        }
+        let select = self.text_columns(table, names).await?;
+        if let Ok(mut lists) = self.select_lists.lock() {
+            lists.insert(table.table.clone(), select.clone());
+        }
+        Ok(select)
+    }
+
     /// The select list of `names` as text, `bytea` as lower-case hex.
     async fn text_columns(
         &self,
@@ -66,7 +87,7 @@ impl TargetRows for PostgresTarget {
             return Ok(Vec::new());
         }
         let names = table.column_names();
-        let select = self.text_columns(table, &names).await?;
+        let select = self.select_list(table, &names).await?;
         let width = table.key.len();
         let key_cols = table
             .key

@@ -200,6 +200,9 @@ pub struct PostgresTarget {
     pub(crate) pool: Pool,
     pub(crate) function_name: String,
     pub(crate) chunk_size: usize,
+    /// Per target table, the select list that reads its rows as text
+    /// (`crate::rows`), read from the schema once.
+    pub(crate) select_lists: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>,
 }
 
 impl std::fmt::Debug for PostgresTarget {
@@ -218,6 +221,7 @@ impl PostgresTarget {
             pool,
             function_name: function_name.into(),
             chunk_size: chunk_size.max(1),
+            select_lists: Default::default(),
         }
     }
 
