@@ -37,7 +37,7 @@
 
 mod common;
 
-use common::{cpu_seconds, load, load_source, root};
+use common::{cpu_seconds, load, load_source, root, server_pid};
 #[path = "common/latency.rs"]
 mod latency;
 
@@ -175,19 +175,6 @@ fn proc_status_kb(pid: Option<u32>, field: &str) -> Option<u64> {
 }
 
 /// The pid of the mariadbd listening on `port` (found by its command line).
-fn server_pid(port: u16) -> Option<u32> {
-    let needle = format!("--port={port}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-        let cmd = String::from_utf8_lossy(&cmd);
-        (cmd.contains("mariadbd") || cmd.contains("mysqld"))
-            .then_some(())
-            .filter(|_| cmd.split('\0').any(|a| a == needle))
-            .map(|_| pid)
-    })
-}
-
 /// Resets this process's peak RSS (VmHWM) to its current RSS.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");

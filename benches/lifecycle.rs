@@ -21,7 +21,7 @@ mod generated;
 
 use std::time::{Duration, Instant};
 
-use common::{load, root};
+use common::{cpu_seconds, load, root, server_pid};
 
 use dms_cdc::backfill::{backfill, roots_only, BackfillOptions};
 use dms_cdc::capture::CaptureOptions;
@@ -44,22 +44,57 @@ fn main() {
     }
     let mut roots = 1_000_000u64;
     let mut chunk = 1000usize;
+    let mut parallel = 1usize;
     let mut it = argv.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--roots" => roots = it.next().and_then(|v| v.parse().ok()).unwrap_or(roots),
             "--chunk" => chunk = it.next().and_then(|v| v.parse().ok()).unwrap_or(chunk),
+            "--parallel" => parallel = it.next().and_then(|v| v.parse().ok()).unwrap_or(parallel),
             _ => {}
         }
     }
-    let result = tokio::runtime::Builder::new_current_thread()
+    // As the `dms-cdc` binary runs: a multi-threaded runtime.
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Into::into)
-        .and_then(|rt: tokio::runtime::Runtime| rt.block_on(run(roots.max(100), chunk.max(1))));
+        .and_then(|rt: tokio::runtime::Runtime| {
+            rt.block_on(run(roots.max(100), chunk.max(1), parallel.max(1)))
+        });
     if let Err(e) = result {
         eprintln!("lifecycle: FAILED: {e}");
         std::process::exit(1);
+    }
+}
+
+/// CPU seconds used so far by this process and the two servers.
+#[derive(Clone, Copy)]
+struct Cpu {
+    process: f64,
+    source: f64,
+    target: f64,
+}
+
+impl Cpu {
+    fn now(pids: (Option<u32>, Option<u32>)) -> Cpu {
+        Cpu {
+            process: cpu_seconds(None),
+            source: cpu_seconds(pids.0),
+            target: cpu_seconds(pids.1),
+        }
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            process: self.process - before.process,
+            source: self.source - before.source,
+            target: self.target - before.target,
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.process + self.source + self.target
     }
 }
 
@@ -89,9 +124,9 @@ async fn scan(pool: &mysql_async::Pool, tables: &[&str]) -> Res<u64> {
     Ok(rows)
 }
 
-async fn run(roots: u64, chunk: usize) -> Res<()> {
+async fn run(roots: u64, chunk: usize, parallel: usize) -> Res<()> {
     println!(
-        "== dms-cdc lifecycle benchmark: {roots} recipes, {} users, chunk {chunk}",
+        "== dms-cdc lifecycle benchmark: {roots} recipes, {} users, chunk {chunk}, parallel {parallel}",
         roots / 5
     );
     println!("load at start: {}", load());
@@ -102,6 +137,7 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
     for db in [&source_db, &target_db] {
         db.run_sql("SET GLOBAL innodb_buffer_pool_size = 1073741824")?;
     }
+    let pids = (server_pid(source_db.port()), server_pid(target_db.port()));
     let source = pool(&source_db.url("recipes_src"), 4)?;
     let target = pool(&target_db.url("global"), 4)?;
     let users = (roots / 5).max(1);
@@ -133,11 +169,14 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
     // 1. backfill against the raw insert of the same rows.
     let options = BackfillOptions {
         chunk,
+        parallel,
         ..BackfillOptions::default()
     };
+    let cpu = Cpu::now(pids);
     let started = Instant::now();
     let reports = backfill(&engine, &capture, &options, &|_| {}).await?;
     let backfill_time = started.elapsed();
+    let backfill_cpu = Cpu::now(pids).since(cpu);
     let read: u64 = reports.iter().map(|r| r.rows).sum();
     let written = count(&target, "global_users").await? + count(&target, "global_recipes").await?;
     println!(
@@ -164,6 +203,7 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
         "CREATE TABLE copy_users LIKE global_users; CREATE TABLE copy_recipes LIKE global_recipes",
     )
     .await?;
+    let cpu = Cpu::now(pids);
     let started = Instant::now();
     for ((_, columns, rows), copy) in tables.iter().zip(["copy_users", "copy_recipes"]) {
         let one = format!("({})", vec!["?"; columns.len()].join(", "));
@@ -183,6 +223,7 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
         }
     }
     let raw_time = started.elapsed();
+    let raw_cpu = Cpu::now(pids).since(cpu);
     println!(
         "  raw insert: {written} target rows in {:.2} s, load {}",
         raw_time.as_secs_f64(),
@@ -191,6 +232,7 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
     drop(tables);
 
     // 2. reconcile against a plain scan of every table it reads.
+    let cpu = Cpu::now(pids);
     let started = Instant::now();
     let report = reconcile(
         &engine.source,
@@ -200,11 +242,13 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
         &capture,
         &ReconcileOptions {
             chunk,
+            parallel,
             ..ReconcileOptions::default()
         },
     )
     .await?;
     let reconcile_time = started.elapsed();
+    let reconcile_cpu = Cpu::now(pids).since(cpu);
     let checked = report.rows_compared();
     println!(
         "  reconcile: {checked} target rows checked, {} differences, in {:.2} s, load {}",
@@ -215,6 +259,7 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
     if !report.is_clean() {
         return Err(format!("reconcile after the backfill: {}", report.render(10)).into());
     }
+    let cpu = Cpu::now(pids);
     let started = Instant::now();
     let scanned = scan(
         &source,
@@ -223,6 +268,7 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
     .await?
         + scan(&target, &["global_users", "global_recipes"]).await?;
     let scan_time = started.elapsed();
+    let scan_cpu = Cpu::now(pids).since(cpu);
     println!(
         "  scan: {scanned} rows of 6 tables in {:.2} s, load {}",
         scan_time.as_secs_f64(),
@@ -254,6 +300,27 @@ async fn run(roots: u64, chunk: usize) -> Res<()> {
         scan_time.as_secs_f64(),
         rate(checked, scan_time)
     );
+    println!();
+    println!("CPU seconds (this process, the source server, the target server):");
+    println!();
+    println!("| | wall s | process | source | target | all | all / wall |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (name, wall, cpu) in [
+        ("backfill", backfill_time, backfill_cpu),
+        ("raw insert", raw_time, raw_cpu),
+        ("reconcile", reconcile_time, reconcile_cpu),
+        ("scan", scan_time, scan_cpu),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            wall.as_secs_f64(),
+            cpu.process,
+            cpu.source,
+            cpu.target,
+            cpu.total(),
+            cpu.total() / wall.as_secs_f64().max(1e-9)
+        );
+    }
     drop(target_db);
     drop(source_db);
     Ok(())

@@ -723,3 +723,48 @@ async fn a_soft_delete_mark_is_never_undone_by_an_older_update() {
         "still deleted, not overwritten"
     );
 }
+
+/// A re-query of a child table by its parent key uses the key's index even
+/// when the table's statistics are stale (a table loaded in bulk a moment
+/// ago, as a backfill's source often is): with more keys than the server's
+/// `eq_range_index_dive_limit` it would otherwise trust the statistics and
+/// read the whole table for every chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_query_uses_the_index_of_a_table_with_stale_statistics() {
+    let rig = rig(500).await;
+    // Statistics taken while every ingredient belonged to one of two
+    // recipes, then 20,000 ingredients of 10,000 recipes.
+    rig.source_sql("ALTER TABLE ingredients STATS_PERSISTENT = 1, STATS_AUTO_RECALC = 0")
+        .await;
+    rig.source_sql(
+        "SET SESSION max_recursive_iterations = 100000; \
+         INSERT INTO ingredients (id, recipe_id, position, name) \
+           WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+           SELECT 2000000 + i, 900000 + i MOD 2, i, CONCAT('i', i) FROM n",
+    )
+    .await;
+    rig.source_sql("ANALYZE TABLE ingredients").await;
+    rig.source_sql(
+        "SET SESSION max_recursive_iterations = 100000; \
+         INSERT INTO ingredients (id, recipe_id, position, name) \
+           WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+           SELECT 1000000 + i, i DIV 2, i MOD 2, CONCAT('i', i) FROM n",
+    )
+    .await;
+    let keys = (1..=400)
+        .map(|k| k.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut conn = rig.engine.source.pool().get_conn().await.unwrap();
+    let plan: Vec<mysql_async::Row> = conn
+        .query(format!(
+            "EXPLAIN SELECT * FROM ingredients WHERE recipe_id IN ({keys})"
+        ))
+        .await
+        .unwrap();
+    let access: Vec<String> = plan
+        .iter()
+        .map(|r| r.get::<String, _>("type").unwrap_or_default())
+        .collect();
+    assert_eq!(access, vec!["range".to_owned()], "the plan: {plan:?}");
+}

@@ -1206,6 +1206,20 @@ pub fn cpu_seconds(pid: Option<u32>) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The pid of the MariaDB server listening on `port` (started by the bench).
+pub fn server_pid(port: u16) -> Option<u32> {
+    let needle = format!("--port={port}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd);
+        (cmd.contains("mariadbd") || cmd.contains("mysqld"))
+            .then_some(())
+            .filter(|_| cmd.split('\0').any(|a| a == needle))
+            .map(|_| pid)
+    })
+}
+
 /// Replaces the source's rows with `model`'s, outside the binlog (the
 /// stream must not see the load).
 pub async fn load_source(

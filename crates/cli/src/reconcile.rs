@@ -39,6 +39,10 @@ pub struct CheckArgs {
     /// found by a full run only). Default: every chunk.
     #[arg(long, value_name = "N")]
     pub sample: Option<usize>,
+    /// Chunks checked at once (each reads the source and the target on its
+    /// own connections).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
 }
 
 impl CheckArgs {
@@ -48,6 +52,7 @@ impl CheckArgs {
             chunk: self.chunk_size,
             sample_every: self.sample.filter(|n| *n > 1),
             tables: self.tables.clone(),
+            parallel: usize::from(self.parallel),
         }
     }
 

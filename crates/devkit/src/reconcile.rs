@@ -47,6 +47,8 @@ pub struct ReconcileOptions {
     pub sample_every: Option<usize>,
     /// Only these target tables (empty: every table of the mapping).
     pub tables: Vec<String>,
+    /// Chunks checked at once (each with its own source and target reads).
+    pub parallel: usize,
 }
 
 impl Default for ReconcileOptions {
@@ -55,6 +57,7 @@ impl Default for ReconcileOptions {
             chunk: 1000,
             sample_every: None,
             tables: Vec::new(),
+            parallel: 1,
         }
     }
 }
@@ -465,7 +468,7 @@ async fn expected_rows(
         .target
         .writes
         .lock()
-        .map(|w| w.clone())
+        .map(|mut w| std::mem::take(&mut *w))
         .unwrap_or_default();
     let mut out = Expected {
         rows: BTreeMap::new(),
@@ -535,6 +538,116 @@ fn lane(table: &str) -> ShardId {
     ShardId(format!("reconcile-{}", crate::backfill::shard_safe(table)))
 }
 
+/// What one chunk of root rows came to.
+#[derive(Default)]
+struct ChunkCheck {
+    expected: u64,
+    compared: u64,
+    differences: Vec<Difference>,
+    /// The keys the mapping made (rows, or keys it deletes).
+    keys: Vec<Vec<String>>,
+}
+
+/// One table being checked: what every chunk needs.
+struct TableCheck<'a, T> {
+    index: usize,
+    table: &'a TargetTable,
+    names: Vec<&'a str>,
+    shape: Shape,
+    target: &'a T,
+}
+
+impl<T: TargetRows> TableCheck<'_, T> {
+    /// Builds the expected rows of `records` with `engine` and compares the
+    /// target's rows of the same keys with them.
+    async fn chunk(
+        &self,
+        engine: &Engine<MysqlSource, Collect>,
+        records: Vec<crate::capture::KeyedRecord>,
+    ) -> Result<ChunkCheck, ReconcileError> {
+        let table = self.table;
+        let shard = lane(&table.table);
+        let deliveries: Vec<Delivery> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| Delivery {
+                shard_id: shard.clone(),
+                sequence_number: SequenceNumber::parse(&(i + 1).to_string())
+                    .expect("a positive integer"),
+                partition_key: r.partition_key,
+                approximate_arrival_ms: None,
+                data: r.payload,
+            })
+            .collect();
+        let expected = expected_rows(engine, self.index, &self.shape, &deliveries)
+            .await
+            .map_err(|error| ReconcileError::Build {
+                table: table.table.clone(),
+                error,
+            })?;
+        let mut out = ChunkCheck {
+            expected: expected.rows.len() as u64,
+            ..ChunkCheck::default()
+        };
+        let keys: Vec<Vec<Value>> = expected
+            .rows
+            .keys()
+            .chain(expected.absent.iter())
+            .map(|k| k.iter().map(|p| Value::Text(p.clone())).collect())
+            .collect();
+        let actual = self
+            .target
+            .rows_by_key(table, &keys)
+            .await
+            .map_err(|e| ReconcileError::Target(e.to_string()))?;
+        out.compared = actual.len() as u64;
+        let mut seen = BTreeSet::new();
+        for row in &actual {
+            let key = self.shape.key_of(row);
+            let deleted = self.shape.marked_deleted(row);
+            match expected.rows.get(&key) {
+                // A row marked deleted that the mapping makes live is missing.
+                Some(want) if !deleted => {
+                    seen.insert(key.clone());
+                    let columns: Vec<String> = self
+                        .names
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, c)| {
+                            Some(**c) != table.version.as_deref()
+                                && !same(&want[*i], row[*i].as_deref())
+                        })
+                        .map(|(_, c)| (*c).to_owned())
+                        .collect();
+                    if !columns.is_empty() {
+                        out.differences.push(Difference::Different {
+                            table: table.table.clone(),
+                            key,
+                            columns,
+                        });
+                    }
+                }
+                Some(_) => {}
+                None if deleted => {}
+                None => out.differences.push(Difference::Extra {
+                    table: table.table.clone(),
+                    key,
+                }),
+            }
+        }
+        for key in expected.rows.keys() {
+            if !seen.contains(key) {
+                out.differences.push(Difference::Missing {
+                    table: table.table.clone(),
+                    key: key.clone(),
+                });
+            }
+        }
+        out.keys = expected.rows.into_keys().chain(expected.absent).collect();
+        Ok(out)
+    }
+}
+
 /// Checks the target tables of `options` (see the module docs).
 pub async fn reconcile<T: Target + TargetRows>(
     source: &MysqlSource,
@@ -544,6 +657,8 @@ pub async fn reconcile<T: Target + TargetRows>(
     capture: &CaptureOptions,
     options: &ReconcileOptions,
 ) -> Result<ReconcileReport, ReconcileError> {
+    use futures_util::stream::{self, TryStreamExt};
+
     let indices: Vec<usize> = if options.tables.is_empty() {
         (0..mapping.targets.len()).collect()
     } else {
@@ -561,136 +676,98 @@ pub async fn reconcile<T: Target + TargetRows>(
             })
             .collect::<Result<_, _>>()?
     };
-    let engine = Engine::new(
-        roots_only(mapping),
-        transforms.clone(),
-        source.clone(),
-        Collect::default(),
-        Settings {
-            function_name: "dms-cdc-reconcile".into(),
-            chunk_size: options.chunk.max(1),
-        },
-    );
+    // One engine per chunk in flight: each collects its own chunk's rows.
+    let parallel = options.parallel.max(1);
+    let engines: Vec<tokio::sync::Mutex<Engine<MysqlSource, Collect>>> = (0..parallel)
+        .map(|_| {
+            tokio::sync::Mutex::new(Engine::new(
+                roots_only(mapping),
+                transforms.clone(),
+                source.clone(),
+                Collect::default(),
+                Settings {
+                    function_name: "dms-cdc-reconcile".into(),
+                    chunk_size: options.chunk.max(1),
+                },
+            ))
+        })
+        .collect();
     let pool = source.pool();
     let mut report = ReconcileReport {
         sampled: options.sample_every.is_some_and(|k| k > 1),
         ..ReconcileReport::default()
     };
     let target_err = |e: &dyn std::fmt::Display| ReconcileError::Target(e.to_string());
+    let chunk = options.chunk.max(1);
     for index in indices {
         let table = &mapping.targets[index];
-        let names = table.column_names();
-        let shape = Shape::of(table);
+        let check = TableCheck {
+            index,
+            table,
+            names: table.column_names(),
+            shape: Shape::of(table),
+            target,
+        };
         let reader = KeyRangeReader::new(pool, &table.root, capture).await?;
         let mut counts = TableReport {
             table: table.table.clone(),
             ..TableReport::default()
         };
+        // The root table's chunks, read one after the other (each starts
+        // after the last key of the one before), numbered from 0.
+        let chunks = stream::try_unfold((i64::MIN as i128 - 1, 0u64), |(after, no)| {
+            let reader = &reader;
+            async move {
+                let records = reader.read(pool, after, u64::MAX as i128, chunk).await?;
+                Ok::<_, ReconcileError>(
+                    records
+                        .last()
+                        .map(|r| r.key)
+                        .map(|last| ((no, records), (last, no + 1))),
+                )
+            }
+        });
+        let sample = options.sample_every.filter(|k| *k > 1).map(|k| k as u64);
+        let checks = chunks
+            .map_ok(|(no, records)| {
+                let check = &check;
+                let engine = &engines[(no % parallel as u64) as usize];
+                async move {
+                    if sample.is_some_and(|k| no % k != 0) {
+                        return Ok(None);
+                    }
+                    let engine = engine.lock().await;
+                    check.chunk(&engine, records).await.map(Some)
+                }
+            })
+            .try_buffered(parallel);
+        futures_util::pin_mut!(checks);
         let mut expected_keys: BTreeSet<Vec<String>> = BTreeSet::new();
-        let mut after = i64::MIN as i128 - 1;
-        let mut chunk_no = 0u64;
-        loop {
-            let records = reader
-                .read(pool, after, u64::MAX as i128, options.chunk.max(1))
-                .await?;
-            let Some(last) = records.last().map(|r| r.key) else {
-                break;
-            };
-            after = last;
-            chunk_no += 1;
+        while let Some(done) = checks.try_next().await? {
             counts.chunks += 1;
-            if let Some(k) = options.sample_every.filter(|k| *k > 1) {
-                if (chunk_no - 1) % k as u64 != 0 {
-                    continue;
-                }
-            }
+            let Some(done) = done else {
+                continue;
+            };
             counts.chunks_checked += 1;
-            let shard = lane(&table.table);
-            let deliveries: Vec<Delivery> = records
-                .into_iter()
-                .enumerate()
-                .map(|(i, r)| Delivery {
-                    shard_id: shard.clone(),
-                    sequence_number: SequenceNumber::parse(&(i + 1).to_string())
-                        .expect("a positive integer"),
-                    partition_key: r.partition_key,
-                    approximate_arrival_ms: None,
-                    data: r.payload,
-                })
-                .collect();
-            let expected = expected_rows(&engine, index, &shape, &deliveries)
-                .await
-                .map_err(|error| ReconcileError::Build {
-                    table: table.table.clone(),
-                    error,
-                })?;
-            counts.expected += expected.rows.len() as u64;
-            let keys: Vec<Vec<Value>> = expected
-                .rows
-                .keys()
-                .chain(expected.absent.iter())
-                .map(|k| k.iter().map(|p| Value::Text(p.clone())).collect())
-                .collect();
-            let actual = target
-                .rows_by_key(table, &keys)
-                .await
-                .map_err(|e| target_err(&e))?;
-            counts.compared += actual.len() as u64;
-            let mut seen = BTreeSet::new();
-            for row in &actual {
-                let key = shape.key_of(row);
-                let deleted = shape.marked_deleted(row);
-                match expected.rows.get(&key) {
-                    // A row marked deleted that the mapping makes live is missing.
-                    Some(want) if !deleted => {
-                        seen.insert(key.clone());
-                        let columns: Vec<String> = names
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, c)| {
-                                Some(**c) != table.version.as_deref()
-                                    && !same(&want[*i], row[*i].as_deref())
-                            })
-                            .map(|(_, c)| (*c).to_owned())
-                            .collect();
-                        if !columns.is_empty() {
-                            counts.different += 1;
-                            report.differences.push(Difference::Different {
-                                table: table.table.clone(),
-                                key,
-                                columns,
-                            });
-                        }
-                    }
-                    Some(_) => {}
-                    None if deleted => {}
-                    None => {
-                        counts.extra += 1;
-                        report.differences.push(Difference::Extra {
-                            table: table.table.clone(),
-                            key,
-                        });
-                    }
+            counts.expected += done.expected;
+            counts.compared += done.compared;
+            for d in &done.differences {
+                match d {
+                    Difference::Missing { .. } => counts.missing += 1,
+                    Difference::Extra { .. } => counts.extra += 1,
+                    Difference::Different { .. } => counts.different += 1,
                 }
             }
-            for key in expected.rows.keys() {
-                if !seen.contains(key) {
-                    counts.missing += 1;
-                    report.differences.push(Difference::Missing {
-                        table: table.table.clone(),
-                        key: key.clone(),
-                    });
-                }
-            }
-            expected_keys.extend(expected.rows.into_keys());
-            expected_keys.extend(expected.absent);
+            report.differences.extend(done.differences);
+            expected_keys.extend(done.keys);
         }
         // Extra rows: target keys the mapping made nothing of, or a filtered row of.
         if !report.sampled {
+            let shape = &check.shape;
             let mut after: Option<Vec<String>> = None;
             loop {
                 let keys = target
-                    .keys_after(table, after.as_deref(), options.chunk.max(1))
+                    .keys_after(table, after.as_deref(), chunk)
                     .await
                     .map_err(|e| target_err(&e))?;
                 let Some(last) = keys.last().cloned() else {

@@ -435,13 +435,21 @@ impl MysqlSnapshot {
 /// A connection pool for a MySQL URL, with the session in UTC (DMS renders
 /// TIMESTAMP in UTC), at most `max_connections` connections and TLS as the
 /// URL says ([`crate::connection`]).
+///
+/// Sessions estimate every `IN (...)` list from the index itself
+/// (`eq_range_index_dive_limit = 0`): a chunk's key list is longer than
+/// the server's default limit (200), beyond which it trusts the table's
+/// statistics, and statistics taken before a bulk load (a backfill's source,
+/// a freshly loaded target) make it read the whole table for every chunk.
 pub fn pool(url: &str, max_connections: usize) -> Result<Pool, crate::connection::OptionsError> {
     // TLS as the URL's parameters say (`ssl-mode`, `ssl-ca`, or the driver's).
     let opts = crate::connection::opts(url)?;
     let constraints =
         mysql_async::PoolConstraints::new(1, max_connections.max(1)).unwrap_or_default();
     let builder = mysql_async::OptsBuilder::from_opts(opts.clone())
-        .setup(vec!["SET time_zone = '+00:00'"])
+        .setup(vec![
+            "SET time_zone = '+00:00', eq_range_index_dive_limit = 0",
+        ])
         // Room for every statement shape of a mapping (per table and lookup,
         // a chunk size and its padded sizes), so none is re-prepared.
         // (unless the URL sets `stmt_cache_size`).
