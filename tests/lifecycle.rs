@@ -23,6 +23,7 @@ use support::targets::TestTarget;
 use support::{record, rig_for, root, user, Rig, FUNCTION_NAME};
 
 every_target!(
+    keys_of_several_columns_and_of_text_backfill_resume_reconcile_and_repair,
     reconcile_finds_every_planted_drift_and_repair_fixes_it,
     cutover_check_fails_for_each_reason_and_passes_when_clean,
 );
@@ -306,4 +307,210 @@ async fn cutover_check_fails_for_each_reason_and_passes_when_clean<T: TestTarget
     let (code, out) = cutover();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("cutover-check passed"), "{out}");
+}
+
+/// Two root tables whose keys are not one integer column: translations
+/// keyed by (recipe_id, lang) and tags keyed by a text slug.
+const KEYED_MAPPING: &str = r#"
+[source]
+schema = "recipes_src"
+before_image_field = "before-image"
+
+[source.tables.translations]
+key = ["recipe_id", "lang"]
+
+[source.tables.tags]
+key = ["slug"]
+
+[[target]]
+table = "global_translations"
+root = "translations"
+key = ["recipe_id", "lang"]
+version = "src_version"
+
+[[target.column]]
+name = "recipe_id"
+from = "recipe_id"
+
+[[target.column]]
+name = "lang"
+from = "lang"
+
+[[target.column]]
+name = "title"
+from = "title"
+
+[[target]]
+table = "global_tags"
+root = "tags"
+key = ["slug"]
+version = "src_version"
+
+[[target.column]]
+name = "slug"
+from = "slug"
+
+[[target.column]]
+name = "label"
+from = "label"
+"#;
+
+async fn keys_of_several_columns_and_of_text_backfill_resume_reconcile_and_repair<T: TestTarget>() {
+    let rig = rig_for::<T>(100).await;
+    rig.source_sql(
+        "CREATE TABLE translations (recipe_id BIGINT NOT NULL, lang VARCHAR(8) NOT NULL, \
+           title VARCHAR(200) NOT NULL, PRIMARY KEY (recipe_id, lang)); \
+         CREATE TABLE tags (slug VARCHAR(40) NOT NULL PRIMARY KEY, label VARCHAR(100) NOT NULL); \
+         INSERT INTO translations \
+           WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 125) \
+           SELECT i, l.lang, CONCAT(l.lang, ' title ', i) FROM n \
+           CROSS JOIN (SELECT 'de' AS lang UNION ALL SELECT 'en') l; \
+         INSERT INTO tags \
+           WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 130) \
+           SELECT CONCAT('tag-', LPAD(i, 3, '0'), IF(i % 7 = 0, '-ü', '')), CONCAT('Tag ', i) FROM n",
+    )
+    .await;
+    rig.target_sql(&format!(
+        "CREATE TABLE global_translations (recipe_id BIGINT NOT NULL, lang VARCHAR(8) NOT NULL, \
+           title VARCHAR(200) NOT NULL, src_version {v}, PRIMARY KEY (recipe_id, lang))",
+        v = T::VERSION_TYPE
+    ))
+    .await;
+    rig.target_sql(&format!(
+        "CREATE TABLE global_tags (slug VARCHAR(40) NOT NULL PRIMARY KEY, \
+           label VARCHAR(100) NOT NULL, src_version {v})",
+        v = T::VERSION_TYPE
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mapping.toml");
+    std::fs::write(&path, KEYED_MAPPING).unwrap();
+    let mapping =
+        dms_cdc::mapping::Mapping::load(&path, &rig.engine.transforms).expect("the mapping");
+    let capture = CaptureOptions::from_mapping(&mapping);
+    let engine = || {
+        Engine::new(
+            roots_only(&mapping),
+            rig.engine.transforms.clone(),
+            rig.engine.source.clone(),
+            T::new(rig.target_pool.clone(), FUNCTION_NAME, 100),
+            Settings {
+                function_name: FUNCTION_NAME.into(),
+                chunk_size: 100,
+            },
+        )
+    };
+    let options = BackfillOptions {
+        chunk: 20,
+        ..BackfillOptions::default()
+    };
+
+    // Ranges of keys that are not integers cannot be split.
+    let split = backfill(
+        &engine(),
+        &capture,
+        &BackfillOptions {
+            parallel: 2,
+            tables: vec![dms_cdc::dms::TableName::new("recipes_src", "tags")],
+            ..options.clone()
+        },
+        &|_| {},
+    )
+    .await
+    .expect_err("--parallel on a text key");
+    assert!(
+        split.to_string().contains("`slug` is not an integer"),
+        "{split}"
+    );
+
+    // A backfill stopped after a few chunks of each table (dropped at its
+    // next await, as a killed process), then resumed.
+    let chunks = std::sync::atomic::AtomicUsize::new(0);
+    let stop = tokio::sync::Notify::new();
+    let first = engine();
+    let count = |_: &dms_cdc::backfill::Progress| {
+        if chunks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 8 {
+            stop.notify_one();
+        }
+    };
+    tokio::select! {
+        r = backfill(&first, &capture, &options, &count) => panic!("the first run was to be stopped: {r:?}"),
+        _ = stop.notified() => {}
+    }
+    let second = backfill(&engine(), &capture, &options, &|_| {})
+        .await
+        .unwrap();
+    let translations = second
+        .iter()
+        .find(|r| r.table == "recipes_src.translations")
+        .unwrap();
+    let tags = second
+        .iter()
+        .find(|r| r.table == "recipes_src.tags")
+        .unwrap();
+    assert!(
+        translations.resumed_after.is_some() && translations.rows < 250,
+        "{second:?}"
+    );
+    assert_eq!(tags.resumed_after, None, "{second:?}");
+    assert_eq!(tags.rows, 130, "{second:?}");
+
+    let reconcile_options = ReconcileOptions {
+        chunk: 32,
+        parallel: 2,
+        ..ReconcileOptions::default()
+    };
+    let check = || {
+        reconcile(
+            &rig.engine.source,
+            &rig.engine.target,
+            &mapping,
+            &rig.engine.transforms,
+            &capture,
+            &reconcile_options,
+        )
+    };
+    let clean = check().await.unwrap();
+    assert!(clean.is_clean(), "{}", clean.render(20));
+    assert_eq!(clean.rows_compared(), 250 + 130, "{clean:?}");
+
+    // Drift on both kinds of key, found by key, and repaired.
+    rig.target_sql("DELETE FROM global_translations WHERE recipe_id = 7 AND lang = 'en'")
+        .await;
+    rig.target_sql("UPDATE global_tags SET label = 'by hand' WHERE slug = 'tag-014-ü'")
+        .await;
+    rig.target_sql(
+        "INSERT INTO global_tags (slug, label) VALUES ('zz-extra', 'not in the source')",
+    )
+    .await;
+    let found = check().await.unwrap();
+    let mut differences = found.differences.clone();
+    differences.sort_by_key(|d| format!("{d:?}"));
+    let mut want = vec![
+        Difference::Missing {
+            table: "global_translations".into(),
+            key: vec!["7".into(), "en".into()],
+        },
+        Difference::Different {
+            table: "global_tags".into(),
+            key: vec!["tag-014-ü".into()],
+            columns: vec!["label".into()],
+        },
+        Difference::Extra {
+            table: "global_tags".into(),
+            key: vec!["zz-extra".into()],
+        },
+    ];
+    want.sort_by_key(|d| format!("{d:?}"));
+    assert_eq!(differences, want, "{}", found.render(20));
+    let fixed = repair(&engine(), &capture, &found.differences)
+        .await
+        .unwrap();
+    assert_eq!(
+        (fixed.rewritten, fixed.deleted, fixed.not_repaired.len()),
+        (2, 1, 0),
+        "{fixed:?}"
+    );
+    let again = check().await.unwrap();
+    assert!(again.is_clean(), "{}", again.render(20));
 }

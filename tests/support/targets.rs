@@ -77,6 +77,8 @@ pub trait TestTarget:
     type Pool: Clone;
     /// What the server's answer to a lock wait over its timeout says.
     const LOCK_TIMEOUT: &'static str;
+    /// The column type of a version column (compared byte by byte).
+    const VERSION_TYPE: &'static str;
 
     /// Starts a server with the sample target schema (fixtures/).
     fn start() -> Self::Db;
@@ -124,6 +126,7 @@ impl TestTarget for MysqlTarget {
     type Db = MariaDb;
     type Pool = mysql_async::Pool;
     const LOCK_TIMEOUT: &'static str = "1205";
+    const VERSION_TYPE: &'static str = "VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NULL";
 
     fn start() -> MariaDb {
         let db = MariaDb::start(2).expect("target mariadb");
@@ -230,6 +233,7 @@ impl TestTarget for PostgresTarget {
     type Db = PostgreSql;
     type Pool = dms_cdc::postgres::Pool;
     const LOCK_TIMEOUT: &'static str = "lock timeout";
+    const VERSION_TYPE: &'static str = "varchar(255) COLLATE \"C\" NULL";
 
     fn start() -> PostgreSql {
         let pg = PostgreSql::start().expect("throwaway postgresql");

@@ -242,11 +242,11 @@ fn summary(reports: &[RangeReport], elapsed: Duration) -> String {
     let mut out = String::new();
     for r in reports {
         out.push_str(&format!(
-            "{}: keys {}..={}{}: {} rows in {} transactions, {} quarantined\n",
+            "{}: {}{}: {} rows in {} transactions, {} quarantined\n",
             r.lane,
-            r.first,
-            r.last,
+            r.range,
             r.resumed_after
+                .as_ref()
                 .map(|k| format!(" (resumed after key {k})"))
                 .unwrap_or_default(),
             r.rows,

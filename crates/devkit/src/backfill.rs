@@ -38,7 +38,7 @@ use dms_cdc_core::position::{SequenceNumber, ShardId};
 use dms_cdc_core::target::{Target, TargetTransaction};
 use dms_cdc_mysql::MysqlSource;
 
-use crate::capture::{CaptureError, CaptureOptions, KeyRangeReader};
+use crate::capture::{CaptureError, CaptureOptions, KeyRange, KeyRangeReader, RootKey};
 
 /// How a backfill runs.
 #[derive(Debug, Clone)]
@@ -83,12 +83,10 @@ pub struct RangeReport {
     pub table: String,
     /// The lane (the checkpoint's shard id).
     pub lane: String,
-    /// Keys `first..=last` of the range.
-    pub first: i128,
-    /// Last key of the range.
-    pub last: i128,
-    /// Resumed after this key (a previous run's progress).
-    pub resumed_after: Option<i128>,
+    /// The range's keys, for a person (`id 1..=500`, `every key`).
+    pub range: String,
+    /// Resumed after this key (a previous run's progress), as text.
+    pub resumed_after: Option<String>,
     /// Rows read from the source.
     pub rows: u64,
     /// Records quarantined.
@@ -122,7 +120,7 @@ pub enum BackfillError {
         /// The lane.
         lane: String,
         /// The last key applied.
-        after: i128,
+        after: String,
         /// The engine's retry error.
         error: String,
     },
@@ -179,6 +177,149 @@ fn key_of(sequence: &SequenceNumber) -> Option<i128> {
         .parse::<i128>()
         .ok()
         .map(|s| s - KEY_OFFSET)
+}
+
+/// Progress of a lane whose key is not one integer column: the rows done
+/// (an ordinal, so that the checkpoint moves forward) and the last key
+/// written, in one sequence number of exactly [`MAX_SEQUENCE_DIGITS`]
+/// digits: `2`, the ordinal in [`ORDINAL_DIGITS`] digits, then the key as
+/// compact JSON, two bytes per five digits (at most [`TUPLE_KEY_BYTES`]
+/// bytes; a longer key is not recorded, and a resume restarts its range:
+/// rewriting rows is harmless, the version guard keeps newer ones). Being
+/// longer than any integer lane's sequence number, it sorts after them.
+const ORDINAL_DIGITS: usize = 10;
+const TUPLE_KEY_BYTES: usize =
+    (dms_cdc_core::position::MAX_SEQUENCE_DIGITS - 1 - ORDINAL_DIGITS) / 5 * 2;
+
+/// A key value as JSON: text as a string, other bytes as `{"x": hex}`,
+/// numbers as numbers, dates and times as arrays of their parts.
+fn key_json(value: &mysql_async::Value) -> serde_json::Value {
+    use mysql_async::Value as V;
+    use serde_json::json;
+    match value {
+        V::NULL => serde_json::Value::Null,
+        V::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(t) => json!(t),
+            Err(_) => json!({"x": b.iter().map(|x| format!("{x:02x}")).collect::<String>()}),
+        },
+        V::Int(i) => json!(i),
+        V::UInt(u) => json!(u),
+        V::Float(f) => json!(f),
+        V::Double(f) => json!(f),
+        V::Date(y, mo, d, h, mi, sec, us) => json!({"d": [y, mo, d, h, mi, sec, us]}),
+        V::Time(neg, d, h, mi, sec, us) => json!({"t": [neg, d, h, mi, sec, us]}),
+    }
+}
+
+fn key_value(json: &serde_json::Value) -> Option<mysql_async::Value> {
+    use mysql_async::Value as V;
+    use serde_json::Value as J;
+    Some(match json {
+        J::Null => V::NULL,
+        J::String(t) => V::Bytes(t.clone().into_bytes()),
+        J::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => V::Int(i),
+            (_, Some(u), _) => V::UInt(u),
+            (_, _, Some(f)) => V::Double(f),
+            _ => return None,
+        },
+        J::Object(o) => {
+            let (tag, parts) = o.iter().next()?;
+            let parts = parts.as_array();
+            let n = |i: usize| parts.and_then(|p| p.get(i)).and_then(J::as_u64);
+            match tag.as_str() {
+                "x" => {
+                    let hex = o.get("x")?.as_str()?;
+                    let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+                        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                        .collect();
+                    V::Bytes(bytes?)
+                }
+                "d" => V::Date(
+                    u16::try_from(n(0)?).ok()?,
+                    u8::try_from(n(1)?).ok()?,
+                    u8::try_from(n(2)?).ok()?,
+                    u8::try_from(n(3)?).ok()?,
+                    u8::try_from(n(4)?).ok()?,
+                    u8::try_from(n(5)?).ok()?,
+                    u32::try_from(n(6)?).ok()?,
+                ),
+                "t" => V::Time(
+                    parts?.first()?.as_bool()?,
+                    u32::try_from(n(1)?).ok()?,
+                    u8::try_from(n(2)?).ok()?,
+                    u8::try_from(n(3)?).ok()?,
+                    u8::try_from(n(4)?).ok()?,
+                    u32::try_from(n(5)?).ok()?,
+                ),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The sequence number of a tuple lane's row `ordinal` with key `key`.
+fn tuple_sequence(ordinal: u64, key: &[mysql_async::Value]) -> SequenceNumber {
+    let json = serde_json::Value::Array(key.iter().map(key_json).collect()).to_string();
+    let mut bytes = json.into_bytes();
+    if bytes.len() > TUPLE_KEY_BYTES {
+        // Not recorded: a resume restarts the range.
+        bytes.clear();
+    }
+    bytes.resize(TUPLE_KEY_BYTES, 0);
+    let mut digits = format!(
+        "2{:0width$}",
+        ordinal % 10u64.pow(ORDINAL_DIGITS as u32),
+        width = ORDINAL_DIGITS
+    );
+    for pair in bytes.chunks(2) {
+        let v = u32::from(pair[0]) << 8 | u32::from(*pair.get(1).unwrap_or(&0));
+        digits.push_str(&format!("{v:05}"));
+    }
+    while digits.len() < dms_cdc_core::position::MAX_SEQUENCE_DIGITS {
+        digits.push('0');
+    }
+    SequenceNumber::parse(&digits).expect("129 digits")
+}
+
+/// A tuple lane's progress: the rows done and the last key (`None`: not
+/// recorded, or not a tuple lane's sequence number).
+fn tuple_of(sequence: &SequenceNumber) -> Option<(u64, Option<RootKey>)> {
+    let digits = sequence.as_str();
+    if digits.len() != dms_cdc_core::position::MAX_SEQUENCE_DIGITS || !digits.starts_with('2') {
+        return None;
+    }
+    let ordinal: u64 = digits.get(1..=ORDINAL_DIGITS)?.parse().ok()?;
+    let mut bytes = Vec::new();
+    let body = digits.get(1 + ORDINAL_DIGITS..)?;
+    for i in 0..TUPLE_KEY_BYTES / 2 {
+        let v: u32 = body.get(5 * i..5 * i + 5)?.parse().ok()?;
+        bytes.push((v >> 8) as u8);
+        bytes.push((v & 0xff) as u8);
+    }
+    while bytes.last() == Some(&0) {
+        bytes.pop();
+    }
+    let key = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|j| {
+            j.as_array()
+                .map(|a| a.iter().map(key_value).collect::<Option<Vec<_>>>())
+        })
+        .flatten();
+    Some((ordinal, key))
+}
+
+/// A key for a person.
+fn key_text(key: &[mysql_async::Value]) -> String {
+    key.iter()
+        .map(|v| match key_json(v) {
+            serde_json::Value::String(t) => t,
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `n` near-equal ranges of `first..=last`; range `i` (0-based).
@@ -290,6 +431,27 @@ pub async fn backfill<T: Target>(
     let mut reports = Vec::new();
     for table in &tables {
         let reader = KeyRangeReader::new(pool, table, capture).await?;
+        let ranges = options.parallel.max(1);
+        if !reader.integer_lead() {
+            // One range: keys that are not integers cannot be split here.
+            if options.parts > 1 || ranges > 1 {
+                return Err(reader.not_integer_lead().into());
+            }
+            let name = lane(table, 1, 1, 0, 1);
+            let report = run_range(
+                engine,
+                &reader,
+                table,
+                &name,
+                None,
+                options.chunk.max(1),
+                &throttle,
+                progress,
+            )
+            .await?;
+            reports.push(report);
+            continue;
+        }
         // This part: open-ended at the first and the last part.
         let (part_lo, part_hi) = match options.keys {
             Some((lo, hi)) if options.parts > 1 => {
@@ -311,7 +473,6 @@ pub async fn backfill<T: Target>(
             }
             _ => (KEY_MIN, KEY_MAX),
         };
-        let ranges = options.parallel.max(1);
         let names: Vec<String> = (0..ranges)
             .map(|j| lane(table, options.part, options.parts, j, ranges))
             .collect();
@@ -330,7 +491,7 @@ pub async fn backfill<T: Target>(
                 &reader,
                 table,
                 lane,
-                (*lo, *hi),
+                Some((*lo, *hi)),
                 options.chunk.max(1),
                 &throttle,
                 progress,
@@ -438,48 +599,125 @@ async fn lane_ends<T: Target>(
     Ok(out)
 }
 
+/// Where a lane resumes: after a key (or from the start of its range),
+/// and the ordinal of the next row (tuple lanes).
+struct Resume {
+    after: Option<RootKey>,
+    ordinal: u64,
+    /// For the report.
+    text: Option<String>,
+}
+
+/// A lane's stored progress.
+async fn resume_point<T: Target>(
+    engine: &Engine<MysqlSource, T>,
+    reader: &KeyRangeReader,
+    shard: &ShardId,
+    lane: &str,
+) -> Result<Resume, BackfillError> {
+    let stored = engine
+        .target
+        .checkpoint(shard)
+        .await
+        .map_err(|e| progress_error(lane, &e))?;
+    let Some(stored) = stored else {
+        return Ok(Resume {
+            after: None,
+            ordinal: 0,
+            text: None,
+        });
+    };
+    if let Some((ordinal, key)) = tuple_of(&stored) {
+        return Ok(Resume {
+            text: Some(match &key {
+                Some(k) => key_text(k),
+                None => {
+                    format!("row {ordinal} (its key was too long to record: the range starts over)")
+                }
+            }),
+            after: key,
+            ordinal,
+        });
+    }
+    match key_of(&stored) {
+        Some(k) if reader.integer_key() => Ok(Resume {
+            after: Some(vec![mysql_async::Value::Bytes(k.to_string().into_bytes())]),
+            ordinal: 0,
+            text: Some(k.to_string()),
+        }),
+        _ => Err(BackfillError::Progress {
+            lane: lane.to_owned(),
+            error: format!(
+                "the stored progress {} is not this table's (was its primary key changed?); delete the lane's checkpoint row to start over",
+                stored.as_str()
+            ),
+        }),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_range<T: Target>(
     engine: &Engine<MysqlSource, T>,
     reader: &KeyRangeReader,
     table: &TableName,
     lane_id: &str,
-    (lo, hi): (i128, i128),
+    lead: Option<(i128, i128)>,
     chunk: usize,
     throttle: &Throttle,
     progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<RangeReport, BackfillError> {
     let shard = ShardId::parse(lane_id).map_err(|e| BackfillError::Usage(e.to_string()))?;
-    let done_before = stored_key(engine, &shard, lane_id).await?;
+    let resume = resume_point(engine, reader, &shard, lane_id).await?;
+    let lead_column = &reader.key_columns()[0];
     let mut report = RangeReport {
         table: table.to_string(),
         lane: lane_id.to_owned(),
-        first: lo,
-        last: hi,
-        resumed_after: done_before,
+        range: match lead {
+            Some((lo, hi)) => format!("{lead_column} {lo}..={hi}"),
+            None => "every key".to_owned(),
+        },
+        resumed_after: resume.text.clone(),
         ..RangeReport::default()
     };
-    let mut after = done_before.unwrap_or(lo - 1).max(lo - 1);
-    // Progress is measured over the keys the range holds now (its ends may
-    // be open: the smallest and greatest key a column can hold).
-    let (seen_lo, seen_hi) = reader
-        .bounds_within(engine.source.pool(), lo, hi)
-        .await?
-        .unwrap_or((lo, hi));
-    let span = (seen_hi - seen_lo + 1).max(1) as f64;
-    while after < hi {
-        let records = reader.read(engine.source.pool(), after, hi, chunk).await?;
-        let Some(last_key) = records.last().map(|r| r.key) else {
+    let mut after = resume.after;
+    let mut ordinal = resume.ordinal;
+    // Progress is measured over the leading keys the range holds now (its
+    // ends may be open), or over the table's estimated rows.
+    let measure = match lead {
+        Some((lo, hi)) => {
+            let (seen_lo, seen_hi) = reader
+                .bounds_within(engine.source.pool(), lo, hi)
+                .await?
+                .unwrap_or((lo, hi));
+            Measure::Keys(seen_lo, (seen_hi - seen_lo + 1).max(1) as f64)
+        }
+        None => Measure::Rows(reader.estimated_rows(engine.source.pool()).await?.max(1) as f64),
+    };
+    let mut done_rows = ordinal;
+    loop {
+        let range = KeyRange {
+            after: after.as_deref(),
+            lead_from: lead.map(|(lo, _)| lo),
+            lead_upto: lead.map(|(_, hi)| hi),
+        };
+        let records = reader.read(engine.source.pool(), &range, chunk).await?;
+        let Some(last) = records.last().map(|r| (r.key.clone(), r.lead)) else {
             break;
         };
         let deliveries: Vec<Delivery> = records
             .into_iter()
-            .map(|r| Delivery {
-                shard_id: shard.clone(),
-                sequence_number: sequence_of(r.key),
-                partition_key: r.partition_key,
-                approximate_arrival_ms: None,
-                data: r.payload,
+            .map(|r| {
+                ordinal += 1;
+                Delivery {
+                    shard_id: shard.clone(),
+                    sequence_number: match (reader.integer_key(), r.lead) {
+                        (true, Some(k)) => sequence_of(k),
+                        _ => tuple_sequence(ordinal, &r.key),
+                    },
+                    partition_key: r.partition_key,
+                    approximate_arrival_ms: None,
+                    data: r.payload,
+                }
             })
             .collect();
         let n = deliveries.len() as u64;
@@ -494,7 +732,10 @@ async fn run_range<T: Target>(
                 Some(error) if attempt >= 10 => {
                     return Err(BackfillError::Apply {
                         lane: lane_id.to_owned(),
-                        after,
+                        after: after
+                            .as_deref()
+                            .map(key_text)
+                            .unwrap_or_else(|| "(start)".into()),
                         error,
                     })
                 }
@@ -507,24 +748,45 @@ async fn run_range<T: Target>(
         }
         report.rows += n;
         report.batches += 1;
-        after = last_key;
+        done_rows += n;
+        after = Some(last.0);
         progress(&Progress {
             table: report.table.clone(),
             lane: lane_id.to_owned(),
             rows: report.rows,
-            done: ((after - seen_lo + 1) as f64 / span).clamp(0.0, 1.0),
+            done: match measure {
+                Measure::Keys(seen_lo, span) => last
+                    .1
+                    .map_or(0.0, |k| ((k - seen_lo + 1) as f64 / span).clamp(0.0, 1.0)),
+                Measure::Rows(total) => (done_rows as f64 / total).clamp(0.0, 0.99),
+            },
         });
         throttle.take(n).await;
         if (n as usize) < chunk {
             break;
         }
     }
-    if after < hi {
-        // An empty or short read: the range is exhausted (rows inserted
-        // later are the stream's); mark it done.
-        store_key(engine, &shard, hi, lane_id).await?;
+    // The range is exhausted (rows inserted later are the stream's): mark
+    // an integer range done to its end.
+    if let (Some((_, hi)), true) = (lead, reader.integer_key()) {
+        if after
+            .as_ref()
+            .and_then(|k| crate::capture::integer_key(&k[0]))
+            != Some(hi)
+        {
+            store_key(engine, &shard, hi, lane_id).await?;
+        }
     }
     Ok(report)
+}
+
+/// How a lane's share done is measured.
+#[derive(Clone, Copy)]
+enum Measure {
+    /// Over the leading keys from the first, of a span.
+    Keys(i128, f64),
+    /// Over the table's estimated rows.
+    Rows(f64),
 }
 
 #[cfg(test)]
@@ -546,6 +808,36 @@ mod tests {
             assert!(a < b, "{} < {}", w[0], w[1]);
             assert_eq!(key_of(&a), Some(w[0]));
         }
+    }
+
+    #[test]
+    fn tuple_progress_keeps_the_key_and_moves_forward_by_row() {
+        use mysql_async::Value as V;
+        let keys = [
+            vec![V::Int(7), V::Bytes(b"en".to_vec())],
+            vec![V::Bytes("tag-014-\u{fc}".as_bytes().to_vec())],
+            vec![V::Bytes(vec![0xff, 0x00, 0x10]), V::UInt(u64::MAX)],
+            vec![V::Date(2026, 12, 6, 7, 41, 18, 5), V::Int(-3)],
+            vec![V::Time(true, 1, 2, 3, 4, 5)],
+            vec![V::Bytes(b"0f8fad5b-d9cb-469f-a165-70867728950e".to_vec())],
+        ];
+        let mut before: Option<SequenceNumber> = None;
+        for (i, key) in keys.iter().enumerate() {
+            let seq = tuple_sequence(i as u64 + 1, key);
+            assert_eq!(seq.as_str().len(), 129);
+            assert_eq!(tuple_of(&seq), Some((i as u64 + 1, Some(key.clone()))));
+            // Later rows are greater whatever their key, and greater than
+            // any integer lane's progress.
+            assert!(seq > sequence_of(u64::MAX as i128));
+            if let Some(b) = before {
+                assert!(seq > b);
+            }
+            before = Some(seq);
+        }
+        // A key too long to record: the ordinal is kept, the key is not.
+        let long = vec![V::Bytes(vec![b'a'; 60])];
+        assert_eq!(tuple_of(&tuple_sequence(9, &long)), Some((9, None)));
+        assert_eq!(tuple_of(&sequence_of(12)), None);
     }
 
     #[test]

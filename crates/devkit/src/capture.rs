@@ -104,7 +104,9 @@ mod schema;
 mod snapshot;
 mod stream;
 
-pub use snapshot::{snapshot, KeyRangeReader, KeyedRecord, Snapshot};
+pub use snapshot::{
+    integer_key, snapshot, KeyRange, KeyRangeReader, KeyedRecord, RootKey, Snapshot,
+};
 pub use stream::{Capture, CapturedTransaction};
 
 /// `BeforeImageSettings.ColumnFilter`: which columns the before image of an update carries.

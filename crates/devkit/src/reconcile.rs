@@ -34,7 +34,7 @@ use dms_cdc_core::target::{Quarantine, TableWrites, Target, TargetRows, TargetTr
 use dms_cdc_mysql::MysqlSource;
 
 use crate::backfill::roots_only;
-use crate::capture::{CaptureError, CaptureOptions, KeyRangeReader};
+use crate::capture::{CaptureError, CaptureOptions, KeyRange, KeyRangeReader};
 
 /// How a reconcile runs.
 #[derive(Debug, Clone)]
@@ -715,18 +715,29 @@ pub async fn reconcile<T: Target + TargetRows>(
         };
         // The root table's chunks, read one after the other (each starts
         // after the last key of the one before), numbered from 0.
-        let chunks = stream::try_unfold((i64::MIN as i128 - 1, 0u64), |(after, no)| {
-            let reader = &reader;
-            async move {
-                let records = reader.read(pool, after, u64::MAX as i128, chunk).await?;
-                Ok::<_, ReconcileError>(
-                    records
-                        .last()
-                        .map(|r| r.key)
-                        .map(|last| ((no, records), (last, no + 1))),
-                )
-            }
-        });
+        let chunks = stream::try_unfold(
+            (None::<crate::capture::RootKey>, 0u64, false),
+            |(after, no, done)| {
+                let reader = &reader;
+                async move {
+                    if done {
+                        return Ok(None);
+                    }
+                    let range = KeyRange {
+                        after: after.as_deref(),
+                        ..KeyRange::default()
+                    };
+                    let records = reader.read(pool, &range, chunk).await?;
+                    let short = records.len() < chunk;
+                    Ok::<_, ReconcileError>(
+                        records
+                            .last()
+                            .map(|r| r.key.clone())
+                            .map(|last| ((no, records), (Some(last), no + 1, short))),
+                    )
+                }
+            },
+        );
         let sample = options.sample_every.filter(|k| *k > 1).map(|k| k as u64);
         let checks = chunks
             .map_ok(|(no, records)| {
@@ -810,11 +821,13 @@ fn normalise_key(key: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The leading digits of a repair's sequence numbers (100 digits with the
-/// count): longer, so greater, than Kinesis' sequence numbers (56 digits
-/// today) and a backfill's (at most 20), within the 129 Kinesis allows.
-const REPAIR_SEQUENCE_BASE: &str =
-    "99999999999999999999999999999999999999999999999999999999999999999999999999999999";
+/// A repair's sequence number: 109 nines and the count in 20 digits, the
+/// 129 digits Kinesis allows: longer than Kinesis' sequence numbers (56
+/// digits today) and an integer backfill lane's (at most 20), and of the
+/// same length as a tuple backfill lane's but greater (those start with 2).
+fn repair_sequence(count: u64) -> SequenceNumber {
+    SequenceNumber::parse(&format!("{}{count:020}", "9".repeat(109))).expect("129 digits")
+}
 
 /// What a repair did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -832,8 +845,9 @@ pub struct RepairReport {
 /// Repairs `differences` through `engine` (the function's mapping, the
 /// real target): missing and different rows are rebuilt from fresh `load`
 /// records of their root rows, extra rows deleted by `delete` records of
-/// their key. Only targets whose key columns copy the root key can be
-/// repaired (the root key is read from the target key).
+/// their key. Only targets whose key columns copy the root table's primary
+/// key (every column of it, any types) can be repaired: the root key is
+/// read from the target key.
 pub async fn repair<T: Target>(
     engine: &Engine<MysqlSource, T>,
     capture: &CaptureOptions,
@@ -856,42 +870,62 @@ pub async fn repair<T: Target>(
         else {
             continue;
         };
-        let root_cols: Option<Vec<String>> = target
+        let reader = KeyRangeReader::new(pool, &target.root, capture).await?;
+        // Where each root key column is in the target key.
+        let copies: Option<Vec<String>> = target
             .key
             .iter()
             .map(|k| root_column_of_key(target, k))
             .collect();
-        let Some(root_cols) = root_cols.filter(|c| c.len() == 1) else {
+        let positions: Option<Vec<usize>> = copies.as_ref().and_then(|copies| {
+            (copies.len() == reader.key_columns().len())
+                .then(|| {
+                    reader
+                        .key_columns()
+                        .iter()
+                        .map(|c| copies.iter().position(|k| k.eq_ignore_ascii_case(c)))
+                        .collect()
+                })
+                .flatten()
+        });
+        let Some(positions) = positions else {
             out.not_repaired.push(format!(
-                "{table_name}: its key is not a plain copy of a one-column root key; rebuild it with dms-cdc backfill"
+                "{table_name}: its key is not a plain copy of the primary key of {} ({}); rebuild it with dms-cdc backfill",
+                target.root,
+                reader.key_columns().join(", ")
             ));
             continue;
         };
-        let reader = KeyRangeReader::new(pool, &target.root, capture).await?;
+        let root_key = |key: &[String]| -> Vec<String> {
+            positions
+                .iter()
+                .map(|i| key.get(*i).cloned().unwrap_or_default())
+                .collect()
+        };
+        let wanted: Vec<Vec<String>> = diffs
+            .iter()
+            .map(|d| match d {
+                Difference::Missing { key, .. }
+                | Difference::Different { key, .. }
+                | Difference::Extra { key, .. } => root_key(key),
+            })
+            .collect();
+        let mut found: BTreeMap<Vec<String>, crate::capture::KeyedRecord> = BTreeMap::new();
+        for r in reader.read_keys(pool, &wanted).await? {
+            found.insert(normalise_key(&root_text(&r.key)), r);
+        }
         let shard = ShardId(format!("repair-{}", lane(table_name).0));
         let mut deliveries = Vec::new();
-        for d in diffs {
-            let (key, delete) = match d {
-                Difference::Missing { key, .. } | Difference::Different { key, .. } => (key, false),
-                Difference::Extra { key, .. } => (key, true),
-            };
-            let Some(k) = key.first().and_then(|k| k.parse::<i128>().ok()) else {
-                out.not_repaired.push(format!(
-                    "{table_name} {}: not an integer key",
-                    key.join(",")
-                ));
-                continue;
-            };
-            let records = reader.read(pool, k - 1, k, 1).await?;
+        for (d, key) in diffs.iter().zip(wanted) {
+            let delete = matches!(d, Difference::Extra { .. });
             seq += 1;
             // Above any backfill's or earlier repair's sequence number: a
             // repair read in the same second as the row it replaces (a
             // load of that second) must win the tie; a change the stream
             // committed in that second still sorts above it (it has a log
             // position).
-            let sequence_number =
-                SequenceNumber::parse(&format!("{REPAIR_SEQUENCE_BASE}{seq:020}")).expect("digits");
-            match (records.into_iter().next(), delete) {
+            let sequence_number = repair_sequence(seq);
+            match (found.remove(&normalise_key(&key)), delete) {
                 (Some(r), false) => {
                     out.rewritten += 1;
                     deliveries.push(Delivery {
@@ -908,9 +942,9 @@ pub async fn repair<T: Target>(
                     deliveries.push(Delivery {
                         shard_id: shard.clone(),
                         sequence_number,
-                        partition_key: format!("{}.{k}", target.root),
+                        partition_key: format!("{}.{}", target.root, key.join(".")),
                         approximate_arrival_ms: None,
-                        data: delete_record(&target.root, &root_cols[0], k, now),
+                        data: delete_record(&target.root, reader.key_columns(), &key, now),
                     });
                 }
             }
@@ -926,15 +960,33 @@ pub async fn repair<T: Target>(
     Ok(out)
 }
 
-/// A DMS `delete` record of the root row with key `key`, stamped `at`.
+/// A root key read from the source, as text.
+fn root_text(key: &[mysql_async::Value]) -> Vec<String> {
+    key.iter()
+        .map(|v| match v {
+            mysql_async::Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            mysql_async::Value::Int(i) => i.to_string(),
+            mysql_async::Value::UInt(u) => u.to_string(),
+            other => other.as_sql(true).trim_matches('\'').to_owned(),
+        })
+        .collect()
+}
+
+/// A DMS `delete` record of the root row with key `key` (the values of
+/// `columns`, as text), stamped `at`.
 fn delete_record(
     root: &TableName,
-    column: &str,
-    key: i128,
+    columns: &[String],
+    key: &[String],
     at: chrono::DateTime<chrono::Utc>,
 ) -> Vec<u8> {
+    let data: serde_json::Map<String, serde_json::Value> = columns
+        .iter()
+        .zip(key)
+        .map(|(c, k)| (c.clone(), serde_json::Value::String(k.clone())))
+        .collect();
     serde_json::to_vec(&serde_json::json!({
-        "data": {column: key.to_string()},
+        "data": data,
         "metadata": {
             "timestamp": at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
             "record-type": "data",

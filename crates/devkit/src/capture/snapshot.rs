@@ -175,22 +175,32 @@ async fn read(
     Ok(Snapshot { position, records })
 }
 
-/// Reads a table by ranges of its primary key (one integer column), as
-/// `load` records: the chunked, resumable read of `dms-cdc backfill`.
+/// Reads a table in primary key order, chunk by chunk, as `load` records:
+/// the chunked, resumable read of `dms-cdc backfill` and `dms-cdc
+/// reconcile`. Any primary key works (one column or several, of any type
+/// the server orders); ranges of the *leading* key column (parts, parallel
+/// ranges) need that column to be an integer.
 #[derive(Debug, Clone)]
 pub struct KeyRangeReader {
     table: TableName,
-    key: String,
+    key: Vec<String>,
+    /// Whether the leading key column is an integer.
+    integer_lead: bool,
     json: std::collections::BTreeSet<String>,
     large_integer_value: bool,
     schema_table_prefix: bool,
 }
 
+/// A row's primary key: its key columns' values, in key order.
+pub type RootKey = Vec<mysql_async::Value>;
+
 /// One row read by a [`KeyRangeReader`].
 #[derive(Debug, Clone)]
 pub struct KeyedRecord {
     /// The row's key.
-    pub key: i128,
+    pub key: RootKey,
+    /// The leading key column as an integer (when it is one).
+    pub lead: Option<i128>,
     /// The Kinesis partition key DMS would use.
     pub partition_key: String,
     /// The DMS `load` document.
@@ -199,7 +209,8 @@ pub struct KeyedRecord {
 
 const INTEGER_TYPES: [&str; 5] = ["tinyint", "smallint", "mediumint", "int", "bigint"];
 
-fn key_of(value: &mysql_async::Value) -> Option<i128> {
+/// An integer key value.
+pub fn integer_key(value: &mysql_async::Value) -> Option<i128> {
     match value {
         mysql_async::Value::Int(i) => Some(i128::from(*i)),
         mysql_async::Value::UInt(u) => Some(i128::from(*u)),
@@ -208,8 +219,24 @@ fn key_of(value: &mysql_async::Value) -> Option<i128> {
     }
 }
 
+fn quote(n: &str) -> String {
+    format!("`{}`", n.replace('`', "``"))
+}
+
+/// Which rows a read takes: the leading column within `lead` (inclusive,
+/// either end open) and, with `after`, only keys greater than it.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRange<'a> {
+    /// Keys greater than this one (key order).
+    pub after: Option<&'a [mysql_async::Value]>,
+    /// The leading column at least this (integer leads only).
+    pub lead_from: Option<i128>,
+    /// The leading column at most this (integer leads only).
+    pub lead_upto: Option<i128>,
+}
+
 impl KeyRangeReader {
-    /// A reader of `table`, whose primary key must be one integer column.
+    /// A reader of `table`, which must have a primary key.
     pub async fn new(
         pool: &Pool,
         table: &TableName,
@@ -219,75 +246,216 @@ impl KeyRangeReader {
         let def = load_table_def(&mut conn, table)
             .await?
             .ok_or_else(|| CaptureError::Setup(format!("table {table} does not exist")))?;
-        let [key] = def.primary_key.as_slice() else {
+        if def.primary_key.is_empty() {
             return Err(CaptureError::Setup(format!(
-                "table {table}: its primary key ({}) is not one column; backfill reads by ranges of a one-column integer key",
-                def.primary_key.join(", ")
+                "table {table} has no primary key; backfill and reconcile read a table in primary key order"
             )));
-        };
-        let column = def
+        }
+        let lead = def
             .columns
             .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(key));
-        let integer = column.is_some_and(|c| {
+            .find(|c| c.name.eq_ignore_ascii_case(&def.primary_key[0]));
+        let integer_lead = lead.is_some_and(|c| {
             let base = c.type_text.split(['(', ' ']).next().unwrap_or("");
             INTEGER_TYPES.contains(&base)
         });
-        if !integer {
-            return Err(CaptureError::Setup(format!(
-                "table {table}: primary key `{key}` is {}, not an integer; backfill reads by ranges of a one-column integer key",
-                column.map(|c| c.type_text.as_str()).unwrap_or("unknown")
-            )));
-        }
         let mut json = def.json_columns();
         if let Some(extra) = options.json_columns.get(table) {
             json.extend(extra.iter().cloned());
         }
         Ok(KeyRangeReader {
             table: table.clone(),
-            key: key.clone(),
+            key: def.primary_key.clone(),
+            integer_lead,
             json,
             large_integer_value: options.large_integer_value,
             schema_table_prefix: options.schema_table_prefix,
         })
     }
 
-    fn quoted(&self) -> (String, String) {
-        let quote = |n: &str| format!("`{}`", n.replace('`', "``"));
-        (
-            format!("{}.{}", quote(&self.table.schema), quote(&self.table.table)),
-            quote(&self.key),
-        )
+    /// The table.
+    pub fn table(&self) -> &TableName {
+        &self.table
     }
 
-    /// The smallest and greatest key within `lo..=hi` (`None`: no row there).
+    /// The primary key's columns, in key order.
+    pub fn key_columns(&self) -> &[String] {
+        &self.key
+    }
+
+    /// Whether the key is one integer column.
+    pub fn integer_key(&self) -> bool {
+        self.integer_lead && self.key.len() == 1
+    }
+
+    /// Whether the leading key column is an integer (ranges of it can be split).
+    pub fn integer_lead(&self) -> bool {
+        self.integer_lead
+    }
+
+    fn quoted_table(&self) -> String {
+        format!("{}.{}", quote(&self.table.schema), quote(&self.table.table))
+    }
+
+    /// The smallest and greatest leading key within `lo..=hi` (`None`: no
+    /// row there). Needs an integer leading column.
     pub async fn bounds_within(
         &self,
         pool: &Pool,
         lo: i128,
         hi: i128,
     ) -> Result<Option<(i128, i128)>, CaptureError> {
-        let (table, key) = self.quoted();
+        if !self.integer_lead {
+            return Err(self.not_integer_lead());
+        }
+        let table = self.quoted_table();
+        let key = quote(&self.key[0]);
         let mut conn = pool.get_conn().await?;
         let row: Option<(mysql_async::Value, mysql_async::Value)> = conn
             .query_first(format!(
                 "SELECT MIN({key}), MAX({key}) FROM {table} WHERE {key} >= {lo} AND {key} <= {hi}"
             ))
             .await?;
-        Ok(row.and_then(|(lo, hi)| Some((key_of(&lo)?, key_of(&hi)?))))
+        Ok(row.and_then(|(lo, hi)| Some((integer_key(&lo)?, integer_key(&hi)?))))
     }
 
-    /// Up to `limit` rows with `after < key <= upto`, in key order, as
-    /// `load` records stamped with the source's clock read before the rows
-    /// (so a change committed after the read is newer than the record).
+    /// The error of a range split on a key whose leading column is not an integer.
+    pub fn not_integer_lead(&self) -> CaptureError {
+        CaptureError::Setup(format!(
+            "table {}: the leading primary key column `{}` is not an integer, so its keys cannot be split into ranges (--part, --parallel, --keys); load it as one range",
+            self.table, self.key[0]
+        ))
+    }
+
+    /// The server's estimate of the table's rows (for progress).
+    pub async fn estimated_rows(&self, pool: &Pool) -> Result<u64, CaptureError> {
+        let mut conn = pool.get_conn().await?;
+        let rows: Option<Option<u64>> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&self.table.schema, &self.table.table),
+            )
+            .await?;
+        Ok(rows.flatten().unwrap_or(0))
+    }
+
+    /// Up to `limit` rows of `range`, in key order, as `load` records
+    /// stamped with the source's clock read before the rows (so a change
+    /// committed after the read is newer than the record).
     pub async fn read(
         &self,
         pool: &Pool,
-        after: i128,
-        upto: i128,
+        range: &KeyRange<'_>,
         limit: usize,
     ) -> Result<Vec<KeyedRecord>, CaptureError> {
-        let (table, key) = self.quoted();
+        let mut conditions = Vec::new();
+        let mut params: Vec<mysql_async::Value> = Vec::new();
+        let lead = quote(&self.key[0]);
+        if range.lead_from.is_some() || range.lead_upto.is_some() {
+            if !self.integer_lead {
+                return Err(self.not_integer_lead());
+            }
+            if let Some(lo) = range.lead_from {
+                conditions.push(format!("{lead} >= {lo}"));
+            }
+            if let Some(hi) = range.lead_upto {
+                conditions.push(format!("{lead} <= {hi}"));
+            }
+        }
+        if let Some(after) = range.after {
+            if after.len() != self.key.len() {
+                return Err(CaptureError::Setup(format!(
+                    "table {}: a key of {} values for a primary key of {} columns",
+                    self.table,
+                    after.len(),
+                    self.key.len()
+                )));
+            }
+            // (k1, ..., kn) > (v1, ..., vn), spelled out so that every
+            // server uses the key's index: k1 > v1 OR (k1 = v1 AND k2 > v2) ...
+            let mut any = Vec::new();
+            for i in 0..self.key.len() {
+                let mut all = Vec::new();
+                for (j, column) in self.key.iter().enumerate().take(i) {
+                    all.push(format!("{} = ?", quote(column)));
+                    params.push(after[j].clone());
+                }
+                all.push(format!("{} > ?", quote(&self.key[i])));
+                params.push(after[i].clone());
+                any.push(format!("({})", all.join(" AND ")));
+            }
+            conditions.push(format!("({})", any.join(" OR ")));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let order = self
+            .key
+            .iter()
+            .map(|k| quote(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT * FROM {}{filter} ORDER BY {order} LIMIT {limit}",
+            self.quoted_table()
+        );
+        self.records(pool, &sql, params).await
+    }
+
+    /// The rows of `keys` (each the key columns' values as text), in key
+    /// order, as `load` records (a repair's fresh read).
+    pub async fn read_keys(
+        &self,
+        pool: &Pool,
+        keys: &[Vec<String>],
+    ) -> Result<Vec<KeyedRecord>, CaptureError> {
+        let mut out = Vec::new();
+        let one = format!(
+            "({})",
+            self.key
+                .iter()
+                .map(|k| format!("{} = ?", quote(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        );
+        for chunk in keys.chunks(200) {
+            let mut params: Vec<mysql_async::Value> = Vec::new();
+            for key in chunk {
+                if key.len() != self.key.len() {
+                    return Err(CaptureError::Setup(format!(
+                        "table {}: key ({}) has {} values for a primary key of {} columns",
+                        self.table,
+                        key.join(","),
+                        key.len(),
+                        self.key.len()
+                    )));
+                }
+                params.extend(key.iter().map(|v| mysql_async::Value::from(v.as_str())));
+            }
+            let order = self
+                .key
+                .iter()
+                .map(|k| quote(k))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT * FROM {} WHERE {} ORDER BY {order}",
+                self.quoted_table(),
+                vec![one.as_str(); chunk.len()].join(" OR ")
+            );
+            out.extend(self.records(pool, &sql, params).await?);
+        }
+        Ok(out)
+    }
+
+    async fn records(
+        &self,
+        pool: &Pool,
+        sql: &str,
+        params: Vec<mysql_async::Value>,
+    ) -> Result<Vec<KeyedRecord>, CaptureError> {
         let mut conn = pool.get_conn().await?;
         // TIMESTAMP values are rendered in UTC, as DMS renders them.
         conn.query_drop("SET time_zone = '+00:00'").await?;
@@ -298,36 +466,56 @@ impl KeyRangeReader {
             .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c).ok())
             .map(|t| t.with_timezone(&Utc))
             .ok_or_else(|| CaptureError::Setup("the source's clock could not be read".into()))?;
-        let sql = format!(
-            "SELECT * FROM {table} WHERE {key} > {after} AND {key} <= {upto} ORDER BY {key} LIMIT {limit}"
-        );
         // The binary protocol: typed values, as the snapshot reads them.
-        let rows: Vec<mysql_async::Row> = conn.exec(sql, ()).await?;
-        let primary_key = [self.key.clone()];
+        let rows: Vec<mysql_async::Row> = conn.exec(sql, params).await?;
         let shape = LoadShape {
             table: &self.table,
-            primary_key: &primary_key,
+            primary_key: &self.key,
             json: &self.json,
             large_integer_value: self.large_integer_value,
             schema_table_prefix: self.schema_table_prefix,
         };
+        // Where the key columns are in a row (the same in every row).
+        let positions: Vec<Option<usize>> = rows
+            .first()
+            .map(|row| {
+                self.key
+                    .iter()
+                    .map(|k| {
+                        row.columns_ref()
+                            .iter()
+                            .position(|c| c.name_str().eq_ignore_ascii_case(k))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let k = row
-                .columns_ref()
+            let key: Option<RootKey> = positions
                 .iter()
-                .position(|c| c.name_str().eq_ignore_ascii_case(&self.key))
-                .and_then(|i| row.as_ref(i))
-                .and_then(key_of);
-            let Some(k) = k else {
+                .map(|p| p.and_then(|i| row.as_ref(i)).cloned())
+                .collect();
+            let Some(key) = key else {
                 return Err(CaptureError::Setup(format!(
-                    "table {}: a row without an integer key",
+                    "table {}: a row without its primary key columns",
                     self.table
                 )));
             };
+            let lead = if self.integer_lead {
+                let Some(lead) = integer_key(&key[0]) else {
+                    return Err(CaptureError::Setup(format!(
+                        "table {}: a row whose integer key `{}` is not an integer",
+                        self.table, self.key[0]
+                    )));
+                };
+                Some(lead)
+            } else {
+                None
+            };
             let (partition_key, payload) = shape.record(row, read_at);
             out.push(KeyedRecord {
-                key: k,
+                key,
+                lead,
                 partition_key,
                 payload,
             });
