@@ -799,6 +799,7 @@ impl<'a> Naive<'a> {
             &Related {
                 joins: &join_refs,
                 children: &child_refs,
+                nested: None,
             },
             &self.rig.transforms,
         )?;

@@ -80,6 +80,9 @@ pub struct TargetPlan {
     pub ops: BTreeMap<KeyTuple, PlannedOp>,
     /// Reverse lookups by root column list.
     pub lookups: BTreeMap<Vec<String>, Lookup>,
+    /// Parents of nested children's rows to find first, level by level:
+    /// rows of the children at the index whose columns equal the tuples.
+    pub nested: BTreeMap<(usize, Vec<String>), Lookup>,
 }
 
 impl TargetPlan {
@@ -104,7 +107,9 @@ impl TargetPlan {
 
     /// Whether the plan has nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.lookups.values().all(|l| l.tuples.is_empty())
+        self.ops.is_empty()
+            && self.lookups.values().all(|l| l.tuples.is_empty())
+            && self.nested.values().all(|l| l.tuples.is_empty())
     }
 
     /// The earliest record any part of this plan depends on.
@@ -115,6 +120,7 @@ impl TargetPlan {
             .chain(
                 self.lookups
                     .values()
+                    .chain(self.nested.values())
                     .flat_map(|l| l.tuples.values().copied()),
             )
             .min()
@@ -277,6 +283,9 @@ struct RecordTouches<'m> {
     actions: Vec<(usize, KeyTuple, Action)>,
     /// Parents to find by a reverse lookup.
     lookups: Vec<LookupTouch<'m>>,
+    /// Parent rows of nested children to find: target, parent children
+    /// index, `on`, the tuple of this table's `on` columns.
+    nested: Vec<(usize, usize, &'m [(String, String)], KeyTuple)>,
     /// Touches of the record's table.
     touched: usize,
     /// Touches skipped because no column they read changed.
@@ -302,8 +311,17 @@ fn plan_change<'m>(
                 on,
                 direct,
                 columns,
+                via,
             } => touches
-                .related(*target, on, direct.as_deref(), columns, change, counts)
+                .related(
+                    *target,
+                    on,
+                    direct.as_deref(),
+                    *via,
+                    columns,
+                    change,
+                    counts,
+                )
                 .map_err(|e| {
                     format!(
                         "cannot find the parents in target {:?}: {e}",
@@ -359,6 +377,7 @@ impl<'m> RecordTouches<'m> {
         target: usize,
         on: &'m [(String, String)],
         direct: Option<&[usize]>,
+        via: Option<usize>,
         columns: &BTreeSet<String>,
         change: &DataChange,
         counts: &mut PlanCounts,
@@ -382,12 +401,13 @@ impl<'m> RecordTouches<'m> {
                 Err(_) if i > 0 => continue, // a partial before image (pk-only filter)
                 Err(e) => return Err(e),
             };
-            match direct {
-                Some(positions) => {
+            match (via, direct) {
+                (Some(parent), _) => self.nested.push((target, parent, on, tuple)),
+                (None, Some(positions)) => {
                     let key = KeyTuple(positions.iter().map(|p| tuple.0[*p].clone()).collect());
                     self.actions.push((target, key, Action::Rebuild));
                 }
-                None => self.lookups.push((target, on, tuple)),
+                (None, None) => self.lookups.push((target, on, tuple)),
             }
         }
         Ok(())
@@ -406,6 +426,9 @@ impl BatchPlan {
         }
         for (target, on, tuple) in touches.lookups {
             self.targets[target].ask(on, tuple, index);
+        }
+        for (target, parent, on, tuple) in touches.nested {
+            self.targets[target].ask_nested(parent, on, tuple, index);
         }
     }
 }
@@ -426,6 +449,49 @@ impl TargetPlan {
             .find(|(cols, _)| cols.iter().eq(root_cols()))
         {
             lookup.tuples.entry(tuple).or_insert(record);
+        }
+    }
+}
+
+impl TargetPlan {
+    /// Asks for the rows of children `parent` whose columns (the right-hand
+    /// side of `on`) equal `tuple`, on behalf of record `record`: their own
+    /// parents are then found the same way, up to the root.
+    pub fn ask_nested(
+        &mut self,
+        parent: usize,
+        on: &[(String, String)],
+        tuple: KeyTuple,
+        record: usize,
+    ) {
+        let cols: Vec<String> = on.iter().map(|(_, p)| p.clone()).collect();
+        let lookup = self.nested.entry((parent, cols)).or_default();
+        let slot = lookup.tuples.entry(tuple).or_insert(record);
+        *slot = (*slot).min(record);
+    }
+
+    /// Asks for the root rows whose `on` root columns equal `tuple` (a
+    /// change of a first-level children or joined row), directly when
+    /// they are the root key.
+    pub fn ask_parents(
+        &mut self,
+        target: &TargetTable,
+        on: &[(String, String)],
+        tuple: KeyTuple,
+        record: usize,
+    ) {
+        let direct = target
+            .root_key
+            .iter()
+            .map(|k| on.iter().position(|(_, root_col)| root_col == k))
+            .collect::<Option<Vec<usize>>>()
+            .filter(|_| on.len() == target.root_key.len());
+        match direct {
+            Some(positions) => {
+                let key = KeyTuple(positions.iter().map(|p| tuple.0[*p].clone()).collect());
+                add_lookup_results(self, [(key, record)]);
+            }
+            None => self.ask(on, tuple, record),
         }
     }
 }

@@ -178,7 +178,9 @@ impl Prepared {
     /// Whether any planned write needs the source (a lookup or a rebuild).
     pub fn needs_source(&self) -> bool {
         self.plan.targets.iter().any(|tp| {
-            !tp.lookups.is_empty() || tp.ops.values().any(|o| matches!(o.action, Action::Rebuild))
+            !tp.lookups.is_empty()
+                || !tp.nested.is_empty()
+                || tp.ops.values().any(|o| matches!(o.action, Action::Rebuild))
         })
     }
 
@@ -217,10 +219,14 @@ pub struct Build<'a> {
     pub quarantine: &'a mut Vec<Quarantine>,
 }
 
-/// A target's root columns that find its joined and child rows.
+/// A target's root columns that find its joined and child rows (for
+/// nested children, the parent's columns).
+#[derive(Debug)]
 pub struct RelatedOn {
     joins: Vec<Vec<String>>,
     children: Vec<Vec<String>>,
+    /// Per children, whether they are nested in other children.
+    nested: Vec<bool>,
 }
 
 impl RelatedOn {
@@ -237,7 +243,27 @@ impl RelatedOn {
                 .iter()
                 .map(|c| c.on.iter().map(|(_, r)| r.clone()).collect())
                 .collect(),
+            nested: target.children.iter().map(|c| c.parent.is_some()).collect(),
         }
+    }
+}
+
+/// The fetched rows of nested children, found from their parent rows.
+#[derive(Debug)]
+struct FetchedNested<'a> {
+    on: &'a RelatedOn,
+    fetched: &'a FetchedRows,
+}
+
+impl crate::mapping::NestedRows for FetchedNested<'_> {
+    fn rows(&self, index: usize, parent: &Row) -> Vec<&Row> {
+        self.on
+            .children
+            .get(index)
+            .and_then(|cols| row_key(parent, cols))
+            .and_then(|k| self.fetched.children.get(index)?.get(&k))
+            .map(|rows| rows.iter().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -357,20 +383,26 @@ fn rebuild_row(
     let children: Vec<Vec<&Row>> = on
         .children
         .iter()
+        .zip(&on.nested)
         .zip(&fetched.children)
-        .map(|(on, by)| {
-            row_key(root, on)
+        .map(|((cols, nested), by)| {
+            if *nested {
+                return Vec::new();
+            }
+            row_key(root, cols)
                 .and_then(|k| by.get(&k))
                 .map(|rows| rows.iter().collect())
                 .unwrap_or_default()
         })
         .collect();
+    let nested = FetchedNested { on, fetched };
     build_row(
         target,
         root,
         &Related {
             joins: &joins,
             children: &children,
+            nested: Some(&nested),
         },
         transforms,
     )

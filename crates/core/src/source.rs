@@ -48,8 +48,19 @@ pub trait SourceSnapshot: Send {
         tuples: &[KeyTuple],
     ) -> impl Future<Output = Result<Vec<(KeyTuple, KeyTuple)>, Self::Error>> + Send;
 
+    /// Rows of `table` whose `match_columns` equal one of `tuples`: per row
+    /// found, `(the match columns' values, the select columns' values)`
+    /// (the parents of nested children's rows, level by level).
+    fn lookup_in(
+        &mut self,
+        table: &TableName,
+        select: &[String],
+        match_columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> impl Future<Output = Result<Vec<(KeyTuple, KeyTuple)>, Self::Error>> + Send;
+
     /// Reads the root rows for `keys` (LOB columns included) and their
-    /// joined and child rows.
+    /// joined and child rows (nested children after their parents).
     fn fetch(
         &mut self,
         target: &TargetTable,

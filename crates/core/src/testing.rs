@@ -201,6 +201,20 @@ impl SourceSnapshot for MemorySnapshot {
             .collect())
     }
 
+    async fn lookup_in(
+        &mut self,
+        table: &TableName,
+        select: &[String],
+        match_columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> Result<Vec<(KeyTuple, KeyTuple)>, MemoryError> {
+        let rows = self.select_in(table, match_columns, tuples)?;
+        Ok(rows
+            .iter()
+            .filter_map(|(asked, r)| Some((asked.clone(), row_key(r, select)?)))
+            .collect())
+    }
+
     async fn fetch(
         &mut self,
         target: &TargetTable,
@@ -220,11 +234,7 @@ impl SourceSnapshot for MemorySnapshot {
             set.into_iter().collect()
         };
         let joins: Vec<_> = target.joins.iter().map(|j| (j, on_root(&j.on))).collect();
-        let children: Vec<_> = target
-            .children
-            .iter()
-            .map(|c| (c, on_root(&c.on)))
-            .collect();
+        let top: Vec<Vec<KeyTuple>> = target.children.iter().map(|c| on_root(&c.on)).collect();
         for (join, tuples) in joins {
             let on: Vec<String> = join.on.iter().map(|(j, _)| j.clone()).collect();
             let mut by = BTreeMap::new();
@@ -233,7 +243,22 @@ impl SourceSnapshot for MemorySnapshot {
             }
             fetched.joins.push(by);
         }
-        for (child, tuples) in children {
+        for (child, top) in target.children.iter().zip(top) {
+            // Nested children are asked for by their parent rows' values.
+            let tuples = match child.parent {
+                None => top,
+                Some(p) => {
+                    let cols: Vec<String> = child.on.iter().map(|(_, c)| c.clone()).collect();
+                    let set: std::collections::BTreeSet<KeyTuple> = fetched
+                        .children
+                        .get(p)
+                        .into_iter()
+                        .flat_map(|by| by.values().flatten())
+                        .filter_map(|r| row_key(r, &cols))
+                        .collect();
+                    set.into_iter().collect()
+                }
+            };
             let on: Vec<String> = child.on.iter().map(|(c, _)| c.clone()).collect();
             let mut by: BTreeMap<KeyTuple, Vec<Row>> = BTreeMap::new();
             if !tuples.is_empty() {

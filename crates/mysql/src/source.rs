@@ -349,6 +349,31 @@ impl MysqlSnapshot {
             .collect())
     }
 
+    /// Rows of `table` whose `match_columns` equal one of `tuples`: the
+    /// matched values and the `select` columns' values of each.
+    pub async fn lookup_in(
+        &mut self,
+        table: &TableName,
+        select: &[String],
+        match_columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
+        let mut columns: Vec<String> = match_columns.to_vec();
+        columns.extend(
+            select
+                .iter()
+                .filter(|c| !match_columns.contains(c))
+                .cloned(),
+        );
+        let rows = self
+            .select_in(table, &columns, match_columns, tuples)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((row_key(r, match_columns)?, row_key(r, select)?)))
+            .collect())
+    }
+
     /// Reads the root rows for `keys` and their related rows.
     pub async fn fetch(
         &mut self,
@@ -401,12 +426,23 @@ impl MysqlSnapshot {
         }
         for child in &target.children {
             let on_child: Vec<String> = child.on.iter().map(|(c, _)| c.clone()).collect();
-            let on_root: Vec<String> = child.on.iter().map(|(_, r)| r.clone()).collect();
-            let tuples: BTreeSet<KeyTuple> = fetched
-                .roots
-                .values()
-                .filter_map(|r| row_key(r, &on_root))
-                .collect();
+            let on_parent: Vec<String> = child.on.iter().map(|(_, r)| r.clone()).collect();
+            // Nested children are asked for by the rows of their parent
+            // children (always fetched before them), the others by the roots.
+            let tuples: BTreeSet<KeyTuple> = match child.parent {
+                None => fetched
+                    .roots
+                    .values()
+                    .filter_map(|r| row_key(r, &on_parent))
+                    .collect(),
+                Some(p) => fetched
+                    .children
+                    .get(p)
+                    .into_iter()
+                    .flat_map(|by| by.values().flatten())
+                    .filter_map(|r| row_key(r, &on_parent))
+                    .collect(),
+            };
             let mut cols = on_child.clone();
             cols.extend(
                 child
@@ -522,6 +558,16 @@ impl dms_cdc_core::source::SourceSnapshot for MysqlSnapshot {
         tuples: &[KeyTuple],
     ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
         MysqlSnapshot::reverse_lookup(self, target, columns, tuples).await
+    }
+
+    async fn lookup_in(
+        &mut self,
+        table: &TableName,
+        select: &[String],
+        match_columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
+        MysqlSnapshot::lookup_in(self, table, select, match_columns, tuples).await
     }
 
     async fn fetch(

@@ -197,6 +197,19 @@ impl DryRun {
                     target.key.join(", ")
                 );
             }
+            for ((parent, cols), lookup) in &tp.nested {
+                let _ = writeln!(
+                    out,
+                    "  lookup  {} in ({}): {} value(s), then their parents up to {}",
+                    target
+                        .children
+                        .get(*parent)
+                        .map_or_else(String::new, |c| c.table.to_string()),
+                    cols.join(", "),
+                    lookup.tuples.len(),
+                    target.root
+                );
+            }
             for (cols, lookup) in &tp.lookups {
                 let _ = writeln!(
                     out,

@@ -482,6 +482,34 @@ async fn resolve_lookups<Snap: SourceSnapshot>(
     target: &TargetTable,
     tp: &mut TargetPlan,
 ) -> Result<(), BatchError> {
+    // Nested children first, the deepest level first (a parent is always
+    // declared before its children, so its index is lower): their parents
+    // are rows of the level above, whose own parents are asked in turn.
+    while let Some(((parent, cols), lookup)) = tp.nested.pop_last() {
+        let Some(spec) = target.children.get(parent) else {
+            continue;
+        };
+        let tuples: Vec<_> = lookup.tuples.keys().cloned().collect();
+        let select: Vec<String> = spec.on.iter().map(|(c, _)| c.clone()).collect();
+        let found = snap
+            .lookup_in(&spec.table, &select, &cols, &tuples)
+            .await
+            .map_err(BatchError::source)?;
+        let matcher = KeyMatcher::new(lookup.tuples.keys());
+        let earliest = lookup.tuples.values().copied().min().unwrap_or(0);
+        for (matched, up) in found {
+            let record = matcher
+                .matches(&matched)
+                .iter()
+                .filter_map(|asked| lookup.tuples.get(asked).copied())
+                .min()
+                .unwrap_or(earliest);
+            match spec.parent {
+                Some(above) => tp.ask_nested(above, &spec.on, up, record),
+                None => tp.ask_parents(target, &spec.on, up, record),
+            }
+        }
+    }
     for (cols, lookup) in std::mem::take(&mut tp.lookups) {
         let tuples: Vec<_> = lookup.tuples.keys().cloned().collect();
         let found = snap

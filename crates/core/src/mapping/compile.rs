@@ -153,20 +153,22 @@ fn record_touches(targets: &[TargetTable], sources: &mut BTreeMap<TableName, Sou
         let related = target
             .joins
             .iter()
-            .map(|j| (&j.table, &j.on, &j.columns))
+            .map(|j| (&j.table, &j.on, &j.columns, None))
             .chain(
                 target
                     .children
                     .iter()
-                    .map(|c| (&c.table, &c.on, &c.columns)),
+                    .map(|c| (&c.table, &c.on, &c.columns, c.parent)),
             );
-        for (table, on, columns) in related {
+        for (table, on, columns, via) in related {
+            // Parents are found without a lookup only when `on` holds the
+            // root key (never for nested children: `on` is the parent's).
             let direct = target
                 .root_key
                 .iter()
                 .map(|k| on.iter().position(|(_, root_col)| root_col == k))
                 .collect::<Option<Vec<usize>>>()
-                .filter(|_| on.len() == target.root_key.len());
+                .filter(|_| on.len() == target.root_key.len() && via.is_none());
             let mut read = columns.clone();
             read.extend(on.iter().map(|(c, _)| c.clone()));
             if let Some(src) = sources.get_mut(table) {
@@ -175,6 +177,7 @@ fn record_touches(targets: &[TargetTable], sources: &mut BTreeMap<TableName, Sou
                     on: on.clone(),
                     direct,
                     columns: read,
+                    via,
                 });
             }
         }

@@ -142,18 +142,33 @@ fn default_join_kind() -> JoinKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChildrenConfig {
-    /// Alias used by a `children` column rule.
+    /// Alias used by a `children` column rule (and, for nested children,
+    /// the key of their array in each parent object).
     pub name: String,
     /// Child source table.
     pub table: String,
-    /// `{ child_column = "root_column" }`
+    /// `{ child_column = "root_column" }`, or with `parent`,
+    /// `{ child_column = "parent_column" }`.
     pub on: BTreeMap<String, String>,
     /// Child columns that order the array (ascending).
     #[serde(default)]
     pub order_by: Vec<String>,
+    /// Nested children: the alias of the (earlier) children whose rows
+    /// hold these (product -> variants -> images); their array is a key of
+    /// each parent object.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The shape of each element: JSON object key -> child column (a
+    /// `children` column rule's own `fields` take precedence).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// The shape of each element: this one column's value (a scalar
+    /// array, `["a", "b"]`), instead of `fields`.
+    #[serde(default)]
+    pub field: Option<String>,
 }
 
-/// `[[target.column]]`: exactly one of `from`, `value`, `children`, `pack`, `transform`.
+/// `[[target.column]]`: exactly one of `from`, `value`, `children`, `object`, `pack`, `transform`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnConfig {
@@ -168,9 +183,16 @@ pub struct ColumnConfig {
     /// A JSON array of the named children.
     #[serde(default)]
     pub children: Option<String>,
-    /// With `children`: JSON object key -> child column.
+    /// With `children`: JSON object key -> child column; with `object`:
+    /// JSON object key -> joined column.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
+    /// With `children`: a scalar array of this child column instead of objects.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// A JSON object of the named join's row (`null` when there is none).
+    #[serde(default)]
+    pub object: Option<String>,
     /// A JSON object of key -> `column` or `alias.column`.
     #[serde(default)]
     pub pack: BTreeMap<String, String>,

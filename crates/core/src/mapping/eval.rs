@@ -10,7 +10,7 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 
-use super::{ColumnRef, Rule, TargetTable};
+use super::{ChildShape, ColumnRef, Rule, TargetTable};
 use crate::dms::{parse_binary, parse_date, parse_datetime, parse_time, Row, Value};
 
 /// A conversion a `from` rule applies.
@@ -302,6 +302,15 @@ pub struct Related<'a> {
     pub joins: &'a [Option<&'a Row>],
     /// Per children lookup, the child rows (any order; sorted here).
     pub children: &'a [Vec<&'a Row>],
+    /// The rows of nested children, by parent row.
+    pub nested: Option<&'a dyn NestedRows>,
+}
+
+/// The rows of nested children (`parent = ...`) that belong to one row of
+/// their parent children.
+pub trait NestedRows: std::fmt::Debug + Sync {
+    /// The rows of children `index` nested in `parent` (any order).
+    fn rows(&self, index: usize, parent: &Row) -> Vec<&Row>;
 }
 
 fn lookup<'a>(r: &ColumnRef, root: &'a Row, related: &Related<'a>) -> Result<&'a Value, String> {
@@ -317,6 +326,91 @@ fn lookup<'a>(r: &ColumnRef, root: &'a Row, related: &Related<'a>) -> Result<&'a
                 .ok_or_else(|| format!("joined column `{c}` is not in the joined row")),
         },
     }
+}
+
+/// How deep nested children may go (the mapping cannot loop: a parent is
+/// always declared first; this bounds a malformed plan).
+const MAX_NESTING: usize = 16;
+
+/// Appends the JSON array of children `ci`'s `rows`, sorted by their
+/// `order_by`, each shaped by `shape`; an object element holds the arrays
+/// of the children nested in it.
+fn child_array(
+    out: &mut String,
+    target: &TargetTable,
+    ci: usize,
+    shape: &ChildShape,
+    mut rows: Vec<&Row>,
+    related: &Related<'_>,
+    depth: usize,
+) -> Result<(), String> {
+    if depth > MAX_NESTING {
+        return Err(format!("children nested deeper than {MAX_NESTING} levels"));
+    }
+    let spec = target.children.get(ci).ok_or("unknown children")?;
+    rows.sort_by(|a, b| {
+        spec.order_by
+            .iter()
+            .map(|c| {
+                compare_values(
+                    a.get(c).unwrap_or(&Value::Null),
+                    b.get(c).unwrap_or(&Value::Null),
+                )
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    let child_value = |row: &Row, col: &str| -> Result<Value, String> {
+        let v = row.get(col).ok_or_else(|| {
+            format!(
+                "child column `{col}` of {} is not in the child row",
+                spec.name
+            )
+        })?;
+        if v.is_lossy() {
+            return Err(format!("child column `{col}` of {} is lossy", spec.name));
+        }
+        Ok(v.clone())
+    };
+    out.push('[');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match shape {
+            ChildShape::Scalar(col) => render_json(&child_value(row, col)?, out),
+            ChildShape::Object(fields) => {
+                out.push('{');
+                let mut first = true;
+                for (key, col) in fields {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    push_json_string(out, key);
+                    out.push(':');
+                    render_json(&child_value(row, col)?, out);
+                }
+                for (ni, nested) in target.nested_in(ci) {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    push_json_string(out, &nested.name);
+                    out.push(':');
+                    let rows = related.nested.map(|n| n.rows(ni, row)).unwrap_or_default();
+                    let shape = nested
+                        .shape
+                        .as_ref()
+                        .ok_or_else(|| format!("nested children {} have no shape", nested.name))?;
+                    child_array(out, target, ni, shape, rows, related, depth + 1)?;
+                }
+                out.push('}');
+            }
+        }
+    }
+    out.push(']');
+    Ok(())
 }
 
 /// Whether a root row passes the target's filter (true without a filter).
@@ -432,44 +526,32 @@ fn eval_rule(
             out.push('}');
             Ok(Value::Json(out))
         }
-        Rule::Children(ci, fields) => {
-            let spec = target.children.get(*ci).ok_or("unknown children")?;
-            let mut rows: Vec<&Row> = related.children.get(*ci).cloned().unwrap_or_default();
-            rows.sort_by(|a, b| {
-                spec.order_by
-                    .iter()
-                    .map(|c| {
-                        compare_values(
-                            a.get(c).unwrap_or(&Value::Null),
-                            b.get(c).unwrap_or(&Value::Null),
-                        )
-                    })
-                    .find(|o| o.is_ne())
-                    .unwrap_or(Ordering::Equal)
-            });
-            let mut out = String::from("[");
-            for (i, row) in rows.iter().enumerate() {
-                if i > 0 {
+        Rule::Children(ci, shape) => {
+            let rows: Vec<&Row> = related.children.get(*ci).cloned().unwrap_or_default();
+            let mut out = String::new();
+            child_array(&mut out, target, *ci, shape, rows, related, 0)?;
+            Ok(Value::Json(out))
+        }
+        Rule::Object(ji, fields) => {
+            let Some(row) = related.joins.get(*ji).copied().flatten() else {
+                return Ok(Value::Null);
+            };
+            let mut out = String::from("{");
+            for (j, (key, col)) in fields.iter().enumerate() {
+                if j > 0 {
                     out.push(',');
                 }
-                out.push('{');
-                for (j, (key, col)) in fields.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    push_json_string(&mut out, key);
-                    out.push(':');
-                    let v = row
-                        .get(col)
-                        .ok_or_else(|| format!("child column `{col}` is not in the child row"))?;
-                    if v.is_lossy() {
-                        return Err(format!("child column `{col}` is lossy"));
-                    }
-                    render_json(v, &mut out);
+                push_json_string(&mut out, key);
+                out.push(':');
+                let v = row
+                    .get(col)
+                    .ok_or_else(|| format!("joined column `{col}` is not in the joined row"))?;
+                if v.is_lossy() {
+                    return Err(format!("joined column `{col}` is lossy"));
                 }
-                out.push('}');
+                render_json(v, &mut out);
             }
-            out.push(']');
+            out.push('}');
             Ok(Value::Json(out))
         }
         Rule::Transform(name, args) => {

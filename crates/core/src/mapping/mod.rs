@@ -21,7 +21,7 @@ pub use config::{
 };
 pub use eval::{
     build_row, compare_values, convert, passes_filter, render_json, target_key, text_of,
-    Conversion, EvalError, Related, Transform, Transforms,
+    Conversion, EvalError, NestedRows, Related, Transform, Transforms,
 };
 
 /// A mapping error: file, field path, broken rule.
@@ -87,8 +87,12 @@ pub enum Rule {
     },
     /// A constant.
     Const(crate::dms::Value),
-    /// JSON array of children objects: child index and key -> child column.
-    Children(usize, Vec<(String, String)>),
+    /// JSON array of the children at this index, each element shaped so
+    /// (objects hold their nested children's arrays too).
+    Children(usize, ChildShape),
+    /// JSON object of a join's row (`null` without one): join index and
+    /// key -> joined column.
+    Object(usize, Vec<(String, String)>),
     /// JSON object packed from several values.
     Pack(Vec<(String, ColumnRef)>),
     /// Named transform over several values.
@@ -119,6 +123,15 @@ pub struct Join {
     pub columns: BTreeSet<String>,
 }
 
+/// The shape of each element of a children array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildShape {
+    /// An object: key -> child column, plus one array per nested children.
+    Object(Vec<(String, String)>),
+    /// The value of one child column (a scalar array).
+    Scalar(String),
+}
+
 /// A compiled children lookup.
 #[derive(Debug, Clone)]
 pub struct Children {
@@ -126,12 +139,28 @@ pub struct Children {
     pub name: String,
     /// Child table.
     pub table: TableName,
-    /// `(child column, root column)` pairs.
+    /// `(child column, root column)` pairs, or with `parent`, `(child
+    /// column, parent column)` pairs.
     pub on: Vec<(String, String)>,
     /// Ordering columns.
     pub order_by: Vec<String>,
-    /// Child columns the rules read.
+    /// Child columns the rules read (including what nested children join on).
     pub columns: BTreeSet<String>,
+    /// Nested children: the index of the children whose rows hold these
+    /// (always an earlier index).
+    pub parent: Option<usize>,
+    /// The element shape declared on the children (nested ones always have one).
+    pub shape: Option<ChildShape>,
+}
+
+impl TargetTable {
+    /// The children nested directly in the elements of children `index`.
+    pub fn nested_in(&self, index: usize) -> impl Iterator<Item = (usize, &Children)> {
+        self.children
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| c.parent == Some(index))
+    }
 }
 
 /// A compiled row filter.
@@ -203,6 +232,10 @@ pub enum Touch {
         direct: Option<Vec<usize>>,
         /// Columns of this table the target reads (changes elsewhere are ignored).
         columns: BTreeSet<String>,
+        /// Nested children: `on` pairs this table with the rows of the
+        /// children at this index, not with the root; their parents are
+        /// found level by level up to the root.
+        via: Option<usize>,
     },
 }
 

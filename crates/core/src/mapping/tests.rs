@@ -114,7 +114,7 @@ fn validation_names_file_path_and_rule() {
         ),
         (
             MINIMAL.replace("from = \"name\"", "from = \"name\"\nvalue = 3"),
-            "m.toml: target \"items_v2\".column[1] \"label\": needs exactly one of `from`, `value`, `children`, `pack`, `transform`",
+            "m.toml: target \"items_v2\".column[1] \"label\": needs exactly one of `from`, `value`, `children`, `object`, `pack`, `transform`",
         ),
         (
             MINIMAL.replace("from = \"name\"", "transform = \"shout\"\nargs = [\"name\"]"),
@@ -338,6 +338,7 @@ value = "v1"
         &Related {
             joins: &joins,
             children: &children,
+            nested: None,
         },
         &Transforms::standard(),
     )
@@ -365,6 +366,7 @@ value = "v1"
         &Related {
             joins: &[None],
             children: &[vec![]],
+            nested: None,
         },
         &Transforms::standard(),
     )
@@ -386,6 +388,7 @@ value = "v1"
         &Related {
             joins: &[None],
             children: &[vec![]],
+            nested: None,
         },
         &Transforms::standard(),
     )
@@ -402,6 +405,7 @@ value = "v1"
         &Related {
             joins: &joins,
             children: &children,
+            nested: None,
         },
         &Transforms::standard(),
     )

@@ -586,6 +586,7 @@ fn rebuild(m: &Mapping, target: usize, source: &Tables, key: &KeyTuple) -> Optio
             &Related {
                 joins: &joins,
                 children: &children,
+                nested: None,
             },
             &Transforms::standard(),
         )

@@ -1,11 +1,12 @@
 //! Compiling the column rules of one `[[target]]` (`from`, `value`,
-//! `children`, `pack`, `transform`), recording what they read.
+//! `children`, `object`, `pack`, `transform`), recording what they read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{is_identifier, Errors};
 use crate::mapping::{
-    toml_scalar, Children, Column, ColumnConfig, ColumnRef, Join, Rule, SourceTable, Transforms,
+    toml_scalar, ChildShape, Children, Column, ColumnConfig, ColumnRef, Join, Rule, SourceTable,
+    Transforms,
 };
 
 /// What a target reads, gathered while its rules compile: the columns of
@@ -28,6 +29,7 @@ impl Reads {
         root_columns.extend(
             children
                 .iter()
+                .filter(|c| c.parent.is_none())
                 .flat_map(|c| c.on.iter().map(|(_, r)| r.clone())),
         );
         Reads {
@@ -96,6 +98,8 @@ pub(super) fn compile_columns(
             const_rule(errors, &cpath, v)
         } else if let Some(alias) = &c.children {
             children_rule(errors, &cpath, c, alias, reads)
+        } else if let Some(alias) = &c.object {
+            object_rule(errors, &cpath, c, alias, reads)
         } else if !c.pack.is_empty() {
             Some(pack_rule(errors, &cpath, c, reads))
         } else {
@@ -118,13 +122,14 @@ fn check_rule_shape(errors: &mut Errors<'_>, cpath: &str, c: &ColumnConfig) -> b
         c.from.is_some(),
         c.value.is_some(),
         c.children.is_some(),
+        c.object.is_some(),
         !c.pack.is_empty(),
         c.transform.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         errors.push(
             cpath,
-            "needs exactly one of `from`, `value`, `children`, `pack`, `transform`",
+            "needs exactly one of `from`, `value`, `children`, `object`, `pack`, `transform`",
         );
         return false;
     }
@@ -134,8 +139,14 @@ fn check_rule_shape(errors: &mut Errors<'_>, cpath: &str, c: &ColumnConfig) -> b
             "`convert`, `map` and `map_default` apply only to `from` rules",
         );
     }
-    if c.children.is_none() && !c.fields.is_empty() {
-        errors.push(cpath, "`fields` applies only to `children` rules");
+    if c.children.is_none() && c.object.is_none() && !c.fields.is_empty() {
+        errors.push(
+            cpath,
+            "`fields` applies only to `children` and `object` rules",
+        );
+    }
+    if c.children.is_none() && c.field.is_some() {
+        errors.push(cpath, "`field` applies only to `children` rules");
     }
     if c.transform.is_none() && !c.args.is_empty() {
         errors.push(cpath, "`args` applies only to `transform` rules");
@@ -193,7 +204,8 @@ fn const_rule(errors: &mut Errors<'_>, cpath: &str, value: &toml::Value) -> Opti
     }
 }
 
-/// A `children` rule and its `fields`.
+/// A `children` rule and its element shape (`fields` or `field`, here or
+/// on the children).
 fn children_rule(
     errors: &mut Errors<'_>,
     cpath: &str,
@@ -208,6 +220,71 @@ fn children_rule(
         );
         return None;
     };
+    if let Some(p) = reads.children[ci].parent {
+        errors.push(
+            format!("{cpath}.children"),
+            format!(
+                "children {alias:?} are nested in {:?}: they appear inside its elements, not as a column",
+                reads.children[p].name
+            ),
+        );
+        return None;
+    }
+    let shape = match super::target::child_shape(errors, cpath, &c.fields, c.field.as_deref()) {
+        Some(shape) => shape,
+        None => match reads.children[ci].shape.clone() {
+            Some(shape) => shape,
+            None => {
+                errors.push(
+                    format!("{cpath}.fields"),
+                    "must name at least one field (or give the children `fields` or `field`)",
+                );
+                return None;
+            }
+        },
+    };
+    if matches!(shape, ChildShape::Scalar(_)) {
+        if let Some((_, nested)) = reads
+            .children
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.parent == Some(ci))
+        {
+            errors.push(
+                format!("{cpath}.field"),
+                format!(
+                    "a scalar array cannot hold the nested children {:?}",
+                    nested.name
+                ),
+            );
+        }
+    }
+    match &shape {
+        ChildShape::Object(fields) => reads.children[ci]
+            .columns
+            .extend(fields.iter().map(|(_, c)| c.clone())),
+        ChildShape::Scalar(col) => {
+            reads.children[ci].columns.insert(col.clone());
+        }
+    }
+    Some(Rule::Children(ci, shape))
+}
+
+/// An `object` rule: a JSON object of a join's row.
+fn object_rule(
+    errors: &mut Errors<'_>,
+    cpath: &str,
+    c: &ColumnConfig,
+    alias: &str,
+    reads: &mut Reads,
+) -> Option<Rule> {
+    let Some(ji) = reads.joins.iter().position(|j| j.name == alias) else {
+        errors.push(
+            format!("{cpath}.object"),
+            format!("join {alias:?} is not defined in this target"),
+        );
+        return None;
+    };
     if c.fields.is_empty() {
         errors.push(format!("{cpath}.fields"), "must name at least one field");
     }
@@ -219,10 +296,10 @@ fn children_rule(
                 format!("{col:?} is not a valid column name"),
             );
         }
-        reads.children[ci].columns.insert(col.clone());
+        reads.joins[ji].columns.insert(col.clone());
         fields.push((key.clone(), col.clone()));
     }
-    Some(Rule::Children(ci, fields))
+    Some(Rule::Object(ji, fields))
 }
 
 /// A `pack` rule.

@@ -8,8 +8,9 @@ use super::columns::{compile_columns, Reads};
 use super::{is_identifier, table_name, Errors};
 use crate::dms::TableName;
 use crate::mapping::{
-    eval, toml_scalar, Children, ChildrenConfig, Column, ColumnRef, DeletePolicy, Filter,
-    FilterConfig, Join, JoinConfig, Rule, SourceTable, TargetConfig, TargetTable, Transforms,
+    eval, toml_scalar, ChildShape, Children, ChildrenConfig, Column, ColumnRef, DeletePolicy,
+    Filter, FilterConfig, Join, JoinConfig, Rule, SourceTable, TargetConfig, TargetTable,
+    Transforms,
 };
 
 /// Compiles one target; `None` when it breaks a rule (the errors say which).
@@ -101,7 +102,8 @@ fn compile_joins(
     joins
 }
 
-/// `[[target.children]]`: aliases, tables, on-columns, ordering columns.
+/// `[[target.children]]`: aliases, tables, on-columns, ordering columns,
+/// nesting (`parent`) and element shapes (`fields` / `field`).
 fn compile_children(
     errors: &mut Errors<'_>,
     path: &str,
@@ -110,7 +112,7 @@ fn compile_children(
     sources: &BTreeMap<TableName, SourceTable>,
     aliases: &mut BTreeSet<String>,
 ) -> Vec<Children> {
-    let mut children = Vec::new();
+    let mut children: Vec<Children> = Vec::new();
     for (i, c) in configs.iter().enumerate() {
         let cpath = format!("{path}.children[{i}]");
         let table = table_name(schema, &c.table);
@@ -123,15 +125,101 @@ fn compile_children(
                 );
             }
         }
+        let parent = c.parent.as_ref().and_then(|p| {
+            let found = children.iter().position(|ch| &ch.name == p);
+            if found.is_none() {
+                errors.push(
+                    format!("{cpath}.parent"),
+                    format!(
+                        "{p:?} is not the alias of children declared before {:?} in this target",
+                        c.name
+                    ),
+                );
+            }
+            found
+        });
+        let shape = child_shape(errors, &cpath, &c.fields, c.field.as_deref());
+        if c.parent.is_some() && shape.is_none() {
+            errors.push(
+                cpath.clone(),
+                "nested children (with `parent`) need `fields` or `field`: the shape of their elements",
+            );
+        }
+        let mut columns: BTreeSet<String> = c.order_by.iter().cloned().collect();
+        match &shape {
+            Some(ChildShape::Object(fields)) => {
+                columns.extend(fields.iter().map(|(_, c)| c.clone()))
+            }
+            Some(ChildShape::Scalar(col)) => {
+                columns.insert(col.clone());
+            }
+            None => {}
+        }
+        if let Some(p) = parent {
+            // The parent's rows must carry the columns these join on.
+            children[p].columns.extend(c.on.values().cloned());
+            if matches!(children[p].shape, Some(ChildShape::Scalar(_))) {
+                errors.push(
+                    format!("{cpath}.parent"),
+                    format!(
+                        "children {:?} are a scalar array (`field`): they cannot hold nested children",
+                        children[p].name
+                    ),
+                );
+            }
+        }
         children.push(Children {
             name: c.name.clone(),
             table,
             on: c.on.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
             order_by: c.order_by.clone(),
-            columns: c.order_by.iter().cloned().collect(),
+            columns,
+            parent,
+            shape,
         });
     }
     children
+}
+
+/// The element shape of `fields` / `field` (at most one of them).
+pub(super) fn child_shape(
+    errors: &mut Errors<'_>,
+    path: &str,
+    fields: &BTreeMap<String, String>,
+    field: Option<&str>,
+) -> Option<ChildShape> {
+    match (fields.is_empty(), field) {
+        (true, None) => None,
+        (false, Some(_)) => {
+            errors.push(
+                path,
+                "has both `fields` and `field`: objects or a scalar array, not both",
+            );
+            None
+        }
+        (true, Some(col)) => {
+            if !is_identifier(col) {
+                errors.push(
+                    format!("{path}.field"),
+                    format!("{col:?} is not a valid column name"),
+                );
+            }
+            Some(ChildShape::Scalar(col.to_owned()))
+        }
+        (false, None) => {
+            for (key, col) in fields {
+                if !is_identifier(col) {
+                    errors.push(
+                        format!("{path}.fields.{key}"),
+                        format!("{col:?} is not a valid column name"),
+                    );
+                }
+            }
+            Some(ChildShape::Object(
+                fields.iter().map(|(k, c)| (k.clone(), c.clone())).collect(),
+            ))
+        }
+    }
 }
 
 /// Checks the alias, table and `on` pairs of a join or children lookup.
