@@ -79,6 +79,8 @@ pub trait TestTarget:
     const LOCK_TIMEOUT: &'static str;
     /// The column type of a version column (compared byte by byte).
     const VERSION_TYPE: &'static str;
+    /// The column type of a JSON column.
+    const JSON_TYPE: &'static str;
 
     /// Starts a server with the sample target schema (fixtures/).
     fn start() -> Self::Db;
@@ -127,6 +129,7 @@ impl TestTarget for MysqlTarget {
     type Pool = mysql_async::Pool;
     const LOCK_TIMEOUT: &'static str = "1205";
     const VERSION_TYPE: &'static str = "VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NULL";
+    const JSON_TYPE: &'static str = "JSON";
 
     fn start() -> MariaDb {
         let db = MariaDb::start(2).expect("target mariadb");
@@ -234,6 +237,7 @@ impl TestTarget for PostgresTarget {
     type Pool = dms_cdc::postgres::Pool;
     const LOCK_TIMEOUT: &'static str = "lock timeout";
     const VERSION_TYPE: &'static str = "varchar(255) COLLATE \"C\" NULL";
+    const JSON_TYPE: &'static str = "jsonb";
 
     fn start() -> PostgreSql {
         let pg = PostgreSql::start().expect("throwaway postgresql");

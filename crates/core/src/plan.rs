@@ -232,6 +232,17 @@ fn delete_action(target: &TargetTable, image: &Row) -> Action {
 /// A reverse lookup a record asks for: target, the touch's `on` pairs, tuple.
 type LookupTouch<'a> = (usize, &'a [(String, String)], KeyTuple);
 
+/// Target, the parent children's index, `on`, this row's `on` values.
+type NestedTouch<'a> = (usize, usize, &'a [(String, String)], KeyTuple);
+
+/// How a related (joined or child) table reaches its target's rows.
+struct Link<'m> {
+    on: &'m [(String, String)],
+    direct: Option<&'m [usize]>,
+    via: Option<usize>,
+    columns: &'m BTreeSet<String>,
+}
+
 /// Plans a batch of decoded records (one shard, in order).
 pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
     let mut plan = BatchPlan {
@@ -285,7 +296,7 @@ struct RecordTouches<'m> {
     lookups: Vec<LookupTouch<'m>>,
     /// Parent rows of nested children to find: target, parent children
     /// index, `on`, the tuple of this table's `on` columns.
-    nested: Vec<(usize, usize, &'m [(String, String)], KeyTuple)>,
+    nested: Vec<NestedTouch<'m>>,
     /// Touches of the record's table.
     touched: usize,
     /// Touches skipped because no column they read changed.
@@ -315,10 +326,12 @@ fn plan_change<'m>(
             } => touches
                 .related(
                     *target,
-                    on,
-                    direct.as_deref(),
-                    *via,
-                    columns,
+                    Link {
+                        on,
+                        direct: direct.as_deref(),
+                        via: *via,
+                        columns,
+                    },
                     change,
                     counts,
                 )
@@ -375,13 +388,16 @@ impl<'m> RecordTouches<'m> {
     fn related(
         &mut self,
         target: usize,
-        on: &'m [(String, String)],
-        direct: Option<&[usize]>,
-        via: Option<usize>,
-        columns: &BTreeSet<String>,
+        link: Link<'m>,
         change: &DataChange,
         counts: &mut PlanCounts,
     ) -> Result<(), String> {
+        let Link {
+            on,
+            direct,
+            via,
+            columns,
+        } = link;
         let before = change.before.as_ref();
         let after = &change.after;
         let is_update = change.operation == Operation::Update;

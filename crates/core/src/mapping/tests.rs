@@ -521,3 +521,181 @@ fn ddl_that_breaks_the_mapping_is_recognised() {
         .columns_read(&TableName::new("recipes_src", "users"))
         .contains("name"));
 }
+
+/// A mapping with a nested children level, for the validation cases below.
+const NESTED: &str = r#"
+[source]
+schema = "src"
+[source.tables.items]
+key = ["id"]
+[source.tables.parts]
+key = ["id"]
+[source.tables.pictures]
+key = ["id"]
+[source.tables.makers]
+key = ["id"]
+[[target]]
+table = "items_v2"
+root = "items"
+key = ["item_id"]
+[[target.join]]
+name = "maker"
+table = "makers"
+on = { id = "maker_id" }
+[[target.children]]
+name = "parts"
+table = "parts"
+on = { item_id = "id" }
+fields = { name = "name" }
+[[target.children]]
+name = "pictures"
+table = "pictures"
+parent = "parts"
+on = { part_id = "id" }
+field = "url"
+[[target.column]]
+name = "item_id"
+from = "id"
+[[target.column]]
+name = "parts"
+children = "parts"
+[[target.column]]
+name = "maker"
+object = "maker"
+fields = { name = "name" }
+"#;
+
+#[test]
+fn nested_forms_compile_and_reach_their_roots_through_their_parents() {
+    let m = parse(NESTED).unwrap();
+    let t = &m.targets[0];
+    assert_eq!(t.children[1].parent, Some(0));
+    // The parent's rows carry the column its nested children join on.
+    assert!(
+        t.children[0].columns.contains("id"),
+        "{:?}",
+        t.children[0].columns
+    );
+    let pictures = m.source(&TableName::new("src", "pictures")).unwrap();
+    match &pictures.touches[0] {
+        Touch::Related { via, direct, .. } => {
+            assert_eq!(*via, Some(0));
+            assert_eq!(*direct, None);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn nested_forms_are_validated() {
+    let cases = [
+        (
+            NESTED.replace("parent = \"parts\"", "parent = \"nope\""),
+            "m.toml: target \"items_v2\".children[1].parent: \"nope\" is not the alias of children declared before \"pictures\" in this target",
+        ),
+        (
+            NESTED.replace("field = \"url\"", ""),
+            "m.toml: target \"items_v2\".children[1]: nested children (with `parent`) need `fields` or `field`: the shape of their elements",
+        ),
+        (
+            NESTED.replace("field = \"url\"", "field = \"url\"\nfields = { u = \"url\" }"),
+            "m.toml: target \"items_v2\".children[1]: has both `fields` and `field`: objects or a scalar array, not both",
+        ),
+        (
+            NESTED.replace("fields = { name = \"name\" }\n[[target.children]]", "field = \"name\"\n[[target.children]]"),
+            "m.toml: target \"items_v2\".children[1].parent: children \"parts\" are a scalar array (`field`): they cannot hold nested children",
+        ),
+        (
+            NESTED.replace("children = \"parts\"", "children = \"pictures\""),
+            "m.toml: target \"items_v2\".column[1] \"parts\".children: children \"pictures\" are nested in \"parts\": they appear inside its elements, not as a column",
+        ),
+        (
+            NESTED.replace("object = \"maker\"", "object = \"brand\""),
+            "m.toml: target \"items_v2\".column[2] \"maker\".object: join \"brand\" is not defined in this target",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = errors(&text);
+        if want.is_empty() {
+            continue;
+        }
+        assert!(
+            got.iter().any(|g| g == want),
+            "want {want:?}\n got {got:#?}"
+        );
+    }
+}
+
+#[test]
+fn nested_children_and_objects_build_json() {
+    #[derive(Debug)]
+    struct Pictures(Vec<Row>);
+    impl crate::mapping::NestedRows for Pictures {
+        fn rows(&self, index: usize, parent: &Row) -> Vec<&Row> {
+            assert_eq!(index, 1);
+            self.0
+                .iter()
+                .filter(|r| r.get("part_id") == parent.get("id"))
+                .collect()
+        }
+    }
+    let m = parse(NESTED).unwrap();
+    let t = &m.targets[0];
+    let root = row(&[("id", Value::Int(1)), ("maker_id", Value::Int(7))]);
+    let parts = [
+        row(&[
+            ("id", Value::Int(5)),
+            ("item_id", Value::Int(1)),
+            ("name", Value::Text("a".into())),
+        ]),
+        row(&[
+            ("id", Value::Int(6)),
+            ("item_id", Value::Int(1)),
+            ("name", Value::Text("b".into())),
+        ]),
+    ];
+    let pictures = Pictures(vec![
+        row(&[
+            ("id", Value::Int(1)),
+            ("part_id", Value::Int(5)),
+            ("url", Value::Text("x.jpg".into())),
+        ]),
+        row(&[
+            ("id", Value::Int(2)),
+            ("part_id", Value::Int(5)),
+            ("url", Value::Text("y.jpg".into())),
+        ]),
+    ]);
+    let maker = row(&[("id", Value::Int(7)), ("name", Value::Text("M\"k".into()))]);
+    let built = build_row(
+        t,
+        &root,
+        &Related {
+            joins: &[Some(&maker)],
+            children: &[parts.iter().collect(), Vec::new()],
+            nested: Some(&pictures),
+        },
+        &Transforms::standard(),
+    )
+    .unwrap();
+    assert_eq!(
+        built[1],
+        Value::Json(
+            r#"[{"name":"a","pictures":["x.jpg","y.jpg"]},{"name":"b","pictures":[]}]"#.into()
+        )
+    );
+    assert_eq!(built[2], Value::Json(r#"{"name":"M\"k"}"#.into()));
+    // No joined row: the object is null.
+    let built = build_row(
+        t,
+        &root,
+        &Related {
+            joins: &[None],
+            children: &[Vec::new(), Vec::new()],
+            nested: None,
+        },
+        &Transforms::standard(),
+    )
+    .unwrap();
+    assert_eq!(built[2], Value::Null);
+}
