@@ -147,3 +147,144 @@ pub fn row_key(row: &Row, columns: &[String]) -> Option<KeyTuple> {
         .collect::<Option<Vec<_>>>()
         .map(KeyTuple)
 }
+
+/// The one query a SQL source adapter provides: `SELECT columns FROM table
+/// WHERE (key_columns) IN (tuples)`, one statement per chunk of tuples, in
+/// the batch's snapshot. [`fetch_rows`], [`reverse_lookup_rows`] and
+/// [`lookup_in_rows`] build every read of the engine from it.
+pub trait SelectIn: Send {
+    /// The adapter's error (an unmatched row is one).
+    type Error: From<UnmatchedKey> + Send;
+
+    /// The rows of `table` whose `key_columns` equal one of `tuples`, with
+    /// `columns` (which include `key_columns`).
+    fn select_in(
+        &mut self,
+        table: &TableName,
+        columns: &[String],
+        key_columns: &[String],
+        tuples: &[KeyTuple],
+    ) -> impl Future<Output = Result<Vec<Row>, Self::Error>> + Send;
+}
+
+/// `columns` first, then `more` not already among them.
+fn with(columns: &[String], more: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = columns.to_vec();
+    for c in more {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`SourceSnapshot::reverse_lookup`] over a [`SelectIn`].
+pub async fn reverse_lookup_rows<S: SelectIn>(
+    source: &mut S,
+    target: &TargetTable,
+    columns: &[String],
+    tuples: &[KeyTuple],
+) -> Result<Vec<(KeyTuple, KeyTuple)>, S::Error> {
+    let select = with(&target.root_key, columns.iter().cloned());
+    let rows = source
+        .select_in(&target.root, &select, columns, tuples)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((row_key(r, &target.root_key)?, row_key(r, columns)?)))
+        .collect())
+}
+
+/// [`SourceSnapshot::lookup_in`] over a [`SelectIn`].
+pub async fn lookup_in_rows<S: SelectIn>(
+    source: &mut S,
+    table: &TableName,
+    select: &[String],
+    match_columns: &[String],
+    tuples: &[KeyTuple],
+) -> Result<Vec<(KeyTuple, KeyTuple)>, S::Error> {
+    let columns = with(match_columns, select.iter().cloned());
+    let rows = source
+        .select_in(table, &columns, match_columns, tuples)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((row_key(r, match_columns)?, row_key(r, select)?)))
+        .collect())
+}
+
+/// [`SourceSnapshot::fetch`] over a [`SelectIn`]: the root rows of `keys`,
+/// then each join's rows and each children's rows by the values the rows
+/// above hold (nested children after their parents), one query per table
+/// per chunk.
+pub async fn fetch_rows<S: SelectIn>(
+    source: &mut S,
+    target: &TargetTable,
+    keys: &[KeyTuple],
+) -> Result<FetchedRows, S::Error> {
+    let mut fetched = FetchedRows::default();
+    let columns = with(&target.root_key, target.root_columns.iter().cloned());
+    let rows = source
+        .select_in(&target.root, &columns, &target.root_key, keys)
+        .await?;
+    let matcher = KeyMatcher::new(keys);
+    for (asked, r) in matched(&target.root, &target.root_key, &matcher, keys.len(), rows)? {
+        fetched.roots.insert(asked, r);
+    }
+    for join in &target.joins {
+        let on_join: Vec<String> = join.on.iter().map(|(j, _)| j.clone()).collect();
+        let on_root: Vec<String> = join.on.iter().map(|(_, r)| r.clone()).collect();
+        let tuples: std::collections::BTreeSet<KeyTuple> = fetched
+            .roots
+            .values()
+            .filter_map(|r| row_key(r, &on_root))
+            .collect();
+        let mut by = BTreeMap::new();
+        if !tuples.is_empty() {
+            let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
+            let cols = with(&on_join, join.columns.iter().cloned());
+            let rows = source
+                .select_in(&join.table, &cols, &on_join, &tuples)
+                .await?;
+            let matcher = KeyMatcher::new(&tuples);
+            for (asked, r) in matched(&join.table, &on_join, &matcher, tuples.len(), rows)? {
+                by.insert(asked, r);
+            }
+        }
+        fetched.joins.push(by);
+    }
+    for child in &target.children {
+        let on_child: Vec<String> = child.on.iter().map(|(c, _)| c.clone()).collect();
+        let on_parent: Vec<String> = child.on.iter().map(|(_, r)| r.clone()).collect();
+        // Nested children are asked for by the rows of their parent
+        // children (always fetched before them), the others by the roots.
+        let tuples: std::collections::BTreeSet<KeyTuple> = match child.parent {
+            None => fetched
+                .roots
+                .values()
+                .filter_map(|r| row_key(r, &on_parent))
+                .collect(),
+            Some(p) => fetched
+                .children
+                .get(p)
+                .into_iter()
+                .flat_map(|by| by.values().flatten())
+                .filter_map(|r| row_key(r, &on_parent))
+                .collect(),
+        };
+        let mut by: BTreeMap<KeyTuple, Vec<Row>> = BTreeMap::new();
+        if !tuples.is_empty() {
+            let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
+            let cols = with(&on_child, child.columns.iter().cloned());
+            let rows = source
+                .select_in(&child.table, &cols, &on_child, &tuples)
+                .await?;
+            let matcher = KeyMatcher::new(&tuples);
+            for (asked, r) in matched(&child.table, &on_child, &matcher, tuples.len(), rows)? {
+                by.entry(asked).or_default().push(r);
+            }
+        }
+        fetched.children.push(by);
+    }
+    Ok(fetched)
+}

@@ -13,8 +13,11 @@ use mysql_async::{Column, Conn, Pool};
 use dms_cdc_core::dms::{ColumnName, Row, TableName, Value};
 use dms_cdc_core::fault::{Classify, Fault};
 use dms_cdc_core::mapping::{Mapping, TargetTable};
-use dms_cdc_core::plan::{KeyMatcher, KeyPart, KeyTuple};
-use dms_cdc_core::source::{matched, row_key, FetchedRows, SnapshotStats, UnmatchedKey};
+use dms_cdc_core::plan::{KeyPart, KeyTuple};
+use dms_cdc_core::source::{
+    fetch_rows, lookup_in_rows, reverse_lookup_rows, FetchedRows, SelectIn, SnapshotStats,
+    UnmatchedKey,
+};
 
 /// A source read failed.
 #[derive(Debug, thiserror::Error)]
@@ -325,146 +328,19 @@ impl MysqlSnapshot {
         }
         Ok(out)
     }
+}
 
-    /// Root keys of `target` whose `columns` equal one of `tuples` (a reverse lookup).
-    pub async fn reverse_lookup(
-        &mut self,
-        target: &TargetTable,
-        columns: &[String],
-        tuples: &[KeyTuple],
-    ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
-        let mut select: Vec<String> = target.root_key.clone();
-        select.extend(
-            columns
-                .iter()
-                .filter(|c| !target.root_key.contains(c))
-                .cloned(),
-        );
-        let rows = self
-            .select_in(&target.root, &select, columns, tuples)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Some((row_key(r, &target.root_key)?, row_key(r, columns)?)))
-            .collect())
-    }
+impl SelectIn for MysqlSnapshot {
+    type Error = SourceError;
 
-    /// Rows of `table` whose `match_columns` equal one of `tuples`: the
-    /// matched values and the `select` columns' values of each.
-    pub async fn lookup_in(
+    async fn select_in(
         &mut self,
         table: &TableName,
-        select: &[String],
-        match_columns: &[String],
+        columns: &[String],
+        key_columns: &[String],
         tuples: &[KeyTuple],
-    ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
-        let mut columns: Vec<String> = match_columns.to_vec();
-        columns.extend(
-            select
-                .iter()
-                .filter(|c| !match_columns.contains(c))
-                .cloned(),
-        );
-        let rows = self
-            .select_in(table, &columns, match_columns, tuples)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Some((row_key(r, match_columns)?, row_key(r, select)?)))
-            .collect())
-    }
-
-    /// Reads the root rows for `keys` and their related rows.
-    pub async fn fetch(
-        &mut self,
-        target: &TargetTable,
-        keys: &[KeyTuple],
-    ) -> Result<FetchedRows, SourceError> {
-        let mut fetched = FetchedRows::default();
-        let mut columns: Vec<String> = target.root_key.clone();
-        columns.extend(
-            target
-                .root_columns
-                .iter()
-                .filter(|c| !target.root_key.contains(c))
-                .cloned(),
-        );
-        let rows = self
-            .select_in(&target.root, &columns, &target.root_key, keys)
-            .await?;
-        let matcher = KeyMatcher::new(keys);
-        for (asked, r) in matched(&target.root, &target.root_key, &matcher, keys.len(), rows)? {
-            fetched.roots.insert(asked, r);
-        }
-        for join in &target.joins {
-            let on_join: Vec<String> = join.on.iter().map(|(j, _)| j.clone()).collect();
-            let on_root: Vec<String> = join.on.iter().map(|(_, r)| r.clone()).collect();
-            let tuples: BTreeSet<KeyTuple> = fetched
-                .roots
-                .values()
-                .filter_map(|r| row_key(r, &on_root))
-                .collect();
-            let mut cols = on_join.clone();
-            cols.extend(
-                join.columns
-                    .iter()
-                    .filter(|c| !on_join.contains(c))
-                    .cloned(),
-            );
-            let mut by = BTreeMap::new();
-            if !tuples.is_empty() {
-                let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
-                let rows = self
-                    .select_in(&join.table, &cols, &on_join, &tuples)
-                    .await?;
-                let matcher = KeyMatcher::new(&tuples);
-                for (asked, r) in matched(&join.table, &on_join, &matcher, tuples.len(), rows)? {
-                    by.insert(asked, r);
-                }
-            }
-            fetched.joins.push(by);
-        }
-        for child in &target.children {
-            let on_child: Vec<String> = child.on.iter().map(|(c, _)| c.clone()).collect();
-            let on_parent: Vec<String> = child.on.iter().map(|(_, r)| r.clone()).collect();
-            // Nested children are asked for by the rows of their parent
-            // children (always fetched before them), the others by the roots.
-            let tuples: BTreeSet<KeyTuple> = match child.parent {
-                None => fetched
-                    .roots
-                    .values()
-                    .filter_map(|r| row_key(r, &on_parent))
-                    .collect(),
-                Some(p) => fetched
-                    .children
-                    .get(p)
-                    .into_iter()
-                    .flat_map(|by| by.values().flatten())
-                    .filter_map(|r| row_key(r, &on_parent))
-                    .collect(),
-            };
-            let mut cols = on_child.clone();
-            cols.extend(
-                child
-                    .columns
-                    .iter()
-                    .filter(|c| !on_child.contains(c))
-                    .cloned(),
-            );
-            let mut by: BTreeMap<KeyTuple, Vec<Row>> = BTreeMap::new();
-            if !tuples.is_empty() {
-                let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
-                let rows = self
-                    .select_in(&child.table, &cols, &on_child, &tuples)
-                    .await?;
-                let matcher = KeyMatcher::new(&tuples);
-                for (asked, r) in matched(&child.table, &on_child, &matcher, tuples.len(), rows)? {
-                    by.entry(asked).or_default().push(r);
-                }
-            }
-            fetched.children.push(by);
-        }
-        Ok(fetched)
+    ) -> Result<Vec<Row>, SourceError> {
+        MysqlSnapshot::select_in(self, table, columns, key_columns, tuples).await
     }
 }
 
@@ -557,7 +433,7 @@ impl dms_cdc_core::source::SourceSnapshot for MysqlSnapshot {
         columns: &[String],
         tuples: &[KeyTuple],
     ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
-        MysqlSnapshot::reverse_lookup(self, target, columns, tuples).await
+        reverse_lookup_rows(self, target, columns, tuples).await
     }
 
     async fn lookup_in(
@@ -567,7 +443,7 @@ impl dms_cdc_core::source::SourceSnapshot for MysqlSnapshot {
         match_columns: &[String],
         tuples: &[KeyTuple],
     ) -> Result<Vec<(KeyTuple, KeyTuple)>, SourceError> {
-        MysqlSnapshot::lookup_in(self, table, select, match_columns, tuples).await
+        lookup_in_rows(self, table, select, match_columns, tuples).await
     }
 
     async fn fetch(
@@ -575,7 +451,7 @@ impl dms_cdc_core::source::SourceSnapshot for MysqlSnapshot {
         target: &TargetTable,
         keys: &[KeyTuple],
     ) -> Result<FetchedRows, SourceError> {
-        MysqlSnapshot::fetch(self, target, keys).await
+        fetch_rows(self, target, keys).await
     }
 
     async fn finish(self) -> Result<SnapshotStats, SourceError> {
