@@ -1,8 +1,11 @@
-//! The PostgreSQL adapter of dms-cdc over tokio-postgres (a target only):
+//! The PostgreSQL adapter of dms-cdc over tokio-postgres, as a target and
+//! as a source:
 //!
 //! - [`target`]: [`PostgresTarget`], multi-row `INSERT ... ON CONFLICT`
 //!   upserts with the version guard, keyed deletes, tombstones, checkpoint
 //!   and quarantine in one transaction, with the MySQL target's semantics;
+//! - [`source`]: [`PostgresSource`], the re-queries of a PostgreSQL source
+//!   in one `REPEATABLE READ, READ ONLY` snapshot per batch;
 //! - [`param`]: values bound in the target columns' own types;
 //! - [`fault`]: the one list of SQLSTATE rules and whose fault each is;
 //! - [`connection`]: `postgres://` URLs, TLS over rustls (`sslmode`,
@@ -17,14 +20,16 @@ pub mod fault;
 pub mod param;
 pub mod quarantine;
 pub mod rows;
+pub mod source;
 pub mod target;
 
 pub use connection::pool;
 /// The connection pool [`pool`] makes.
 pub use deadpool_postgres::Pool;
+pub use source::PostgresSource;
 pub use target::PostgresTarget;
 
-use dms_cdc_core::adapter::{ConnectError, Database, TargetAdapter};
+use dms_cdc_core::adapter::{ConnectError, Database, SourceAdapter, TargetAdapter};
 use dms_cdc_core::connection::Tls;
 
 /// The PostgreSQL adapter.
@@ -45,6 +50,16 @@ impl Database for Postgres {
 
     fn validate_url(url: &str) -> Result<(), ConnectError> {
         connection::validate(url).map_err(connect_error)
+    }
+}
+
+impl SourceAdapter for Postgres {
+    type Source = PostgresSource;
+
+    fn source(url: &str, tls: &Tls, pool_size: usize) -> Result<PostgresSource, ConnectError> {
+        let url = connection::with_tls(url, tls).map_err(connect_error)?;
+        let pool = pool(&url, pool_size).map_err(connect_error)?;
+        Ok(PostgresSource::from(pool))
     }
 }
 
