@@ -151,8 +151,19 @@ fn parse_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
 }
 
 /// The (file number, offset) of a MySQL `stream-position`
-/// (`mysql-bin.000024:5120:...`, or the local capture's `binlog.000001:5120`).
+/// (`mysql-bin.000024:5120:...`, or the local capture's `binlog.000001:5120`),
+/// or of a PostgreSQL one, whose first part is a WAL LSN (`16/B374D848`):
+/// file 0 and the LSN as a 64-bit number, which orders like the WAL.
 fn log_position(text: &str) -> Option<(u64, u64)> {
+    let lsn = text.split([':', '.', ' ']).next().and_then(|first| {
+        let (hi, lo) = first.split_once('/')?;
+        let hi = u64::from_str_radix(hi.trim(), 16).ok()?;
+        let lo = u64::from_str_radix(lo.trim(), 16).ok()?;
+        (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX)).then_some((0, hi << 32 | lo))
+    });
+    if lsn.is_some() {
+        return lsn;
+    }
     let mut parts = text.split(':');
     let file = parts.next()?;
     let offset = parts.next()?.trim().parse::<u64>().ok()?;
@@ -185,6 +196,20 @@ mod tests {
 
     fn v(metadata: &str, s: &str, kind: Kind) -> Version {
         Version::of_record(&record(metadata), &seq(s), kind).unwrap()
+    }
+
+    #[test]
+    fn a_postgresql_lsn_orders_like_the_wal() {
+        let at = |lsn: &str| {
+            v(
+                &format!(r#","commit-timestamp":"2026-11-20T10:15:02Z","stream-position":"{lsn}""#),
+                "1",
+                Kind::Image,
+            )
+        };
+        let (a, b, c) = (at("0/16B3748"), at("0/FFFFFFFF"), at("1/0"));
+        assert!(a < b && b < c, "{a} {b} {c}");
+        assert!(a.as_str().contains(" 0000000000:00000000000023803720 "), "{a}");
     }
 
     #[test]
