@@ -20,7 +20,9 @@
 //! only. Every write is idempotent and every change ends applied, or
 //! quarantined with its raw payload and a reason; nothing is dropped.
 
-pub use dms_cdc_core::{adapter, dms, mapping, metrics, plan, position, prepare, version};
+pub use dms_cdc_core::{
+    adapter, dms, instances, mapping, metrics, plan, position, prepare, version,
+};
 pub use dms_cdc_devkit::{backfill, capture, consume, demo, local, pipeline, reconcile};
 pub use dms_cdc_mysql::connection;
 pub use dms_cdc_ops::{quarantine, redrive, replay, stream};

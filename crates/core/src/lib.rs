@@ -33,6 +33,7 @@ pub mod connection;
 pub mod dms;
 pub mod engine;
 pub mod fault;
+pub mod instances;
 pub mod mapping;
 pub mod metrics;
 pub mod plan;

@@ -209,7 +209,10 @@ mod tests {
         };
         let (a, b, c) = (at("0/16B3748"), at("0/FFFFFFFF"), at("1/0"));
         assert!(a < b && b < c, "{a} {b} {c}");
-        assert!(a.as_str().contains(" 0000000000:00000000000023803720 "), "{a}");
+        assert!(
+            a.as_str().contains(" 0000000000:00000000000023803720 "),
+            "{a}"
+        );
     }
 
     #[test]

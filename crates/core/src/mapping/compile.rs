@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::{
-    Mapping, MappingError, MappingFile, SourceTable, SourceTableConfig, TargetTable, Touch,
-    Transforms,
+    Instance, InstanceConfig, Mapping, MappingError, MappingFile, SourceTable, SourceTableConfig,
+    TargetTable, Touch, Transforms,
 };
 use crate::dms::TableName;
 
@@ -68,23 +68,69 @@ pub(super) fn compile(
         errors.push("source.before_image_field", "must not be empty");
     }
 
-    let mut sources = compile_sources(&mut errors, schema, &raw.source.tables);
-
+    let instances = compile_instances(&mut errors, &raw.source.instances);
+    // Every table and target once per instance, on its schema (once on
+    // `source.schema` without instances). Errors are the same for every
+    // instance: only the first one's are reported.
+    let passes: Vec<(Option<&Instance>, &str)> = if instances.is_empty() {
+        vec![(None, schema)]
+    } else {
+        instances
+            .iter()
+            .map(|i| (Some(i), i.schema.as_str()))
+            .collect()
+    };
     if raw.targets.is_empty() {
         errors.push("target", "at least one [[target]] is required");
     }
+    let mut sources = BTreeMap::new();
     let mut targets = Vec::new();
-    let mut seen_targets = BTreeSet::new();
-    for t in &raw.targets {
-        let path = format!("target {:?}", t.table);
-        if !seen_targets.insert(t.table.clone()) {
-            errors.push(&path, "target table is defined twice");
+    for (pass, (instance, schema)) in passes.into_iter().enumerate() {
+        let mut later = Errors {
+            file,
+            list: Vec::new(),
+        };
+        let errors = if pass == 0 { &mut errors } else { &mut later };
+        let pass_sources = compile_sources(errors, schema, &raw.source.tables);
+        let mut seen_targets = BTreeSet::new();
+        for t in &raw.targets {
+            let path = format!("target {:?}", t.table);
+            if !seen_targets.insert(t.table.clone()) {
+                errors.push(&path, "target table is defined twice");
+            }
+            let discriminator = match (instance, &t.discriminator) {
+                (Some(i), Some(column)) => Some((column.as_str(), i.name.as_str())),
+                (Some(_), None) => {
+                    errors.push(
+                        &path,
+                        "a mapping with [[source.instance]]s needs a `discriminator` key column in every target, so that rows of different sources never collide",
+                    );
+                    None
+                }
+                (None, Some(_)) => {
+                    errors.push(
+                        format!("{path}.discriminator"),
+                        "applies only with [[source.instance]]s",
+                    );
+                    None
+                }
+                (None, None) => None,
+            };
+            if let Some(target) = target::compile_target(
+                errors,
+                &path,
+                schema,
+                t,
+                discriminator,
+                &pass_sources,
+                transforms,
+            ) {
+                targets.push(target);
+            }
         }
-        if let Some(target) =
-            target::compile_target(&mut errors, &path, schema, t, &sources, transforms)
-        {
-            targets.push(target);
-        }
+        // A later pass's errors are the first pass's again.
+        drop(later);
+        sources.extend(pass_sources);
     }
 
     if !errors.list.is_empty() {
@@ -94,11 +140,58 @@ pub(super) fn compile(
     record_touches(&targets, &mut sources);
 
     Ok(Mapping {
+        instances,
         file: file.to_owned(),
         before_image_field: raw.source.before_image_field.clone(),
         targets,
         sources,
     })
+}
+
+/// `[[source.instance]]`: distinct names and schemas.
+fn compile_instances(errors: &mut Errors<'_>, configs: &[InstanceConfig]) -> Vec<Instance> {
+    let mut names = BTreeSet::new();
+    let mut schemas = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let path = format!("source.instance[{i}]");
+        if c.name.is_empty() || c.name.len() > 64 || c.name.chars().any(|ch| ch.is_control()) {
+            errors.push(
+                format!("{path}.name"),
+                format!("{:?} is not a valid instance name", c.name),
+            );
+        }
+        if !names.insert(c.name.clone()) {
+            errors.push(
+                format!("{path}.name"),
+                format!("instance {:?} is defined twice", c.name),
+            );
+        }
+        if !schemas.insert(c.schema.clone()) {
+            errors.push(
+                format!("{path}.schema"),
+                format!(
+                    "schema {:?} belongs to two instances: records could not be told apart",
+                    c.schema
+                ),
+            );
+        }
+        let source_schema = c.source_schema.clone().unwrap_or_else(|| c.schema.clone());
+        for (field, value) in [("schema", &c.schema), ("source_schema", &source_schema)] {
+            if !is_identifier(value) {
+                errors.push(
+                    format!("{path}.{field}"),
+                    format!("{value:?} is not a valid identifier"),
+                );
+            }
+        }
+        out.push(Instance {
+            name: c.name.clone(),
+            schema: c.schema.clone(),
+            source_schema,
+        });
+    }
+    out
 }
 
 /// `[source.tables]`: names, keys, LOB and JSON columns (touches come later).

@@ -31,6 +31,28 @@ pub struct SourceConfig {
     /// Source tables the mapping reads: their key and LOB columns.
     #[serde(default)]
     pub tables: BTreeMap<String, SourceTableConfig>,
+    /// Several sources of the same tables consolidated into the targets
+    /// (one per service database or cluster): each record goes to the
+    /// instance its `schema-name` names.
+    #[serde(rename = "instance", default)]
+    pub instances: Vec<InstanceConfig>,
+}
+
+/// `[[source.instance]]`: one of several sources of the same tables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// The instance's name: the value of every target's discriminator
+    /// column for its rows, and how the function names its connection.
+    pub name: String,
+    /// The schema its records carry (`schema-name`): a DMS task per
+    /// instance, each with its own schema (a database name, or a DMS
+    /// rename-schema rule).
+    pub schema: String,
+    /// The schema the tables have in the instance's database, when it
+    /// differs from `schema` (a DMS rename-schema rule); re-queries use it.
+    #[serde(default)]
+    pub source_schema: Option<String>,
 }
 
 fn default_before_image_field() -> String {
@@ -65,6 +87,11 @@ pub struct TargetConfig {
     /// Optional version column for the stale-write guard (filled by the writer).
     #[serde(default)]
     pub version: Option<String>,
+    /// With `[[source.instance]]`s: the key column that holds the
+    /// instance's name, so that rows of different sources never collide
+    /// (filled by the writer, like `version`).
+    #[serde(default)]
+    pub discriminator: Option<String>,
     /// Only root rows that match are kept in the target.
     #[serde(default)]
     pub filter: Option<FilterConfig>,

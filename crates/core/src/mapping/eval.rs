@@ -424,11 +424,17 @@ pub fn passes_filter(target: &TargetTable, root: &Row) -> bool {
     }
 }
 
-/// The target key made from root key values (in `target.root_key` order).
+/// The target key made from root key values (in `target.root_key` order),
+/// after the discriminator's value when the target has one.
 pub fn target_key(target: &TargetTable, root_key: &[Value]) -> Result<Vec<Value>, EvalError> {
-    target
+    let discriminator = target
+        .discriminator
+        .as_ref()
+        .map(|(_, instance)| Value::Text(instance.clone()));
+    let from_root = target
         .key
         .iter()
+        .skip(usize::from(discriminator.is_some()))
         .zip(root_key)
         .map(|(name, v)| {
             let conv = target
@@ -446,8 +452,8 @@ pub fn target_key(target: &TargetTable, root_key: &[Value]) -> Result<Vec<Value>
                 }),
                 None => Ok(v.clone()),
             }
-        })
-        .collect()
+        });
+    discriminator.into_iter().map(Ok).chain(from_root).collect()
 }
 
 /// Builds a target row (values in `target.columns` order) from a root row and

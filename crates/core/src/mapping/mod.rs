@@ -16,8 +16,8 @@ use std::path::Path;
 use crate::dms::TableName;
 
 pub use config::{
-    ChildrenConfig, ColumnConfig, DeletePolicy, FilterConfig, JoinConfig, JoinKind, MappingFile,
-    SourceConfig, SourceTableConfig, TargetConfig,
+    ChildrenConfig, ColumnConfig, DeletePolicy, FilterConfig, InstanceConfig, JoinConfig, JoinKind,
+    MappingFile, SourceConfig, SourceTableConfig, TargetConfig,
 };
 pub use eval::{
     build_row, compare_values, convert, passes_filter, render_json, target_key, text_of,
@@ -181,8 +181,13 @@ pub struct TargetTable {
     pub root: TableName,
     /// Root key columns (the root table's primary key, in its order).
     pub root_key: Vec<String>,
-    /// Target key columns, in the order of `root_key`: `key[i]` is made from `root_key[i]`.
+    /// Target key columns: the discriminator first when there is one, then
+    /// in the order of `root_key` (each made from the root key column at
+    /// its position).
     pub key: Vec<String>,
+    /// With several source instances: the discriminator column and this
+    /// copy's instance name (its first column and first key column).
+    pub discriminator: Option<(String, String)>,
     /// Version column.
     pub version: Option<String>,
     /// Row filter.
@@ -254,9 +259,23 @@ pub struct SourceTable {
     pub touches: Vec<Touch>,
 }
 
+/// One of several sources of a mapping (`[[source.instance]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Its name (the discriminator's value).
+    pub name: String,
+    /// The schema its records carry.
+    pub schema: String,
+    /// The schema of its tables in its database.
+    pub source_schema: String,
+}
+
 /// A validated, compiled mapping.
 #[derive(Debug, Clone)]
 pub struct Mapping {
+    /// The source instances (empty: one source). Each target is compiled
+    /// once per instance, on the instance's schema.
+    pub instances: Vec<Instance>,
     /// Name of the file it came from (for messages).
     pub file: String,
     /// Before-image field name.

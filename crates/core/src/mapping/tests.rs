@@ -699,3 +699,75 @@ fn nested_children_and_objects_build_json() {
     .unwrap();
     assert_eq!(built[2], Value::Null);
 }
+
+const INSTANCES: &str = r#"
+[source]
+schema = "src"
+[[source.instance]]
+name = "eu"
+schema = "src_eu"
+[[source.instance]]
+name = "us"
+schema = "src_us"
+source_schema = "src"
+[source.tables.items]
+key = ["id"]
+[[target]]
+table = "items_v2"
+root = "items"
+key = ["region", "item_id"]
+discriminator = "region"
+[[target.column]]
+name = "item_id"
+from = "id"
+"#;
+
+#[test]
+fn instances_compile_one_target_copy_each_with_its_discriminator() {
+    let m = parse(INSTANCES).unwrap();
+    assert_eq!(m.instances.len(), 2);
+    assert_eq!(m.instances[1].source_schema, "src");
+    let roots: Vec<String> = m.targets.iter().map(|t| t.root.to_string()).collect();
+    assert_eq!(roots, ["src_eu.items", "src_us.items"]);
+    let t = &m.targets[1];
+    assert_eq!(t.key, ["region", "item_id"]);
+    assert_eq!(t.discriminator, Some(("region".into(), "us".into())));
+    assert_eq!(
+        target_key(t, &[Value::Int(7)]).unwrap(),
+        vec![Value::Text("us".into()), Value::Int(7)]
+    );
+    assert!(m.source(&TableName::new("src_eu", "items")).is_some());
+}
+
+#[test]
+fn instances_are_validated() {
+    let cases = [
+        (
+            INSTANCES.replace("discriminator = \"region\"\n", ""),
+            "m.toml: target \"items_v2\": a mapping with [[source.instance]]s needs a `discriminator` key column in every target, so that rows of different sources never collide",
+        ),
+        (
+            INSTANCES.replace("key = [\"region\", \"item_id\"]", "key = [\"item_id\"]"),
+            "m.toml: target \"items_v2\".key: must hold the discriminator column \"region\"",
+        ),
+        (
+            INSTANCES.replace("schema = \"src_us\"", "schema = \"src_eu\""),
+            "m.toml: source.instance[1].schema: schema \"src_eu\" belongs to two instances: records could not be told apart",
+        ),
+        (
+            format!("{INSTANCES}[[target.column]]\nname = \"region\"\nvalue = \"x\"\n"),
+            "m.toml: target \"items_v2\".discriminator: column \"region\" is filled with the instance's name: no column rule may make it",
+        ),
+        (
+            MINIMAL.replace("key = [\"item_id\"]", "key = [\"item_id\"]\ndiscriminator = \"region\""),
+            "m.toml: target \"items_v2\".discriminator: applies only with [[source.instance]]s",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = errors(&text);
+        assert!(
+            got.iter().any(|g| g == want),
+            "want {want:?}\n got {got:#?}"
+        );
+    }
+}

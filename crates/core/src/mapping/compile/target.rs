@@ -13,12 +13,15 @@ use crate::mapping::{
     Transforms,
 };
 
-/// Compiles one target; `None` when it breaks a rule (the errors say which).
+/// Compiles one target (for one source instance: its `discriminator`
+/// column and the instance's name); `None` when it breaks a rule (the
+/// errors say which).
 pub(super) fn compile_target(
     errors: &mut Errors<'_>,
     path: &str,
     schema: &str,
     t: &TargetConfig,
+    discriminator: Option<(&str, &str)>,
     sources: &BTreeMap<TableName, SourceTable>,
     transforms: &Transforms,
 ) -> Option<TargetTable> {
@@ -42,8 +45,44 @@ pub(super) fn compile_target(
     let joins = compile_joins(errors, path, schema, &t.joins, sources, &mut aliases);
     let children = compile_children(errors, path, schema, &t.children, sources, &mut aliases);
     let mut reads = Reads::new(root_src, joins, children);
-    let (columns, names) = compile_columns(errors, path, &t.columns, &mut reads, transforms);
-    let key = compile_key(errors, path, before, &t.key, &columns, &root, root_src);
+    let (mut columns, mut names) =
+        compile_columns(errors, path, &t.columns, &mut reads, transforms);
+    let mut key_names = t.key.clone();
+    if let Some((column, instance)) = discriminator {
+        if !is_identifier(column) {
+            errors.push(
+                format!("{path}.discriminator"),
+                format!("{column:?} is not a valid column name"),
+            );
+        }
+        if names.contains(column) {
+            errors.push(
+                format!("{path}.discriminator"),
+                format!("column {column:?} is filled with the instance's name: no column rule may make it"),
+            );
+        }
+        match key_names.iter().position(|k| k == column) {
+            Some(i) => {
+                key_names.remove(i);
+            }
+            None => errors.push(
+                format!("{path}.key"),
+                format!("must hold the discriminator column {column:?}"),
+            ),
+        }
+        columns.insert(
+            0,
+            Column {
+                name: column.to_owned(),
+                rule: Rule::Const(crate::dms::Value::Text(instance.to_owned())),
+            },
+        );
+        names.insert(column.to_owned());
+    }
+    let mut key = compile_key(errors, path, before, &key_names, &columns, &root, root_src);
+    if let Some((column, _)) = discriminator {
+        key.insert(0, column.to_owned());
+    }
     check_version(errors, path, t.version.as_deref(), &names);
     let filter = t
         .filter
@@ -66,6 +105,7 @@ pub(super) fn compile_target(
         root: root.clone(),
         root_key: root_src.key.clone(),
         key,
+        discriminator: discriminator.map(|(c, i)| (c.to_owned(), i.to_owned())),
         version: t.version.clone(),
         filter,
         delete: t.delete.clone(),

@@ -1,0 +1,263 @@
+//! Several sources consolidated into one target, for every target adapter
+//! (`mysql::`, `postgres::`): two PostgreSQL sources of the same schema
+//! (two services' databases, with the same keys), their DMS tasks renaming
+//! the schema to `recipes_eu` and `recipes_us`, one stream, one engine. The
+//! changes of both, interleaved, land under their own `region`
+//! discriminator: the re-queries read the right source, rows of the two
+//! never collide, and a child's change rebuilds its own source's parent.
+
+mod support;
+
+use dms_cdc::dms::Delivery;
+use dms_cdc::engine::{Engine, Outcome, Settings};
+use dms_cdc::instances::Instances;
+use dms_cdc::local::PostgreSql;
+use dms_cdc::mapping::{Mapping, Transforms};
+use dms_cdc::position::{SequenceNumber, ShardId};
+use dms_cdc::postgres::PostgresSource;
+use serde_json::json;
+use support::targets::TestTarget;
+use support::{root, FUNCTION_NAME};
+
+every_target!(changes_of_two_sources_land_apart_in_one_target);
+
+const MAPPING: &str = r#"
+[source]
+schema = "recipes_src"
+before_image_field = "before-image"
+
+[[source.instance]]
+name = "eu"
+schema = "recipes_eu"
+source_schema = "recipes_src"
+
+[[source.instance]]
+name = "us"
+schema = "recipes_us"
+source_schema = "recipes_src"
+
+[source.tables.users]
+key = ["id"]
+
+[source.tables.recipes]
+key = ["id"]
+
+[source.tables.ingredients]
+key = ["id"]
+
+[[target]]
+table = "all_recipes"
+root = "recipes"
+key = ["region", "legacy_id"]
+discriminator = "region"
+version = "src_version"
+filter = { column = "status", in = ["published"] }
+
+[[target.join]]
+name = "author"
+table = "users"
+on = { id = "author_id" }
+
+[[target.children]]
+name = "ingredients"
+table = "ingredients"
+on = { recipe_id = "id" }
+order_by = ["position", "id"]
+fields = { name = "name", qty = "quantity" }
+
+[[target.column]]
+name = "legacy_id"
+from = "id"
+
+[[target.column]]
+name = "title"
+from = "title"
+
+[[target.column]]
+name = "author_name"
+from = "author.name"
+
+[[target.column]]
+name = "ingredients"
+children = "ingredients"
+"#;
+
+fn source(users: u64, recipes: u64) -> PostgreSql {
+    let pg = PostgreSql::start().expect("throwaway postgresql");
+    pg.create_database("src").unwrap();
+    pg.run_file("src", &root().join("fixtures/source-postgres.sql"))
+        .unwrap();
+    pg.run_sql(
+        "src",
+        &support::generated::source_sql_postgres(users, recipes),
+    )
+    .unwrap();
+    pg
+}
+
+/// A DMS record of `schema.table`.
+fn change(schema: &str, table: &str, op: &str, data: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "data": data,
+        "metadata": {
+            "timestamp": "2026-12-06T10:15:00.000000Z",
+            "record-type": "data",
+            "operation": op,
+            "partition-key-type": "primary-key",
+            "schema-name": schema,
+            "table-name": table,
+            "commit-timestamp": "2026-12-06T10:15:00Z"
+        }
+    }))
+    .unwrap()
+}
+
+async fn changes_of_two_sources_land_apart_in_one_target<T: TestTarget>() {
+    let (users, recipes) = (10, 40);
+    let eu = source(users, recipes);
+    let us = source(users, recipes);
+    // The US service has its own titles and authors.
+    us.run_sql(
+        "src",
+        "UPDATE recipes_src.recipes SET title = 'US ' || title; \
+         UPDATE recipes_src.users SET name = 'US ' || name",
+    )
+    .unwrap();
+    let db = T::start();
+    T::text_rows(
+        &db,
+        &format!(
+            "CREATE TABLE all_recipes (region VARCHAR(8) NOT NULL, legacy_id BIGINT NOT NULL, \
+               title VARCHAR(200) NOT NULL, author_name VARCHAR(100) NULL, ingredients {j} NULL, \
+               src_version {v}, PRIMARY KEY (region, legacy_id))",
+            j = T::JSON_TYPE,
+            v = T::VERSION_TYPE
+        ),
+    )
+    .await;
+    let transforms = Transforms::standard();
+    let mapping = Mapping::parse("consolidation.toml", MAPPING, &transforms).unwrap();
+    assert_eq!(
+        mapping.targets.len(),
+        2,
+        "one copy of the target per instance"
+    );
+    let target = T::new(T::pool(&db), FUNCTION_NAME, 100);
+    dms_cdc::target::Target::prepare(&target, &mapping)
+        .await
+        .unwrap();
+    let sources = Instances::for_mapping(&mapping, |i| {
+        let db = match i.name.as_str() {
+            "eu" => &eu,
+            "us" => &us,
+            _ => return None,
+        };
+        Some(PostgresSource::from(
+            dms_cdc::postgres::pool(&db.url("src"), 2).unwrap(),
+        ))
+    })
+    .unwrap();
+    let engine = Engine::new(
+        mapping,
+        transforms,
+        sources,
+        target,
+        Settings {
+            function_name: FUNCTION_NAME.into(),
+            chunk_size: 100,
+        },
+    );
+
+    // Both services' recipes, interleaved on one shard.
+    let mut seq = 0u64;
+    let mut delivery = |payload: Vec<u8>| {
+        seq += 1;
+        Delivery {
+            shard_id: ShardId("shardId-000000000000".into()),
+            sequence_number: SequenceNumber::parse(&format!("4959{seq:020}")).unwrap(),
+            partition_key: "k".into(),
+            approximate_arrival_ms: None,
+            data: payload,
+        }
+    };
+    let mut batch = Vec::new();
+    for id in 1..=recipes {
+        for schema in ["recipes_eu", "recipes_us"] {
+            batch.push(delivery(change(
+                schema,
+                "recipes",
+                "update",
+                json!({ "id": id }),
+            )));
+        }
+    }
+    let report = engine.process(&batch).await;
+    assert_eq!(report.retry_error, None);
+    assert!(
+        report.outcomes.iter().all(|o| *o == Outcome::Applied),
+        "{:?}",
+        report.summary
+    );
+    let rows = T::text_rows(
+        &db,
+        "SELECT region, legacy_id, title, author_name FROM all_recipes ORDER BY region, legacy_id",
+    )
+    .await;
+    // Half the recipes are published, in each region, under the same ids.
+    assert_eq!(rows.len(), recipes as usize);
+    let text = |r: &Vec<Option<String>>, i: usize| r[i].clone().unwrap_or_default();
+    for r in &rows {
+        let id: u64 = text(r, 1).parse().unwrap();
+        let (title, author) = match text(r, 0).as_str() {
+            "eu" => (format!("recipe {id}"), format!("user {}", 1 + id % users)),
+            "us" => (
+                format!("US recipe {id}"),
+                format!("US user {}", 1 + id % users),
+            ),
+            other => panic!("region {other:?}"),
+        };
+        assert_eq!((text(r, 2), text(r, 3)), (title, author), "{r:?}");
+    }
+
+    // An ingredient changes in the US source only: only the US recipe is rebuilt.
+    us.run_sql(
+        "src",
+        "UPDATE recipes_src.ingredients SET name = 'saffron' WHERE id = 3",
+    )
+    .unwrap();
+    let report = engine
+        .process(&[delivery(change(
+            "recipes_us",
+            "ingredients",
+            "update",
+            json!({"id": 3, "recipe_id": 2, "position": 1, "name": "saffron", "quantity": "1.50", "unit": "g"}),
+        ))])
+        .await;
+    assert!(
+        report.outcomes.iter().all(|o| *o == Outcome::Applied),
+        "{:?}",
+        report.summary
+    );
+    assert_eq!(
+        report.summary.upserts.get("all_recipes"),
+        Some(&1),
+        "{:?}",
+        report.summary
+    );
+    let ingredients = T::text_rows(
+        &db,
+        "SELECT region, ingredients FROM all_recipes WHERE legacy_id = 2 ORDER BY region",
+    )
+    .await;
+    let names = |i: usize| -> Vec<String> {
+        let json: serde_json::Value =
+            serde_json::from_str(ingredients[i][1].as_deref().unwrap()).unwrap();
+        json.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(0), vec!["ingredient 4", "ingredient 3"]);
+    assert_eq!(names(1), vec!["ingredient 4", "saffron"]);
+}
