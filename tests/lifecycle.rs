@@ -23,6 +23,7 @@ use support::targets::TestTarget;
 use support::{record, rig_for, root, user, Rig, FUNCTION_NAME};
 
 every_target!(
+    a_sequence_at_or_below_the_source_keys_fails_and_is_raised,
     keys_of_several_columns_and_of_text_backfill_resume_reconcile_and_repair,
     reconcile_finds_every_planted_drift_and_repair_fixes_it,
     cutover_check_fails_for_each_reason_and_passes_when_clean,
@@ -513,4 +514,42 @@ async fn keys_of_several_columns_and_of_text_backfill_resume_reconcile_and_repai
     );
     let again = check().await.unwrap();
     assert!(again.is_clean(), "{}", again.render(20));
+}
+
+async fn a_sequence_at_or_below_the_source_keys_fails_and_is_raised<T: TestTarget>() {
+    let rig = loaded::<T>().await;
+    let check = |raise| {
+        dms_cdc::reconcile::sequences(
+            &rig.engine.source,
+            &rig.engine.target,
+            &rig.engine.mapping,
+            raise,
+        )
+    };
+    // No key column is filled by a sequence: nothing to check.
+    assert_eq!(check(false).await.unwrap(), vec![]);
+    rig.target_sql(
+        &T::AUTO_INCREMENT
+            .replace("{table}", "global_recipes")
+            .replace("{column}", "legacy_id"),
+    )
+    .await;
+    // The source holds recipes up to 300; the target's sequence gives at
+    // most the greatest published one + 1 (or 1: a new identity).
+    let before = check(false).await.unwrap();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(
+        (
+            before[0].table.as_str(),
+            before[0].column.as_str(),
+            before[0].source_max
+        ),
+        ("global_recipes", "legacy_id", Some(300))
+    );
+    assert!(!before[0].is_clear(), "{before:?}");
+    let raised = check(true).await.unwrap();
+    assert!(raised[0].raised && raised[0].is_clear(), "{raised:?}");
+    assert_eq!(raised[0].next, 301, "{raised:?}");
+    let after = check(false).await.unwrap();
+    assert!(after[0].is_clear() && !after[0].raised, "{after:?}");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::quarantine::{Filter, QuarantineStore, State};
-use dms_cdc_core::target::{Target, TargetRows};
+use dms_cdc_core::target::{Target, TargetRows, TargetSequences};
 use dms_cdc_devkit::capture::CaptureOptions;
 use dms_cdc_mysql::MysqlSource;
 use dms_cdc_ops::redrive::{first_unapplied, list_shards, ReadLimits};
@@ -15,8 +15,11 @@ use crate::reconcile::CheckArgs;
 
 /// `dms-cdc cutover-check`: passes (exit 0) only when every shard of the
 /// stream is applied up to its newest record (within --max-lag-seconds),
-/// no quarantined record is open, and a reconcile (full, or --sample)
-/// finds no difference. Prints each check with PASS or FAIL and why.
+/// no quarantined record is open, a reconcile (full, or --sample) finds no
+/// difference, and every target key column a sequence fills (an
+/// auto-increment, an identity or serial column) gives values above the
+/// source's greatest key (--sync-sequences raises those that do not).
+/// Prints each check with PASS or FAIL and why.
 ///
 /// Exit codes: 0 every check passed; 1 a check failed; 2 usage or
 /// configuration error.
@@ -35,6 +38,11 @@ pub struct CutoverArgs {
     /// many seconds ago (in flight); 0: none may be waiting.
     #[arg(long, default_value_t = 0)]
     pub max_lag_seconds: u64,
+    /// Raise target sequences (auto-increments, identity and serial key
+    /// columns) that are at or below the source's greatest key: the last
+    /// step before the switch, once the source is read-only.
+    #[arg(long)]
+    pub sync_sequences: bool,
 }
 
 /// Runs `dms-cdc cutover-check`.
@@ -48,6 +56,7 @@ pub async fn run(args: CutoverArgs, transforms: Transforms) -> anyhow::Result<Ex
         max_lag: Duration::from_secs(args.max_lag_seconds),
         options: args.check.options(),
         capture: CaptureOptions::from_mapping(&mapping),
+        sync_sequences: args.sync_sequences,
     };
     crate::with_engine(mapping, transforms, &endpoints, verb).await
 }
@@ -58,6 +67,7 @@ struct Cutover {
     max_lag: Duration,
     options: dms_cdc_devkit::reconcile::ReconcileOptions,
     capture: CaptureOptions,
+    sync_sequences: bool,
 }
 
 fn line(pass: bool, check: &str, why: &str) -> bool {
@@ -112,7 +122,7 @@ impl Cutover {
 }
 
 impl crate::EngineVerb for Cutover {
-    async fn run<T: Target + QuarantineStore + TargetRows>(
+    async fn run<T: Target + QuarantineStore + TargetRows + TargetSequences>(
         self,
         engine: Engine<MysqlSource, T>,
     ) -> anyhow::Result<ExitCode> {
@@ -151,7 +161,50 @@ impl crate::EngineVerb for Cutover {
         if !report.is_clean() {
             print!("{}", report.render(20));
         }
-        Ok(if lag && quarantine && diff {
+        let checks = dms_cdc_devkit::reconcile::sequences(
+            &engine.source,
+            &engine.target,
+            &engine.mapping,
+            self.sync_sequences,
+        )
+        .await?;
+        let behind: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.is_clear())
+            .map(|c| {
+                format!(
+                    "{}.{} gives {} next, the source holds keys up to {}",
+                    c.table,
+                    c.column,
+                    c.next,
+                    c.source_max.unwrap_or_default()
+                )
+            })
+            .collect();
+        let sequences = line(
+            behind.is_empty(),
+            "sequences",
+            &if !behind.is_empty() {
+                format!("{} (--sync-sequences raises them)", behind.join("; "))
+            } else if checks.is_empty() {
+                "no target key column is filled by a sequence".to_owned()
+            } else {
+                checks
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}.{} gives {} next{}",
+                            c.table,
+                            c.column,
+                            c.next,
+                            if c.raised { " (raised)" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        );
+        Ok(if lag && quarantine && diff && sequences {
             println!("cutover-check passed");
             ExitCode::SUCCESS
         } else {

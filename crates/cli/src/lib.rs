@@ -47,7 +47,7 @@ use dms_cdc_core::connection::Tls;
 use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::quarantine::QuarantineStore;
-use dms_cdc_core::target::{Target, TargetRows};
+use dms_cdc_core::target::{Target, TargetRows, TargetSequences};
 use dms_cdc_mysql::{Mysql, MysqlSource};
 use dms_cdc_ops::connect::{engine_between, ConnectError, Endpoints};
 use dms_cdc_postgres::Postgres;
@@ -274,7 +274,7 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
 /// one copy of the verb serves every target adapter ([`with_engine`]).
 trait EngineVerb {
     /// Runs the verb with the engine from the MySQL source to a `T` target.
-    async fn run<T: Target + QuarantineStore + TargetRows>(
+    async fn run<T: Target + QuarantineStore + TargetRows + TargetSequences>(
         self,
         engine: Engine<MysqlSource, T>,
     ) -> anyhow::Result<ExitCode>;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::quarantine::QuarantineStore;
-use dms_cdc_core::target::{Target, TargetRows};
+use dms_cdc_core::target::{Target, TargetRows, TargetSequences};
 use dms_cdc_devkit::capture::CaptureOptions;
 use dms_cdc_devkit::reconcile::{reconcile, repair, ReconcileOptions, ReconcileReport};
 use dms_cdc_mysql::MysqlSource;
@@ -125,7 +125,7 @@ pub async fn check<T: Target + TargetRows>(
 }
 
 impl crate::EngineVerb for Reconcile {
-    async fn run<T: Target + QuarantineStore + TargetRows>(
+    async fn run<T: Target + QuarantineStore + TargetRows + TargetSequences>(
         self,
         engine: Engine<MysqlSource, T>,
     ) -> anyhow::Result<ExitCode> {

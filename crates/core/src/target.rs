@@ -232,6 +232,29 @@ pub trait TargetRows: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Vec<String>>, Self::Error>> + Send;
 }
 
+/// A target's sequences (auto-increments, identity and serial columns):
+/// the cutover's last step moves them above the migrated keys, so that
+/// rows the application inserts after the switch do not collide with them.
+pub trait TargetSequences: Send + Sync {
+    /// The adapter's error.
+    type Error: Classify + std::error::Error + Send + Sync + 'static;
+
+    /// The key columns of `table` a sequence fills, each with the next
+    /// value it gives.
+    fn sequences(
+        &self,
+        table: &TargetTable,
+    ) -> impl Future<Output = Result<Vec<(String, i128)>, Self::Error>> + Send;
+
+    /// Makes the sequence of `column` give values above `max` (never lowers it).
+    fn raise_sequence(
+        &self,
+        table: &TargetTable,
+        column: &str,
+        max: i128,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
 /// One batch's open write transaction. Dropping it without
 /// [`TargetTransaction::finish`] rolls it back.
 pub trait TargetTransaction: Send {

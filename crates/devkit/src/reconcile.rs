@@ -30,7 +30,9 @@ use dms_cdc_core::fault::{Classify, Fault};
 use dms_cdc_core::mapping::{ColumnRef, DeletePolicy, Mapping, Rule, TargetTable, Transforms};
 use dms_cdc_core::plan::KeyPart;
 use dms_cdc_core::position::{SequenceNumber, ShardId};
-use dms_cdc_core::target::{Quarantine, TableWrites, Target, TargetRows, TargetTransaction};
+use dms_cdc_core::target::{
+    Quarantine, TableWrites, Target, TargetRows, TargetSequences, TargetTransaction,
+};
 use dms_cdc_mysql::MysqlSource;
 
 use crate::backfill::roots_only;
@@ -997,6 +999,99 @@ fn delete_record(
         }
     }))
     .unwrap_or_default()
+}
+
+/// One target sequence against the source's keys (the cutover's last step).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SequenceCheck {
+    /// Target table.
+    pub table: String,
+    /// The key column the sequence fills.
+    pub column: String,
+    /// The next value it gives (after a raise, the new one).
+    pub next: i128,
+    /// The greatest root key in the source.
+    pub source_max: Option<i128>,
+    /// Whether it was raised in this run.
+    pub raised: bool,
+}
+
+impl SequenceCheck {
+    /// Whether new target rows cannot collide with migrated keys.
+    pub fn is_clear(&self) -> bool {
+        self.source_max.is_none_or(|m| self.next > m)
+    }
+}
+
+/// Every target key column a sequence fills, against the greatest key of
+/// its root column in the source; with `raise`, sequences at or below it
+/// are moved above it (and above the table's own keys).
+pub async fn sequences<T: TargetSequences>(
+    source: &MysqlSource,
+    target: &T,
+    mapping: &Mapping,
+    raise: bool,
+) -> Result<Vec<SequenceCheck>, ReconcileError> {
+    use mysql_async::prelude::Queryable;
+    let target_err = |e: &dyn std::fmt::Display| ReconcileError::Target(e.to_string());
+    let mut out: Vec<SequenceCheck> = Vec::new();
+    for table in &mapping.targets {
+        for (column, next) in target.sequences(table).await.map_err(|e| target_err(&e))? {
+            let Some(root_column) = root_column_of_key(table, &column) else {
+                continue;
+            };
+            let mut conn = source
+                .pool()
+                .get_conn()
+                .await
+                .map_err(|e| ReconcileError::Source(e.into()))?;
+            let max: Option<Option<String>> = conn
+                .query_first(format!(
+                    "SELECT CAST(MAX(`{}`) AS CHAR) FROM `{}`.`{}`",
+                    root_column.replace('`', "``"),
+                    table.root.schema.replace('`', "``"),
+                    table.root.table.replace('`', "``")
+                ))
+                .await
+                .map_err(|e| ReconcileError::Source(e.into()))?;
+            let source_max = max.flatten().and_then(|m| m.trim().parse::<i128>().ok());
+            let mut check = SequenceCheck {
+                table: table.table.clone(),
+                column: column.clone(),
+                next,
+                source_max,
+                raised: false,
+            };
+            if raise && !check.is_clear() {
+                let max = source_max.unwrap_or(0);
+                target
+                    .raise_sequence(table, &column, max)
+                    .await
+                    .map_err(|e| target_err(&e))?;
+                check.raised = true;
+                check.next = target
+                    .sequences(table)
+                    .await
+                    .map_err(|e| target_err(&e))?
+                    .into_iter()
+                    .find(|(c, _)| *c == column)
+                    .map_or(max + 1, |(_, n)| n);
+            }
+            // One line per target table and column (instances share the table).
+            match out
+                .iter_mut()
+                .find(|c| c.table == check.table && c.column == check.column)
+            {
+                Some(seen) => {
+                    seen.source_max = seen.source_max.max(check.source_max);
+                    seen.next = check.next;
+                    seen.raised |= check.raised;
+                }
+                None => out.push(check),
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use dms_cdc_core::dms::Value;
 use dms_cdc_core::mapping::TargetTable;
-use dms_cdc_core::target::{rows_per_statement, TargetRows};
+use dms_cdc_core::target::{rows_per_statement, TargetRows, TargetSequences};
 use mysql_async::prelude::*;
 
 use crate::source::{quote, to_param};
@@ -201,5 +201,65 @@ impl TargetRows for MysqlTarget {
                     .collect()
             })
             .collect())
+    }
+}
+
+impl TargetSequences for MysqlTarget {
+    type Error = TargetError;
+
+    async fn sequences(&self, table: &TargetTable) -> Result<Vec<(String, i128)>, TargetError> {
+        let what = format!("read the auto-increment of {}", table.table);
+        let mut conn = self
+            .pool
+            .get_conn()
+            .await
+            .map_err(TargetError::bookkeeping(what.clone()))?;
+        // MySQL 8 caches the table statistics; MariaDB has no such setting.
+        let _ = conn
+            .query_drop("SET SESSION information_schema_stats_expiry = 0")
+            .await;
+        let column: Option<String> = conn
+            .exec_first(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND EXTRA LIKE '%auto_increment%'",
+                (&table.table,),
+            )
+            .await
+            .map_err(TargetError::bookkeeping(what.clone()))?;
+        let Some(column) = column.filter(|c| table.key.iter().any(|k| k.eq_ignore_ascii_case(c)))
+        else {
+            return Ok(Vec::new());
+        };
+        let next: Option<Option<u64>> = conn
+            .exec_first(
+                "SELECT AUTO_INCREMENT FROM information_schema.TABLES
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (&table.table,),
+            )
+            .await
+            .map_err(TargetError::bookkeeping(what))?;
+        Ok(vec![(column, i128::from(next.flatten().unwrap_or(1)))])
+    }
+
+    async fn raise_sequence(
+        &self,
+        table: &TargetTable,
+        _column: &str,
+        max: i128,
+    ) -> Result<(), TargetError> {
+        let what = format!("raise the auto-increment of {}", table.table);
+        let mut conn = self
+            .pool
+            .get_conn()
+            .await
+            .map_err(TargetError::bookkeeping(what.clone()))?;
+        // The server never sets it below the column's greatest value + 1.
+        conn.query_drop(format!(
+            "ALTER TABLE {} AUTO_INCREMENT = {}",
+            quote(&table.table),
+            max.max(0) + 1
+        ))
+        .await
+        .map_err(TargetError::bookkeeping(what))
     }
 }

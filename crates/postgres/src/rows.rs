@@ -3,7 +3,7 @@
 
 use dms_cdc_core::dms::Value;
 use dms_cdc_core::mapping::TargetTable;
-use dms_cdc_core::target::{rows_per_statement, TargetRows};
+use dms_cdc_core::target::{rows_per_statement, TargetRows, TargetSequences};
 use tokio_postgres::types::ToSql;
 
 use crate::param::Param;
@@ -185,5 +185,74 @@ impl TargetRows for PostgresTarget {
             .iter()
             .map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect())
             .collect())
+    }
+}
+
+impl TargetSequences for PostgresTarget {
+    type Error = TargetError;
+
+    async fn sequences(&self, table: &TargetTable) -> Result<Vec<(String, i128)>, TargetError> {
+        let what = format!("read the sequences of {}", table.table);
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(TargetError::bookkeeping(what.clone()))?;
+        let mut out = Vec::new();
+        for column in &table.key {
+            // Serial and identity columns alike; NULL for other columns.
+            let row = client
+                .query_one(
+                    "SELECT s.last_value, s.start_value, s.increment_by
+                     FROM pg_sequences s
+                     WHERE format('%I.%I', s.schemaname, s.sequencename)::regclass
+                         = pg_get_serial_sequence(format('%I', $1::text), $2)::regclass",
+                    &[&table.table, column],
+                )
+                .await;
+            let Ok(row) = row else {
+                continue;
+            };
+            let last: Option<i64> = row.get(0);
+            let start: i64 = row.get(1);
+            let step: i64 = row.get(2);
+            let next = match last {
+                Some(l) => i128::from(l) + i128::from(step),
+                None => i128::from(start),
+            };
+            out.push((column.clone(), next));
+        }
+        Ok(out)
+    }
+
+    async fn raise_sequence(
+        &self,
+        table: &TargetTable,
+        column: &str,
+        max: i128,
+    ) -> Result<(), TargetError> {
+        let what = format!("raise the sequence of {}.{column}", table.table);
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(TargetError::bookkeeping(what.clone()))?;
+        let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+        // Never lowers it, and never below a key the table holds.
+        let sql = format!(
+            "SELECT setval(pg_get_serial_sequence(format('%I', $1::text), $2),
+                           GREATEST($3::bigint,
+                                    (SELECT COALESCE(MAX({c})::bigint, 0) FROM {t}),
+                                    (SELECT COALESCE(last_value, 0) FROM pg_sequences s
+                                     WHERE format('%I.%I', s.schemaname, s.sequencename)::regclass
+                                         = pg_get_serial_sequence(format('%I', $1::text), $2)::regclass)))",
+            c = quote(column),
+            t = quote(&table.table)
+        );
+        client
+            .execute(&sql, &[&table.table, &column, &max])
+            .await
+            .map(|_| ())
+            .map_err(TargetError::bookkeeping(what))
     }
 }
