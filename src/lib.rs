@@ -45,6 +45,12 @@ pub mod postgres {
     pub use dms_cdc_postgres::*;
 }
 
+/// The OpenSearch target ([`dms_cdc_opensearch`]): `opensearch::target`,
+/// `opensearch::index`, `opensearch::local` (a throwaway node for tests).
+pub mod opensearch {
+    pub use dms_cdc_opensearch::*;
+}
+
 /// Faults ([`dms_cdc_core::fault`]) and the MySQL list of codes.
 pub mod fault {
     pub use dms_cdc_core::fault::*;

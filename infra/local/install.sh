@@ -44,3 +44,17 @@ fi
 if [ ! -d node_modules/kinesalite ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# OpenSearch targets: tests start a single node from the launcher in
+# opensearch/ (Java 17 and Maven; a 512 MiB heap), built once here.
+if ! command -v java >/dev/null 2>&1; then
+  echo "installing a Java 17 runtime"
+  apt_install openjdk-17-jdk-headless
+fi
+if ! command -v mvn >/dev/null 2>&1; then
+  echo "installing Maven"
+  apt_install maven
+fi
+if [ ! -f opensearch/target/classes/dev/dmscdc/opensearch/LocalNode.class ] || [ ! -d opensearch/target/lib ]; then
+  echo "building the local OpenSearch launcher"
+  mvn -q -f opensearch/pom.xml package -DskipTests
+fi
