@@ -49,6 +49,7 @@ use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::quarantine::QuarantineStore;
 use dms_cdc_core::target::{Target, TargetRows, TargetSequences};
 use dms_cdc_mysql::{Mysql, MysqlSource};
+use dms_cdc_opensearch::OpenSearch;
 use dms_cdc_ops::connect::{engine_between, ConnectError, Endpoints};
 use dms_cdc_postgres::Postgres;
 
@@ -58,6 +59,7 @@ pub mod check_mapping;
 pub mod consume;
 pub mod cutover;
 pub mod demo;
+pub mod index;
 pub mod quarantine;
 pub mod reconcile;
 pub mod redrive;
@@ -136,6 +138,12 @@ enum Command {
     Quarantine(quarantine::QuarantineCommand),
     /// Validate a mapping file and print what it compiles to.
     CheckMapping(check_mapping::CheckMappingArgs),
+    /// OpenSearch targets: print or create the indices of the mapping, and
+    /// swap the aliases to a new generation (blue/green rebuilds).
+    ///
+    /// Exit codes: 0 done; 2 usage or configuration error, or the cluster refused.
+    #[command(subcommand)]
+    Index(index::IndexCommand),
 }
 
 /// Runs the command line (arguments from the process) with `transforms`,
@@ -202,6 +210,7 @@ fn urls_mut(command: &mut Command) -> (Option<&mut String>, Option<&mut String>)
         Command::Quarantine(Q::List { db, .. } | Q::Show { db, .. } | Q::Discard { db, .. }) => {
             (None, Some(&mut db.target))
         }
+        Command::Index(command) => (None, Some(command.target_mut())),
         Command::Demo(_) | Command::CheckMapping(_) => (None, None),
     }
 }
@@ -267,6 +276,7 @@ async fn run(cli: Cli, transforms: Transforms) -> anyhow::Result<ExitCode> {
         Command::Redrive(args) => redrive::run(args, transforms).await,
         Command::Quarantine(command) => quarantine::run(command, transforms).await,
         Command::CheckMapping(args) => check_mapping::run(args, transforms),
+        Command::Index(command) => index::run(command, transforms).await,
     }
 }
 
@@ -287,6 +297,8 @@ enum TargetKind {
     Mysql,
     /// `postgres://` or `postgresql://` ([`Postgres`]).
     Postgres,
+    /// `opensearch://`, `https://` or `http://` ([`OpenSearch`]).
+    OpenSearch,
 }
 
 impl TargetKind {
@@ -296,11 +308,14 @@ impl TargetKind {
         match scheme.map(str::to_ascii_lowercase).as_deref() {
             Some(s) if s == Mysql::URL_SCHEME => Ok(TargetKind::Mysql),
             Some(s) if s == Postgres::URL_SCHEME || s == "postgresql" => Ok(TargetKind::Postgres),
+            Some(s) if s == OpenSearch::URL_SCHEME || s == "https" || s == "http" => {
+                Ok(TargetKind::OpenSearch)
+            }
             Some(other) => anyhow::bail!(
-                "--target: unknown URL scheme \"{other}://\": expected mysql://, postgres:// or postgresql://"
+                "--target: unknown URL scheme \"{other}://\": expected mysql://, postgres://, postgresql://, or opensearch:// (https://, http://)"
             ),
             None => anyhow::bail!(
-                "--target: not a URL: expected mysql://..., postgres://... or postgresql://..."
+                "--target: not a URL: expected mysql://..., postgres://..., postgresql://... or opensearch://..."
             ),
         }
     }
@@ -330,6 +345,12 @@ async fn with_engine<V: EngineVerb>(
                 Err(e) => Ok(stop(&e)),
             }
         }
+        TargetKind::OpenSearch => {
+            match engine_between::<Mysql, OpenSearch>(mapping, transforms, endpoints).await {
+                Ok(engine) => verb.run(engine).await,
+                Err(e) => Ok(stop(&e)),
+            }
+        }
     }
 }
 
@@ -353,6 +374,11 @@ mod tests {
                 TargetKind::Postgres,
             ),
             ("PostgreSQL://u@h/db", TargetKind::Postgres),
+            (
+                "opensearch://search.example?sigv4-region=eu-west-1",
+                TargetKind::OpenSearch,
+            ),
+            ("http://127.0.0.1:9200", TargetKind::OpenSearch),
         ] {
             assert_eq!(TargetKind::of(url).unwrap(), kind, "{url}");
         }

@@ -177,6 +177,9 @@ pub async fn run(command: QuarantineCommand, transforms: Transforms) -> anyhow::
     match TargetKind::of(command.target())? {
         TargetKind::Mysql => run_on::<Mysql>(command, transforms).await,
         TargetKind::Postgres => run_on::<Postgres>(command, transforms).await,
+        TargetKind::OpenSearch => {
+            run_on::<dms_cdc_opensearch::OpenSearch>(command, transforms).await
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 //! | `bulk-actions` | 1000 | most actions per `_bulk` request |
 //! | `gc-deletes` | `7d` | `index.gc_deletes` of the target indices (see the crate docs) |
 //! | `index-version` | 1 | the concrete index behind each alias: `<alias>-v<N>` |
+//! | `index` | `alias` | where reads and writes go: `alias`, or `concrete` (`<alias>-v<N>` itself: a blue/green rebuild of the next version before `dms-cdc index swap`) |
 //! | `timeout` | `30s` | per request (`10s`, `500ms`, `2m`) |
 //! | `sigv4-region` | none | sign with AWS SigV4 (service `es`) in this region, credentials from the AWS default chain |
 //! | `sigv4-service` | `es` | `aoss` for OpenSearch Serverless |
@@ -60,6 +61,9 @@ pub struct Config {
     pub gc_deletes: String,
     /// The concrete index generation behind the aliases.
     pub index_version: u32,
+    /// Reads and writes go to the concrete `<alias>-v<N>` index itself,
+    /// not through the alias (`index=concrete`).
+    pub concrete: bool,
     /// Per request.
     pub timeout: Duration,
     /// SigV4 region, when requests are signed.
@@ -141,6 +145,7 @@ impl Config {
             bulk_actions: 1000,
             gc_deletes: DEFAULT_GC_DELETES.into(),
             index_version: 1,
+            concrete: false,
             timeout: Duration::from_secs(30),
             sigv4_region: None,
             sigv4_service: "es".into(),
@@ -156,6 +161,13 @@ impl Config {
                 "bulk-bytes" => config.bulk_bytes = number()?.max(1) as usize,
                 "bulk-actions" => config.bulk_actions = number()?.max(1) as usize,
                 "index-version" => config.index_version = number()?.clamp(1, 9999) as u32,
+                "index" => {
+                    config.concrete = match value.as_ref() {
+                        "alias" => false,
+                        "concrete" => true,
+                        _ => return Err(bad("expected alias or concrete")),
+                    }
+                }
                 "gc-deletes" => {
                     let unit = value.trim_start_matches(|c: char| c.is_ascii_digit());
                     let digits = &value[..value.len() - unit.len()];

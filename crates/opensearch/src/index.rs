@@ -54,6 +54,18 @@ pub fn names(config: &Config, table: &str) -> IndexNames {
     }
 }
 
+impl IndexNames {
+    /// Where a table's documents are read and written: the alias, or the
+    /// concrete index itself with `index=concrete`.
+    pub fn data(&self, config: &Config) -> &str {
+        if config.concrete {
+            &self.concrete
+        } else {
+            &self.alias
+        }
+    }
+}
+
 /// A bookkeeping index's name (with the configured prefix and suffix).
 pub fn bookkeeping(config: &Config, index: &str) -> String {
     format!("{}{index}{}", config.prefix, config.suffix)
@@ -151,9 +163,16 @@ pub fn properties(table: &TargetTable) -> Map<String, Json> {
 
 /// The body `prepare` creates a target table's concrete index with:
 /// settings (shards, replicas, `index.gc_deletes`), mappings, and the
-/// alias as its write index. A CLI verb can print it.
+/// alias as its write index (not with `index=concrete`: the alias stays on
+/// the index it is on until `dms-cdc index swap`). `dms-cdc index print`
+/// prints it.
 pub fn index_body(config: &Config, table: &TargetTable) -> Json {
     let names = names(config, &table.table);
+    let aliases = if config.concrete {
+        json!({})
+    } else {
+        json!({ names.alias: { "is_write_index": true } })
+    };
     json!({
         "settings": {
             "index": {
@@ -167,7 +186,7 @@ pub fn index_body(config: &Config, table: &TargetTable) -> Json {
             "date_detection": false,
             "properties": properties(table),
         },
-        "aliases": { names.alias: { "is_write_index": true } },
+        "aliases": aliases,
     })
 }
 

@@ -72,6 +72,7 @@
 //! document and writes it back with the mark (and the delete's version,
 //! unless the stored version is newer); a missing document gets no mark.
 
+pub mod blue_green;
 pub mod bulk;
 pub mod connection;
 pub mod fault;

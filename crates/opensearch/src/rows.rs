@@ -41,7 +41,9 @@ impl TargetRows for OpenSearchTarget {
         table: &TargetTable,
         keys: &[Vec<Value>],
     ) -> Result<Vec<Vec<Option<String>>>, TargetError> {
-        let alias = index::names(self.config(), &table.table).alias;
+        let alias = index::names(self.config(), &table.table)
+            .data(self.config())
+            .to_owned();
         let names = table.column_names();
         let binary = binary_columns(table);
         let what = format!("read {}", table.table);
@@ -85,7 +87,9 @@ impl TargetRows for OpenSearchTarget {
         after: Option<&[String]>,
         limit: usize,
     ) -> Result<Vec<Vec<String>>, TargetError> {
-        let alias = index::names(self.config(), &table.table).alias;
+        let alias = index::names(self.config(), &table.table)
+            .data(self.config())
+            .to_owned();
         let mut body = json!({
             "size": limit.clamp(1, 10_000),
             "_source": false,
@@ -119,5 +123,23 @@ impl TargetRows for OpenSearchTarget {
                     .map(|id| key_of_document_id(id, table.key.len()))
             })
             .collect())
+    }
+}
+
+/// Indices have no sequences: nothing to report or raise.
+impl dms_cdc_core::target::TargetSequences for OpenSearchTarget {
+    type Error = TargetError;
+
+    async fn sequences(&self, _table: &TargetTable) -> Result<Vec<(String, i128)>, TargetError> {
+        Ok(Vec::new())
+    }
+
+    async fn raise_sequence(
+        &self,
+        _table: &TargetTable,
+        _column: &str,
+        _max: i128,
+    ) -> Result<(), TargetError> {
+        Ok(())
     }
 }

@@ -163,7 +163,7 @@ impl OpenSearchTarget {
             let names = index::names(self.config(), &table.table);
             self.create_index(
                 &names.concrete,
-                &names.alias,
+                names.data(self.config()),
                 &index::index_body(self.config(), table),
             )
             .await?;
@@ -337,7 +337,9 @@ impl WriteTx {
         writes: TableWrites,
     ) -> Result<(), TargetError> {
         let target = &self.target;
-        let alias = index::names(target.config(), &table.table).alias;
+        let alias = index::names(target.config(), &table.table)
+            .data(target.config())
+            .to_owned();
         let tombstones_index = target.bookkeeping_index(TOMBSTONE_INDEX);
         let names = table.column_names();
         let key_positions: Vec<usize> = table
