@@ -1,5 +1,5 @@
 //! The README's main job, as a user runs it: `dms-cdc demo`, into a
-//! MariaDB and into a PostgreSQL target.
+//! MariaDB, a PostgreSQL and an OpenSearch target.
 
 use std::process::Command;
 
@@ -12,6 +12,12 @@ fn the_demo_runs_the_whole_pipeline_with_zero_differences() {
 fn the_demo_into_postgresql_has_zero_differences_too() {
     let stdout = demo(&["--target", "postgres"]);
     assert!(stdout.contains("a target PostgreSQL"), "{stdout}");
+}
+
+#[test]
+fn the_demo_into_opensearch_has_zero_differences_too() {
+    let stdout = demo(&["--target", "opensearch"]);
+    assert!(stdout.contains("a target OpenSearch node"), "{stdout}");
 }
 
 /// Runs `dms-cdc demo <args>`, checks its summary; its output.

@@ -20,6 +20,8 @@ pub enum TargetArg {
     Mysql,
     /// A PostgreSQL (the PostgreSQL target).
     Postgres,
+    /// A single OpenSearch node (the OpenSearch target).
+    Opensearch,
 }
 
 /// Runs `dms-cdc demo` from the current folder (the repository): exit 0
@@ -30,6 +32,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let kind = match args.target {
         TargetArg::Mysql => DemoTarget::Mysql,
         TargetArg::Postgres => DemoTarget::Postgres,
+        TargetArg::Opensearch => DemoTarget::OpenSearch,
     };
     let report = dms_cdc_devkit::demo::run(&repo, kind, &mut stdout).await?;
     print_summary(&report);

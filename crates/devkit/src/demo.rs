@@ -36,6 +36,8 @@ pub enum DemoTarget {
     Mysql,
     /// A PostgreSQL (`fixtures/target-postgres.sql`).
     Postgres,
+    /// A single OpenSearch node (an index per target table).
+    OpenSearch,
 }
 
 /// What the demo measured.
@@ -117,6 +119,7 @@ pub async fn run(
     let target_name = match kind {
         DemoTarget::Mysql => "MariaDB",
         DemoTarget::Postgres => "PostgreSQL",
+        DemoTarget::OpenSearch => "OpenSearch node",
     };
     let _ = writeln!(
         out,
@@ -164,6 +167,27 @@ pub async fn run(
             )
             .await;
             drop(db);
+            report
+        }
+        DemoTarget::OpenSearch => {
+            let node =
+                tokio::task::spawn_blocking(dms_cdc_opensearch::local::OpenSearch::start).await??;
+            let config = dms_cdc_opensearch::connection::Config::from_url(&format!(
+                "{}?replicas=0",
+                node.url()
+            ))?;
+            let target = dms_cdc_opensearch::OpenSearchTarget::new(config, FUNCTION_NAME)?;
+            let report = run_with(
+                &source_db,
+                &kinesalite,
+                mapping,
+                transforms,
+                target,
+                started,
+                out,
+            )
+            .await;
+            drop(node);
             report
         }
     };
