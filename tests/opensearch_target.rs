@@ -3,8 +3,9 @@
 //! temporary home and killed when done) and throwaway MariaDB servers for
 //! the source (and, for the comparison, a MariaDB target):
 //!
-//! - every fixture event lands in OpenSearch as in MySQL (documents
-//!   compared value by value with reconcile's text forms);
+//! - every fixture event lands alike in the three targets: MySQL,
+//!   PostgreSQL and OpenSearch (rows and documents compared value by value
+//!   with reconcile's text forms, JSON children included);
 //! - an older version after a newer one (a 409) is success and keeps the
 //!   newer document; a delete followed by an older update stays deleted;
 //! - a value the index mapping refuses quarantines exactly that record;
@@ -134,8 +135,8 @@ fn normal(column: &str, text: Option<&str>) -> Json {
         return numbers(serde_json::from_str(t).unwrap_or_else(|e| panic!("{column}: {e}: {t}")));
     }
     match t {
-        "true" => return json!(1.0),
-        "false" => return json!(0.0),
+        "true" | "t" => return json!(1.0),
+        "false" | "f" => return json!(0.0),
         _ => {}
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
@@ -159,13 +160,34 @@ fn normal(column: &str, text: Option<&str>) -> Json {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_fixture_lands_in_opensearch_as_in_mysql() {
+async fn every_fixture_lands_alike_in_mysql_postgresql_and_opensearch() {
     let rig = support::rig(100).await;
     rig.source_db
         .run_file(&root().join("fixtures/source-state.sql"))
         .unwrap();
     let os = target(node().url(), "fixtures-", "").await;
     let os_engine = engine(&rig.source_db, os.clone());
+    let pg_db = dms_cdc::local::PostgreSql::start().unwrap();
+    pg_db.create_database("global").unwrap();
+    pg_db
+        .run_file("global", &root().join("fixtures/target-postgres.sql"))
+        .unwrap();
+    let pg = dms_cdc::postgres::PostgresTarget::new(
+        dms_cdc::postgres::pool(&pg_db.url("global"), 4).unwrap(),
+        "fixtures",
+        100,
+    );
+    Target::prepare(&pg, &mapping().0).await.unwrap();
+    let pg_engine = Engine::new(
+        mapping().0,
+        mapping().1,
+        rig.engine.source.clone(),
+        pg.clone(),
+        Settings {
+            function_name: "fixtures".into(),
+            chunk_size: 100,
+        },
+    );
     let batches: Vec<(String, Vec<Delivery>)> = event_files(&[root().join("fixtures/events")])
         .unwrap()
         .into_iter()
@@ -178,6 +200,12 @@ async fn every_fixture_lands_in_opensearch_as_in_mysql() {
     for (name, batch) in &batches {
         let mysql = rig.engine.process(batch).await;
         let report = os_engine.process(batch).await;
+        let postgres = pg_engine.process(batch).await;
+        assert_eq!(postgres.retry_error, None, "{name}: PostgreSQL");
+        assert_eq!(
+            postgres.outcomes, mysql.outcomes,
+            "{name}: PostgreSQL outcomes"
+        );
         assert_eq!(mysql.retry_error, None, "{name}: MySQL");
         assert_eq!(report.retry_error, None, "{name}: OpenSearch");
         if report.outcomes != mysql.outcomes {
@@ -216,21 +244,23 @@ async fn every_fixture_lands_in_opensearch_as_in_mysql() {
             .collect();
         let mysql_rows = rig.engine.target.rows_by_key(table, &keys).await.unwrap();
         let os_rows = os.rows_by_key(table, &keys).await.unwrap();
+        let pg_rows = pg.rows_by_key(table, &keys).await.unwrap();
         assert_eq!(os_rows.len(), mysql_rows.len(), "{}", table.table);
+        assert_eq!(pg_rows.len(), mysql_rows.len(), "{}", table.table);
         let names = table.column_names();
         let key_at = names.iter().position(|n| *n == table.key[0]).unwrap();
         for m in &mysql_rows {
-            let o = os_rows
-                .iter()
-                .find(|o| o[key_at] == m[key_at])
-                .unwrap_or_else(|| panic!("{}: no document {:?}", table.table, m[key_at]));
-            for (i, n) in names.iter().enumerate() {
-                let (a, b) = (normal(n, m[i].as_deref()), normal(n, o[i].as_deref()));
-                if a != b {
-                    problems.push(format!(
-                        "{} {:?}: {n}: mysql {a} opensearch {b}",
-                        table.table, m[key_at]
-                    ));
+            let key = normal(names[key_at], m[key_at].as_deref());
+            for (other, rows) in [("opensearch", &os_rows), ("postgresql", &pg_rows)] {
+                let o = rows
+                    .iter()
+                    .find(|o| normal(names[key_at], o[key_at].as_deref()) == key)
+                    .unwrap_or_else(|| panic!("{}: no {other} row {key}", table.table));
+                for (i, n) in names.iter().enumerate() {
+                    let (a, b) = (normal(n, m[i].as_deref()), normal(n, o[i].as_deref()));
+                    if a != b {
+                        problems.push(format!("{} {key}: {n}: mysql {a} {other} {b}", table.table));
+                    }
                 }
             }
         }
