@@ -99,6 +99,7 @@ use crate::mapping::Mapping;
 
 mod ddl;
 mod md5;
+pub mod postgres;
 mod render;
 mod schema;
 mod snapshot;

@@ -518,22 +518,31 @@ pub struct PostgreSql {
 impl PostgreSql {
     /// Initialises and starts a server.
     pub fn start() -> Result<PostgreSql, LocalError> {
-        Self::start_with(None)
+        Self::start_with(None, "")
+    }
+
+    /// Starts a server like [`PostgreSql::start`] with logical decoding on
+    /// (`wal_level = logical`, replication slots): a source to capture.
+    pub fn start_logical() -> Result<PostgreSql, LocalError> {
+        Self::start_with(
+            None,
+            " -c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4",
+        )
     }
 
     /// Starts a server like [`PostgreSql::start`] that also accepts TLS
     /// (`ssl=on`) with `tls`'s server certificate, copied into the server's
     /// folder (the key readable by its user only, as PostgreSQL demands).
     pub fn start_tls(tls: &TlsFiles) -> Result<PostgreSql, LocalError> {
-        Self::start_with(Some(tls))
+        Self::start_with(Some(tls), "")
     }
 
-    fn start_with(tls: Option<&TlsFiles>) -> Result<PostgreSql, LocalError> {
+    fn start_with(tls: Option<&TlsFiles>, settings: &str) -> Result<PostgreSql, LocalError> {
         let bin = postgres_bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("dms-cdc-postgres-")
             .tempdir()?;
-        let mut extra = String::new();
+        let mut extra = settings.to_owned();
         if let Some(files) = tls {
             let cert = dir.path().join("server.pem");
             let key = dir.path().join("server-key.pem");
@@ -541,11 +550,11 @@ impl PostgreSql {
             std::fs::copy(&files.key, &key)?;
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
-            extra = format!(
+            extra.push_str(&format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
                 cert.display(),
                 key.display()
-            );
+            ));
         }
         let running_as_root = Command::new("id")
             .arg("-u")

@@ -17,6 +17,8 @@ use crate::dms::TableName;
 pub(crate) enum Cell {
     /// SQL NULL.
     Null,
+    /// A boolean (PostgreSQL `boolean`: DMS writes `true` / `false`).
+    Bool(bool),
     /// A signed integer (every integer type, YEAR).
     Int(i64),
     /// An unsigned integer beyond `i64`.
@@ -144,6 +146,7 @@ impl Cell {
     pub(crate) fn to_json(&self, large_integer_value: bool) -> String {
         match self {
             Cell::Null => "null".to_owned(),
+            Cell::Bool(b) => b.to_string(),
             Cell::Int(i) => integer(&i.to_string(), *i as f64, large_integer_value),
             Cell::UInt(u) => integer(&u.to_string(), *u as f64, large_integer_value),
             Cell::Float(f) => float_text(f64::from(*f), &format!("{f:?}")),
