@@ -10,14 +10,20 @@
 //! - `infra/dms/dms.yaml` embeds exactly the JSON files it is documented to;
 //! - `template.yaml` has one function per crate in `functions/`, each with
 //!   the environment variables the function reads, its own event source
-//!   mapping (the documented settings), on-failure queue, role (its two
-//!   secrets), alarms on the metrics it emits, dashboard band and outputs,
-//!   all under its own `Deploy...` condition; its target parameters are
-//!   optional and required by a rule only when it is deployed;
+//!   mapping (the documented settings), on-failure queue, role, alarms on
+//!   the metrics it emits, dashboard band and outputs, all under its own
+//!   `Deploy...` condition; its target parameters are optional and required
+//!   by a rule only when it is deployed. What differs between targets is
+//!   written down per function in `FUNCTIONS`: a database target gets its
+//!   secret, database and TLS variables and its role reads its secret; the
+//!   OpenSearch target gets a SigV4 URL of its domain (which the adapter
+//!   accepts) and no target secret, and its role may send the domain the
+//!   HTTP methods `crates/opensearch` sends, no other;
 //! - `template.yaml` allows only what the function supports
 //!   (`ParallelizationFactor` 1, `ChunkSize` up to 65535) and grants narrowly
-//!   (each function its two secrets, never `*`; keys only through their service; service
-//!   trust only for this account, in `infra/dms/dms.yaml` too).
+//!   (each function the source's secret and its target's, if it has one,
+//!   never `*`; keys only through their service; service trust only for
+//!   this account, in `infra/dms/dms.yaml` too).
 //!
 //! `.ci/deploy-check` lints the same templates with cfn-lint and SAM.
 
@@ -529,19 +535,78 @@ fn yaml_section(text: &str, key: &str) -> String {
         .join("\n")
 }
 
-/// `mysql-target` -> `MysqlTarget`: the prefix of a function's resources.
-fn logical_prefix(crate_name: &str) -> String {
-    crate_name
-        .split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
+/// How a function reaches its target. It decides the function's target
+/// parameters, its target variables and what its role may do beyond what
+/// every function gets (its stream, queue, log group, the VPC and the
+/// source's secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetAccess {
+    /// A database user in a Secrets Manager secret: parameters
+    /// `<Prefix>SecretArn` (required by the rule `<Prefix>Secret` when the
+    /// function is deployed), `<Prefix>Database`, `<Prefix>SslMode` and
+    /// `<Prefix>SslCa`, given as `DMS_CDC_TARGET_SECRET_ID`,
+    /// `DMS_CDC_TARGET_DATABASE`, `DMS_CDC_TARGET_SSL_MODE` and
+    /// `DMS_CDC_TARGET_SSL_CA`; the role reads that secret too.
+    DatabaseSecret,
+    /// An Amazon OpenSearch Service domain in `DMS_CDC_TARGET_URL`
+    /// (`opensearch://<endpoint>?sigv4-region=<region>`), every request
+    /// signed with the function's role: no target secret, database or TLS
+    /// variable (always HTTPS with the public roots). Parameters
+    /// `OpenSearchDomainEndpoint` and `OpenSearchDomainArn` (required by the
+    /// rule `<Prefix>Domain`); the role may send the domain the HTTP
+    /// methods `crates/opensearch` sends, on the domain's paths only.
+    OpenSearchDomain,
 }
+
+/// The target variables of the function (`dms_cdc::lambda`); each kind of
+/// target sets some of them and must leave the others unset.
+const TARGET_VARIABLES: [&str; 5] = [
+    dms_cdc::lambda::ENV_TARGET_URL,
+    dms_cdc::lambda::ENV_TARGET_SECRET_ID,
+    dms_cdc::lambda::ENV_TARGET_DATABASE,
+    dms_cdc::lambda::ENV_TARGET_SSL_MODE,
+    dms_cdc::lambda::ENV_TARGET_SSL_CA,
+];
+
+impl TargetAccess {
+    /// The target variables this kind of target is given. The others must
+    /// not be set: a URL with a secret is refused at cold start, and TLS
+    /// settings the OpenSearch adapter ignores would mislead.
+    fn variables(self) -> &'static [&'static str] {
+        match self {
+            TargetAccess::DatabaseSecret => &TARGET_VARIABLES[1..],
+            TargetAccess::OpenSearchDomain => &TARGET_VARIABLES[..1],
+        }
+    }
+}
+
+/// A function of the template: its crate in `functions/`, the prefix of
+/// its logical ids and parameters, and how it reaches its target.
+struct Deployed {
+    name: &'static str,
+    prefix: &'static str,
+    target: TargetAccess,
+}
+
+/// Every crate in `functions/` as `template.yaml` deploys it (a test checks
+/// that this names exactly those crates).
+const FUNCTIONS: [Deployed; 3] = [
+    Deployed {
+        name: "mysql-target",
+        prefix: "MysqlTarget",
+        target: TargetAccess::DatabaseSecret,
+    },
+    Deployed {
+        name: "postgres-target",
+        prefix: "PostgresTarget",
+        target: TargetAccess::DatabaseSecret,
+    },
+    Deployed {
+        name: "opensearch-target",
+        prefix: "OpenSearchTarget",
+        target: TargetAccess::OpenSearchDomain,
+    },
+];
 
 /// The name of the condition a function's resources carry
 /// (`DeployMysqlTarget` parameter -> `DeployMysql` condition).
@@ -549,24 +614,59 @@ fn deploy_condition(prefix: &str) -> String {
     format!("Deploy{}", prefix.trim_end_matches("Target"))
 }
 
+/// Whether a resource, function or section has `line` as one of its lines.
+fn has_line(block: &str, line: &str) -> bool {
+    let line = line.trim_start();
+    block.contains(&format!("\n{line}")) || block.contains(&format!(" {line}"))
+}
+
+/// Pushes `what` onto `problems` unless `ok`.
+fn need(problems: &mut Vec<String>, ok: bool, what: String) {
+    if !ok {
+        problems.push(what);
+    }
+}
+
 /// What is missing from the resources of the function built from
-/// `functions/<name>`: its function, event source mapping, on-failure
-/// queue, role, alarms, dashboard band, outputs, its parameters and the
-/// condition that deploys it.
+/// `functions/<name>`, each problem prefixed with the name: its function
+/// and event source mapping, its own resources ([`resource_problems`]),
+/// its role's secrets ([`secret_problems`]), its dashboard band, parameters,
+/// condition and rules ([`wiring_problems`]), and what its kind of target
+/// needs ([`target_problems`]).
 fn function_problems(template: &str, globals: &str, name: &str) -> Vec<String> {
-    let prefix = logical_prefix(name);
-    let condition = format!("Condition: {}\n", deploy_condition(&prefix));
-    let function_id = format!("{prefix}Function");
-    let function = yaml_section(template, &function_id);
-    let mut problems = Vec::new();
-    let mut need = |ok: bool, what: String| {
-        if !ok {
-            problems.push(format!("{name}: {what}"));
-        }
+    let Some(deployed) = FUNCTIONS.iter().find(|f| f.name == name) else {
+        return vec![format!(
+            "{name}: not in FUNCTIONS of tests/infra.rs (the prefix of its logical ids, how it reaches its target)"
+        )];
     };
+    let function_id = format!("{}Function", deployed.prefix);
+    let function = yaml_section(template, &function_id);
     if function.is_empty() {
         return vec![format!("{name}: no resource {function_id}")];
     }
+    let mut problems = resource_problems(template, globals, deployed, &function);
+    problems.extend(secret_problems(template, deployed));
+    problems.extend(wiring_problems(template, deployed));
+    problems.extend(target_problems(template, deployed, &function));
+    problems
+        .into_iter()
+        .map(|p| format!("{name}: {p}"))
+        .collect()
+}
+
+/// The function (`function`, its resource), its event source mapping and
+/// variables, and its own queue, log group, role, alarms and outputs, all
+/// under its condition.
+fn resource_problems(
+    template: &str,
+    globals: &str,
+    deployed: &Deployed,
+    function: &str,
+) -> Vec<String> {
+    let (name, prefix) = (deployed.name, deployed.prefix);
+    let condition = format!("Condition: {}\n", deploy_condition(prefix));
+    let function_id = format!("{prefix}Function");
+    let mut problems = Vec::new();
     for line in [
         "Type: AWS::Serverless::Function\n".to_owned(),
         condition.clone(),
@@ -590,46 +690,59 @@ fn function_problems(template: &str, globals: &str, name: &str) -> Vec<String> {
         format!("Destination: !GetAtt {prefix}OnFailureQueue.Arn\n"),
         // Its own checkpoint rows and metric dimension.
         format!("DMS_CDC_FUNCTION_NAME: !Sub ${{AWS::StackName}}-{name}\n"),
-        format!("DMS_CDC_TARGET_SECRET_ID: !Ref {prefix}SecretArn\n"),
-        format!("DMS_CDC_TARGET_DATABASE: !Ref {prefix}Database\n"),
-        format!("DMS_CDC_TARGET_SSL_MODE: !Ref {prefix}SslMode\n"),
-        format!("DMS_CDC_TARGET_SSL_CA: !Ref {prefix}SslCa\n"),
     ] {
         need(
-            function.contains(&format!("\n{}", line.trim_start()))
-                || function.contains(&format!(" {line}")),
+            &mut problems,
+            has_line(function, &line),
             format!("{function_id} lacks `{}`", line.trim_end()),
         );
     }
-    // Every variable the function reads is set, by Globals or by the function.
+    // Every variable the function reads is set, by Globals or by the
+    // function; the target variables as its kind of target says.
+    let is_set = |var: &str| {
+        let key = format!("{var}: ");
+        function.contains(&key) || globals.contains(&key)
+    };
     for var in [
         dms_cdc::lambda::ENV_SOURCE_SECRET_ID,
-        dms_cdc::lambda::ENV_TARGET_SECRET_ID,
         dms_cdc::lambda::ENV_SOURCE_DATABASE,
-        dms_cdc::lambda::ENV_TARGET_DATABASE,
         dms_cdc::lambda::ENV_CHUNK_SIZE,
         dms_cdc::lambda::ENV_SOURCE_POOL_SIZE,
         dms_cdc::lambda::ENV_TARGET_POOL_SIZE,
         dms_cdc::lambda::ENV_FUNCTION_NAME,
         dms_cdc::lambda::ENV_SOURCE_SSL_MODE,
         dms_cdc::lambda::ENV_SOURCE_SSL_CA,
-        dms_cdc::lambda::ENV_TARGET_SSL_MODE,
-        dms_cdc::lambda::ENV_TARGET_SSL_CA,
     ] {
-        let key = format!("{var}: ");
         need(
-            function.contains(&key) || globals.contains(&key),
+            &mut problems,
+            is_set(var),
             format!("{function_id} does not get {var}"),
+        );
+    }
+    for var in TARGET_VARIABLES {
+        let wanted = deployed.target.variables().contains(&var);
+        need(
+            &mut problems,
+            is_set(var) == wanted,
+            if wanted {
+                format!("{function_id} does not get {var}")
+            } else {
+                format!(
+                    "{function_id} gets {var}, which its target ({:?}) does not take",
+                    deployed.target
+                )
+            },
         );
     }
     // The chunk size is the bounded parameter (see the chunk size test).
     need(
+        &mut problems,
         !function.contains("DMS_CDC_CHUNK_SIZE: ")
             && globals.contains("DMS_CDC_CHUNK_SIZE: !Ref ChunkSize\n"),
         format!("{function_id}: DMS_CDC_CHUNK_SIZE is not !Ref ChunkSize"),
     );
-    // Its own queue, role, log group and alarms, deployed with it.
-    for (id, what) in [
+    // Its own queue, role, log group, alarms and outputs, deployed with it.
+    let mut own = vec![
         ("OnFailureQueue", "Type: AWS::SQS::Queue\n".to_owned()),
         ("LogGroup", format!("/{name}\n")),
         (
@@ -663,15 +776,23 @@ fn function_problems(template: &str, globals: &str, name: &str) -> Vec<String> {
             "OnFailureQueueUrl",
             format!("Value: !Ref {prefix}OnFailureQueue\n"),
         ),
-    ] {
+    ];
+    if deployed.target == TargetAccess::OpenSearchDomain {
+        // The role to allow in the domain's access policy and to map in
+        // its fine-grained access control.
+        own.push(("RoleArn", format!("Value: !GetAtt {prefix}Role.Arn\n")));
+    }
+    for (id, what) in own {
         let id = format!("{prefix}{id}");
         let block = yaml_section(template, &id) + "\n";
-        need(!block.trim().is_empty(), format!("no {id}"));
+        need(&mut problems, !block.trim().is_empty(), format!("no {id}"));
         need(
+            &mut problems,
             block.contains(&condition),
             format!("{id} lacks `{}`", condition.trim_end()),
         );
         need(
+            &mut problems,
             block.contains(what.as_str()),
             format!("{id} lacks `{}`", what.trim_end()),
         );
@@ -679,81 +800,363 @@ fn function_problems(template: &str, globals: &str, name: &str) -> Vec<String> {
     for alarm in ["IteratorAgeAlarm", "ErrorsAlarm"] {
         let block = yaml_section(template, &format!("{prefix}{alarm}")) + "\n";
         need(
+            &mut problems,
             block.contains(&format!("Value: !Ref {function_id}\n")),
             format!("{prefix}{alarm} does not watch {function_id}"),
         );
     }
-    // Its role reads its two secrets only.
+    problems
+}
+
+/// The role reads the source's secret and its target's, if it has one, no
+/// other, and a secrets key decrypts only those.
+fn secret_problems(template: &str, deployed: &Deployed) -> Vec<String> {
+    let prefix = deployed.prefix;
     let role = yaml_section(template, &format!("{prefix}Role")) + "\n";
-    let secrets: Vec<String> = policy_statements(&role)
-        .into_iter()
+    let statements = policy_statements(&role);
+    let mut secrets = vec!["SourceSecretArn".to_owned()];
+    if deployed.target == TargetAccess::DatabaseSecret {
+        secrets.push(format!("{prefix}SecretArn"));
+    }
+    let names = |statement: &String| {
+        let statement = format!("{statement}\n");
+        secrets
+            .iter()
+            .all(|s| statement.contains(&format!("- !Ref {s}\n")))
+            && statement.matches("- !Ref ").count() == secrets.len()
+    };
+    let mut problems = Vec::new();
+    let reads: Vec<&String> = statements
+        .iter()
         .filter(|s| s.contains("secretsmanager:GetSecretValue"))
         .collect();
     need(
-        secrets.len() == 1
-            && secrets[0].contains("- !Ref SourceSecretArn\n")
-            && secrets[0].contains(&format!("- !Ref {prefix}SecretArn"))
-            && secrets[0].matches("- !Ref ").count() == 2,
-        format!("{prefix}Role must read SourceSecretArn and {prefix}SecretArn only: {secrets:?}"),
+        &mut problems,
+        reads.len() == 1 && names(reads[0]),
+        format!(
+            "{prefix}Role must read {} only: {reads:?}",
+            secrets.join(" and ")
+        ),
     );
-    // Its band on the dashboard.
+    let decrypts: Vec<&String> = statements
+        .iter()
+        .filter(|s| s.contains("kms:EncryptionContext:SecretARN:"))
+        .collect();
+    need(
+        &mut problems,
+        decrypts.len() == 1 && names(decrypts[0]),
+        format!(
+            "{prefix}Role must decrypt (kms:EncryptionContext:SecretARN) {} only: {decrypts:?}",
+            secrets.join(" and ")
+        ),
+    );
+    problems
+}
+
+/// Its band on the dashboard, its `Deploy...` parameter and condition, and
+/// its place in the `DeployAny` condition and the `AtLeastOneTarget` rule.
+fn wiring_problems(template: &str, deployed: &Deployed) -> Vec<String> {
+    let (name, prefix) = (deployed.name, deployed.prefix);
+    let function_id = format!("{prefix}Function");
+    let mut problems = Vec::new();
     let dashboard = yaml_section(template, "Dashboard");
     for needle in [
         format!("${{{function_id}}}"),
         format!("${{{prefix}OnFailureQueue.QueueName}}"),
         format!("- Fn: !Sub ${{AWS::StackName}}-{name}\n"),
-        format!("- {}\n", deploy_condition(&prefix)),
+        format!("- {}\n", deploy_condition(prefix)),
     ] {
         need(
+            &mut problems,
             (dashboard.clone() + "\n").contains(&needle),
             format!("the dashboard lacks `{}`", needle.trim_end()),
         );
     }
-    // Its parameters: optional in the template (another target's stack
-    // need not give them), required by a rule when the function is deployed.
+    // Its parameters are optional in the template (another target's stack
+    // need not give them) and required by a rule when the function is
+    // deployed ([`target_problems`]); the stack deploys at least one.
     let flag = format!("Deploy{prefix}");
     let parameter = yaml_scalars(template, &flag);
     need(
+        &mut problems,
         parameter.get("AllowedValues") == Some(&Json::String("[\"true\", \"false\"]".into())),
         format!("parameter {flag} must be \"true\" or \"false\""),
     );
-    let secret = format!("{prefix}SecretArn");
-    let parameter = yaml_scalars(template, &secret);
-    need(
-        parameter.get("AllowedPattern")
-            == Some(&Json::String(
-                "^(|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+)$".into(),
-            ))
-            && parameter.get("Default") == Some(&Json::String(String::new())),
-        format!("parameter {secret}: empty or a secret ARN, default empty"),
-    );
-    let rule = yaml_section(template, &format!("{prefix}Secret")) + "\n";
-    need(
-        rule.contains(&format!("RuleCondition: !Equals [!Ref {flag}, \"true\"]\n"))
-            && rule.contains(&format!("Assert: !Not [!Equals [!Ref {secret}, \"\"]]\n")),
-        format!("no rule {prefix}Secret requiring {secret} when {flag} is true"),
-    );
+    let deploy = deploy_condition(prefix);
     let conditions = yaml_section(template, "Conditions") + "\n";
     need(
-        conditions.contains(&format!("  {}: !And\n", deploy_condition(&prefix)))
+        &mut problems,
+        conditions.contains(&format!("  {deploy}: !And\n"))
             && conditions.contains(&format!("- !Equals [!Ref {flag}, \"true\"]\n")),
-        format!("no condition {} on {flag}", deploy_condition(&prefix)),
+        format!("no condition {deploy} on {flag}"),
     );
-    for p in ["Database", "SslMode", "SslCa"] {
-        let parameter = yaml_scalars(template, &format!("{prefix}{p}"));
-        need(
-            parameter.get("Default") == Some(&Json::String(String::new())),
-            format!("parameter {prefix}{p} needs the default \"\""),
-        );
+    let any = conditions
+        .lines()
+        .find(|l| l.starts_with("  DeployAny: "))
+        .unwrap_or_default();
+    need(
+        &mut problems,
+        any.contains(&format!("!Condition {deploy}]"))
+            || any.contains(&format!("!Condition {deploy},")),
+        format!("condition DeployAny lacks {deploy}"),
+    );
+    need(
+        &mut problems,
+        yaml_section(template, "AtLeastOneTarget")
+            .contains(&format!("!Equals [!Ref {flag}, \"true\"]")),
+        format!("rule AtLeastOneTarget lacks {flag}"),
+    );
+    problems
+}
+
+/// What the function's kind of target needs: its target variables'
+/// values, its parameters and the rule that requires them, and its role's
+/// grants on an OpenSearch domain (none for a database).
+fn target_problems(template: &str, deployed: &Deployed, function: &str) -> Vec<String> {
+    let prefix = deployed.prefix;
+    let flag = format!("Deploy{prefix}");
+    let function_id = format!("{prefix}Function");
+    let role = yaml_section(template, &format!("{prefix}Role")) + "\n";
+    let domain_grants: Vec<String> = policy_statements(&role)
+        .into_iter()
+        .filter(|s| !opensearch_actions(s).is_empty())
+        .collect();
+    let mut problems = Vec::new();
+    match deployed.target {
+        TargetAccess::DatabaseSecret => {
+            for line in [
+                format!("DMS_CDC_TARGET_SECRET_ID: !Ref {prefix}SecretArn\n"),
+                format!("DMS_CDC_TARGET_DATABASE: !Ref {prefix}Database\n"),
+                format!("DMS_CDC_TARGET_SSL_MODE: !Ref {prefix}SslMode\n"),
+                format!("DMS_CDC_TARGET_SSL_CA: !Ref {prefix}SslCa\n"),
+            ] {
+                need(
+                    &mut problems,
+                    has_line(function, &line),
+                    format!("{function_id} lacks `{}`", line.trim_end()),
+                );
+            }
+            let secret = format!("{prefix}SecretArn");
+            let parameter = yaml_scalars(template, &secret);
+            need(
+                &mut problems,
+                parameter.get("AllowedPattern")
+                    == Some(&Json::String(
+                        "^(|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+)$".into(),
+                    ))
+                    && parameter.get("Default") == Some(&Json::String(String::new())),
+                format!("parameter {secret}: empty or a secret ARN, default empty"),
+            );
+            let rule = yaml_section(template, &format!("{prefix}Secret")) + "\n";
+            need(
+                &mut problems,
+                rule.contains(&format!("RuleCondition: !Equals [!Ref {flag}, \"true\"]\n"))
+                    && rule.contains(&format!("Assert: !Not [!Equals [!Ref {secret}, \"\"]]\n")),
+                format!("no rule {prefix}Secret requiring {secret} when {flag} is true"),
+            );
+            for p in ["Database", "SslMode", "SslCa"] {
+                let parameter = yaml_scalars(template, &format!("{prefix}{p}"));
+                need(
+                    &mut problems,
+                    parameter.get("Default") == Some(&Json::String(String::new())),
+                    format!("parameter {prefix}{p} needs the default \"\""),
+                );
+            }
+            need(
+                &mut problems,
+                domain_grants.is_empty(),
+                format!("{prefix}Role calls an OpenSearch domain: {domain_grants:?}"),
+            );
+        }
+        TargetAccess::OpenSearchDomain => {
+            problems.extend(opensearch_url_problems(template, function, &function_id));
+            for (parameter, service) in [
+                ("OpenSearchDomainEndpoint", None),
+                ("OpenSearchDomainArn", Some("es")),
+            ] {
+                let scalars = yaml_scalars(template, parameter);
+                let pattern = scalars
+                    .get("AllowedPattern")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default();
+                need(
+                    &mut problems,
+                    scalars.get("Default") == Some(&Json::String(String::new()))
+                        && pattern.starts_with("^(|")
+                        && service.is_none_or(|s| {
+                            pattern.starts_with("^(|arn:aws") && pattern.contains(&format!(":{s}:"))
+                        }),
+                    format!(
+                        "parameter {parameter}: default empty, AllowedPattern empty or {}: {pattern}",
+                        service.map_or("a host".to_owned(), |s| format!("an {s} ARN"))
+                    ),
+                );
+            }
+            let rule = yaml_section(template, &format!("{prefix}Domain")) + "\n";
+            need(
+                &mut problems,
+                rule.contains(&format!("RuleCondition: !Equals [!Ref {flag}, \"true\"]\n"))
+                    && rule.contains("Assert: !Not [!Equals [!Ref OpenSearchDomainEndpoint, \"\"]]\n")
+                    && rule.contains("Assert: !Not [!Equals [!Ref OpenSearchDomainArn, \"\"]]\n"),
+                format!("no rule {prefix}Domain requiring OpenSearchDomainEndpoint and OpenSearchDomainArn when {flag} is true"),
+            );
+            // The HTTP methods the adapter sends, on the domain's paths.
+            let wanted = opensearch_methods_sent();
+            need(
+                &mut problems,
+                domain_grants.len() == 1
+                    && opensearch_actions(&domain_grants[0]) == wanted
+                    && format!("{}\n", domain_grants[0])
+                        .contains("Resource: !Sub ${OpenSearchDomainArn}/*\n"),
+                format!(
+                    "{prefix}Role must grant {wanted:?} (the methods crates/opensearch sends) on `!Sub ${{OpenSearchDomainArn}}/*`, in one statement: {domain_grants:?}"
+                ),
+            );
+        }
     }
     problems
+}
+
+/// The `es:` actions of an IAM statement (`- es:...` or `Action: es:...`).
+fn opensearch_actions(statement: &str) -> std::collections::BTreeSet<String> {
+    statement
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("- ").or_else(|| l.strip_prefix("Action: ")))
+        .filter(|a| a.starts_with("es:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Modules of `crates/opensearch` the function never runs: their requests
+/// go out with an operator's credentials (the CLI) or to a local node.
+const OPENSEARCH_OPERATOR_MODULES: [&str; 3] = [
+    // `dms-cdc index create|swap [--delete-old]`: the only DELETE.
+    "blue_green.rs",
+    // `dms-cdc reconcile` reading documents back.
+    "rows.rs",
+    // The throwaway node of the tests.
+    "local.rs",
+];
+
+/// The IAM actions of the HTTP methods `crates/opensearch` sends from the
+/// function (`http::Method::GET` -> `es:ESHttpGet`): what its role needs.
+fn opensearch_methods_sent() -> std::collections::BTreeSet<String> {
+    let dir = repo().join("crates/opensearch/src");
+    let mut actions = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("crates/opensearch/src") {
+        let path = entry.expect("a directory entry").path();
+        let module = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !module.ends_with(".rs") || OPENSEARCH_OPERATOR_MODULES.contains(&module) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a source file");
+        for part in text.split("Method::").skip(1) {
+            let method: String = part.chars().take_while(char::is_ascii_uppercase).collect();
+            if let Some((first, rest)) = method.split_at_checked(1) {
+                actions.insert(format!("es:ESHttp{first}{}", rest.to_lowercase()));
+            }
+        }
+    }
+    assert!(
+        actions.contains("es:ESHttpPost"),
+        "no _bulk POST found in {}: {actions:?}",
+        dir.display()
+    );
+    actions
+}
+
+/// What is wrong with the OpenSearch function's `DMS_CDC_TARGET_URL`: it
+/// must name `OpenSearchDomainEndpoint`, sign in the stack's region, and
+/// (with an example endpoint and the other parameters' defaults) be a URL
+/// the adapter accepts, reaching the domain over HTTPS with SigV4 for the
+/// `es` service the role's actions are for.
+fn opensearch_url_problems(template: &str, function: &str, function_id: &str) -> Vec<String> {
+    let key = format!("{}: !Sub ", dms_cdc::lambda::ENV_TARGET_URL);
+    let Some(sub) = function
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key.as_str()))
+    else {
+        return vec![format!("{function_id} lacks `{key}...`")];
+    };
+    let head = "opensearch://${OpenSearchDomainEndpoint}?sigv4-region=${AWS::Region}";
+    if !sub.starts_with(head) {
+        return vec![format!(
+            "{function_id}: {key}{sub} does not start with {head}"
+        )];
+    }
+    let mut url = String::new();
+    let mut rest = sub;
+    while let Some((before, after)) = rest.split_once("${") {
+        let Some((name, after)) = after.split_once('}') else {
+            return vec![format!("{function_id}: {key}{sub}: an unclosed ${{")];
+        };
+        url.push_str(before);
+        match name {
+            "OpenSearchDomainEndpoint" => url.push_str("vpc-x.eu-west-1.es.amazonaws.com"),
+            "AWS::Region" => url.push_str("eu-west-1"),
+            parameter => match yaml_scalars(template, parameter).get("Default") {
+                Some(Json::String(default)) => url.push_str(default),
+                _ => {
+                    return vec![format!(
+                        "{function_id}: {key}{sub}: parameter {parameter} has no default"
+                    )]
+                }
+            },
+        }
+        rest = after;
+    }
+    url.push_str(rest);
+    match dms_cdc::opensearch::connection::Config::from_url(&url) {
+        Err(e) => vec![format!("{function_id}: {url}: {e}")],
+        Ok(config) => {
+            let signed = config.endpoint == "https://vpc-x.eu-west-1.es.amazonaws.com:443"
+                && config.basic.is_none()
+                && config.sigv4_region.as_deref() == Some("eu-west-1")
+                && config.sigv4_service == "es";
+            if signed {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "{function_id}: {url} is not the domain over HTTPS signed for es in the region: {config:?}"
+                )]
+            }
+        }
+    }
+}
+
+#[test]
+fn every_function_crate_is_described() {
+    let described: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
+    let mut sorted = described.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        function_crates(),
+        "FUNCTIONS of tests/infra.rs must describe every crate in functions/"
+    );
+    for f in &FUNCTIONS {
+        assert!(
+            f.prefix.ends_with("Target") && f.prefix.to_lowercase() == f.name.replace('-', ""),
+            "{}: prefix {}",
+            f.name,
+            f.prefix
+        );
+    }
+    assert_eq!(deploy_condition("PostgresTarget"), "DeployPostgres");
+    assert_eq!(deploy_condition("OpenSearchTarget"), "DeployOpenSearch");
 }
 
 #[test]
 fn the_function_checks_name_what_is_missing() {
     let template = read("template.yaml");
     let globals = yaml_section(&template, "Globals");
-    assert!(function_problems(&template, &globals, "postgres-target").is_empty());
+    for f in &FUNCTIONS {
+        assert_eq!(
+            function_problems(&template, &globals, f.name),
+            Vec::<String>::new()
+        );
+    }
     let broken = template
         .replace("DestinationConfig", "Destinations")
         .replace(
@@ -771,10 +1174,30 @@ fn the_function_checks_name_what_is_missing() {
             "{expected}: {problems:#?}"
         );
     }
-    assert_eq!(logical_prefix("mysql-target"), "MysqlTarget");
-    assert_eq!(deploy_condition("PostgresTarget"), "DeployPostgres");
+    // The OpenSearch function: a target secret, a wider grant, a URL that
+    // does not sign, a forgotten rule.
+    let broken = template
+        .replace(
+            "          DMS_CDC_FUNCTION_NAME: !Sub ${AWS::StackName}-opensearch-target\n",
+            "          DMS_CDC_FUNCTION_NAME: !Sub ${AWS::StackName}-opensearch-target\n          DMS_CDC_TARGET_SECRET_ID: !Ref SourceSecretArn\n",
+        )
+        .replace("- es:ESHttpHead\n", "- es:ESHttpDelete\n")
+        .replace("?sigv4-region=${AWS::Region}&", "?")
+        .replace("!Equals [!Ref DeployOpenSearchTarget, \"true\"]]", "]");
+    let problems = function_problems(&broken, &globals, "opensearch-target");
+    for expected in [
+        "opensearch-target: OpenSearchTargetFunction gets DMS_CDC_TARGET_SECRET_ID, which its target (OpenSearchDomain) does not take",
+        "opensearch-target: OpenSearchTargetRole must grant {\"es:ESHttpGet\", \"es:ESHttpHead\", \"es:ESHttpPost\", \"es:ESHttpPut\"}",
+        "opensearch-target: OpenSearchTargetFunction: DMS_CDC_TARGET_URL: !Sub opensearch://${OpenSearchDomainEndpoint}?prefix=",
+        "opensearch-target: rule AtLeastOneTarget lacks DeployOpenSearchTarget",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{expected}: {problems:#?}"
+        );
+    }
     assert!(function_problems(&template, &globals, "sqlite-target")[0]
-        .contains("no resource SqliteTargetFunction"));
+        .contains("not in FUNCTIONS of tests/infra.rs"));
 }
 
 /// The statements of the IAM policies in a template: each `- Sid:` or
@@ -856,8 +1279,8 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
         .iter()
         .filter(|s| s.contains("secretsmanager:GetSecretValue"))
         .collect();
-    // One statement per function, each naming its two secrets (checked
-    // per function in function_problems).
+    // One statement per function, each naming the source's secret and its
+    // target's, if it has one (checked per function in function_problems).
     assert_eq!(
         read_secrets.len(),
         function_crates().len(),
@@ -868,7 +1291,10 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
             !secrets.contains("Resource: \"*\"") && !secrets.contains("- \"*\""),
             "secrets: Resource \"*\":\n{secrets}"
         );
-        assert!(secrets.contains("- !Ref SourceSecretArn\n"), "{secrets}");
+        assert!(
+            format!("{secrets}\n").contains("- !Ref SourceSecretArn\n"),
+            "{secrets}"
+        );
     }
     // "*" only where the action takes no resource (VPC network interfaces).
     for s in &statements {
@@ -899,6 +1325,7 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
         ("StreamKmsKeyArn", "kms"),
         ("SecretsKmsKeyArn", "kms"),
         ("AlarmTopicArn", "sns"),
+        ("OpenSearchDomainArn", "es"),
     ] {
         let parameter = yaml_scalars(&template, name);
         let pattern = parameter
@@ -908,6 +1335,18 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
         assert!(
             pattern.starts_with("^(|arn:aws") && pattern.contains(&format!(":{service}:")),
             "template.yaml {name}: {pattern}"
+        );
+    }
+    // A domain's HTTP API method by method, on the domain's paths (checked
+    // per function in function_problems), never every action or domain.
+    for s in statements.iter().filter(|s| s.contains(" es:")) {
+        assert!(
+            !s.contains("es:*") && !s.contains("es:ESHttp*"),
+            "es: wildcard:\n{s}"
+        );
+        assert!(
+            format!("{s}\n").contains("Resource: !Sub ${OpenSearchDomainArn}/*\n"),
+            "es: actions beyond the domain:\n{s}"
         );
     }
     // Key grants only through the service that uses the key.
