@@ -1,4 +1,5 @@
-//! Nested documents, for every target adapter (`mysql::`, `postgres::`):
+//! Nested documents, for every target adapter (MySQL, PostgreSQL and a
+//! real OpenSearch node, one shared test body):
 //! a product row holds its shop as an object, its tags as a scalar array
 //! and its variants as objects that hold their images (children of
 //! children). A change at any level rebuilds exactly the products it
@@ -8,13 +9,63 @@
 
 mod support;
 
+use dms_cdc::dms::Value;
 use dms_cdc::engine::{Engine, Outcome, Settings};
-use dms_cdc::mapping::Mapping;
+use dms_cdc::mapping::{Mapping, Transforms};
+use dms_cdc::target::{MysqlTarget, Target, TargetRows};
 use serde_json::{json, Value as J};
 use support::targets::TestTarget;
-use support::{record, rig_for, Rig, FUNCTION_NAME};
+use support::{record, rig, Rig, FUNCTION_NAME};
 
-every_target!(a_change_at_any_level_rebuilds_the_documents_it_belongs_to,);
+/// The target table in SQL (`search_products`), JSON columns of `json`.
+fn products_ddl(json: &str, version: &str) -> String {
+    format!(
+        "CREATE TABLE search_products (product_id BIGINT PRIMARY KEY, title VARCHAR(100) NOT NULL, \
+           shop {json} NULL, shop_name VARCHAR(50) NULL, variants {json} NULL, tags {json} NULL, \
+           src_version {version})"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_documents_nest_and_follow_changes_at_every_level() {
+    let mut rig = rig(100).await;
+    rig.target_sql(&products_ddl(
+        MysqlTarget::JSON_TYPE,
+        MysqlTarget::VERSION_TYPE,
+    ))
+    .await;
+    let target = MysqlTarget::new(rig.target_pool.clone(), FUNCTION_NAME, 100);
+    a_change_at_any_level_rebuilds_the_documents_it_belongs_to(&mut rig, target).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_documents_nest_and_follow_changes_at_every_level() {
+    use dms_cdc::postgres::PostgresTarget;
+    let mut rig = rig(100).await;
+    let pg = dms_cdc::local::PostgreSql::start().unwrap();
+    pg.create_database("global").unwrap();
+    pg.run_sql(
+        "global",
+        &products_ddl(PostgresTarget::JSON_TYPE, PostgresTarget::VERSION_TYPE),
+    )
+    .unwrap();
+    let target = PostgresTarget::new(
+        dms_cdc::postgres::pool(&pg.url("global"), 2).unwrap(),
+        FUNCTION_NAME,
+        100,
+    );
+    a_change_at_any_level_rebuilds_the_documents_it_belongs_to(&mut rig, target).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensearch_documents_nest_and_follow_changes_at_every_level() {
+    let mut rig = rig(100).await;
+    let node = dms_cdc::opensearch::local::OpenSearch::start().unwrap();
+    let config =
+        dms_cdc::opensearch::Config::from_url(&format!("{}?replicas=0", node.url())).unwrap();
+    let target = dms_cdc::opensearch::OpenSearchTarget::new(config, FUNCTION_NAME).unwrap();
+    a_change_at_any_level_rebuilds_the_documents_it_belongs_to(&mut rig, target).await;
+}
 
 const MAPPING: &str = r#"
 [source]
@@ -95,29 +146,39 @@ name = "tags"
 children = "tags"
 "#;
 
-/// The products' documents on the target: id -> (title, shop, shop_name, variants, tags).
-async fn documents<T: TestTarget>(rig: &Rig<T>) -> Vec<(i64, J)> {
-    let rows = rig
-        .text_rows(
-            "SELECT product_id, title, shop, shop_name, variants, tags FROM search_products ORDER BY product_id",
-        )
-        .await;
-    rows.into_iter()
+/// The products' documents on the target, read through `TargetRows`:
+/// id -> (title, shop, shop_name, variants, tags).
+async fn documents<T: TargetRows>(target: &T, mapping: &Mapping) -> Vec<(i64, J)> {
+    let table = &mapping.targets[0];
+    let keys: Vec<Vec<Value>> = [10, 20, 30]
+        .iter()
+        .map(|k: &i64| vec![Value::Text(k.to_string())])
+        .collect();
+    let names = table.column_names();
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    let mut rows: Vec<(i64, J)> = target
+        .rows_by_key(table, &keys)
+        .await
+        .unwrap()
+        .into_iter()
         .map(|r| {
-            let json = |i: usize| {
-                r[i].as_deref()
+            let json = |name: &str| {
+                r[at(name)]
+                    .as_deref()
                     .map(|t| serde_json::from_str::<J>(t).unwrap())
                     .unwrap_or(J::Null)
             };
             (
-                r[0].as_deref().unwrap().parse().unwrap(),
+                r[at("product_id")].as_deref().unwrap().parse().unwrap(),
                 json!({
-                    "title": r[1], "shop": json(2), "shop_name": r[3],
-                    "variants": json(4), "tags": json(5),
+                    "title": r[at("title")], "shop": json("shop"), "shop_name": r[at("shop_name")],
+                    "variants": json("variants"), "tags": json("tags"),
                 }),
             )
         })
-        .collect()
+        .collect();
+    rows.sort_by_key(|(id, _)| *id);
+    rows
 }
 
 /// Numbers compared by value (`9.5` = `9.50`).
@@ -130,8 +191,10 @@ fn normal(v: &J) -> J {
     }
 }
 
-async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarget>() {
-    let mut rig = rig_for::<T>(100).await;
+async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: Target + TargetRows>(
+    rig: &mut Rig<MysqlTarget>,
+    target: T,
+) {
     rig.source_sql(
         "CREATE TABLE shops (id BIGINT PRIMARY KEY, name VARCHAR(50) NOT NULL, country CHAR(2) NOT NULL); \
          CREATE TABLE products (id BIGINT PRIMARY KEY, shop_id BIGINT NOT NULL, title VARCHAR(100) NOT NULL, KEY (shop_id)); \
@@ -149,19 +212,14 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
          INSERT INTO product_tags VALUES (10, 'steel', 2), (10, 'kitchen', 1), (20, 'china', 1)",
     )
     .await;
-    rig.target_sql(&format!(
-        "CREATE TABLE search_products (product_id BIGINT PRIMARY KEY, title VARCHAR(100) NOT NULL, \
-           shop {j} NULL, shop_name VARCHAR(50) NULL, variants {j} NULL, tags {j} NULL, src_version {v})",
-        j = T::JSON_TYPE,
-        v = T::VERSION_TYPE
-    ))
-    .await;
-    let mapping = Mapping::parse("nested.toml", MAPPING, &rig.engine.transforms).unwrap();
+    let transforms = Transforms::standard();
+    let mapping = Mapping::parse("nested.toml", MAPPING, &transforms).unwrap();
+    target.prepare(&mapping).await.unwrap();
     let engine = Engine::new(
-        mapping,
-        rig.engine.transforms.clone(),
+        mapping.clone(),
+        transforms,
         rig.engine.source.clone(),
-        T::new(rig.target_pool.clone(), FUNCTION_NAME, 100),
+        target,
         Settings {
             function_name: FUNCTION_NAME.into(),
             chunk_size: 100,
@@ -169,7 +227,7 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
     );
     let product =
         |id: i64, shop: i64, title: &str| json!({"id": id, "shop_id": shop, "title": title});
-    let apply = |rig: &mut Rig<T>, payloads: Vec<Vec<u8>>| {
+    let apply = |rig: &mut Rig<MysqlTarget>, payloads: Vec<Vec<u8>>| {
         let batch: Vec<_> = payloads
             .into_iter()
             .map(|p| rig.delivery("shardId-000000000000", p))
@@ -179,7 +237,7 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
 
     // The products arrive: each document is built with every level.
     let batch = apply(
-        &mut rig,
+        rig,
         vec![
             record("insert", "products", product(10, 1, "Kettle"), None),
             record("insert", "products", product(20, 2, "Teapot"), None),
@@ -191,7 +249,7 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
         report.outcomes.iter().all(|o| *o == Outcome::Applied),
         "{report:?}"
     );
-    let docs = documents(&rig).await;
+    let docs = documents(&engine.target, &mapping).await;
     let kettle = json!({
         "title": "Kettle",
         "shop": {"id": 1, "name": "North", "country": "SE"},
@@ -216,7 +274,7 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
         .await;
     let selects_before = rig.source_status("Com_stmt_execute").await;
     let batch = apply(
-        &mut rig,
+        rig,
         vec![record(
             "update",
             "variant_images",
@@ -240,7 +298,7 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
         selects <= 6,
         "{selects} source queries for one image change"
     );
-    let docs = documents(&rig).await;
+    let docs = documents(&engine.target, &mapping).await;
     assert_eq!(
         docs[0].1["variants"][1]["images"][0]["url"],
         json!("k-red-1b.jpg"),
@@ -252,7 +310,7 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
     rig.source_sql("UPDATE variant_images SET variant_id = 201, position = 2 WHERE id = 1002")
         .await;
     let batch = apply(
-        &mut rig,
+        rig,
         vec![record(
             "update",
             "variant_images",
@@ -266,7 +324,7 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
         Some(&2),
         "{report:?}"
     );
-    let docs = documents(&rig).await;
+    let docs = documents(&engine.target, &mapping).await;
     assert_eq!(
         docs[0].1["variants"][1]["images"],
         json!([{"url": "k-red-1b.jpg"}]),
@@ -286,7 +344,7 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
     )
     .await;
     let batch = apply(
-        &mut rig,
+        rig,
         vec![
             record(
                 "delete",
@@ -319,7 +377,7 @@ async fn a_change_at_any_level_rebuilds_the_documents_it_belongs_to<T: TestTarge
         report.outcomes.iter().all(|o| *o == Outcome::Applied),
         "{report:?}"
     );
-    let docs = documents(&rig).await;
+    let docs = documents(&engine.target, &mapping).await;
     assert_eq!(
         normal(&docs[0].1),
         normal(&json!({

@@ -208,10 +208,7 @@ impl PgCapture {
         };
         let (data, before) = match change.operation {
             "delete" => (image_of(change.old.as_deref().unwrap_or(&[])), None),
-            _ => (
-                image_of(&change.new),
-                change.old.as_deref().map(image_of),
-            ),
+            _ => (image_of(&change.new), change.old.as_deref().map(image_of)),
         };
         let key_values: Vec<String> = key
             .iter()
@@ -313,9 +310,7 @@ fn identifier(text: &str) -> Result<(String, &str), String> {
         }
         return Err("an unterminated quoted name".into());
     }
-    let end = text
-        .find(['.', ':', '[', ' '])
-        .unwrap_or(text.len());
+    let end = text.find(['.', ':', '[', ' ']).unwrap_or(text.len());
     Ok((text[..end].to_owned(), &text[end..]))
 }
 
