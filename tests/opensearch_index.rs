@@ -185,3 +185,224 @@ fn backfill_reconcile_and_a_blue_green_rebuild_through_the_binary() {
     assert_eq!(status(&node, "/global_recipes-v1"), 404);
     assert_eq!(status(&node, "/global_recipes"), 200);
 }
+
+/// Published recipes the alias holds (`_count` through the alias).
+async fn count(target: &dms_cdc::opensearch::OpenSearchTarget) -> u64 {
+    let answer = target
+        .client()
+        .send(
+            http::Method::GET,
+            "/global_recipes/_count",
+            "application/json",
+            Vec::new(),
+            "count",
+        )
+        .await
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&answer.body).unwrap()["count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// A DMS update record of recipe `id` committed now (the source's clock is
+/// this machine's), carrying only its key.
+fn now_record(id: u64) -> Vec<u8> {
+    let now = chrono::Utc::now();
+    serde_json::to_vec(&serde_json::json!({
+        "data": { "id": id },
+        "metadata": {
+            "timestamp": now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            "record-type": "data",
+            "operation": "update",
+            "partition-key-type": "primary-key",
+            "schema-name": "recipes_src",
+            "table-name": "recipes",
+            "commit-timestamp": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        }
+    }))
+    .unwrap()
+}
+
+/// The stream: some recipes' titles changed at the source, then a record
+/// of each change (its key; the engine re-reads the row), applied.
+async fn stream_round<T: dms_cdc::target::Target>(
+    source: &MariaDb,
+    engine: &dms_cdc::engine::Engine<dms_cdc::source::MysqlSource, T>,
+    round: u64,
+    seq: &mut u64,
+) {
+    source
+        .run_sql(&format!(
+            "UPDATE recipes_src.recipes SET title = CONCAT('round {round} ', id) WHERE id % 7 = {}",
+            round % 7
+        ))
+        .unwrap();
+    let batch: Vec<dms_cdc::dms::Delivery> = (1..=120u64)
+        .filter(|id| id % 7 == round % 7)
+        .map(|id| {
+            *seq += 1;
+            dms_cdc::dms::Delivery {
+                shard_id: dms_cdc::position::ShardId("shardId-000000000000".into()),
+                sequence_number: dms_cdc::position::SequenceNumber::parse(&format!(
+                    "4959{:020}",
+                    *seq
+                ))
+                .unwrap(),
+                partition_key: "k".into(),
+                approximate_arrival_ms: None,
+                data: now_record(id),
+            }
+        })
+        .collect();
+    let report = engine.process(&batch).await;
+    assert_eq!(report.retry_error, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_beside_the_stream_swaps_without_readers_seeing_a_partial_index() {
+    use dms_cdc::backfill::{backfill, roots_only, BackfillOptions};
+    use dms_cdc::capture::CaptureOptions;
+    use dms_cdc::engine::{Engine, Settings};
+    use dms_cdc::mapping::{Mapping, Transforms};
+    use dms_cdc::opensearch::{Config, OpenSearchTarget};
+    use dms_cdc::reconcile::{reconcile, ReconcileOptions};
+    use dms_cdc::source::{pool, MysqlSource};
+
+    let source = MariaDb::start(1).unwrap();
+    source
+        .run_file(&root().join("fixtures/source.sql"))
+        .unwrap();
+    source
+        .run_sql(&format!(
+            "USE recipes_src; {}",
+            support::generated::source_sql(30, 120)
+        ))
+        .unwrap();
+    let node = OpenSearch::start().unwrap();
+    let transforms = Transforms::standard();
+    let mapping = Mapping::load(&root().join("fixtures/mapping.toml"), &transforms).unwrap();
+    let capture = CaptureOptions::from_mapping(&mapping);
+    let mysql = MysqlSource::from(pool(&source.url("recipes_src"), 4).unwrap());
+    let target = |params: &str, function: &str| {
+        OpenSearchTarget::new(
+            Config::from_url(&format!("{}?replicas=0{params}", node.url())).unwrap(),
+            function,
+        )
+        .unwrap()
+    };
+    let engine = |target: OpenSearchTarget, mapping: Mapping, function: &str| {
+        Engine::new(
+            mapping,
+            transforms.clone(),
+            mysql.clone(),
+            target,
+            Settings {
+                function_name: function.into(),
+                chunk_size: 100,
+            },
+        )
+    };
+    let options = BackfillOptions {
+        chunk: 25,
+        ..BackfillOptions::default()
+    };
+
+    // Generation 1: loaded, then fed by the stream.
+    let v1 = target("", "search");
+    v1.prepare(&mapping).await.unwrap();
+    let load_v1 = engine(v1.clone(), roots_only(&mapping), "search");
+    backfill(&load_v1, &capture, &options, &|_| {})
+        .await
+        .unwrap();
+    let stream_v1 = engine(v1.clone(), mapping.clone(), "search");
+    let mut seq = 0u64;
+    stream_round(&source, &stream_v1, 1, &mut seq).await;
+    let _ = v1
+        .client()
+        .send(
+            http::Method::POST,
+            "/_refresh",
+            "application/json",
+            Vec::new(),
+            "refresh",
+        )
+        .await
+        .unwrap();
+    let full = count(&v1).await;
+    assert_eq!(full, 60, "the published recipes");
+
+    // A reader searches through the alias the whole time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (stop, reader) = (stop.clone(), v1.clone());
+        tokio::spawn(async move {
+            let (mut least, mut reads) = (u64::MAX, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                least = least.min(count(&reader).await);
+                reads += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            (least, reads)
+        })
+    };
+
+    // Generation 2 is created; the stream writes it from now on while the
+    // backfill loads it (each in its own task, at once).
+    let v2 = target("&index-version=2&index=concrete", "search");
+    v2.prepare(&mapping).await.unwrap();
+    let stream_v2 = engine(v2.clone(), mapping.clone(), "search");
+    let load_v2 = engine(
+        target("&index-version=2&index=concrete", "search-v2"),
+        roots_only(&mapping),
+        "search-v2",
+    );
+    let streaming = async {
+        for round in 2..=6 {
+            stream_round(&source, &stream_v2, round, &mut seq).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let (reports, ()) = tokio::join!(backfill(&load_v2, &capture, &options, &|_| {}), streaming);
+    let loaded: u64 = reports.unwrap().iter().map(|r| r.rows).sum();
+    assert_eq!(loaded, 150, "every root row of generation 2's backfill");
+
+    // The swap: readers move to generation 2 at once; the stream goes on
+    // through the alias.
+    let swap = target("&index-version=2", "search");
+    let swapped = swap.swap(&mapping, false).await.unwrap();
+    assert!(
+        swapped
+            .iter()
+            .all(|s| s.from.len() == 1 && s.to.ends_with("-v2")),
+        "{swapped:?}"
+    );
+    let stream_alias = engine(swap.clone(), mapping.clone(), "search");
+    for round in 7..=8 {
+        stream_round(&source, &stream_alias, round, &mut seq).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (least, reads) = reader.await.unwrap();
+    assert!(reads > 10, "the reader read {reads} times");
+    assert_eq!(
+        least, full,
+        "a search through the alias saw {least} of {full} recipes"
+    );
+
+    // Generation 2, through the alias, is what the mapping makes of the source.
+    let report = reconcile(
+        &mysql,
+        &swap,
+        &mapping,
+        &transforms,
+        &capture,
+        &ReconcileOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(report.is_clean(), "{}", report.render(20));
+    assert_eq!(
+        status(&node, "/global_recipes-v1"),
+        200,
+        "generation 1 is kept"
+    );
+}

@@ -100,6 +100,18 @@ impl OpenSearchTarget {
                     bookkeeping: true,
                 });
             }
+            // Everything written to the new index is searchable before
+            // readers move to it.
+            let what = format!("refresh index {}", names.concrete);
+            self.json(
+                http::Method::POST,
+                &format!("/{}/_refresh", segment(&names.concrete)),
+                None,
+                &[],
+                &what,
+                true,
+            )
+            .await?;
             let from: Vec<String> = self
                 .alias_indices(&names.alias)
                 .await?
