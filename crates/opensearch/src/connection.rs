@@ -450,6 +450,71 @@ impl Client {
 mod tests {
     use super::*;
 
+    /// A signed request, as a server receives it: a one-request HTTP
+    /// listener on 127.0.0.1 keeps the request head and answers `{}`.
+    #[tokio::test]
+    async fn sigv4_signs_every_request_with_the_default_credentials() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // The default chain's first provider: the environment (no other
+        // test of this crate reads AWS variables).
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+        std::env::set_var(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        );
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&head).to_lowercase()
+        });
+        let config =
+            Config::from_url(&format!("http://127.0.0.1:{port}?sigv4-region=eu-west-1")).unwrap();
+        let client = Client::new(config).unwrap();
+        let answer = client
+            .send(
+                http::Method::POST,
+                "/_bulk",
+                "application/x-ndjson",
+                b"{}\n".to_vec(),
+                "bulk",
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        let head = server.await.unwrap();
+        let auth = head
+            .lines()
+            .find_map(|l| l.strip_prefix("authorization: "))
+            .unwrap_or_else(|| panic!("no authorization header in\n{head}"));
+        assert!(
+            auth.starts_with("aws4-hmac-sha256 credential=akidexample/"),
+            "{auth}"
+        );
+        assert!(auth.contains("/eu-west-1/es/aws4_request"), "{auth}");
+        assert!(
+            auth.contains("signedheaders=") && auth.contains("host"),
+            "{auth}"
+        );
+        let signature = auth.rsplit("signature=").next().unwrap_or("");
+        assert_eq!(signature.trim().len(), 64, "{auth}");
+        assert!(head.contains("\nx-amz-date: "), "{head}");
+    }
+
     #[test]
     fn urls_give_settings() {
         let c = Config::from_url("https://ann:p%40ss@search.example.com/?prefix=App-&replicas=0&bulk-bytes=100&timeout=5s").unwrap();
