@@ -632,3 +632,58 @@ async fn a_stopped_node_retries_and_the_replay_converges() {
         Some(batch[1].sequence_number.clone())
     );
 }
+
+/// HTTPS to a server whose certificate a test-made CA signed: refused with
+/// the public roots, accepted with `ssl-ca` (the server is `openssl
+/// s_server`, answering any request with a page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_trusts_the_ca_of_ssl_ca_and_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dms_cdc::local::TlsFiles::generate(dir.path(), &["127.0.0.1"]).unwrap();
+    let port = dms_cdc::local::free_port().unwrap();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&files.cert)
+        .arg("-key")
+        .arg(&files.key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let get = |url: String| async move {
+        let client =
+            dms_cdc::opensearch::connection::Client::new(Config::from_url(&url).unwrap()).unwrap();
+        client
+            .send(
+                http::Method::GET,
+                "/",
+                "application/json",
+                Vec::new(),
+                "get /",
+            )
+            .await
+    };
+    let refused = get(format!("https://127.0.0.1:{port}")).await;
+    assert!(
+        refused.is_err(),
+        "the public roots trust a test-made CA: {refused:?}"
+    );
+    let answer = get(format!(
+        "https://127.0.0.1:{port}?ssl-ca={}",
+        files.ca.display()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    let _ = server.kill();
+    let _ = server.wait();
+}

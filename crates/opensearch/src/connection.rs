@@ -23,6 +23,7 @@
 //! | `timeout` | `30s` | per request (`10s`, `500ms`, `2m`) |
 //! | `sigv4-region` | none | sign with AWS SigV4 (service `es`) in this region, credentials from the AWS default chain |
 //! | `sigv4-service` | `es` | `aoss` for OpenSearch Serverless |
+//! | `ssl-ca` (or `sslrootcert`) | none | a PEM file of the CA certificates to trust for HTTPS, instead of the built-in public roots (a self-managed cluster's own CA) |
 
 use std::time::Duration;
 
@@ -70,6 +71,8 @@ pub struct Config {
     pub sigv4_region: Option<String>,
     /// SigV4 service name (`es`, or `aoss`).
     pub sigv4_service: String,
+    /// A PEM file of the CAs HTTPS trusts instead of the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -149,6 +152,7 @@ impl Config {
             timeout: Duration::from_secs(30),
             sigv4_region: None,
             sigv4_service: "es".into(),
+            ca_file: None,
         };
         for (key, value) in url.query_pairs() {
             let bad = |what: &str| UrlError(format!("parameter {key}={value:?}: {what}"));
@@ -181,6 +185,9 @@ impl Config {
                 }
                 "sigv4-region" => config.sigv4_region = Some(value.into_owned()),
                 "sigv4-service" => config.sigv4_service = value.into_owned(),
+                "ssl-ca" | "sslrootcert" => {
+                    config.ca_file = Some(std::path::PathBuf::from(value.into_owned()))
+                }
                 _ => return Err(bad("unknown parameter")),
             }
         }
@@ -263,17 +270,43 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The CAs of a PEM file (at least one certificate).
+fn ca_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, TargetError> {
+    use rustls::pki_types::pem::PemObject as _;
+    let problem =
+        |what: String| TargetError::Configuration(format!("ssl-ca {}: {what}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| problem(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&bytes) {
+        let cert = cert.map_err(|e| problem(format!("not a valid PEM file: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| problem(format!("not a CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(problem(
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(roots)
+}
+
 impl Client {
     /// A client for `config` (no connection is made yet). HTTPS trusts the
-    /// built-in public roots (Amazon OpenSearch Service chains to them).
+    /// built-in public roots (Amazon OpenSearch Service chains to them), or
+    /// only the CAs of `ssl-ca`.
     pub fn new(config: Config) -> Result<Client, TargetError> {
         let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let roots = match &config.ca_file {
+            None => rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+            Some(path) => ca_roots(path)?,
+        };
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TargetError::Configuration(format!("TLS: {e}")))?
-            .with_root_certificates(rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            })
+            .with_root_certificates(roots)
             .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.enforce_http(false);

@@ -109,20 +109,25 @@ impl Database for OpenSearch {
 impl TargetAdapter for OpenSearch {
     type Target = OpenSearchTarget;
 
-    /// A target for `url`. TLS uses the built-in public roots (a custom CA
-    /// from `tls` is not supported yet); `pool_size` and `chunk_size` do
-    /// not apply (bulks are split by `bulk-bytes` and `bulk-actions`).
+    /// A target for `url`. HTTPS trusts the built-in public roots, or the
+    /// CAs of `tls.ca` (or the URL's `ssl-ca`); `pool_size` and
+    /// `chunk_size` do not apply (bulks are split by `bulk-bytes` and
+    /// `bulk-actions`).
     fn target(
         url: &str,
-        _tls: &Tls,
+        tls: &Tls,
         _pool_size: usize,
         function_name: &str,
         _chunk_size: usize,
     ) -> Result<OpenSearchTarget, ConnectError> {
-        let config = Config::from_url(url).map_err(|e| ConnectError {
+        let mut config = Config::from_url(url).map_err(|e| ConnectError {
             ca_file: false,
             message: e.to_string(),
         })?;
+        // DMS_CDC_TARGET_SSL_CA replaces the URL's `ssl-ca`.
+        if let Some(ca) = &tls.ca {
+            config.ca_file = Some(ca.clone());
+        }
         OpenSearchTarget::new(config, function_name).map_err(|e| ConnectError {
             ca_file: false,
             message: e.to_string(),
