@@ -483,19 +483,10 @@ impl Client {
 mod tests {
     use super::*;
 
-    /// A signed request, as a server receives it: a one-request HTTP
-    /// listener on 127.0.0.1 keeps the request head and answers `{}`.
-    #[tokio::test]
-    async fn sigv4_signs_every_request_with_the_default_credentials() {
+    /// A one-request HTTP listener on 127.0.0.1: its port, and the request
+    /// head it received (lower case), once it has answered `{}`.
+    async fn one_request() -> (u16, tokio::task::JoinHandle<String>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        // The default chain's first provider: the environment (no other
-        // test of this crate reads AWS variables).
-        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
-        std::env::set_var(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        );
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
@@ -515,6 +506,45 @@ mod tests {
                 .unwrap();
             String::from_utf8_lossy(&head).to_lowercase()
         });
+        (port, server)
+    }
+
+    #[tokio::test]
+    async fn basic_auth_sends_the_urls_user_and_password() {
+        let (port, server) = one_request().await;
+        let config = Config::from_url(&format!("http://ann:p%40ss@127.0.0.1:{port}")).unwrap();
+        let answer = Client::new(config)
+            .unwrap()
+            .send(
+                http::Method::GET,
+                "/",
+                "application/json",
+                Vec::new(),
+                "get /",
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        let head = server.await.unwrap();
+        // base64("ann:p@ss"), lower-cased with the head.
+        assert!(
+            head.contains("\nauthorization: basic yw5uonbac3m=\r\n"),
+            "{head}"
+        );
+    }
+
+    /// A signed request, as a server receives it.
+    #[tokio::test]
+    async fn sigv4_signs_every_request_with_the_default_credentials() {
+        // The default chain's first provider: the environment (no other
+        // test of this crate reads AWS variables).
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+        std::env::set_var(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        );
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        let (port, server) = one_request().await;
         let config =
             Config::from_url(&format!("http://127.0.0.1:{port}?sigv4-region=eu-west-1")).unwrap();
         let client = Client::new(config).unwrap();
