@@ -32,7 +32,7 @@ mod common;
 
 use common::{cpu_seconds, load, load_source, root};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -401,22 +401,6 @@ async fn final_rows(rig: &Rig) -> Res<BTreeMap<String, FinalTable>> {
 
 // ------------------------------------------------------------------ contenders
 
-/// The keys a batch touches: users, and recipes (their own keys and those
-/// of the authors whose name changed).
-fn touched_keys(
-    t: &common::Touched,
-    by_author: &BTreeMap<u64, Vec<i64>>,
-) -> (Vec<String>, Vec<String>) {
-    let mut recipes: BTreeSet<i64> = t.recipes.clone();
-    for a in &t.authors {
-        recipes.extend(by_author.get(a).into_iter().flatten());
-    }
-    (
-        t.users.iter().map(u64::to_string).collect(),
-        recipes.iter().map(i64::to_string).collect(),
-    )
-}
-
 fn conflict_action(target: &TargetTable, names: &[&str], guarded: bool) -> String {
     let updates: Vec<String> = names
         .iter()
@@ -667,17 +651,7 @@ async fn run(args: Args) -> Res<()> {
         .await?
         .get(0);
     println!("PostgreSQL {version}, synchronous_commit off; MariaDB source");
-    let mut by_author: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
-    for r in workload.model.recipes.values() {
-        if let Some(a) = r.author_id {
-            by_author.entry(a).or_default().push(r.id);
-        }
-    }
-    let keys: Vec<(Vec<String>, Vec<String>)> = workload
-        .touched
-        .iter()
-        .map(|t| touched_keys(t, &by_author))
-        .collect();
+    let keys = workload.touched_keys();
     let (mut client, connection) =
         tokio_postgres::connect(&rig.target_db.url("global"), tokio_postgres::NoTls).await?;
     tokio::spawn(connection);

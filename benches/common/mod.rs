@@ -424,6 +424,34 @@ pub struct Workload {
     pub initial: Model,
 }
 
+impl Workload {
+    /// Per batch, the target keys it touches as text: `global_users` keys,
+    /// and `global_recipes` keys (the record's own, and the recipes of the
+    /// authors whose name changed, by the source's final state). What a
+    /// raw-write baseline rewrites with the final rows or documents.
+    pub fn touched_keys(&self) -> Vec<(Vec<String>, Vec<String>)> {
+        let mut by_author: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
+        for r in self.model.recipes.values() {
+            if let Some(a) = r.author_id {
+                by_author.entry(a).or_default().push(r.id);
+            }
+        }
+        self.touched
+            .iter()
+            .map(|t| {
+                let mut recipes: BTreeSet<i64> = t.recipes.clone();
+                for a in &t.authors {
+                    recipes.extend(by_author.get(a).into_iter().flatten());
+                }
+                (
+                    t.users.iter().map(u64::to_string).collect(),
+                    recipes.iter().map(i64::to_string).collect(),
+                )
+            })
+            .collect()
+    }
+}
+
 /// Sizes of the initial data set.
 #[derive(Debug, Clone, Copy)]
 pub struct DataSet {
