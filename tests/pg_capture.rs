@@ -207,3 +207,110 @@ async fn changes_captured_from_postgresql_converge_on_the_target<T: TestTarget>(
     assert_eq!(story[0][0].as_deref().map(str::len), Some(300 * 32));
     capture.drop_slot().await.unwrap();
 }
+
+fn cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `dms-cdc capture --source postgres://... --to-file`: the first run
+/// creates the slot (nothing before it is captured), the second writes the
+/// changes made since as a Lambda Kinesis event, which replays through the
+/// engine, and the third finds nothing new (the slot moved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_records_postgresql_changes_as_a_fixture_event() {
+    let pg = PostgreSql::start_logical().unwrap();
+    pg.create_database("src").unwrap();
+    pg.run_file("src", &root().join("fixtures/source-postgres.sql"))
+        .unwrap();
+    pg.run_sql("src", &support::generated::source_sql_postgres(5, 10))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url("src");
+    let capture = |name: &str| {
+        let path = dir.path().join(name);
+        let (code, out) = cli(&[
+            "capture",
+            "--source",
+            &url,
+            "--mapping",
+            "fixtures/mapping.toml",
+            "--slot",
+            "fixtures",
+            "--to-file",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}");
+        (path, out)
+    };
+    let (_, first) = capture("first.json");
+    assert!(
+        first.contains("captured 0 records from slot fixtures"),
+        "{first}"
+    );
+    pg.run_sql(
+        "src",
+        "SET synchronous_commit = on; SET search_path TO recipes_src; \
+         UPDATE recipes SET title = 'Recorded' WHERE id = 2; \
+         UPDATE ingredients SET recipe_id = 6 WHERE id = 3; \
+         DELETE FROM users WHERE id = 5",
+    )
+    .unwrap();
+    let (path, second) = capture("second.json");
+    assert!(second.contains("captured 3 records"), "{second}");
+    let event = dms_cdc::replay::read_event(&path).unwrap();
+    let deliveries = dms_cdc::dms::deliveries(&event).unwrap();
+    assert_eq!(deliveries.len(), 3);
+    let first_record: serde_json::Value = serde_json::from_slice(&deliveries[0].data).unwrap();
+    assert_eq!(first_record["metadata"]["schema-name"], "recipes_src");
+    assert_eq!(first_record["metadata"]["table-name"], "recipes");
+    assert_eq!(first_record["before-image"]["title"], "recipe 2");
+
+    // The recorded event replays through the engine into a PostgreSQL target.
+    let target_db = <dms_cdc::postgres::PostgresTarget as TestTarget>::start();
+    let transforms = Transforms::standard();
+    let mapping = Mapping::load(&root().join("fixtures/mapping.toml"), &transforms).unwrap();
+    let engine = Engine::new(
+        mapping.clone(),
+        transforms,
+        PostgresSource::from(dms_cdc::postgres::pool(&url, 2).unwrap()),
+        <dms_cdc::postgres::PostgresTarget as TestTarget>::new(
+            <dms_cdc::postgres::PostgresTarget as TestTarget>::pool(&target_db),
+            FUNCTION_NAME,
+            100,
+        ),
+        Settings {
+            function_name: FUNCTION_NAME.into(),
+            chunk_size: 100,
+        },
+    );
+    dms_cdc::target::Target::prepare(&engine.target, &mapping)
+        .await
+        .unwrap();
+    let report = engine.process(&deliveries).await;
+    assert!(
+        report.outcomes.iter().all(|o| *o == Outcome::Applied),
+        "{:?}",
+        report.summary
+    );
+    let title = <dms_cdc::postgres::PostgresTarget as TestTarget>::text_rows(
+        &target_db,
+        "SELECT title FROM global_recipes WHERE legacy_id = 2",
+    )
+    .await;
+    assert_eq!(title, vec![vec![Some("Recorded".to_owned())]]);
+
+    let (_, third) = capture("third.json");
+    assert!(third.contains("captured 0 records"), "{third}");
+}

@@ -147,26 +147,43 @@ pub fn fixture_event(
     shard_count: usize,
     stream_arn: &str,
 ) -> serde_json::Value {
+    fixture_event_of(
+        records.iter().map(|r| {
+            (
+                r.partition_key.as_str(),
+                r.payload.as_slice(),
+                r.commit_time,
+            )
+        }),
+        shard_count,
+        stream_arn,
+    )
+}
+
+/// [`fixture_event`] of (partition key, payload, commit time) triples.
+pub fn fixture_event_of<'a>(
+    records: impl Iterator<Item = (&'a str, &'a [u8], Option<chrono::DateTime<chrono::Utc>>)>,
+    shard_count: usize,
+    stream_arn: &str,
+) -> serde_json::Value {
     let mut next: Vec<u128> = vec![0; shard_count.max(1)];
     let items: Vec<serde_json::Value> = records
-        .iter()
-        .map(|r| {
-            let shard = crate::capture::shard_for(&r.partition_key, shard_count);
+        .map(|(partition_key, payload, commit_time)| {
+            let shard = crate::capture::shard_for(partition_key, shard_count);
             next[shard] += 1;
             let seq = format!(
                 "4959033827149025660855969253836157109592157598913{:07}",
                 next[shard]
             );
-            let arrival = r
-                .commit_time
+            let arrival = commit_time
                 .map(|t| t.timestamp_millis() as f64 / 1000.0)
                 .unwrap_or(0.0);
             serde_json::json!({
                 "kinesis": {
                     "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key,
+                    "partitionKey": partition_key,
                     "sequenceNumber": seq,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&r.payload),
+                    "data": base64::engine::general_purpose::STANDARD.encode(payload),
                     "approximateArrivalTimestamp": arrival
                 },
                 "eventSource": "aws:kinesis",
