@@ -323,20 +323,7 @@ async fn rig(workload: &common::Workload, chunk: usize, rtt: Duration) -> Res<Ri
 
     // The full load, as DMS would deliver it before CDC.
     let started = Instant::now();
-    let docs = common::full_load(&workload.initial);
-    let n = docs.len();
-    let deliveries: Vec<Delivery> = docs
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| common::delivery(i as u64 + 1, "load", d))
-        .collect();
-    let engine = engine(&rig, "bench-load", chunk);
-    for batch in deliveries.chunks(10_000) {
-        let report = engine.process(batch).await;
-        if report.retry_error.is_some() || report.summary.quarantined_count > 0 {
-            return Err(format!("full load failed: {:?}", report.retry_error).into());
-        }
-    }
+    let n = common::apply_full_load(&engine(&rig, "bench-load", chunk), &workload.initial).await?;
     println!(
         "full load of the initial state through dms-cdc: {n} records in {:.1} s ({:.0} records/s)",
         started.elapsed().as_secs_f64(),

@@ -48,46 +48,6 @@ use tokio_postgres::types::{ToSql, Type};
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-struct Args {
-    batches: usize,
-    records: usize,
-    chunk: usize,
-    seed: u64,
-    rounds: usize,
-}
-
-fn parse_args() -> Res<Args> {
-    let mut args = Args {
-        batches: 10,
-        records: 10_000,
-        chunk: 500,
-        seed: 42,
-        rounds: 1,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| -> Res<usize> {
-            it.next()
-                .ok_or_else(|| format!("{name} needs a value"))?
-                .parse::<usize>()
-                .map_err(|e| format!("{name}: {e}").into())
-        };
-        match a.as_str() {
-            "--batches" => args.batches = value("--batches")?.max(1),
-            "--records" => args.records = value("--records")?.max(1),
-            "--chunk" => args.chunk = value("--chunk")?.clamp(1, 65_535),
-            "--seed" => args.seed = value("--seed")? as u64,
-            "--rounds" => args.rounds = value("--rounds")?.max(1),
-            "--bench" => {}
-            other if other.starts_with("--") => {
-                return Err(format!("unknown option {other}").into())
-            }
-            _ => {}
-        }
-    }
-    Ok(args)
-}
-
 fn main() {
     dms_cdc::lambda::tune_allocator();
     // `cargo test --all-targets` runs this binary without `--bench`: it
@@ -96,7 +56,7 @@ fn main() {
         println!("e2e_postgres: skipped under cargo test; run `cargo bench --bench e2e_postgres`");
         return;
     }
-    let result = parse_args().and_then(|args| {
+    let result = common::parse_target_bench_args().and_then(|args| {
         // One thread, as the function runs.
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -204,20 +164,7 @@ async fn rig(workload: &common::Workload, chunk: usize) -> Res<Rig> {
         .prepare()
         .await?;
     let started = Instant::now();
-    let docs = common::full_load(&workload.initial);
-    let n = docs.len();
-    let deliveries: Vec<Delivery> = docs
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| common::delivery(i as u64 + 1, "load", d))
-        .collect();
-    let load_engine = engine(&rig, "bench-load", chunk);
-    for batch in deliveries.chunks(10_000) {
-        let report = load_engine.process(batch).await;
-        if report.retry_error.is_some() || report.summary.quarantined_count > 0 {
-            return Err(format!("full load failed: {:?}", report.retry_error).into());
-        }
-    }
+    let n = common::apply_full_load(&engine(&rig, "bench-load", chunk), &workload.initial).await?;
     println!(
         "full load of the initial state through dms-cdc into PostgreSQL: {n} records in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -628,7 +575,7 @@ fn keep_best(best: &mut Option<Measured>, m: Measured) {
     }
 }
 
-async fn run(args: Args) -> Res<()> {
+async fn run(args: common::TargetBenchArgs) -> Res<()> {
     println!("== dms-cdc e2e benchmark, PostgreSQL target");
     println!("load at start (1/5/15 min): {}", load());
     println!(

@@ -1135,6 +1135,81 @@ impl Generated {
     }
 }
 
+/// The error of a bench step.
+pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Applies the full load of `model` ([`full_load`]) through `engine`, in
+/// batches of 10,000; the records applied. Every record must apply.
+pub async fn apply_full_load<S, T>(
+    engine: &dms_cdc::engine::Engine<S, T>,
+    model: &Model,
+) -> Result<usize, BenchError>
+where
+    S: dms_cdc::source::Source,
+    T: dms_cdc::target::Target,
+{
+    let deliveries: Vec<Delivery> = full_load(model)
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| delivery(i as u64 + 1, "load", d))
+        .collect();
+    for batch in deliveries.chunks(10_000) {
+        let report = engine.process(batch).await;
+        if report.retry_error.is_some() || report.summary.quarantined_count > 0 {
+            return Err(format!("full load failed: {:?}", report.retry_error).into());
+        }
+    }
+    Ok(deliveries.len())
+}
+
+/// The options of the target benches (`e2e_postgres`, `e2e_opensearch`).
+pub struct TargetBenchArgs {
+    /// Batches per round.
+    pub batches: usize,
+    /// Records per batch.
+    pub records: usize,
+    /// Keys per source query and rows per statement.
+    pub chunk: usize,
+    /// The workload's seed.
+    pub seed: u64,
+    /// Rounds (the best is reported).
+    pub rounds: usize,
+}
+
+/// `--batches N --records N --chunk N --seed N --rounds N` from the
+/// process's arguments (`--bench` and non-options are ignored).
+pub fn parse_target_bench_args() -> Result<TargetBenchArgs, BenchError> {
+    let mut args = TargetBenchArgs {
+        batches: 10,
+        records: 10_000,
+        chunk: 500,
+        seed: 42,
+        rounds: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> Result<usize, BenchError> {
+            it.next()
+                .ok_or_else(|| format!("{name} needs a value"))?
+                .parse::<usize>()
+                .map_err(|e| format!("{name}: {e}").into())
+        };
+        match a.as_str() {
+            "--batches" => args.batches = value("--batches")?.max(1),
+            "--records" => args.records = value("--records")?.max(1),
+            "--chunk" => args.chunk = value("--chunk")?.clamp(1, 65_535),
+            "--seed" => args.seed = value("--seed")? as u64,
+            "--rounds" => args.rounds = value("--rounds")?.max(1),
+            "--bench" => {}
+            other if other.starts_with("--") => {
+                return Err(format!("unknown option {other}").into())
+            }
+            _ => {}
+        }
+    }
+    Ok(args)
+}
+
 /// Full-load (`load`) documents of the model's users and recipes, as DMS
 /// writes them during the full load: what fills the target before CDC starts
 /// (stories and ingredients are re-queried with their recipe).
