@@ -18,7 +18,8 @@ use crate::mapping::{DeletePolicy, Mapping, TargetTable};
 use crate::plan::{KeyMatcher, KeyTuple};
 use crate::position::{SequenceNumber, ShardId};
 use crate::source::{
-    matched, row_key, FetchedRows, SnapshotStats, Source, SourceSnapshot, UnmatchedKey,
+    fetch_rows, lookup_in_rows, reverse_lookup_rows, row_key, FetchedRows, SelectIn, SnapshotStats,
+    Source, SourceSnapshot, UnmatchedKey,
 };
 use crate::target::{tombstone_key, Quarantine, TableWrites, Target, TargetTransaction};
 
@@ -155,15 +156,18 @@ impl Source for MemorySource {
     }
 }
 
-impl MemorySnapshot {
-    /// The rows of `table` whose `columns` match one of `tuples`, paired
-    /// with the tuple asked (as a database would answer `IN (...)`).
-    fn select_in(
+impl SelectIn for MemorySnapshot {
+    type Error = MemoryError;
+
+    /// The rows of `table` whose `key_columns` match one of `tuples` (as a
+    /// database would answer `IN (...)`), every column of them.
+    async fn select_in(
         &mut self,
         table: &TableName,
-        columns: &[String],
+        _columns: &[String],
+        key_columns: &[String],
         tuples: &[KeyTuple],
-    ) -> Result<Vec<(KeyTuple, Row)>, MemoryError> {
+    ) -> Result<Vec<Row>, MemoryError> {
         self.failures.take(Stage::Read)?;
         lock(&self.reads).push((table.clone(), tuples.len()));
         self.stats.select_count += 1;
@@ -174,14 +178,14 @@ impl MemorySnapshot {
             .map(|rows| {
                 rows.iter()
                     .filter(|r| {
-                        row_key(r, columns).is_some_and(|k| !matcher.matches(&k).is_empty())
+                        row_key(r, key_columns).is_some_and(|k| !matcher.matches(&k).is_empty())
                     })
                     .cloned()
                     .collect()
             })
             .unwrap_or_default();
         self.stats.row_count += rows.len();
-        Ok(matched(table, columns, &matcher, tuples.len(), rows)?)
+        Ok(rows)
     }
 }
 
@@ -194,11 +198,7 @@ impl SourceSnapshot for MemorySnapshot {
         columns: &[String],
         tuples: &[KeyTuple],
     ) -> Result<Vec<(KeyTuple, KeyTuple)>, MemoryError> {
-        let rows = self.select_in(&target.root, columns, tuples)?;
-        Ok(rows
-            .iter()
-            .filter_map(|(_, r)| Some((row_key(r, &target.root_key)?, row_key(r, columns)?)))
-            .collect())
+        reverse_lookup_rows(self, target, columns, tuples).await
     }
 
     async fn lookup_in(
@@ -208,11 +208,7 @@ impl SourceSnapshot for MemorySnapshot {
         match_columns: &[String],
         tuples: &[KeyTuple],
     ) -> Result<Vec<(KeyTuple, KeyTuple)>, MemoryError> {
-        let rows = self.select_in(table, match_columns, tuples)?;
-        Ok(rows
-            .iter()
-            .filter_map(|(asked, r)| Some((asked.clone(), row_key(r, select)?)))
-            .collect())
+        lookup_in_rows(self, table, select, match_columns, tuples).await
     }
 
     async fn fetch(
@@ -220,55 +216,7 @@ impl SourceSnapshot for MemorySnapshot {
         target: &TargetTable,
         keys: &[KeyTuple],
     ) -> Result<FetchedRows, MemoryError> {
-        let mut fetched = FetchedRows::default();
-        for (asked, r) in self.select_in(&target.root, &target.root_key, keys)? {
-            fetched.roots.insert(asked, r);
-        }
-        let on_root = |on: &[(String, String)]| -> Vec<KeyTuple> {
-            let root: Vec<String> = on.iter().map(|(_, r)| r.clone()).collect();
-            let set: std::collections::BTreeSet<KeyTuple> = fetched
-                .roots
-                .values()
-                .filter_map(|r| row_key(r, &root))
-                .collect();
-            set.into_iter().collect()
-        };
-        let joins: Vec<_> = target.joins.iter().map(|j| (j, on_root(&j.on))).collect();
-        let top: Vec<Vec<KeyTuple>> = target.children.iter().map(|c| on_root(&c.on)).collect();
-        for (join, tuples) in joins {
-            let on: Vec<String> = join.on.iter().map(|(j, _)| j.clone()).collect();
-            let mut by = BTreeMap::new();
-            if !tuples.is_empty() {
-                by.extend(self.select_in(&join.table, &on, &tuples)?);
-            }
-            fetched.joins.push(by);
-        }
-        for (child, top) in target.children.iter().zip(top) {
-            // Nested children are asked for by their parent rows' values.
-            let tuples = match child.parent {
-                None => top,
-                Some(p) => {
-                    let cols: Vec<String> = child.on.iter().map(|(_, c)| c.clone()).collect();
-                    let set: std::collections::BTreeSet<KeyTuple> = fetched
-                        .children
-                        .get(p)
-                        .into_iter()
-                        .flat_map(|by| by.values().flatten())
-                        .filter_map(|r| row_key(r, &cols))
-                        .collect();
-                    set.into_iter().collect()
-                }
-            };
-            let on: Vec<String> = child.on.iter().map(|(c, _)| c.clone()).collect();
-            let mut by: BTreeMap<KeyTuple, Vec<Row>> = BTreeMap::new();
-            if !tuples.is_empty() {
-                for (asked, r) in self.select_in(&child.table, &on, &tuples)? {
-                    by.entry(asked).or_default().push(r);
-                }
-            }
-            fetched.children.push(by);
-        }
-        Ok(fetched)
+        fetch_rows(self, target, keys).await
     }
 
     async fn finish(self) -> Result<SnapshotStats, MemoryError> {
