@@ -97,19 +97,7 @@ fn source(users: u64, recipes: u64) -> PostgreSql {
 
 /// A DMS record of `schema.table`.
 fn change(schema: &str, table: &str, op: &str, data: serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "data": data,
-        "metadata": {
-            "timestamp": "2026-12-06T10:15:00.000000Z",
-            "record-type": "data",
-            "operation": op,
-            "partition-key-type": "primary-key",
-            "schema-name": schema,
-            "table-name": table,
-            "commit-timestamp": "2026-12-06T10:15:00Z"
-        }
-    }))
-    .unwrap()
+    support::record_in(schema, table, op, data, None, "2026-12-06T10:15:00Z")
 }
 
 async fn changes_of_two_sources_land_apart_in_one_target<T: TestTarget>() {

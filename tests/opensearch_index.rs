@@ -207,20 +207,15 @@ async fn count(target: &dms_cdc::opensearch::OpenSearchTarget) -> u64 {
 /// A DMS update record of recipe `id` committed now (the source's clock is
 /// this machine's), carrying only its key.
 fn now_record(id: u64) -> Vec<u8> {
-    let now = chrono::Utc::now();
-    serde_json::to_vec(&serde_json::json!({
-        "data": { "id": id },
-        "metadata": {
-            "timestamp": now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-            "record-type": "data",
-            "operation": "update",
-            "partition-key-type": "primary-key",
-            "schema-name": "recipes_src",
-            "table-name": "recipes",
-            "commit-timestamp": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        }
-    }))
-    .unwrap()
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    support::record_in(
+        "recipes_src",
+        "recipes",
+        "update",
+        serde_json::json!({ "id": id }),
+        None,
+        &now,
+    )
 }
 
 /// The stream: some recipes' titles changed at the source, then a record

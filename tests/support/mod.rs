@@ -147,17 +147,37 @@ pub fn record(
     after: serde_json::Value,
     before: Option<serde_json::Value>,
 ) -> Vec<u8> {
+    record_in(
+        "recipes_src",
+        table,
+        op,
+        after,
+        before,
+        "2026-11-20T10:15:00Z",
+    )
+}
+
+/// A DMS JSON document for a data change of `schema.table` committed at
+/// `commit` (`YYYY-MM-DDTHH:MM:SSZ`, as DMS writes commit timestamps).
+pub fn record_in(
+    schema: &str,
+    table: &str,
+    op: &str,
+    after: serde_json::Value,
+    before: Option<serde_json::Value>,
+    commit: &str,
+) -> Vec<u8> {
     let mut doc = json!({
         "data": after,
         "metadata": {
-            "timestamp": "2026-11-20T10:15:00.000000Z",
+            "timestamp": format!("{}.000000Z", commit.trim_end_matches('Z')),
             "record-type": "data",
             "operation": op,
             "partition-key-type": "primary-key",
-            "schema-name": "recipes_src",
+            "schema-name": schema,
             "table-name": table,
             "transaction-id": 1,
-            "commit-timestamp": "2026-11-20T10:15:00Z"
+            "commit-timestamp": commit
         }
     });
     if let Some(b) = before {
