@@ -21,7 +21,7 @@
 //! quarantined with its raw payload and a reason; nothing is dropped.
 
 pub use dms_cdc_core::{
-    adapter, dms, instances, mapping, metrics, plan, position, prepare, version,
+    adapter, dms, instances, mapping, metrics, plan, position, prepare, sources, version,
 };
 pub use dms_cdc_devkit::{backfill, capture, consume, demo, local, pipeline, reconcile};
 pub use dms_cdc_mysql::connection;

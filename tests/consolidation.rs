@@ -5,16 +5,21 @@
 //! changes of both, interleaved, land under their own `region`
 //! discriminator: the re-queries read the right source, rows of the two
 //! never collide, and a child's change rebuilds its own source's parent.
+//! The sources come from one setting (`eu=postgres://... us=postgres://...`,
+//! as `--source` and the functions take it); reconcile checks both sources
+//! against the one target (0 differences), finds a drift planted in each
+//! region by its region, and repair fixes it from the right source.
 
 mod support;
 
+use dms_cdc::adapter::SourceAdapter;
+use dms_cdc::capture::{CaptureOptions, Sources};
 use dms_cdc::dms::Delivery;
 use dms_cdc::engine::{Engine, Outcome, Settings};
-use dms_cdc::instances::Instances;
 use dms_cdc::local::PostgreSql;
 use dms_cdc::mapping::{Mapping, Transforms};
 use dms_cdc::position::{SequenceNumber, ShardId};
-use dms_cdc::postgres::PostgresSource;
+use dms_cdc::reconcile::{reconcile, repair, Difference, ReconcileOptions};
 use serde_json::json;
 use support::targets::TestTarget;
 use support::{root, FUNCTION_NAME};
@@ -134,17 +139,9 @@ async fn changes_of_two_sources_land_apart_in_one_target<T: TestTarget>() {
     dms_cdc::target::Target::prepare(&target, &mapping)
         .await
         .unwrap();
-    let sources = Instances::for_mapping(&mapping, |i| {
-        let db = match i.name.as_str() {
-            "eu" => &eu,
-            "us" => &us,
-            _ => return None,
-        };
-        Some(PostgresSource::from(
-            dms_cdc::postgres::pool(&db.url("src"), 2).unwrap(),
-        ))
-    })
-    .unwrap();
+    let setting = format!("eu={} us={}", eu.url("src"), us.url("src"));
+    let sources = Sources::source(&setting, &Default::default(), 2).unwrap();
+    Sources::check_mapping(&sources, &mapping).unwrap();
     let engine = Engine::new(
         mapping,
         transforms,
@@ -248,4 +245,92 @@ async fn changes_of_two_sources_land_apart_in_one_target<T: TestTarget>() {
     };
     assert_eq!(names(0), vec!["ingredient 4", "ingredient 3"]);
     assert_eq!(names(1), vec!["ingredient 4", "saffron"]);
+
+    // Reconcile reads each region's rows from its own source.
+    let check = || async {
+        reconcile(
+            &engine.source,
+            &engine.target,
+            &engine.mapping,
+            &engine.transforms,
+            &CaptureOptions::from_mapping(&engine.mapping),
+            &ReconcileOptions {
+                chunk: 16,
+                ..ReconcileOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+    };
+    let clean = check().await;
+    assert!(clean.is_clean(), "{}", clean.render(20));
+    assert_eq!(clean.tables.len(), 1, "the copies count as one table");
+    assert_eq!(clean.rows_compared(), recipes);
+
+    // A drift in each region: a US row lost, an EU title edited, a row of
+    // an id neither source has.
+    T::text_rows(
+        &db,
+        "DELETE FROM all_recipes WHERE region = 'us' AND legacy_id = 5",
+    )
+    .await;
+    T::text_rows(
+        &db,
+        "UPDATE all_recipes SET title = 'edited' WHERE region = 'eu' AND legacy_id = 6",
+    )
+    .await;
+    T::text_rows(
+        &db,
+        "INSERT INTO all_recipes (region, legacy_id, title, src_version) VALUES ('us', 9999, 'stray', '1')",
+    )
+    .await;
+    let found = check().await;
+    let mut seen: Vec<String> = found
+        .differences
+        .iter()
+        .map(|d| {
+            let kind = match d {
+                Difference::Missing { .. } => "missing",
+                Difference::Different { .. } => "different",
+                Difference::Extra { .. } => "extra",
+            };
+            format!("{kind} {}", d.key().join(","))
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec!["different eu,6", "extra us,9999", "missing us,5"],
+        "{}",
+        found.render(20)
+    );
+    let repaired = repair(
+        &engine,
+        &CaptureOptions::from_mapping(&engine.mapping),
+        &found.differences,
+    )
+    .await
+    .unwrap();
+    assert!(
+        repaired.not_repaired.is_empty(),
+        "{:?}",
+        repaired.not_repaired
+    );
+    assert_eq!((repaired.rewritten, repaired.deleted), (2, 1));
+    let after = check().await;
+    assert!(after.is_clean(), "{}", after.render(20));
+    let titles = T::text_rows(
+        &db,
+        "SELECT region, title FROM all_recipes WHERE legacy_id IN (5, 6) ORDER BY legacy_id, region",
+    )
+    .await;
+    assert_eq!(
+        titles,
+        vec![
+            vec![Some("eu".into()), Some("recipe 5".into())],
+            vec![Some("us".into()), Some("US recipe 5".into())],
+            vec![Some("eu".into()), Some("recipe 6".into())],
+            vec![Some("us".into()), Some("US recipe 6".into())],
+        ]
+    );
 }

@@ -41,8 +41,12 @@ fn names(tree: &str) -> Vec<String> {
 #[test]
 fn the_mysql_function_links_no_tooling() {
     let crates = names(&tree(&["-p", "mysql-target"]));
-    assert!(crates.iter().any(|c| c == "dms-cdc-core"));
-    assert!(crates.iter().any(|c| c == "dms-cdc-mysql"));
+    for wanted in ["dms-cdc-core", "dms-cdc-mysql", "dms-cdc-postgres"] {
+        assert!(
+            crates.iter().any(|c| c == wanted),
+            "mysql-target does not link {wanted}"
+        );
+    }
     for forbidden in NOT_IN_A_FUNCTION {
         assert!(
             !crates.iter().any(|c| c == forbidden),

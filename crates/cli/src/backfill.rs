@@ -13,8 +13,8 @@ use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::target::Target;
 use dms_cdc_devkit::backfill::{backfill, roots_only, BackfillOptions, Progress, RangeReport};
+use dms_cdc_devkit::capture::AnySource;
 use dms_cdc_devkit::capture::CaptureOptions;
-use dms_cdc_mysql::MysqlSource;
 use dms_cdc_ops::connect::Endpoints;
 
 /// `dms-cdc backfill`: load the target from the source by primary-key
@@ -30,7 +30,8 @@ pub struct BackfillArgs {
     /// The mapping file (the function's).
     #[arg(long)]
     pub mapping: PathBuf,
-    /// Source MySQL URL.
+    /// Source URL: mysql://... or postgres://... (the scheme picks the adapter); for a
+    /// mapping with [[source.instance]]s, `name=URL` per instance, separated by spaces.
     #[arg(long, env = "DMS_CDC_SOURCE_URL", hide_env_values = true)]
     pub source: String,
     /// Target URL: mysql://... or postgres://... (postgresql://); the scheme picks the adapter.
@@ -265,7 +266,7 @@ fn summary(reports: &[RangeReport], elapsed: Duration) -> String {
 }
 
 impl crate::EngineVerb for Backfill {
-    async fn run<T: Target>(self, engine: Engine<MysqlSource, T>) -> anyhow::Result<ExitCode> {
+    async fn run<T: Target>(self, engine: Engine<AnySource, T>) -> anyhow::Result<ExitCode> {
         let shown = Shown::new(self.progress);
         let started = Instant::now();
         let result = backfill(&engine, &self.capture, &self.options, &|p| shown.show(p)).await;

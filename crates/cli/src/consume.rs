@@ -21,7 +21,8 @@ pub struct ConsumeArgs {
     /// The mapping file.
     #[arg(long)]
     pub mapping: PathBuf,
-    /// Source MySQL URL.
+    /// Source URL: mysql://... or postgres://... (the scheme picks the adapter); for a
+    /// mapping with [[source.instance]]s, `name=URL` per instance, separated by spaces.
     #[arg(long, env = "DMS_CDC_SOURCE_URL", hide_env_values = true)]
     pub source: String,
     /// Target URL: mysql://... or postgres://... (postgresql://); the scheme picks the adapter.
@@ -91,7 +92,7 @@ struct Consume {
 impl crate::EngineVerb for Consume {
     async fn run<T: dms_cdc_core::target::Target>(
         self,
-        engine: dms_cdc_core::engine::Engine<dms_cdc_mysql::MysqlSource, T>,
+        engine: dms_cdc_core::engine::Engine<dms_cdc_devkit::capture::AnySource, T>,
     ) -> anyhow::Result<ExitCode> {
         let mut consumer = Consumer::new(self.kinesis, self.options)?;
         let idle = Duration::from_millis(self.idle_exit_ms.unwrap_or(u64::MAX / 4));

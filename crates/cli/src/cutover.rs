@@ -7,8 +7,8 @@ use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::quarantine::{Filter, QuarantineStore, State};
 use dms_cdc_core::target::{Target, TargetRows, TargetSequences};
+use dms_cdc_devkit::capture::AnySource;
 use dms_cdc_devkit::capture::CaptureOptions;
-use dms_cdc_mysql::MysqlSource;
 use dms_cdc_ops::redrive::{first_unapplied, list_shards, ReadLimits};
 
 use crate::reconcile::CheckArgs;
@@ -77,7 +77,7 @@ fn line(pass: bool, check: &str, why: &str) -> bool {
 
 impl Cutover {
     /// Every shard applied up to its newest record.
-    async fn lag<T: Target>(&self, engine: &Engine<MysqlSource, T>) -> anyhow::Result<bool> {
+    async fn lag<T: Target>(&self, engine: &Engine<AnySource, T>) -> anyhow::Result<bool> {
         let limits = ReadLimits::default();
         let shards = list_shards(&self.kinesis, &self.stream).await?;
         let now = std::time::SystemTime::now()
@@ -124,7 +124,7 @@ impl Cutover {
 impl crate::EngineVerb for Cutover {
     async fn run<T: Target + QuarantineStore + TargetRows + TargetSequences>(
         self,
-        engine: Engine<MysqlSource, T>,
+        engine: Engine<AnySource, T>,
     ) -> anyhow::Result<ExitCode> {
         let lag = self.lag(&engine).await?;
         let open = engine

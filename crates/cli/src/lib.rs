@@ -48,7 +48,8 @@ use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::quarantine::QuarantineStore;
 use dms_cdc_core::target::{Target, TargetRows, TargetSequences};
-use dms_cdc_mysql::{Mysql, MysqlSource};
+use dms_cdc_devkit::capture::{AnySource, Sources};
+use dms_cdc_mysql::Mysql;
 use dms_cdc_opensearch::OpenSearch;
 use dms_cdc_ops::connect::{engine_between, ConnectError, Endpoints};
 use dms_cdc_postgres::Postgres;
@@ -255,6 +256,29 @@ fn resolve_url(
     side: &str,
 ) -> anyhow::Result<String> {
     use dms_cdc_mysql::connection::{read_password_file, with_password, with_tls};
+    // A source of several instances: `name=URL ...`, each URL resolved.
+    let parts = dms_cdc_core::sources::setting_parts(url)
+        .map_err(|problem| anyhow::anyhow!("--{side}: {problem}"))?;
+    if parts.len() > 1 || parts[0].0.is_some() {
+        if password_file.is_some() {
+            anyhow::bail!(
+                "--{side}-password-file: the {side} names several instances; give each URL its password through DMS_CDC_{}_URL instead",
+                side.to_ascii_uppercase()
+            );
+        }
+        let mut out = Vec::new();
+        for (name, part) in parts {
+            let resolved = with_tls(part, tls).with_context(|| match name {
+                Some(name) => format!("--{side}: instance {name}"),
+                None => format!("--{side}"),
+            })?;
+            out.push(match name {
+                Some(name) => format!("{name}={resolved}"),
+                None => resolved,
+            });
+        }
+        return Ok(out.join(" "));
+    }
     let url = match password_file {
         None => url.to_owned(),
         Some(file) => with_password(url, &read_password_file(file)?)
@@ -286,7 +310,7 @@ trait EngineVerb {
     /// Runs the verb with the engine from the MySQL source to a `T` target.
     async fn run<T: Target + QuarantineStore + TargetRows + TargetSequences>(
         self,
-        engine: Engine<MysqlSource, T>,
+        engine: Engine<AnySource, T>,
     ) -> anyhow::Result<ExitCode>;
 }
 
@@ -321,8 +345,9 @@ impl TargetKind {
     }
 }
 
-/// Makes the engine from the MySQL source to the target of the
-/// `--target` URL's scheme ([`dms_cdc_ops::connect::engine_between`]) and
+/// Makes the engine from the `--source` setting's sources (MySQL or
+/// PostgreSQL by each URL's scheme; `name=URL` per source instance of a
+/// consolidating mapping) to the target of the `--target` URL's scheme ([`dms_cdc_ops::connect::engine_between`]) and
 /// runs `verb` with it. When the engine cannot be made, prints why and
 /// returns the exit code to stop with (a target that is down is retryable:
 /// nothing was applied, run again); an unknown scheme is an error (exit 2).
@@ -334,19 +359,19 @@ async fn with_engine<V: EngineVerb>(
 ) -> anyhow::Result<ExitCode> {
     match TargetKind::of(endpoints.target)? {
         TargetKind::Mysql => {
-            match engine_between::<Mysql, Mysql>(mapping, transforms, endpoints).await {
+            match engine_between::<Sources, Mysql>(mapping, transforms, endpoints).await {
                 Ok(engine) => verb.run(engine).await,
                 Err(e) => Ok(stop(&e)),
             }
         }
         TargetKind::Postgres => {
-            match engine_between::<Mysql, Postgres>(mapping, transforms, endpoints).await {
+            match engine_between::<Sources, Postgres>(mapping, transforms, endpoints).await {
                 Ok(engine) => verb.run(engine).await,
                 Err(e) => Ok(stop(&e)),
             }
         }
         TargetKind::OpenSearch => {
-            match engine_between::<Mysql, OpenSearch>(mapping, transforms, endpoints).await {
+            match engine_between::<Sources, OpenSearch>(mapping, transforms, endpoints).await {
                 Ok(engine) => verb.run(engine).await,
                 Err(e) => Ok(stop(&e)),
             }

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use dms_cdc_core::adapter::TargetAdapter;
 use dms_cdc_core::connection::Tls;
 use dms_cdc_core::mapping::{Mapping, Transforms};
+use dms_cdc_devkit::capture::Sources;
 use dms_cdc_mysql::Mysql;
 use dms_cdc_ops::connect::{engine_between, Endpoints, POOL_SIZE};
 use dms_cdc_ops::quarantine::{
@@ -142,7 +143,9 @@ pub struct RedriveArgs {
     /// The (fixed) mapping file.
     #[arg(long)]
     pub mapping: PathBuf,
-    /// Source MySQL URL, for re-queries.
+    /// Source URL: mysql://... or postgres://... (the scheme picks the adapter); for a
+    /// mapping with [[source.instance]]s, `name=URL` per instance, separated by spaces.
+    /// Used for re-queries.
     #[arg(
         long,
         required_unless_present = "dry_run",
@@ -274,7 +277,7 @@ async fn redrive_open<T: TargetAdapter>(
         function_name: &db.function_name,
         chunk_size: args.chunk_size,
     };
-    let engine = match engine_between::<Mysql, T>(mapping, transforms, &endpoints).await {
+    let engine = match engine_between::<Sources, T>(mapping, transforms, &endpoints).await {
         Ok(engine) => engine,
         Err(e) => return Ok(crate::stop(&e)),
     };

@@ -8,9 +8,9 @@ use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::quarantine::QuarantineStore;
 use dms_cdc_core::target::{Target, TargetRows, TargetSequences};
+use dms_cdc_devkit::capture::AnySource;
 use dms_cdc_devkit::capture::CaptureOptions;
 use dms_cdc_devkit::reconcile::{reconcile, repair, ReconcileOptions, ReconcileReport};
-use dms_cdc_mysql::MysqlSource;
 use dms_cdc_ops::connect::Endpoints;
 
 /// What to reconcile: shared with `cutover-check`.
@@ -19,7 +19,8 @@ pub struct CheckArgs {
     /// The mapping file (the function's).
     #[arg(long)]
     pub mapping: PathBuf,
-    /// Source MySQL URL.
+    /// Source URL: mysql://... or postgres://... (the scheme picks the adapter); for a
+    /// mapping with [[source.instance]]s, `name=URL` per instance, separated by spaces.
     #[arg(long, env = "DMS_CDC_SOURCE_URL", hide_env_values = true)]
     pub source: String,
     /// Target URL: mysql://... or postgres://... (postgresql://); the scheme picks the adapter.
@@ -109,7 +110,7 @@ struct Reconcile {
 
 /// Reconciles the targets of `options` with `engine`'s source and target.
 pub async fn check<T: Target + TargetRows>(
-    engine: &Engine<MysqlSource, T>,
+    engine: &Engine<AnySource, T>,
     capture: &CaptureOptions,
     options: &ReconcileOptions,
 ) -> anyhow::Result<ReconcileReport> {
@@ -127,7 +128,7 @@ pub async fn check<T: Target + TargetRows>(
 impl crate::EngineVerb for Reconcile {
     async fn run<T: Target + QuarantineStore + TargetRows + TargetSequences>(
         self,
-        engine: Engine<MysqlSource, T>,
+        engine: Engine<AnySource, T>,
     ) -> anyhow::Result<ExitCode> {
         let first = check(&engine, &self.capture, &self.options).await?;
         let mut json = serde_json::json!({ "report": first });

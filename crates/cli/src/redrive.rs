@@ -11,7 +11,8 @@ use dms_cdc_core::mapping::{Mapping, Transforms};
 use dms_cdc_core::position::{SequenceNumber, ShardId};
 use dms_cdc_core::source::Source;
 use dms_cdc_core::target::Target;
-use dms_cdc_mysql::{MysqlSource, MysqlTarget};
+use dms_cdc_devkit::capture::AnySource;
+use dms_cdc_mysql::MysqlTarget;
 use dms_cdc_ops::connect::Endpoints;
 use dms_cdc_ops::redrive::{
     first_checkpoint_gap, parse_since, ranges_since, sqs_client, Apply, OnFailureQueue, Progress,
@@ -59,7 +60,9 @@ pub struct RedriveArgs {
     /// The mapping file.
     #[arg(long)]
     pub mapping: PathBuf,
-    /// Source MySQL URL, for re-queries.
+    /// Source URL: mysql://... or postgres://... (the scheme picks the adapter); for a
+    /// mapping with [[source.instance]]s, `name=URL` per instance, separated by spaces.
+    /// Used for re-queries.
     #[arg(
         long,
         required_unless_present = "dry_run",
@@ -118,7 +121,7 @@ pub async fn run(args: RedriveArgs, transforms: Transforms) -> anyhow::Result<Ex
             kinesis: &kinesis,
             limits,
         };
-        return verb.redrive::<MysqlSource, MysqlTarget>(None).await;
+        return verb.redrive::<AnySource, MysqlTarget>(None).await;
     }
     let (Some(source), Some(target), Some(function_name)) =
         (&args.source, &args.target, &args.function_name)
@@ -151,7 +154,7 @@ struct Redriving<'a> {
 }
 
 impl EngineVerb for Redriving<'_> {
-    async fn run<T: Target>(self, engine: Engine<MysqlSource, T>) -> anyhow::Result<ExitCode> {
+    async fn run<T: Target>(self, engine: Engine<AnySource, T>) -> anyhow::Result<ExitCode> {
         self.redrive(Some(&engine)).await
     }
 }

@@ -28,7 +28,9 @@ pub struct ReplayArgs {
     /// Decode and plan only: print the planned writes and the response; touch no database.
     #[arg(long)]
     pub dry_run: bool,
-    /// Source MySQL URL (mysql://user@host:port/database), for re-queries.
+    /// Source URL: mysql://... or postgres://... (the scheme picks the adapter); for a
+    /// mapping with [[source.instance]]s, `name=URL` per instance, separated by spaces.
+    /// Used for re-queries.
     #[arg(
         long,
         required_unless_present = "dry_run",
@@ -82,7 +84,7 @@ struct Apply<'a> {
 impl EngineVerb for Apply<'_> {
     async fn run<T: Target>(
         self,
-        engine: Engine<dms_cdc_mysql::MysqlSource, T>,
+        engine: Engine<dms_cdc_devkit::capture::AnySource, T>,
     ) -> anyhow::Result<ExitCode> {
         apply(&engine, self.files).await
     }

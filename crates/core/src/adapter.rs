@@ -29,6 +29,21 @@ pub trait Database: Send + Sync + 'static {
 
     /// Checks a URL without connecting.
     fn validate_url(url: &str) -> Result<(), ConnectError>;
+
+    /// Whether a URL of `scheme` is this kind's (any case; e.g. also
+    /// `postgresql` for `postgres`).
+    fn accepts_scheme(scheme: &str) -> bool {
+        scheme.eq_ignore_ascii_case(Self::URL_SCHEME)
+    }
+
+    /// The URL scheme and default port for an RDS secret's `engine`
+    /// (`mysql`, `aurora-postgresql`, ...), when it is this kind's.
+    fn engine_scheme(engine: &str) -> Option<(&'static str, u16)> {
+        engine
+            .to_ascii_lowercase()
+            .contains(Self::URL_SCHEME)
+            .then_some((Self::URL_SCHEME, Self::DEFAULT_PORT))
+    }
 }
 
 /// A database kind that can be re-queried. Pools connect lazily: a
@@ -40,6 +55,16 @@ pub trait SourceAdapter: Database {
     /// A source over `pool_size` connections, with `tls` replacing the
     /// URL's TLS settings when set.
     fn source(url: &str, tls: &Tls, pool_size: usize) -> Result<Self::Source, ConnectError>;
+
+    /// Checks that `source` can serve `mapping` (e.g. a source for each of
+    /// its instances); the error says what is missing.
+    fn check_mapping(
+        source: &Self::Source,
+        mapping: &crate::mapping::Mapping,
+    ) -> Result<(), String> {
+        let _ = (source, mapping);
+        Ok(())
+    }
 }
 
 /// A database kind that can be written, lazily connected like a source.

@@ -57,13 +57,18 @@ pub enum InstancesError<E> {
     /// A table in no instance's schema (the mapping and the sources disagree).
     #[error("table {0} is in the schema of no source instance")]
     NoInstance(String),
+    /// The sources configured do not serve the mapping's instances.
+    #[error("{0}")]
+    Unrouted(String),
 }
 
 impl<E: Classify> Classify for InstancesError<E> {
     fn fault(&self) -> Fault {
         match self {
             InstancesError::Source { error, .. } => error.fault(),
-            InstancesError::NoInstance(_) => Fault::Infrastructure(Infrastructure::Configuration),
+            InstancesError::NoInstance(_) | InstancesError::Unrouted(_) => {
+                Fault::Infrastructure(Infrastructure::Configuration)
+            }
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod prepare;
 pub mod quarantine;
 pub mod response;
 pub mod source;
+pub mod sources;
 pub mod target;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

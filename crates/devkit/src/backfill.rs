@@ -2,7 +2,7 @@
 //! some tables), read from the source by ranges of the root tables' primary
 //! keys and written through the engine, while the stream runs.
 //!
-//! Every row becomes a DMS `load` record ([`KeyRangeReader`]) stamped with
+//! Every row becomes a DMS `load` record ([`RangeReader`]) stamped with
 //! the source's clock read before the rows, and goes through the same
 //! prepare pass, re-queries and target adapter as the stream, version guard
 //! included. Why that is safe beside the stream (README, Backfill): a load
@@ -36,9 +36,8 @@ use dms_cdc_core::engine::Engine;
 use dms_cdc_core::mapping::{Mapping, Touch};
 use dms_cdc_core::position::{SequenceNumber, ShardId};
 use dms_cdc_core::target::{Target, TargetTransaction};
-use dms_cdc_mysql::MysqlSource;
 
-use crate::capture::{CaptureError, CaptureOptions, KeyRange, KeyRangeReader, RootKey};
+use crate::capture::{CaptureError, CaptureOptions, KeyRange, RangeReader, RangeSource, RootKey};
 
 /// How a backfill runs.
 #[derive(Debug, Clone)]
@@ -385,8 +384,8 @@ impl Throttle {
 /// [`roots_only`] of the mapping, and the function name under which the
 /// progress and quarantined records are kept); `progress` is called after
 /// every chunk.
-pub async fn backfill<T: Target>(
-    engine: &Engine<MysqlSource, T>,
+pub async fn backfill<S: RangeSource, T: Target>(
+    engine: &Engine<S, T>,
     capture: &CaptureOptions,
     options: &BackfillOptions,
     progress: &(dyn Fn(&Progress) + Sync),
@@ -415,7 +414,6 @@ pub async fn backfill<T: Target>(
         }
         options.tables.clone()
     };
-    let pool = engine.source.pool();
     let throttle = Throttle {
         started: Instant::now(),
         rows_per_second: options.rows_per_second,
@@ -430,7 +428,10 @@ pub async fn backfill<T: Target>(
     }
     let mut reports = Vec::new();
     for table in &tables {
-        let reader = KeyRangeReader::new(pool, table, capture).await?;
+        let reader = engine
+            .source
+            .range_reader(&engine.mapping, table, capture)
+            .await?;
         let ranges = options.parallel.max(1);
         if !reader.integer_lead() {
             // One range: keys that are not integers cannot be split here.
@@ -476,7 +477,7 @@ pub async fn backfill<T: Target>(
         let names: Vec<String> = (0..ranges)
             .map(|j| lane(table, options.part, options.parts, j, ranges))
             .collect();
-        let ends = lane_ends(engine, pool, &reader, &names, (part_lo, part_hi)).await?;
+        let ends = lane_ends(engine, &reader, &names, (part_lo, part_hi)).await?;
         let mut start = part_lo;
         let mut lanes = Vec::new();
         for (name, end) in names.iter().zip(&ends) {
@@ -513,8 +514,8 @@ fn progress_error(lane: &str, error: &dyn std::fmt::Display) -> BackfillError {
 
 /// The key `shard`'s checkpoint holds (a lane's last key written, or a
 /// range's stored end), if any.
-async fn stored_key<T: Target>(
-    engine: &Engine<MysqlSource, T>,
+async fn stored_key<S: RangeSource, T: Target>(
+    engine: &Engine<S, T>,
     shard: &ShardId,
     lane: &str,
 ) -> Result<Option<i128>, BackfillError> {
@@ -528,8 +529,8 @@ async fn stored_key<T: Target>(
 
 /// Stores `key` as `shard`'s checkpoint, in a transaction of its own (a
 /// checkpoint only moves forward).
-async fn store_key<T: Target>(
-    engine: &Engine<MysqlSource, T>,
+async fn store_key<S: RangeSource, T: Target>(
+    engine: &Engine<S, T>,
     shard: &ShardId,
     key: i128,
     lane: &str,
@@ -548,10 +549,9 @@ async fn store_key<T: Target>(
 /// checkpoint of lane `<range>-end`), read back on every later one. At the
 /// first run the part's keys are split evenly between its current smallest
 /// and greatest key; the last range ends where the part ends.
-async fn lane_ends<T: Target>(
-    engine: &Engine<MysqlSource, T>,
-    pool: &mysql_async::Pool,
-    reader: &KeyRangeReader,
+async fn lane_ends<S: RangeSource, T: Target>(
+    engine: &Engine<S, T>,
+    reader: &RangeReader,
     names: &[String],
     (part_lo, part_hi): (i128, i128),
 ) -> Result<Vec<i128>, BackfillError> {
@@ -567,7 +567,7 @@ async fn lane_ends<T: Target>(
     if stored.iter().all(Option::is_some) {
         return Ok(stored.into_iter().flatten().collect());
     }
-    let (lo, hi) = match reader.bounds_within(pool, part_lo, part_hi).await? {
+    let (lo, hi) = match reader.bounds_within(part_lo, part_hi).await? {
         Some((min, max)) => (min, max),
         None => (part_lo, part_hi),
     };
@@ -609,9 +609,9 @@ struct Resume {
 }
 
 /// A lane's stored progress.
-async fn resume_point<T: Target>(
-    engine: &Engine<MysqlSource, T>,
-    reader: &KeyRangeReader,
+async fn resume_point<S: RangeSource, T: Target>(
+    engine: &Engine<S, T>,
+    reader: &RangeReader,
     shard: &ShardId,
     lane: &str,
 ) -> Result<Resume, BackfillError> {
@@ -656,9 +656,9 @@ async fn resume_point<T: Target>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_range<T: Target>(
-    engine: &Engine<MysqlSource, T>,
-    reader: &KeyRangeReader,
+async fn run_range<S: RangeSource, T: Target>(
+    engine: &Engine<S, T>,
+    reader: &RangeReader,
     table: &TableName,
     lane_id: &str,
     lead: Option<(i128, i128)>,
@@ -685,13 +685,10 @@ async fn run_range<T: Target>(
     // ends may be open), or over the table's estimated rows.
     let measure = match lead {
         Some((lo, hi)) => {
-            let (seen_lo, seen_hi) = reader
-                .bounds_within(engine.source.pool(), lo, hi)
-                .await?
-                .unwrap_or((lo, hi));
+            let (seen_lo, seen_hi) = reader.bounds_within(lo, hi).await?.unwrap_or((lo, hi));
             Measure::Keys(seen_lo, (seen_hi - seen_lo + 1).max(1) as f64)
         }
-        None => Measure::Rows(reader.estimated_rows(engine.source.pool()).await?.max(1) as f64),
+        None => Measure::Rows(reader.estimated_rows().await?.max(1) as f64),
     };
     let mut done_rows = ordinal;
     loop {
@@ -700,7 +697,7 @@ async fn run_range<T: Target>(
             lead_from: lead.map(|(lo, _)| lo),
             lead_upto: lead.map(|(_, hi)| hi),
         };
-        let records = reader.read(engine.source.pool(), &range, chunk).await?;
+        let records = reader.read(&range, chunk).await?;
         let Some(last) = records.last().map(|r| (r.key.clone(), r.lead)) else {
             break;
         };

@@ -99,12 +99,16 @@ use crate::mapping::Mapping;
 
 mod ddl;
 mod md5;
+mod pg_range;
 pub mod postgres;
+mod range;
 mod render;
 mod schema;
 mod snapshot;
 mod stream;
 
+pub use pg_range::PgKeyRangeReader;
+pub use range::{AnySource, RangeReader, RangeSource, Sources};
 pub use snapshot::{
     integer_key, snapshot, KeyRange, KeyRangeReader, KeyedRecord, RootKey, Snapshot,
 };

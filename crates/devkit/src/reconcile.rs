@@ -4,7 +4,7 @@
 //! For each target table, the root table's keys are read in key order,
 //! `chunk` at a time; the expected rows of a chunk are built by the engine
 //! itself (the same prepare pass, re-queries and rules as the stream, over
-//! `load` records of the rows, [`KeyRangeReader`]) into an in-memory
+//! `load` records of the rows, [`crate::capture::RangeReader`]) into an in-memory
 //! target, and the target's rows of the same keys are read back
 //! ([`TargetRows`]) and compared column by column (the version column
 //! aside), values compared by what they mean (`1` = `true` = `t`, `4.5` =
@@ -33,10 +33,9 @@ use dms_cdc_core::position::{SequenceNumber, ShardId};
 use dms_cdc_core::target::{
     Quarantine, TableWrites, Target, TargetRows, TargetSequences, TargetTransaction,
 };
-use dms_cdc_mysql::MysqlSource;
 
 use crate::backfill::roots_only;
-use crate::capture::{CaptureError, CaptureOptions, KeyRange, KeyRangeReader};
+use crate::capture::{CaptureError, CaptureOptions, KeyRange, RangeSource};
 
 /// How a reconcile runs.
 #[derive(Debug, Clone)]
@@ -102,6 +101,15 @@ impl Difference {
             | Difference::Different { table, .. } => table,
         }
     }
+
+    /// The target key, as text.
+    pub fn key(&self) -> &[String] {
+        match self {
+            Difference::Missing { key, .. }
+            | Difference::Extra { key, .. }
+            | Difference::Different { key, .. } => key,
+        }
+    }
 }
 
 /// Counts of one target table.
@@ -123,6 +131,20 @@ pub struct TableReport {
     pub chunks_checked: u64,
     /// All chunks.
     pub chunks: u64,
+}
+
+impl TableReport {
+    /// Adds the counts of another copy of the same table (another source
+    /// instance's).
+    fn add(&mut self, other: &TableReport) {
+        self.expected += other.expected;
+        self.compared += other.compared;
+        self.missing += other.missing;
+        self.extra += other.extra;
+        self.different += other.different;
+        self.chunks_checked += other.chunks_checked;
+        self.chunks += other.chunks;
+    }
 }
 
 /// The result of a reconcile.
@@ -453,8 +475,8 @@ struct Expected {
     absent: BTreeSet<Vec<String>>,
 }
 
-async fn expected_rows(
-    engine: &Engine<MysqlSource, Collect>,
+async fn expected_rows<S: RangeSource>(
+    engine: &Engine<S, Collect>,
     index: usize,
     shape: &Shape,
     deliveries: &[Delivery],
@@ -562,9 +584,9 @@ struct TableCheck<'a, T> {
 impl<T: TargetRows> TableCheck<'_, T> {
     /// Builds the expected rows of `records` with `engine` and compares the
     /// target's rows of the same keys with them.
-    async fn chunk(
+    async fn chunk<S: RangeSource>(
         &self,
-        engine: &Engine<MysqlSource, Collect>,
+        engine: &Engine<S, Collect>,
         records: Vec<crate::capture::KeyedRecord>,
     ) -> Result<ChunkCheck, ReconcileError> {
         let table = self.table;
@@ -651,8 +673,8 @@ impl<T: TargetRows> TableCheck<'_, T> {
 }
 
 /// Checks the target tables of `options` (see the module docs).
-pub async fn reconcile<T: Target + TargetRows>(
-    source: &MysqlSource,
+pub async fn reconcile<S: RangeSource, T: Target + TargetRows>(
+    source: &S,
     target: &T,
     mapping: &Mapping,
     transforms: &Transforms,
@@ -680,7 +702,7 @@ pub async fn reconcile<T: Target + TargetRows>(
     };
     // One engine per chunk in flight: each collects its own chunk's rows.
     let parallel = options.parallel.max(1);
-    let engines: Vec<tokio::sync::Mutex<Engine<MysqlSource, Collect>>> = (0..parallel)
+    let engines: Vec<tokio::sync::Mutex<Engine<S, Collect>>> = (0..parallel)
         .map(|_| {
             tokio::sync::Mutex::new(Engine::new(
                 roots_only(mapping),
@@ -694,13 +716,13 @@ pub async fn reconcile<T: Target + TargetRows>(
             ))
         })
         .collect();
-    let pool = source.pool();
     let mut report = ReconcileReport {
         sampled: options.sample_every.is_some_and(|k| k > 1),
         ..ReconcileReport::default()
     };
     let target_err = |e: &dyn std::fmt::Display| ReconcileError::Target(e.to_string());
     let chunk = options.chunk.max(1);
+    let mut expected_by_table: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
     for index in indices {
         let table = &mapping.targets[index];
         let check = TableCheck {
@@ -710,7 +732,7 @@ pub async fn reconcile<T: Target + TargetRows>(
             shape: Shape::of(table),
             target,
         };
-        let reader = KeyRangeReader::new(pool, &table.root, capture).await?;
+        let reader = source.range_reader(mapping, &table.root, capture).await?;
         let mut counts = TableReport {
             table: table.table.clone(),
             ..TableReport::default()
@@ -729,7 +751,7 @@ pub async fn reconcile<T: Target + TargetRows>(
                         after: after.as_deref(),
                         ..KeyRange::default()
                     };
-                    let records = reader.read(pool, &range, chunk).await?;
+                    let records = reader.read(&range, chunk).await?;
                     let short = records.len() < chunk;
                     Ok::<_, ReconcileError>(
                         records
@@ -755,7 +777,7 @@ pub async fn reconcile<T: Target + TargetRows>(
             })
             .try_buffered(parallel);
         futures_util::pin_mut!(checks);
-        let mut expected_keys: BTreeSet<Vec<String>> = BTreeSet::new();
+        let expected_keys = expected_by_table.entry(table.table.clone()).or_default();
         while let Some(done) = checks.try_next().await? {
             counts.chunks += 1;
             let Some(done) = done else {
@@ -774,9 +796,25 @@ pub async fn reconcile<T: Target + TargetRows>(
             report.differences.extend(done.differences);
             expected_keys.extend(done.keys);
         }
-        // Extra rows: target keys the mapping made nothing of, or a filtered row of.
-        if !report.sampled {
-            let shape = &check.shape;
+        // Copies of one target (one per source instance) count as one table.
+        match report.tables.iter_mut().find(|t| t.table == counts.table) {
+            Some(seen) => seen.add(&counts),
+            None => report.tables.push(counts),
+        }
+    }
+    // Extra rows: target keys the mapping made nothing of (from any source
+    // instance), or a filtered row of.
+    if !report.sampled {
+        for (name, expected_keys) in &expected_by_table {
+            let Some(table) = mapping.targets.iter().find(|t| &t.table == name) else {
+                continue;
+            };
+            let shape = Shape::of(table);
+            let counts = report
+                .tables
+                .iter_mut()
+                .find(|t| &t.table == name)
+                .expect("every checked table has its counts");
             let mut after: Option<Vec<String>> = None;
             loop {
                 let keys = target
@@ -808,7 +846,6 @@ pub async fn reconcile<T: Target + TargetRows>(
                 after = Some(last);
             }
         }
-        report.tables.push(counts);
     }
     Ok(report)
 }
@@ -850,34 +887,48 @@ pub struct RepairReport {
 /// their key. Only targets whose key columns copy the root table's primary
 /// key (every column of it, any types) can be repaired: the root key is
 /// read from the target key.
-pub async fn repair<T: Target>(
-    engine: &Engine<MysqlSource, T>,
+pub async fn repair<S: RangeSource, T: Target>(
+    engine: &Engine<S, T>,
     capture: &CaptureOptions,
     differences: &[Difference],
 ) -> Result<RepairReport, ReconcileError> {
     let mut out = RepairReport::default();
-    let pool = engine.source.pool();
-    let mut by_table: BTreeMap<&str, Vec<&Difference>> = BTreeMap::new();
+    // By target (with several source instances: the copy whose
+    // discriminator value the key carries).
+    let mut by_target: BTreeMap<usize, Vec<&Difference>> = BTreeMap::new();
     for d in differences {
-        by_table.entry(d.table()).or_default().push(d);
-    }
-    let now = chrono::Utc::now();
-    let mut seq = 0u64;
-    for (table_name, diffs) in by_table {
-        let Some(target) = engine
+        let found = engine
             .mapping
             .targets
             .iter()
-            .find(|t| t.table == table_name)
-        else {
-            continue;
-        };
-        let reader = KeyRangeReader::new(pool, &target.root, capture).await?;
-        // Where each root key column is in the target key.
-        let copies: Option<Vec<String>> = target
+            .position(|t| t.table == d.table() && carries_discriminator(t, d.key()));
+        match found {
+            Some(i) => by_target.entry(i).or_default().push(d),
+            None => out.not_repaired.push(format!(
+                "{} ({}): no source instance of the mapping makes this key",
+                d.table(),
+                d.key().join(",")
+            )),
+        }
+    }
+    let now = chrono::Utc::now();
+    let mut seq = 0u64;
+    for (index, diffs) in by_target {
+        let target = &engine.mapping.targets[index];
+        let table_name = target.table.as_str();
+        let reader = engine
+            .source
+            .range_reader(&engine.mapping, &target.root, capture)
+            .await?;
+        // Where each root key column is in the target key (the
+        // discriminator column is the instance's, not a copy).
+        let discriminator = target.discriminator.as_ref().map(|(c, _)| c.as_str());
+        let copies: Option<Vec<(usize, String)>> = target
             .key
             .iter()
-            .map(|k| root_column_of_key(target, k))
+            .enumerate()
+            .filter(|(_, k)| Some(k.as_str()) != discriminator)
+            .map(|(i, k)| root_column_of_key(target, k).map(|c| (i, c)))
             .collect();
         let positions: Option<Vec<usize>> = copies.as_ref().and_then(|copies| {
             (copies.len() == reader.key_columns().len())
@@ -885,7 +936,12 @@ pub async fn repair<T: Target>(
                     reader
                         .key_columns()
                         .iter()
-                        .map(|c| copies.iter().position(|k| k.eq_ignore_ascii_case(c)))
+                        .map(|c| {
+                            copies
+                                .iter()
+                                .find(|(_, k)| k.eq_ignore_ascii_case(c))
+                                .map(|(i, _)| *i)
+                        })
                         .collect()
                 })
                 .flatten()
@@ -913,7 +969,7 @@ pub async fn repair<T: Target>(
             })
             .collect();
         let mut found: BTreeMap<Vec<String>, crate::capture::KeyedRecord> = BTreeMap::new();
-        for r in reader.read_keys(pool, &wanted).await? {
+        for r in reader.read_keys(&wanted).await? {
             found.insert(normalise_key(&root_text(&r.key)), r);
         }
         let shard = ShardId(format!("repair-{}", lane(table_name).0));
@@ -960,6 +1016,20 @@ pub async fn repair<T: Target>(
         }
     }
     Ok(out)
+}
+
+/// Whether `key` (a key of `target`'s table) is of `target`'s copy: its
+/// discriminator column holds the copy's instance (always, without one).
+fn carries_discriminator(target: &TargetTable, key: &[String]) -> bool {
+    match &target.discriminator {
+        None => true,
+        Some((column, value)) => target
+            .key
+            .iter()
+            .position(|k| k == column)
+            .and_then(|i| key.get(i))
+            .is_some_and(|v| v == value),
+    }
 }
 
 /// A root key read from the source, as text.
@@ -1026,13 +1096,12 @@ impl SequenceCheck {
 /// Every target key column a sequence fills, against the greatest key of
 /// its root column in the source; with `raise`, sequences at or below it
 /// are moved above it (and above the table's own keys).
-pub async fn sequences<T: TargetSequences>(
-    source: &MysqlSource,
+pub async fn sequences<S: RangeSource, T: TargetSequences>(
+    source: &S,
     target: &T,
     mapping: &Mapping,
     raise: bool,
 ) -> Result<Vec<SequenceCheck>, ReconcileError> {
-    use mysql_async::prelude::Queryable;
     let target_err = |e: &dyn std::fmt::Display| ReconcileError::Target(e.to_string());
     let mut out: Vec<SequenceCheck> = Vec::new();
     for table in &mapping.targets {
@@ -1040,21 +1109,12 @@ pub async fn sequences<T: TargetSequences>(
             let Some(root_column) = root_column_of_key(table, &column) else {
                 continue;
             };
-            let mut conn = source
-                .pool()
-                .get_conn()
-                .await
-                .map_err(|e| ReconcileError::Source(e.into()))?;
-            let max: Option<Option<String>> = conn
-                .query_first(format!(
-                    "SELECT CAST(MAX(`{}`) AS CHAR) FROM `{}`.`{}`",
-                    root_column.replace('`', "``"),
-                    table.root.schema.replace('`', "``"),
-                    table.root.table.replace('`', "``")
-                ))
-                .await
-                .map_err(|e| ReconcileError::Source(e.into()))?;
-            let source_max = max.flatten().and_then(|m| m.trim().parse::<i128>().ok());
+            let max = source
+                .range_reader(mapping, &table.root, &CaptureOptions::default())
+                .await?
+                .max_of(&root_column)
+                .await?;
+            let source_max = max.and_then(|m| m.trim().parse::<i128>().ok());
             let mut check = SequenceCheck {
                 table: table.table.clone(),
                 column: column.clone(),

@@ -316,6 +316,50 @@ pub enum InitError {
     },
 }
 
+/// The URL of one RDS-shaped secret for an `A` database: the scheme and
+/// port of the secret's `engine` when `A` serves it (a function that reads
+/// MySQL or PostgreSQL by the URL), else `A`'s.
+async fn url_of_secret<A: Database>(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    database: Option<&str>,
+    variable: &str,
+) -> Result<String, InitError> {
+    let secret_error = |problem: String| InitError::Secret {
+        secret_id: secret_id.to_owned(),
+        problem,
+    };
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            secret_error(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+        })?;
+    let text = out
+        .secret_string()
+        .ok_or_else(|| secret_error("secret has no string value".to_owned()))?;
+    let engine = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("engine")?.as_str().map(str::to_owned));
+    let (scheme, port) = engine
+        .as_deref()
+        .and_then(A::engine_scheme)
+        .unwrap_or((A::URL_SCHEME, A::DEFAULT_PORT));
+    let url = url_from_secret(scheme, port, text, database).map_err(secret_error)?;
+    A::validate_url(&url).map_err(|e| {
+        InitError::Config(ConfigError {
+            variable: variable.to_owned(),
+            problem: format!("the secret does not make a valid URL: {e}"),
+        })
+    })?;
+    Ok(url)
+}
+
+/// The URL (or, for a source of several instances, the setting of URLs by
+/// instance: `eu=<secret id> us=<secret id>` gives `eu=<url> us=<url>`)
+/// of a connection.
 async fn resolve<A: Database>(
     connection: &Connection,
     variable: &str,
@@ -331,31 +375,21 @@ async fn resolve<A: Database>(
                 secret_id: secret_id.clone(),
                 problem: "no Secrets Manager client".to_owned(),
             })?;
-            let out = client
-                .get_secret_value()
-                .secret_id(secret_id)
-                .send()
-                .await
-                .map_err(|e| InitError::Secret {
-                    secret_id: secret_id.clone(),
-                    problem: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-                })?;
-            let text = out.secret_string().ok_or_else(|| InitError::Secret {
-                secret_id: secret_id.clone(),
-                problem: "secret has no string value".to_owned(),
-            })?;
-            let url = url_from_secret(A::URL_SCHEME, A::DEFAULT_PORT, text, database.as_deref())
-                .map_err(|problem| InitError::Secret {
-                    secret_id: secret_id.clone(),
-                    problem,
-                })?;
-            A::validate_url(&url).map_err(|e| {
+            let parts = dms_cdc_core::sources::setting_parts(secret_id).map_err(|problem| {
                 InitError::Config(ConfigError {
                     variable: variable.to_owned(),
-                    problem: format!("the secret does not make a valid URL: {e}"),
+                    problem,
                 })
             })?;
-            Ok(url)
+            let mut setting = Vec::new();
+            for (name, id) in parts {
+                let url = url_of_secret::<A>(client, id, database.as_deref(), variable).await?;
+                setting.push(match name {
+                    Some(name) => format!("{name}={url}"),
+                    None => url,
+                });
+            }
+            Ok(setting.join(" "))
         }
     }
 }
@@ -465,6 +499,14 @@ impl<S: SourceAdapter, T: TargetAdapter> Function<S, T> {
         };
         config.check::<S, T>()?;
         let (source, target) = connect::<S, T>(&config, secrets.as_ref()).await?;
+        S::check_mapping(&source, &mapping).map_err(|problem| ConfigError {
+            variable: match config.source {
+                Connection::Url(_) => ENV_SOURCE_URL,
+                Connection::Secret { .. } => ENV_SOURCE_SECRET_ID,
+            }
+            .to_owned(),
+            problem,
+        })?;
         let settings = Settings {
             function_name: config.function_name.clone(),
             chunk_size: config.chunk_size,

@@ -48,6 +48,13 @@ impl Database for Mysql {
     fn validate_url(url: &str) -> Result<(), ConnectError> {
         connection::validate(url).map_err(connect_error)
     }
+
+    fn engine_scheme(engine: &str) -> Option<(&'static str, u16)> {
+        // RDS names: mysql, mariadb, aurora (Aurora MySQL 1), aurora-mysql.
+        let engine = engine.to_ascii_lowercase();
+        (engine.contains("mysql") || engine.contains("mariadb") || engine == "aurora")
+            .then_some((Self::URL_SCHEME, Self::DEFAULT_PORT))
+    }
 }
 
 impl SourceAdapter for Mysql {

@@ -51,6 +51,10 @@ impl Database for Postgres {
     fn validate_url(url: &str) -> Result<(), ConnectError> {
         connection::validate(url).map_err(connect_error)
     }
+
+    fn accepts_scheme(scheme: &str) -> bool {
+        scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql")
+    }
 }
 
 impl SourceAdapter for Postgres {

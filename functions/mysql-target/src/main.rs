@@ -1,4 +1,6 @@
-//! Lambda function: AWS DMS change records on Kinesis -> a MySQL target.
+//! Lambda function: AWS DMS change records on Kinesis -> a MySQL target,
+//! re-querying a MySQL or PostgreSQL source (by the source URL's scheme),
+//! or one source per instance of a consolidating mapping.
 //!
 //! Configuration comes from environment variables (see the README and
 //! `dms_cdc_lambda`). Pools and the mapping are built once per cold start;
@@ -8,8 +10,10 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use dms_cdc_core::mapping::Transforms;
+use dms_cdc_core::sources::{OneOf, PerInstance};
 use dms_cdc_lambda::{Config, Function};
 use dms_cdc_mysql::Mysql;
+use dms_cdc_postgres::Postgres;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 /// mimalloc: decoding and re-querying allocate many small, short-lived
@@ -26,8 +30,12 @@ fn transforms() -> Transforms {
     Transforms::standard()
 }
 
-/// The function: the engine over the MySQL source and target adapters.
-type MysqlFunction = Function<Mysql>;
+/// The sources the function can read: MySQL or PostgreSQL by the URL's
+/// scheme, one per instance of a mapping with `[[source.instance]]`s.
+type Sources = PerInstance<OneOf<Mysql, Postgres>>;
+
+/// The function: the engine from the sources to the MySQL target.
+type MysqlFunction = Function<Sources, Mysql>;
 
 async fn handler(
     function: &MysqlFunction,

@@ -1,6 +1,7 @@
 //! Lambda function: AWS DMS change records on Kinesis -> an OpenSearch
 //! index per target table (Amazon OpenSearch Service, or a self-managed
-//! cluster), re-querying a MySQL source.
+//! cluster), re-querying a MySQL or PostgreSQL source (by the source URL's
+//! scheme), or one source per instance of a consolidating mapping.
 //!
 //! Configuration comes from environment variables (see the README and
 //! `dms_cdc_lambda`): the same `DMS_CDC_*` variables as the MySQL target,
@@ -13,9 +14,11 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use dms_cdc_core::mapping::Transforms;
+use dms_cdc_core::sources::{OneOf, PerInstance};
 use dms_cdc_lambda::{Config, Function};
 use dms_cdc_mysql::Mysql;
 use dms_cdc_opensearch::OpenSearch;
+use dms_cdc_postgres::Postgres;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 /// mimalloc, as in the MySQL-target function (BENCHMARKS.md).
@@ -30,8 +33,12 @@ fn transforms() -> Transforms {
     Transforms::standard()
 }
 
-/// The function: the engine from the MySQL source to the OpenSearch target.
-type OpenSearchFunction = Function<Mysql, OpenSearch>;
+/// The sources the function can read: MySQL or PostgreSQL by the URL's
+/// scheme, one per instance of a mapping with `[[source.instance]]`s.
+type Sources = PerInstance<OneOf<Mysql, Postgres>>;
+
+/// The function: the engine from the sources to the OpenSearch target.
+type OpenSearchFunction = Function<Sources, OpenSearch>;
 
 async fn handler(
     function: &OpenSearchFunction,

@@ -1,5 +1,6 @@
 //! Lambda function: AWS DMS change records on Kinesis -> a PostgreSQL
-//! target, re-querying a MySQL source.
+//! target, re-querying a MySQL or PostgreSQL source (by the source URL's
+//! scheme), or one source per instance of a consolidating mapping.
 //!
 //! Configuration comes from environment variables (see the README and
 //! `dms_cdc_lambda`): the same `DMS_CDC_*` variables as the MySQL target,
@@ -10,6 +11,7 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use dms_cdc_core::mapping::Transforms;
+use dms_cdc_core::sources::{OneOf, PerInstance};
 use dms_cdc_lambda::{Config, Function};
 use dms_cdc_mysql::Mysql;
 use dms_cdc_postgres::Postgres;
@@ -27,8 +29,12 @@ fn transforms() -> Transforms {
     Transforms::standard()
 }
 
-/// The function: the engine from the MySQL source to the PostgreSQL target.
-type PostgresFunction = Function<Mysql, Postgres>;
+/// The sources the function can read: MySQL or PostgreSQL by the URL's
+/// scheme, one per instance of a mapping with `[[source.instance]]`s.
+type Sources = PerInstance<OneOf<Mysql, Postgres>>;
+
+/// The function: the engine from the sources to the PostgreSQL target.
+type PostgresFunction = Function<Sources, Postgres>;
 
 async fn handler(
     function: &PostgresFunction,

@@ -1,6 +1,8 @@
 use super::*;
 use proptest::prelude::*;
 
+mod postgres;
+
 fn shard() -> ShardId {
     ShardId("shardId-000000000003".to_owned())
 }

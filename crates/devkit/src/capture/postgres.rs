@@ -52,7 +52,7 @@ pub struct PgCapture {
     keys: BTreeMap<TableName, Vec<String>>,
 }
 
-fn sql_error(e: impl std::fmt::Display) -> CaptureError {
+pub(super) fn sql_error(e: impl std::fmt::Display) -> CaptureError {
     CaptureError::Setup(format!("postgresql: {e}"))
 }
 
@@ -117,19 +117,7 @@ impl PgCapture {
             return Ok(k.clone());
         }
         let client = self.pool.get().await.map_err(sql_error)?;
-        let rows = client
-            .query(
-                "SELECT a.attname::text FROM pg_index i \
-                 JOIN pg_class c ON c.oid = i.indrelid \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true \
-                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
-                 WHERE i.indisprimary AND n.nspname = $1 AND c.relname = $2 ORDER BY k.ord",
-                &[&table.schema, &table.table],
-            )
-            .await
-            .map_err(sql_error)?;
-        let key: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let key = primary_key(&client, table).await?;
         self.keys.insert(table.clone(), key.clone());
         Ok(key)
     }
@@ -270,6 +258,26 @@ impl PgCapture {
             .map_err(sql_error)?;
         Ok(())
     }
+}
+
+/// The primary key columns of `table`, in key order (none: no primary key).
+pub(super) async fn primary_key(
+    client: &tokio_postgres::Client,
+    table: &TableName,
+) -> Result<Vec<String>, CaptureError> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
+             WHERE i.indisprimary AND n.nspname = $1 AND c.relname = $2 ORDER BY k.ord",
+            &[&table.schema, &table.table],
+        )
+        .await
+        .map_err(sql_error)?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// `COMMIT 123 (at 2026-12-06 08:46:00.123456+00)` -> the time.
@@ -421,7 +429,7 @@ fn columns(mut text: &str) -> Result<Vec<(String, Option<Cell>)>, String> {
 }
 
 /// The cell of a value of type `type_name` as test_decoding writes it.
-fn cell(type_name: &str, literal: Option<String>) -> Cell {
+pub(super) fn cell(type_name: &str, literal: Option<String>) -> Cell {
     let Some(text) = literal else {
         return Cell::Null;
     };

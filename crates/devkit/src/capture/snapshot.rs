@@ -183,6 +183,9 @@ async fn read(
 #[derive(Debug, Clone)]
 pub struct KeyRangeReader {
     table: TableName,
+    /// The table the records name, when not `table` (a consolidated
+    /// instance's schema).
+    record_table: Option<TableName>,
     key: Vec<String>,
     /// Whether the leading key column is an integer.
     integer_lead: bool,
@@ -265,6 +268,7 @@ impl KeyRangeReader {
         }
         Ok(KeyRangeReader {
             table: table.clone(),
+            record_table: None,
             key: def.primary_key.clone(),
             integer_lead,
             json,
@@ -273,9 +277,28 @@ impl KeyRangeReader {
         })
     }
 
-    /// The table.
+    /// The table, as its records name it.
     pub fn table(&self) -> &TableName {
-        &self.table
+        self.record_table.as_ref().unwrap_or(&self.table)
+    }
+
+    /// Makes the records name `table` instead (the schema the stream and
+    /// the mapping use for it).
+    pub fn set_record_table(&mut self, table: &TableName) {
+        self.record_table = Some(table.clone());
+    }
+
+    /// The greatest value of `column` (as text; `None`: no row).
+    pub async fn max_of(&self, pool: &Pool, column: &str) -> Result<Option<String>, CaptureError> {
+        let mut conn = pool.get_conn().await?;
+        let max: Option<Option<String>> = conn
+            .query_first(format!(
+                "SELECT CAST(MAX({}) AS CHAR) FROM {}",
+                quote(column),
+                self.quoted_table()
+            ))
+            .await?;
+        Ok(max.flatten())
     }
 
     /// The primary key's columns, in key order.
@@ -469,7 +492,7 @@ impl KeyRangeReader {
         // The binary protocol: typed values, as the snapshot reads them.
         let rows: Vec<mysql_async::Row> = conn.exec(sql, params).await?;
         let shape = LoadShape {
-            table: &self.table,
+            table: self.table(),
             primary_key: &self.key,
             json: &self.json,
             large_integer_value: self.large_integer_value,
