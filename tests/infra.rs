@@ -8,6 +8,11 @@
 //!   in limited LOB mode (the mappings re-query LOB columns);
 //! - the Kinesis endpoint settings are those the decoder needs;
 //! - `infra/dms/dms.yaml` embeds exactly the JSON files it is documented to;
+//! - for a PostgreSQL source, `infra/source/postgres-source.sql` gives every
+//!   mapped table REPLICA IDENTITY FULL and both users SELECT on it, and
+//!   makes what `infra/dms/dms.yaml` expects (the slot plugin, the DDL
+//!   capture and heartbeat schema); run on a throwaway PostgreSQL server, it
+//!   readies a slot that sees DDL and deletes' whole old rows;
 //! - `template.yaml` has one function per crate in `functions/`, each with
 //!   the environment variables the function reads, its own event source
 //!   mapping (the documented settings), on-failure queue, role, alarms on
@@ -1374,4 +1379,304 @@ fn service_trust_is_limited_to_this_account() {
             );
         }
     }
+}
+
+/// The statements of a SQL file, comments (`-- ...`) left out and blanks
+/// collapsed to one space (a function body is cut at its `;`s too).
+fn sql_statements(sql: &str) -> Vec<String> {
+    let code: String = sql
+        .lines()
+        .map(|l| l.split_once("--").map_or(l, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join("\n");
+    code.split(';')
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// What `infra/source/postgres-source.sql` (given as `sql`) leaves undone
+/// for the source tables `tables`: REPLICA IDENTITY FULL (the whole old row
+/// in before images and deletes), and SELECT for the DMS user and the
+/// functions' reader.
+fn postgres_source_problems<'a>(
+    sql: &str,
+    tables: impl IntoIterator<Item = &'a TableName>,
+) -> Vec<String> {
+    let statements = sql_statements(sql);
+    let full: Vec<&str> = statements
+        .iter()
+        .filter_map(|s| {
+            s.strip_prefix("ALTER TABLE ")?
+                .strip_suffix(" REPLICA IDENTITY FULL")
+        })
+        .collect();
+    let selected_by = |role: &str| -> Vec<String> {
+        let suffix = format!(" TO {role}");
+        statements
+            .iter()
+            .filter_map(|s| s.strip_prefix("GRANT SELECT ON ")?.strip_suffix(&suffix))
+            .flat_map(|list| list.split(',').map(|t| t.trim().to_owned()))
+            .collect()
+    };
+    let (capture, reader) = (
+        selected_by("dms_cdc_capture"),
+        selected_by("dms_cdc_reader"),
+    );
+    let mut problems = Vec::new();
+    for table in tables {
+        let name = format!("{}.{}", table.schema, table.table);
+        if !full.contains(&name.as_str()) {
+            problems.push(format!(
+                "{name}: no ALTER TABLE {name} REPLICA IDENTITY FULL"
+            ));
+        }
+        for (role, granted) in [("dms_cdc_capture", &capture), ("dms_cdc_reader", &reader)] {
+            if !granted.contains(&name) {
+                problems.push(format!("{name}: no GRANT SELECT to {role}"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_postgresql_source_file_prepares_every_mapped_table() {
+    let sql = read("infra/source/postgres-source.sql");
+    let mut problems = Vec::new();
+    for file in mapping_files() {
+        let mapping = load(&file);
+        for p in postgres_source_problems(&sql, mapping.sources.keys()) {
+            problems.push(format!("{}: {p}", file.display()));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "infra/source/postgres-source.sql:\n{}",
+        problems.join("\n")
+    );
+    // The check names what is missing, and reads no commented-out statement.
+    let users = TableName::new("recipes_src", "users");
+    let broken = sql
+        .replace(
+            "ALTER TABLE recipes_src.users          REPLICA IDENTITY FULL;",
+            "-- ALTER TABLE recipes_src.users REPLICA IDENTITY FULL;",
+        )
+        .replace(
+            "GRANT SELECT ON recipes_src.users, recipes_src.recipes, recipes_src.recipe_stories,\n  recipes_src.ingredients TO dms_cdc_reader;",
+            "GRANT SELECT ON recipes_src.recipes TO dms_cdc_reader;",
+        );
+    assert_eq!(
+        postgres_source_problems(&broken, [&users]),
+        [
+            "recipes_src.users: no ALTER TABLE recipes_src.users REPLICA IDENTITY FULL",
+            "recipes_src.users: no GRANT SELECT to dms_cdc_reader",
+        ]
+    );
+}
+
+/// `key: scalar` pairs of the lines under `header` (a `Key: !If` line,
+/// whose branches are list items), tags and comments skipped.
+fn yaml_branch_scalars(text: &str, header: &str) -> BTreeMap<String, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == header)
+        .unwrap_or_else(|| panic!("no `{header}` line"));
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let own = indent(lines[start]);
+    lines[start + 1..]
+        .iter()
+        .take_while(|l| l.trim().is_empty() || indent(l) > own)
+        .map(|l| l.trim().trim_start_matches("- "))
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(_, v)| !v.starts_with('!'))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_dms_template_reads_postgresql_as_the_source_file_prepares_it() {
+    let template = read("infra/dms/dms.yaml");
+    let sql = read("infra/source/postgres-source.sql");
+    // The MySQL source stays the default, and a PostgreSQL one is chosen
+    // by the engine name alone.
+    let engine = yaml_scalars(&template, "SourceEngine");
+    assert_eq!(engine.get("Default"), Some(&Json::String("aurora".into())));
+    assert_eq!(
+        engine.get("AllowedValues"),
+        Some(&Json::String(
+            "[aurora, mysql, aurora-postgresql, postgres]".into()
+        ))
+    );
+    for line in [
+        "EngineName: !Ref SourceEngine",
+        "IsPostgresSource: !Or [!Equals [!Ref SourceEngine, aurora-postgresql], !Equals [!Ref SourceEngine, postgres]]",
+        "DatabaseName: !If [IsPostgresSource, !Ref SourceDatabaseName, !Ref AWS::NoValue]",
+    ] {
+        assert!(
+            template.lines().any(|l| l.trim() == line),
+            "dms.yaml lacks `{line}`"
+        );
+    }
+    let mysql = yaml_branch_scalars(&template, "MySqlSettings: !If");
+    assert!(mysql.is_empty(), "MySqlSettings: {mysql:?}");
+    assert!(
+        template.contains(
+            "MySqlSettings: !If\n        - IsPostgresSource\n        - !Ref AWS::NoValue\n        - SecretsManagerSecretId: !Ref SourceSecretArn\n"
+        ),
+        "a MySQL source keeps its MySqlSettings"
+    );
+
+    let pg = yaml_branch_scalars(&template, "PostgreSqlSettings: !If");
+    let setting = |key: &str| {
+        pg.get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("PostgreSqlSettings.{key} is not set: {pg:?}"))
+    };
+    // The plugin of the slot the file shows how to create (and of the
+    // local capture).
+    assert_eq!(setting("PluginName"), "test-decoding");
+    assert!(sql.contains("pg_create_logical_replication_slot('dms_cdc_recipes', 'test_decoding')"));
+    // DDL as control records, from the objects the file creates, in the
+    // schema where the DMS user may also create its heartbeat table.
+    assert_eq!(setting("CaptureDdls"), "true");
+    assert_eq!(setting("HeartbeatEnable"), "true");
+    let schema = setting("DdlArtifactsSchema");
+    assert_eq!(setting("HeartbeatSchema"), schema);
+    let statements = sql_statements(&sql);
+    for wanted in [
+        format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
+        format!("GRANT USAGE, CREATE ON SCHEMA {schema} TO dms_cdc_capture"),
+        format!("CREATE EVENT TRIGGER awsdms_intercept_ddl ON ddl_command_end EXECUTE PROCEDURE {schema}.awsdms_intercept_ddl()"),
+    ] {
+        assert!(
+            statements.contains(&wanted),
+            "postgres-source.sql lacks `{wanted}`"
+        );
+    }
+    for prefix in [
+        format!("CREATE TABLE IF NOT EXISTS {schema}.awsdms_ddl_audit ("),
+        format!("CREATE OR REPLACE FUNCTION {schema}.awsdms_intercept_ddl() RETURNS event_trigger"),
+    ] {
+        assert!(
+            statements.iter().any(|s| s.starts_with(&prefix)),
+            "postgres-source.sql lacks `{prefix}...`"
+        );
+    }
+}
+
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// `infra/source/postgres-source.sql` runs, as a superuser (RDS's
+/// `rds_replication` role stood in for), on a throwaway PostgreSQL server
+/// with the sample schema; a test_decoding slot of the DMS user then sees a
+/// DDL through the audit table and a delete's whole old row, and the
+/// reader reads without writing.
+#[tokio::test]
+async fn the_postgresql_source_file_runs_and_readies_a_capture() {
+    let pg = dms_cdc::local::PostgreSql::start_logical().expect("throwaway postgresql");
+    pg.create_database("src").unwrap();
+    pg.run_file("src", &repo().join("fixtures/source-postgres.sql"))
+        .unwrap();
+    let tables: Vec<TableName> = mapping_files()
+        .iter()
+        .flat_map(|f| load(f).sources.into_keys())
+        .collect();
+    // The sample schema sets REPLICA IDENTITY FULL itself: the file must.
+    let mut setup = String::from("CREATE ROLE rds_replication NOLOGIN;");
+    for t in &tables {
+        setup.push_str(&format!(
+            " ALTER TABLE {}.{} REPLICA IDENTITY DEFAULT;",
+            t.schema, t.table
+        ));
+    }
+    pg.run_sql("src", &setup).unwrap();
+    pg.run_file("src", &repo().join("infra/source/postgres-source.sql"))
+        .unwrap();
+    // What rds_replication grants on RDS.
+    pg.run_sql("src", "ALTER ROLE dms_cdc_capture REPLICATION")
+        .unwrap();
+
+    let admin = pg_client(&pg.url("src")).await;
+    for t in &tables {
+        let row = admin
+            .query_one(
+                "SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                &[&t.schema, &t.table],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "f", "{}.{}", t.schema, t.table);
+    }
+
+    let dms = pg_client(&pg.url_as("dms_cdc_capture", "CHANGE-ME", "src")).await;
+    dms.batch_execute(
+        "SELECT pg_create_logical_replication_slot('dms_cdc_test', 'test_decoding'); \
+         CREATE TABLE awsdms.awsdms_heartbeat (hb_key int PRIMARY KEY, hb_at timestamp)",
+    )
+    .await
+    .expect("the DMS user creates its slot and heartbeat table");
+    admin
+        .batch_execute(
+            // (The server runs with synchronous_commit off: a slot reads
+            // only flushed WAL.)
+            "SET synchronous_commit = on; SET search_path = recipes_src; \
+             ALTER TABLE users ADD COLUMN nickname varchar(20); \
+             INSERT INTO users (id, name, email, created_at) VALUES (9001, 'Ada', 'ada@example.com', now()); \
+             DELETE FROM users WHERE id = 9001",
+        )
+        .await
+        .unwrap();
+    let changes: Vec<String> = dms
+        .query(
+            "SELECT data FROM pg_logical_slot_peek_changes('dms_cdc_test', NULL, NULL)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("table awsdms.awsdms_ddl_audit: INSERT:")
+                && c.contains("c_tag[character varying]:'ALTER TABLE'")
+                && c.contains("c_schema[character varying]:'recipes_src'")
+                && c.contains("ADD COLUMN nickname")),
+        "the DDL did not reach the audit table: {changes:#?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("table recipes_src.users: DELETE:")
+                && c.contains("email[character varying]:'ada@example.com'")),
+        "the delete does not carry the whole old row: {changes:#?}"
+    );
+    dms.batch_execute("SELECT pg_drop_replication_slot('dms_cdc_test')")
+        .await
+        .unwrap();
+
+    let reader = pg_client(&pg.url_as("dms_cdc_reader", "CHANGE-ME", "src")).await;
+    reader
+        .query("SELECT count(*) FROM recipes_src.users", &[])
+        .await
+        .expect("the reader reads the mapped tables");
+    let write = reader
+        .batch_execute("DELETE FROM recipes_src.users")
+        .await
+        .expect_err("the reader cannot write");
+    assert!(
+        format!("{write:?}").contains("read-only transaction"),
+        "{write:?}"
+    );
 }
