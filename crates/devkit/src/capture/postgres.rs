@@ -49,7 +49,18 @@ pub struct PgCapture {
     pool: dms_cdc_postgres::Pool,
     slot: String,
     options: CaptureOptions,
-    keys: BTreeMap<TableName, Vec<String>>,
+    tables: BTreeMap<TableName, TableShape>,
+}
+
+/// What a capture needs of a table, read once.
+#[derive(Debug, Clone)]
+struct TableShape {
+    /// The primary key columns.
+    key: Vec<String>,
+    /// With `REPLICA IDENTITY FULL`: every column, in table order. The
+    /// decoding leaves a NULL out of an old tuple; DMS's images carry
+    /// every column, so the missing ones are NULLs.
+    full: Option<Vec<String>>,
 }
 
 pub(super) fn sql_error(e: impl std::fmt::Display) -> CaptureError {
@@ -107,19 +118,44 @@ impl PgCapture {
             pool,
             slot: slot.to_owned(),
             options,
-            keys: BTreeMap::new(),
+            tables: BTreeMap::new(),
         })
     }
 
-    /// The primary key columns of `table`, read once.
-    async fn key_of(&mut self, table: &TableName) -> Result<Vec<String>, CaptureError> {
-        if let Some(k) = self.keys.get(table) {
-            return Ok(k.clone());
+    /// The key and, with `REPLICA IDENTITY FULL`, the columns of `table`, read once.
+    async fn shape_of(&mut self, table: &TableName) -> Result<TableShape, CaptureError> {
+        if let Some(shape) = self.tables.get(table) {
+            return Ok(shape.clone());
         }
         let client = self.pool.get().await.map_err(sql_error)?;
         let key = primary_key(&client, table).await?;
-        self.keys.insert(table.clone(), key.clone());
-        Ok(key)
+        let full = client
+            .query_opt(
+                "SELECT c.relreplident = 'f' FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                &[&table.schema, &table.table],
+            )
+            .await
+            .map_err(sql_error)?
+            .is_some_and(|r| r.get::<_, bool>(0));
+        let full = if full {
+            let rows = client
+                .query(
+                    "SELECT a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
+                     ORDER BY a.attnum",
+                    &[&table.schema, &table.table],
+                )
+                .await
+                .map_err(sql_error)?;
+            Some(rows.iter().map(|r| r.get(0)).collect())
+        } else {
+            None
+        };
+        let shape = TableShape { key, full };
+        self.tables.insert(table.clone(), shape.clone());
+        Ok(shape)
     }
 
     /// The changes of whole transactions committed since the slot's
@@ -152,10 +188,10 @@ impl PgCapture {
                 for (record_id, (change_lsn, change)) in
                     std::mem::take(&mut pending).into_iter().enumerate()
                 {
-                    let key = self.key_of(&change.table).await?;
+                    let shape = self.shape_of(&change.table).await?;
                     out.records.push(self.render(
-                        &change,
-                        &key,
+                        &with_nulls(change, &shape),
+                        &shape.key,
                         &xid,
                         &change_lsn,
                         at,
@@ -278,6 +314,27 @@ pub(super) async fn primary_key(
         .await
         .map_err(sql_error)?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// `change` with the NULLs the decoding leaves out of a full old tuple
+/// put back (every column of a `REPLICA IDENTITY FULL` table, in table
+/// order), as DMS's images carry them.
+fn with_nulls(mut change: Change, shape: &TableShape) -> Change {
+    if let (Some(columns), Some(old)) = (&shape.full, change.old.as_mut()) {
+        // A delete of a table without a tuple (no-tuple data) stays as it is.
+        if !old.is_empty() {
+            let mut full = Vec::with_capacity(columns.len());
+            for column in columns {
+                let cell = match old.iter().position(|(n, _)| n == column) {
+                    Some(i) => old[i].1.clone(),
+                    None => Some(Cell::Null),
+                };
+                full.push((column.clone(), cell));
+            }
+            *old = full;
+        }
+    }
+    change
 }
 
 /// `COMMIT 123 (at 2026-12-06 08:46:00.123456+00)` -> the time.
@@ -498,6 +555,34 @@ pub(super) fn cell(type_name: &str, literal: Option<String>) -> Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_old_tuple_gets_back_the_nulls_the_decoding_leaves_out() {
+        let change = parse_change(
+            "table s.users: UPDATE: old-key: id[bigint]:7 name[text]:'a' \
+             new-tuple: id[bigint]:7 name[text]:'b' email[text]:null",
+        )
+        .unwrap();
+        let full = TableShape {
+            key: vec!["id".into()],
+            full: Some(vec!["id".into(), "email".into(), "name".into()]),
+        };
+        let old = with_nulls(change.clone(), &full).old.unwrap();
+        assert_eq!(
+            old,
+            vec![
+                ("id".into(), Some(Cell::Int(7))),
+                ("email".into(), Some(Cell::Null)),
+                ("name".into(), Some(Cell::Text("a".into()))),
+            ]
+        );
+        // Without REPLICA IDENTITY FULL the old key stays the key.
+        let default = TableShape {
+            key: vec!["id".into()],
+            full: None,
+        };
+        assert_eq!(with_nulls(change.clone(), &default), change);
+    }
 
     #[test]
     fn test_decoding_lines_become_changes() {
