@@ -156,7 +156,8 @@ pub struct PlanCounts {
     pub control: usize,
     /// Updates skipped because no column the mapping reads changed.
     pub unchanged: usize,
-    /// Updates of related rows without a before image: a previous parent cannot be found.
+    /// Updates of related rows without a before image holding the columns
+    /// that name the parent: a previous parent cannot be found.
     pub without_before_image: usize,
 }
 
@@ -406,7 +407,10 @@ impl<'m> RecordTouches<'m> {
             self.skipped += 1;
             return Ok(());
         }
-        if is_update && before.is_none() {
+        // No before image, or one without the link's columns (an empty
+        // `{}`, or the key only: a PostgreSQL table without REPLICA
+        // IDENTITY FULL, a pk-only filter): the previous parent is unknown.
+        if is_update && !before.is_some_and(|b| on.iter().all(|(c, _)| b.get(c).is_some())) {
             counts.without_before_image += 1;
         }
         let images = std::iter::once(after).chain(before);

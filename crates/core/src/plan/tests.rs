@@ -261,6 +261,47 @@ fn a_child_moving_between_parents_rebuilds_both() {
 }
 
 #[test]
+fn a_before_image_without_the_parent_column_counts_as_none() {
+    let m = mapping();
+    // `{}` (what DMS sends for a PostgreSQL table without REPLICA IDENTITY
+    // FULL) and the key only: the previous parent is unknown either way.
+    let records = vec![
+        record(
+            0,
+            "ingredients",
+            Operation::Update,
+            ingredient(6, 30, 1, "pepper"),
+            Some(row(&[])),
+        ),
+        record(
+            1,
+            "ingredients",
+            Operation::Update,
+            ingredient(7, 31, 1, "salt"),
+            Some(row(&[("id", int(7))])),
+        ),
+        record(
+            2,
+            "ingredients",
+            Operation::Update,
+            ingredient(8, 32, 1, "thyme"),
+            Some(ingredient(8, 33, 1, "thyme")),
+        ),
+    ];
+    let plan = plan_batch(&m, &records);
+    assert_eq!(plan.counts.without_before_image, 2);
+    assert_eq!(
+        actions(&plan, RECIPES),
+        vec![
+            (30, "rebuild", 0),
+            (31, "rebuild", 1),
+            (32, "rebuild", 2),
+            (33, "rebuild", 2)
+        ]
+    );
+}
+
+#[test]
 fn primary_key_change_deletes_the_old_key() {
     let m = mapping();
     let records = vec![record(
