@@ -26,6 +26,139 @@ use support::{root, FUNCTION_NAME};
 
 every_target!(changes_of_two_sources_land_apart_in_one_target);
 
+/// The function glue: one source in MariaDB and one in PostgreSQL, each
+/// from its own secret (`DMS_CDC_SOURCE_SECRET_ID="eu=<id> us=<id>"`),
+/// whose `engine` picks the adapter; one event of both, into one target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_reads_a_mysql_and_a_postgresql_source_from_their_secrets() {
+    use dms_cdc::lambda::{Config, Connection, Function};
+    let Some(moto) = support::moto::moto() else {
+        return;
+    };
+    let (users, recipes) = (10u64, 20u64);
+    let eu = dms_cdc::local::MariaDb::start(1).unwrap();
+    eu.run_file(&root().join("fixtures/source.sql")).unwrap();
+    eu.run_sql(&format!(
+        "USE recipes_src; {}",
+        support::generated::source_sql(users, recipes)
+    ))
+    .unwrap();
+    let us = source(users, recipes);
+    us.run_sql(
+        "src",
+        "UPDATE recipes_src.recipes SET title = 'US ' || title",
+    )
+    .unwrap();
+    let client = moto.secrets_manager();
+    for (name, secret) in [
+        (
+            "dms-cdc/eu",
+            json!({"engine": "mariadb", "username": dms_cdc::local::TEST_USER,
+                   "password": dms_cdc::local::TEST_PASSWORD, "host": "127.0.0.1",
+                   "port": eu.port(), "dbname": "recipes_src"}),
+        ),
+        (
+            "dms-cdc/us",
+            json!({"engine": "aurora-postgresql", "username": dms_cdc::local::PG_USER,
+                   "password": "unused", "host": "127.0.0.1", "port": us.port(), "dbname": "src"}),
+        ),
+    ] {
+        client
+            .create_secret()
+            .name(name)
+            .secret_string(secret.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let target = PostgreSql::start().unwrap();
+    target.create_database("global").unwrap();
+    target
+        .run_sql(
+            "global",
+            "CREATE TABLE all_recipes (region VARCHAR(8) NOT NULL, legacy_id BIGINT NOT NULL, \
+               title VARCHAR(200) NOT NULL, author_name VARCHAR(100) NULL, ingredients JSONB NULL, \
+               src_version VARCHAR(255) NULL, PRIMARY KEY (region, legacy_id))",
+        )
+        .unwrap();
+    let config = Config {
+        mapping: None,
+        source: Connection::Secret {
+            secret_id: "eu=dms-cdc/eu us=dms-cdc/us".into(),
+            database: None,
+        },
+        target: Connection::Url(target.url("global")),
+        chunk_size: 100,
+        source_pool_size: 2,
+        target_pool_size: 2,
+        function_name: "consolidation".into(),
+        source_tls: Default::default(),
+        target_tls: Default::default(),
+    };
+    let function = Function::<Sources, dms_cdc::postgres::Postgres>::init_with_secrets(
+        config,
+        MAPPING,
+        Transforms::standard(),
+        Some(client),
+    )
+    .await
+    .unwrap();
+    let payloads: Vec<(String, Vec<u8>)> = (1..=recipes)
+        .flat_map(|id| {
+            ["recipes_eu", "recipes_us"].map(|schema| {
+                (
+                    format!("{schema}.recipes.{id}"),
+                    change(schema, "recipes", "update", json!({ "id": id })),
+                )
+            })
+        })
+        .collect();
+    let event = dms_cdc::pipeline::fixture_event_of(
+        payloads
+            .iter()
+            .map(|(k, p)| (k.as_str(), p.as_slice(), None)),
+        1,
+        "arn:aws:kinesis:eu-west-1:123456789012:stream/consolidation",
+    );
+    let response = function
+        .handle(serde_json::from_value(event).unwrap())
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let rows = dms_cdc::postgres::pool(&target.url("global"), 1)
+        .unwrap()
+        .get()
+        .await
+        .unwrap()
+        .query(
+            "SELECT region, legacy_id::text, title FROM all_recipes ORDER BY region, legacy_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        rows.len(),
+        recipes as usize,
+        "half of each source's recipes are published"
+    );
+    for (region, id, title) in &rows {
+        let want = match region.as_str() {
+            "eu" => format!("recipe {id}"),
+            _ => format!("US recipe {id}"),
+        };
+        assert_eq!(title, &want, "{region} {id}");
+    }
+}
+
 const MAPPING: &str = r#"
 [source]
 schema = "recipes_src"

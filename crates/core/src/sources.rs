@@ -353,11 +353,16 @@ impl<S: Clone> Routed<S> {
     /// The source of each instance of `mapping`; the error names what is
     /// missing or left over.
     pub fn instances(&self, mapping: &Mapping) -> Result<Instances<S>, String> {
-        if mapping.instances.is_empty() && self.default.is_none() {
-            return Err(
-                "the mapping names no [[source.instance]], so the source is one URL without an instance name"
-                    .to_owned(),
-            );
+        if mapping.instances.is_empty() && (self.default.is_none() || !self.named.is_empty()) {
+            let named: Vec<&str> = self.named.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(format!(
+                "the mapping names no [[source.instance]], so the source is one URL without an instance name{}",
+                if named.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (the setting names {})", named.join(", "))
+                }
+            ));
         }
         for (name, _) in &self.named {
             if !mapping.instances.iter().any(|i| &i.name == name) {

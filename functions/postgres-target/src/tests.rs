@@ -88,6 +88,90 @@ async fn handler_answers_a_fixture_event() {
     assert_eq!(checkpoint, Some(last_seq));
 }
 
+/// A `postgres://` source URL makes the function re-query PostgreSQL: the
+/// event recorded from a PostgreSQL source lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_source_url_reads_postgresql() {
+    let source = PostgreSql::start().unwrap();
+    source.create_database("src").unwrap();
+    for file in [
+        "fixtures/source-postgres.sql",
+        "fixtures/postgres-scenario/01-load.sql",
+    ] {
+        source.run_file("src", &repo().join(file)).unwrap();
+    }
+    let target = PostgreSql::start().unwrap();
+    target.create_database("global").unwrap();
+    target
+        .run_file("global", &repo().join("fixtures/target-postgres.sql"))
+        .unwrap();
+    let function = PostgresFunction::init(
+        config(&[
+            (ENV_SOURCE_URL, source.url("src")),
+            (ENV_TARGET_URL, target.url("global")),
+            ("AWS_LAMBDA_FUNCTION_NAME", "postgres-target".to_owned()),
+        ]),
+        MAPPING,
+        transforms(),
+    )
+    .await
+    .unwrap();
+    let bytes = std::fs::read(repo().join("fixtures/events-postgres/01-load.json")).unwrap();
+    let event: KinesisEvent = serde_json::from_slice(&bytes).unwrap();
+    let response = handler(&function, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let (client, connection) =
+        tokio_postgres::connect(&target.url("global"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let recipes: Vec<(i64, String, Option<String>)> = client
+        .query(
+            "SELECT legacy_id, title, author_name FROM global_recipes ORDER BY legacy_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    // The published recipes, their authors found by re-querying PostgreSQL.
+    assert!(!recipes.is_empty());
+    assert!(
+        recipes.iter().all(|(_, _, author)| author.is_some()),
+        "{recipes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_named_by_instance_need_a_mapping_with_those_instances() {
+    let error = PostgresFunction::init(
+        config(&[
+            (
+                ENV_SOURCE_URL,
+                "eu=postgres://u:p@127.0.0.1:1/src us=mysql://u:p@127.0.0.1:1/src".to_owned(),
+            ),
+            (
+                ENV_TARGET_URL,
+                "postgres://u:p@127.0.0.1:1/global".to_owned(),
+            ),
+            ("AWS_LAMBDA_FUNCTION_NAME", "postgres-target".to_owned()),
+        ]),
+        MAPPING,
+        transforms(),
+    )
+    .await
+    .err()
+    .expect("init refuses it")
+    .to_string();
+    assert!(
+        error.contains(ENV_SOURCE_URL) && error.contains("the setting names eu, us"),
+        "{error}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_is_down_is_a_retryable_batch_failure() {
     let source = MariaDb::start(1).unwrap();
