@@ -692,7 +692,9 @@ fn classify_number(text: &str) -> Value {
 ///
 /// DMS writes DATETIME as `2024-03-01T10:15:00Z` (or with a space, or with
 /// fractional seconds) although DATETIME carries no zone and is not
-/// converted: the `Z` is dropped and the value is not shifted.
+/// converted: the `Z` is dropped and the value is not shifted. A value with
+/// an explicit offset (`+01`, `+05:30`: a PostgreSQL `timestamptz` as the
+/// server renders it) is an instant, read in UTC.
 pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
     let text = text
@@ -702,6 +704,11 @@ pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
     for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
             return Some(dt);
+        }
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
+        if let Ok(dt) = chrono::DateTime::parse_from_str(text, format) {
+            return Some(dt.naive_utc());
         }
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d")

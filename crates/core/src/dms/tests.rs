@@ -316,6 +316,18 @@ fn datetime_keeps_wall_clock() {
         "2026-03-29 00:00:00"
     );
     assert!(parse_datetime("yesterday").is_none());
+    // An instant with its offset (timestamptz) is read in UTC.
+    for with_offset in [
+        "2026-03-29 02:30:00+01",
+        "2026-03-29T02:30:00+01:00",
+        "2026-03-28 20:00:00-05:30",
+    ] {
+        assert_eq!(
+            parse_datetime(with_offset).unwrap().to_string(),
+            "2026-03-29 01:30:00",
+            "{with_offset}"
+        );
+    }
     assert_eq!(parse_date("2026-03-29").unwrap().to_string(), "2026-03-29");
     assert_eq!(
         parse_date("2026-03-29T00:00:00Z").unwrap().to_string(),
