@@ -1,5 +1,7 @@
-//! The README's main job, as a user runs it: `dms-cdc demo`, into a
-//! MariaDB, a PostgreSQL and an OpenSearch target.
+//! The README's main job, as a user runs it: `dms-cdc demo`, from a
+//! MariaDB source into a MariaDB, a PostgreSQL and an OpenSearch target,
+//! and from a PostgreSQL source (`--source postgres`, logical decoding)
+//! into a PostgreSQL and a MariaDB target.
 
 use std::process::Command;
 
@@ -18,6 +20,24 @@ fn the_demo_into_postgresql_has_zero_differences_too() {
 fn the_demo_into_opensearch_has_zero_differences_too() {
     let stdout = demo(&["--target", "opensearch"]);
     assert!(stdout.contains("a target OpenSearch node"), "{stdout}");
+}
+
+#[test]
+fn the_demo_from_postgresql_into_postgresql_has_zero_differences_too() {
+    let stdout = demo(&["--source", "postgres", "--target", "postgres"]);
+    assert!(
+        stdout.contains("a source PostgreSQL (wal_level = logical), a target PostgreSQL"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_demo_from_postgresql_into_mariadb_has_zero_differences_too() {
+    let stdout = demo(&["--source", "postgres", "--target", "mysql"]);
+    assert!(
+        stdout.contains("a source PostgreSQL (wal_level = logical), a target MariaDB"),
+        "{stdout}"
+    );
 }
 
 /// Runs `dms-cdc demo <args>`, checks its summary; its output.

@@ -26,9 +26,11 @@
 //!   HTTP methods `crates/opensearch` sends, no other;
 //! - `template.yaml` allows only what the function supports
 //!   (`ParallelizationFactor` 1, `ChunkSize` up to 65535) and grants narrowly
-//!   (each function the source's secret and its target's, if it has one,
-//!   never `*`; keys only through their service; service trust only for
-//!   this account, in `infra/dms/dms.yaml` too).
+//!   (each function the source secrets it reads, `SourceSecretArn` or one
+//!   per source instance in `SourceInstanceSecrets`, and its target's, if
+//!   it has one, never `*`, resolved for both kinds of deployment, whose
+//!   rules require exactly one; keys only through their service; service
+//!   trust only for this account, in `infra/dms/dms.yaml` too).
 //!
 //! `.ci/deploy-check` lints the same templates with cfn-lint and SAM.
 
@@ -813,48 +815,60 @@ fn resource_problems(
     problems
 }
 
-/// The role reads the source's secret and its target's, if it has one, no
-/// other, and a secrets key decrypts only those.
+/// The role reads the source's secrets and its target's, if it has one, no
+/// other, and a secrets key decrypts only those: resolved for a deployment
+/// with one source (`SourceSecretArn`) and for one with a secret per
+/// source instance (`SourceInstanceSecrets`), the source's secrets being
+/// those the function reads (its `DMS_CDC_SOURCE_SECRET_ID`).
 fn secret_problems(template: &str, deployed: &Deployed) -> Vec<String> {
     let prefix = deployed.prefix;
     let role = yaml_section(template, &format!("{prefix}Role")) + "\n";
-    let statements = policy_statements(&role);
-    let mut secrets = vec!["SourceSecretArn".to_owned()];
-    if deployed.target == TargetAccess::DatabaseSecret {
-        secrets.push(format!("{prefix}SecretArn"));
-    }
-    let names = |statement: &String| {
-        let statement = format!("{statement}\n");
-        secrets
-            .iter()
-            .all(|s| statement.contains(&format!("- !Ref {s}\n")))
-            && statement.matches("- !Ref ").count() == secrets.len()
-    };
     let mut problems = Vec::new();
-    let reads: Vec<&String> = statements
-        .iter()
-        .filter(|s| s.contains("secretsmanager:GetSecretValue"))
-        .collect();
-    need(
-        &mut problems,
-        reads.len() == 1 && names(reads[0]),
-        format!(
-            "{prefix}Role must read {} only: {reads:?}",
-            secrets.join(" and ")
+    for (deployment, source, case) in [
+        (
+            Deployment::one_source(template),
+            "SourceSecretArn",
+            "with SourceSecretArn",
         ),
-    );
-    let decrypts: Vec<&String> = statements
-        .iter()
-        .filter(|s| s.contains("kms:EncryptionContext:SecretARN:"))
-        .collect();
-    need(
-        &mut problems,
-        decrypts.len() == 1 && names(decrypts[0]),
-        format!(
-            "{prefix}Role must decrypt (kms:EncryptionContext:SecretARN) {} only: {decrypts:?}",
-            secrets.join(" and ")
+        (
+            Deployment::per_instance(template),
+            "the secrets of SourceInstanceSecrets",
+            "with SourceInstanceSecrets",
         ),
-    );
+    ] {
+        let mut names = vec![source.to_owned()];
+        let mut wanted = match deployment.source_secret_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                problems.push(format!("{case}: {e}"));
+                continue;
+            }
+        };
+        if deployed.target == TargetAccess::DatabaseSecret {
+            let secret = format!("{prefix}SecretArn");
+            wanted.extend(deployment.parameter(&secret));
+            names.push(secret);
+        }
+        wanted.sort();
+        for (what, needle, key) in [
+            ("read", "secretsmanager:GetSecretValue", "Resource"),
+            (
+                "decrypt (kms:EncryptionContext:SecretARN)",
+                "kms:EncryptionContext:SecretARN:",
+                "kms:EncryptionContext:SecretARN",
+            ),
+        ] {
+            let granted = deployment.granted(&role, needle, key);
+            need(
+                &mut problems,
+                granted.len() == 1 && granted[0].as_ref() == Ok(&wanted),
+                format!(
+                    "{prefix}Role must {what} {} only, {case} ({wanted:?}): {granted:?}",
+                    names.join(" and ")
+                ),
+            );
+        }
+    }
     problems
 }
 
@@ -1201,6 +1215,32 @@ fn the_function_checks_name_what_is_missing() {
             "{expected}: {problems:#?}"
         );
     }
+    // A secret per source instance: a read that leaves the target's secret
+    // out; decrypts of both kinds of source kept in one case.
+    let broken = template.replacen(
+        "!Sub \"${SourceInstanceSecretArns},${PostgresTargetSecretArn}\"]",
+        "!Ref SourceInstanceSecretArns]",
+        1,
+    );
+    let problems = function_problems(&broken, &globals, "postgres-target");
+    let expected = "postgres-target: PostgresTargetRole must read the secrets of SourceInstanceSecrets and PostgresTargetSecretArn only, with SourceInstanceSecrets";
+    assert!(
+        problems.len() == 1 && problems[0].starts_with(expected),
+        "{expected}: {problems:#?}"
+    );
+    let broken = template.replace(
+        "- HasSourceInstances\n                  - Effect: Allow\n                    Action: kms:Decrypt\n",
+        "- HasSourceSecret\n                  - Effect: Allow\n                    Action: kms:Decrypt\n",
+    );
+    let problems = function_problems(&broken, &globals, "opensearch-target");
+    let expected = [
+        "opensearch-target: OpenSearchTargetRole must decrypt (kms:EncryptionContext:SecretARN) SourceSecretArn only, with SourceSecretArn",
+        "opensearch-target: OpenSearchTargetRole must decrypt (kms:EncryptionContext:SecretARN) the secrets of SourceInstanceSecrets only, with SourceInstanceSecrets",
+    ];
+    assert!(
+        problems.len() == 2 && problems.iter().zip(expected).all(|(p, e)| p.starts_with(e)),
+        "{expected:?}: {problems:#?}"
+    );
     assert!(function_problems(&template, &globals, "sqlite-target")[0]
         .contains("not in FUNCTIONS of tests/infra.rs"));
 }
@@ -1208,8 +1248,27 @@ fn the_function_checks_name_what_is_missing() {
 /// The statements of the IAM policies in a template: each `- Sid:` or
 /// `- Effect:` item with the lines indented under it.
 fn policy_statements(text: &str) -> Vec<String> {
+    guarded_statements(text)
+        .into_iter()
+        .map(|(_, statement)| statement)
+        .collect()
+}
+
+/// The statements of the IAM policies in a template (as
+/// [`policy_statements`]), each with the condition it is under when it is
+/// the first branch of `- !If [Condition, statement, !Ref AWS::NoValue]`
+/// (block form), else `None`.
+fn guarded_statements(text: &str) -> Vec<(Option<String>, String)> {
     let lines: Vec<&str> = text.lines().collect();
     let indent = |l: &str| l.len() - l.trim_start().len();
+    // The lines before `i` that are neither blank nor comments, nearest first.
+    let before = |i: usize| {
+        lines[..i]
+            .iter()
+            .rev()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .copied()
+    };
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let t = line.trim_start();
@@ -1225,9 +1284,470 @@ fn policy_statements(text: &str) -> Vec<String> {
                     .copied(),
             )
             .collect();
-        out.push(body.join("\n"));
+        let else_branch = lines[i + body.len()..]
+            .iter()
+            .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(|l| l.trim());
+        let mut previous = before(i);
+        let guard = match (previous.next(), previous.next()) {
+            (Some(condition), Some(tag))
+                if indent(condition) == own
+                    && tag.trim() == "- !If"
+                    && else_branch == Some("- !Ref AWS::NoValue") =>
+            {
+                condition
+                    .trim()
+                    .strip_prefix("- ")
+                    .filter(|c| c.chars().all(|ch| ch.is_ascii_alphanumeric()))
+                    .map(str::to_owned)
+            }
+            _ => None,
+        };
+        out.push((guard, body.join("\n")));
     }
     out
+}
+
+/// The value of `key` in a block of YAML, as flow text: the rest of its
+/// line (`Key: !Ref X`), or its block list items gathered into one
+/// (`Key:` or `Key: !If` followed by `- item` lines, each item on one
+/// line) as `[a, b]` or `!If [a, b, c]`. `None` when the block has no such
+/// key or its value has another shape.
+fn yaml_value(block: &str, key: &str) -> Option<String> {
+    let lines: Vec<&str> = block.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let head = format!("{key}:");
+    let own_line = |l: &&str| {
+        let t = l.trim_start().trim_start_matches("- ");
+        t == head || t.starts_with(&format!("{head} "))
+    };
+    let start = lines.iter().position(own_line)?;
+    let rest = lines[start].trim_start().trim_start_matches("- ")[head.len()..].trim();
+    if !(rest.is_empty() || (rest.starts_with('!') && !rest.contains(' '))) {
+        return Some(rest.to_owned());
+    }
+    let own = indent(lines[start]);
+    let items: Option<Vec<&str>> = lines[start + 1..]
+        .iter()
+        .take_while(|l| l.trim().is_empty() || indent(l) > own)
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.strip_prefix("- "))
+        .collect();
+    let list = format!("[{}]", items?.join(", "));
+    Some(if rest.is_empty() {
+        list
+    } else {
+        format!("{rest} {list}")
+    })
+}
+
+/// A template expression in YAML flow form: a scalar, a list, or a tagged
+/// expression (`!Ref X`, `!If [...]`).
+#[derive(Debug, Clone, PartialEq)]
+enum Expr {
+    Scalar(String),
+    List(Vec<Expr>),
+    Tagged(String, Box<Expr>),
+}
+
+/// Parses the flow text of a value ([`yaml_value`]): plain, single- and
+/// double-quoted scalars, `[...]` lists and `!Tag` prefixes.
+fn parse_flow(text: &str) -> Result<Expr, String> {
+    fn expr(chars: &[char], at: &mut usize) -> Result<Expr, String> {
+        while chars.get(*at).is_some_and(|c| c.is_whitespace()) {
+            *at += 1;
+        }
+        match chars.get(*at) {
+            None => Err("an expression is missing".to_owned()),
+            Some('!') => {
+                let start = *at + 1;
+                while chars.get(*at).is_some_and(|c| !c.is_whitespace()) {
+                    *at += 1;
+                }
+                let tag: String = chars[start..*at].iter().collect();
+                Ok(Expr::Tagged(tag, Box::new(expr(chars, at)?)))
+            }
+            Some('[') => {
+                *at += 1;
+                let mut items = Vec::new();
+                loop {
+                    while chars.get(*at).is_some_and(|c| c.is_whitespace()) {
+                        *at += 1;
+                    }
+                    if chars.get(*at) == Some(&']') {
+                        *at += 1;
+                        return Ok(Expr::List(items));
+                    }
+                    items.push(expr(chars, at)?);
+                    while chars.get(*at).is_some_and(|c| c.is_whitespace()) {
+                        *at += 1;
+                    }
+                    match chars.get(*at) {
+                        Some(',') => *at += 1,
+                        Some(']') => {}
+                        other => return Err(format!("expected `,` or `]`, found {other:?}")),
+                    }
+                }
+            }
+            Some(&quote) if quote == '"' || quote == '\'' => {
+                *at += 1;
+                let mut value = String::new();
+                loop {
+                    match chars.get(*at) {
+                        None => return Err(format!("unclosed {quote}")),
+                        Some('\\') if quote == '"' => {
+                            value.extend(chars.get(*at + 1));
+                            *at += 2;
+                        }
+                        Some('\'') if quote == '\'' && chars.get(*at + 1) == Some(&'\'') => {
+                            value.push('\'');
+                            *at += 2;
+                        }
+                        Some(&c) if c == quote => {
+                            *at += 1;
+                            return Ok(Expr::Scalar(value));
+                        }
+                        Some(&c) => {
+                            value.push(c);
+                            *at += 1;
+                        }
+                    }
+                }
+            }
+            Some(_) => {
+                let start = *at;
+                while chars.get(*at).is_some_and(|c| *c != ',' && *c != ']') {
+                    *at += 1;
+                }
+                Ok(Expr::Scalar(
+                    chars[start..*at]
+                        .iter()
+                        .collect::<String>()
+                        .trim()
+                        .to_owned(),
+                ))
+            }
+        }
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut at = 0;
+    let parsed = expr(&chars, &mut at)?;
+    if chars[at..].iter().any(|c| !c.is_whitespace()) {
+        return Err(format!("{text}: text after the expression"));
+    }
+    Ok(parsed)
+}
+
+/// A value as CloudFormation resolves it.
+#[derive(Debug, Clone, PartialEq)]
+enum Resolved {
+    Str(String),
+    List(Vec<Resolved>),
+    Bool(bool),
+    /// `!Ref AWS::NoValue`: left out of the list it is in.
+    NoValue,
+}
+
+/// An example deployment of `template.yaml`: the parameter values given
+/// (the others take their defaults), against which its conditions, rules
+/// and values resolve as CloudFormation resolves them, for the intrinsic
+/// functions the template uses around the source secrets.
+struct Deployment<'a> {
+    template: &'a str,
+    given: BTreeMap<&'static str, String>,
+}
+
+/// Full ARNs of example secrets: the source, two source instances, and
+/// the two database targets.
+const SOURCE_ARN: &str =
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dms-cdc/reader-AbCdEf";
+const EU_ARN: &str =
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dms-cdc/reader-eu-GhIjKl";
+const US_ARN: &str =
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dms-cdc/reader-us-MnOpQr";
+const MYSQL_TARGET_ARN: &str =
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dms-cdc/mysql-StUvWx";
+const POSTGRES_TARGET_ARN: &str =
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dms-cdc/pg-YzAbCd";
+
+impl<'a> Deployment<'a> {
+    /// Every function deployed, and no source parameter given yet.
+    fn all_functions(template: &'a str) -> Self {
+        let given = BTreeMap::from([
+            ("DeployMysqlTarget", "true".to_owned()),
+            ("MysqlTargetSecretArn", MYSQL_TARGET_ARN.to_owned()),
+            ("DeployPostgresTarget", "true".to_owned()),
+            ("PostgresTargetSecretArn", POSTGRES_TARGET_ARN.to_owned()),
+            ("DeployOpenSearchTarget", "true".to_owned()),
+            (
+                "OpenSearchDomainEndpoint",
+                "vpc-x.eu-west-1.es.amazonaws.com".to_owned(),
+            ),
+            (
+                "OpenSearchDomainArn",
+                "arn:aws:es:eu-west-1:123456789012:domain/x".to_owned(),
+            ),
+        ]);
+        Deployment { template, given }
+    }
+
+    /// One source: `SourceSecretArn`.
+    fn one_source(template: &'a str) -> Self {
+        Self::all_functions(template).with("SourceSecretArn", SOURCE_ARN)
+    }
+
+    /// Two source instances, `eu` and `us`, each with its secret.
+    fn per_instance(template: &'a str) -> Self {
+        Self::all_functions(template)
+            .with("SourceInstanceSecrets", &format!("eu={EU_ARN} us={US_ARN}"))
+            .with("SourceInstanceSecretArns", &format!("{EU_ARN},{US_ARN}"))
+    }
+
+    fn with(mut self, parameter: &'static str, value: &str) -> Self {
+        self.given.insert(parameter, value.to_owned());
+        self
+    }
+
+    /// A parameter's value (given, else its default) or a pseudo parameter's.
+    fn parameter(&self, name: &str) -> Result<String, String> {
+        let pseudo = match name {
+            "AWS::Region" => Some("eu-west-1"),
+            "AWS::AccountId" => Some("123456789012"),
+            "AWS::Partition" => Some("aws"),
+            "AWS::StackName" => Some("dms-cdc"),
+            _ => None,
+        };
+        if let Some(value) = self.given.get(name).map(String::as_str).or(pseudo) {
+            return Ok(value.to_owned());
+        }
+        let parameters = yaml_section(self.template, "Parameters");
+        if yaml_section(&parameters, name).is_empty() {
+            return Err(format!("no parameter {name}"));
+        }
+        match yaml_scalars(&parameters, name).get("Default") {
+            Some(Json::String(default)) => Ok(default.clone()),
+            _ => Err(format!("parameter {name} is not given and has no default")),
+        }
+    }
+
+    /// Whether the template's condition `name` holds.
+    fn condition(&self, name: &str) -> Result<bool, String> {
+        let conditions = yaml_section(self.template, "Conditions");
+        let text = yaml_value(&conditions, name).ok_or_else(|| format!("no condition {name}"))?;
+        self.boolean(&self.resolve_text(&text)?)
+            .map_err(|e| format!("condition {name}: {e}"))
+    }
+
+    fn boolean(&self, value: &Resolved) -> Result<bool, String> {
+        match value {
+            Resolved::Bool(b) => Ok(*b),
+            other => Err(format!("{other:?} is not a boolean")),
+        }
+    }
+
+    fn string(&self, value: &Resolved) -> Result<String, String> {
+        match value {
+            Resolved::Str(s) => Ok(s.clone()),
+            other => Err(format!("{other:?} is not a string")),
+        }
+    }
+
+    /// A list of strings: a list, or what `!Split` made.
+    fn strings(&self, value: &Resolved) -> Result<Vec<String>, String> {
+        match value {
+            Resolved::List(items) => items.iter().map(|i| self.string(i)).collect(),
+            other => Err(format!("{other:?} is not a list")),
+        }
+    }
+
+    fn resolve_text(&self, text: &str) -> Result<Resolved, String> {
+        self.resolve(&parse_flow(text)?)
+            .map_err(|e| format!("{text}: {e}"))
+    }
+
+    fn resolve(&self, expr: &Expr) -> Result<Resolved, String> {
+        let args = |inner: &Expr, n: usize| -> Result<Vec<Expr>, String> {
+            match inner {
+                Expr::List(items) if items.len() == n => Ok(items.clone()),
+                other => Err(format!("expected {n} arguments, got {other:?}")),
+            }
+        };
+        match expr {
+            Expr::Scalar(s) => Ok(Resolved::Str(s.clone())),
+            Expr::List(items) => Ok(Resolved::List(
+                items
+                    .iter()
+                    .map(|i| self.resolve(i))
+                    .filter(|r| r != &Ok(Resolved::NoValue))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Expr::Tagged(tag, inner) => match (tag.as_str(), inner.as_ref()) {
+                ("Ref", Expr::Scalar(name)) if name == "AWS::NoValue" => Ok(Resolved::NoValue),
+                ("Ref", Expr::Scalar(name)) => self.parameter(name).map(Resolved::Str),
+                ("Condition", Expr::Scalar(name)) => self.condition(name).map(Resolved::Bool),
+                ("Sub", Expr::Scalar(text)) => {
+                    let mut out = String::new();
+                    let mut rest = text.as_str();
+                    while let Some((before, after)) = rest.split_once("${") {
+                        let (name, after) = after
+                            .split_once('}')
+                            .ok_or_else(|| format!("!Sub {text}: an unclosed ${{"))?;
+                        out.push_str(before);
+                        out.push_str(&self.parameter(name)?);
+                        rest = after;
+                    }
+                    out.push_str(rest);
+                    Ok(Resolved::Str(out))
+                }
+                ("Split", inner) => {
+                    let [separator, text] = &args(inner, 2)?[..] else {
+                        unreachable!()
+                    };
+                    let separator = self.string(&self.resolve(separator)?)?;
+                    let text = self.string(&self.resolve(text)?)?;
+                    Ok(Resolved::List(
+                        text.split(separator.as_str())
+                            .map(|s| Resolved::Str(s.to_owned()))
+                            .collect(),
+                    ))
+                }
+                ("Join", inner) => {
+                    let [separator, list] = &args(inner, 2)?[..] else {
+                        unreachable!()
+                    };
+                    let separator = self.string(&self.resolve(separator)?)?;
+                    Ok(Resolved::Str(
+                        self.strings(&self.resolve(list)?)?.join(&separator),
+                    ))
+                }
+                ("If", inner) => {
+                    let [condition, then, otherwise] = &args(inner, 3)?[..] else {
+                        unreachable!()
+                    };
+                    let Expr::Scalar(condition) = condition else {
+                        return Err(format!("!If on {condition:?}"));
+                    };
+                    self.resolve(if self.condition(condition)? {
+                        then
+                    } else {
+                        otherwise
+                    })
+                }
+                ("Equals", inner) => {
+                    let [a, b] = &args(inner, 2)?[..] else {
+                        unreachable!()
+                    };
+                    Ok(Resolved::Bool(self.resolve(a)? == self.resolve(b)?))
+                }
+                ("Not", inner) => {
+                    let [a] = &args(inner, 1)?[..] else {
+                        unreachable!()
+                    };
+                    Ok(Resolved::Bool(!self.boolean(&self.resolve(a)?)?))
+                }
+                (tag @ ("And" | "Or"), Expr::List(items)) => {
+                    let values: Vec<bool> = items
+                        .iter()
+                        .map(|i| self.boolean(&self.resolve(i)?))
+                        .collect::<Result<_, _>>()?;
+                    Ok(Resolved::Bool(if tag == "And" {
+                        values.iter().all(|v| *v)
+                    } else {
+                        values.iter().any(|v| *v)
+                    }))
+                }
+                (tag, inner) => Err(format!("!{tag} {inner:?} is not resolved here")),
+            },
+        }
+    }
+
+    /// The template's rule assertions that fail for this deployment, as
+    /// `Rule: AssertDescription` (a rule applies when its RuleCondition
+    /// holds, or when it has none).
+    fn failed_assertions(&self) -> Result<Vec<String>, String> {
+        let rules = yaml_section(self.template, "Rules");
+        let names: Vec<&str> = rules
+            .lines()
+            .filter(|l| l.len() - l.trim_start().len() == 2 && !l.trim().starts_with('#'))
+            .filter_map(|l| l.trim().strip_suffix(':'))
+            .collect();
+        let mut failed = Vec::new();
+        for name in names {
+            let rule = yaml_section(&rules, name);
+            if let Some(condition) = yaml_value(&rule, "RuleCondition") {
+                if !self.boolean(&self.resolve_text(&condition)?)? {
+                    continue;
+                }
+            }
+            let lines: Vec<&str> = rule.lines().map(str::trim).collect();
+            for (i, line) in lines.iter().enumerate() {
+                let Some(assert) = line.strip_prefix("- Assert: ") else {
+                    continue;
+                };
+                if !self.boolean(&self.resolve_text(assert)?)? {
+                    let description = lines
+                        .get(i + 1)
+                        .and_then(|l| l.strip_prefix("AssertDescription: "))
+                        .unwrap_or_default();
+                    failed.push(format!("{name}: {description}"));
+                }
+            }
+        }
+        Ok(failed)
+    }
+
+    /// `DMS_CDC_SOURCE_SECRET_ID` as every function gets it (Globals).
+    fn source_setting(&self) -> Result<String, String> {
+        let globals = yaml_section(self.template, "Globals");
+        let text = yaml_value(&globals, dms_cdc::lambda::ENV_SOURCE_SECRET_ID)
+            .ok_or("Globals do not set DMS_CDC_SOURCE_SECRET_ID")?;
+        self.string(&self.resolve_text(&text)?)
+    }
+
+    /// The secret ids the function reads its source from: the parts of
+    /// its source setting, as the function splits it.
+    fn source_secret_ids(&self) -> Result<Vec<String>, String> {
+        let setting = self.source_setting()?;
+        let parts = dms_cdc::sources::setting_parts(&setting)
+            .map_err(|e| format!("DMS_CDC_SOURCE_SECRET_ID {setting:?}: {e}"))?;
+        Ok(parts.into_iter().map(|(_, id)| id.to_owned()).collect())
+    }
+
+    /// The values of `key` in the statements of `role` that hold `needle`
+    /// and are in the policy for this deployment (their `!If` condition
+    /// holds, if they have one), each resolved to a sorted list of strings.
+    fn granted(&self, role: &str, needle: &str, key: &str) -> Vec<Result<Vec<String>, String>> {
+        let mut out = Vec::new();
+        for (guard, statement) in guarded_statements(role) {
+            if !statement.contains(needle) {
+                continue;
+            }
+            let active = match &guard {
+                None => Ok(true),
+                Some(condition) => self.condition(condition),
+            };
+            let resolved = active.and_then(|active| {
+                if !active {
+                    return Ok(None);
+                }
+                let text =
+                    yaml_value(&statement, key).ok_or_else(|| format!("no {key}: {statement}"))?;
+                let mut values = match self.resolve_text(&text)? {
+                    Resolved::Str(one) => vec![one],
+                    list => self.strings(&list)?,
+                };
+                values.sort();
+                Ok(Some(values))
+            });
+            match resolved {
+                Ok(None) => {}
+                Ok(Some(values)) => out.push(Ok(values)),
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out
+    }
 }
 
 #[test]
@@ -1284,11 +1804,13 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
         .iter()
         .filter(|s| s.contains("secretsmanager:GetSecretValue"))
         .collect();
-    // One statement per function, each naming the source's secret and its
-    // target's, if it has one (checked per function in function_problems).
+    // Two statements per function, one of which the rules and conditions
+    // keep: the source's secret (SourceSecretArn) or each source instance's
+    // (SourceInstanceSecretArns), each with its target's, if it has one
+    // (resolved per function both ways in function_problems).
     assert_eq!(
         read_secrets.len(),
-        function_crates().len(),
+        2 * function_crates().len(),
         "{read_secrets:?}"
     );
     for secrets in &read_secrets {
@@ -1297,7 +1819,9 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
             "secrets: Resource \"*\":\n{secrets}"
         );
         assert!(
-            format!("{secrets}\n").contains("- !Ref SourceSecretArn\n"),
+            format!("{secrets}\n").contains("- !Ref SourceSecretArn\n")
+                || secrets.contains("${SourceInstanceSecretArns},")
+                || secrets.contains("!Ref SourceInstanceSecretArns]"),
             "{secrets}"
         );
     }
@@ -1310,22 +1834,13 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
             );
         }
     }
-    // The source secret every function needs; the target secrets are
+    // The source secrets every function needs are required by rules
+    // (the_source_is_one_secret_or_one_per_instance); the target secrets are
     // optional per target (function_problems checks their rule).
-    let parameter = yaml_scalars(&template, "SourceSecretArn");
-    assert_eq!(
-        parameter.get("AllowedPattern"),
-        Some(&Json::String(
-            "^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$".into()
-        )),
-        "template.yaml SourceSecretArn"
-    );
-    assert!(
-        !parameter.contains_key("Default"),
-        "SourceSecretArn is required"
-    );
     // Optional ARNs: empty or an ARN of the right service.
     for (name, service) in [
+        ("SourceSecretArn", "secretsmanager"),
+        ("SourceInstanceSecretArns", "secretsmanager"),
         ("StreamArn", "kinesis"),
         ("StreamKmsKeyArn", "kms"),
         ("SecretsKmsKeyArn", "kms"),
@@ -1361,6 +1876,117 @@ fn the_templates_grant_secrets_and_keys_narrowly() {
             "kms:Decrypt without kms:ViaService:\n{s}"
         );
     }
+}
+
+/// A full Secrets Manager secret ARN, with the 6-character suffix an IAM
+/// resource must match, as the instance parameters' patterns spell it.
+const SECRET_ARN_PATTERN: &str =
+    "arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}";
+
+#[test]
+fn the_source_is_one_secret_or_one_per_instance() {
+    let template = read("template.yaml");
+    // Optional each (rules require them), patterns of full secret ARNs;
+    // instance names as the function reads them (`name=`, letters, digits,
+    // `_` and `-`), and without a name for the default source.
+    for (name, pattern) in [
+        (
+            "SourceSecretArn",
+            "^(|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+)$".to_owned(),
+        ),
+        (
+            "SourceInstanceSecrets",
+            format!("^(|([A-Za-z0-9_-]+=)?{SECRET_ARN_PATTERN}( ([A-Za-z0-9_-]+=)?{SECRET_ARN_PATTERN})*)$"),
+        ),
+        (
+            "SourceInstanceSecretArns",
+            format!("^(|{SECRET_ARN_PATTERN}(,{SECRET_ARN_PATTERN})*)$"),
+        ),
+    ] {
+        let parameter = yaml_scalars(&template, name);
+        for (key, value) in [
+            ("Type", "String".to_owned()),
+            ("Default", String::new()),
+            ("AllowedPattern", pattern),
+        ] {
+            assert_eq!(
+                parameter.get(key),
+                Some(&Json::String(value)),
+                "template.yaml {name}.{key}"
+            );
+        }
+    }
+
+    // The rules take one source, or a secret per instance with its ARNs
+    // for the policies; not both, not neither, not half of the second.
+    let one = Deployment::one_source(&template);
+    let per_instance = Deployment::per_instance(&template);
+    assert_eq!(one.failed_assertions(), Ok(Vec::new()));
+    assert_eq!(per_instance.failed_assertions(), Ok(Vec::new()));
+    for (deployment, expected) in [
+        (
+            Deployment::all_functions(&template),
+            "OneSourceSecret: SourceSecretArn is required",
+        ),
+        (
+            Deployment::per_instance(&template).with("SourceSecretArn", SOURCE_ARN),
+            "SourceSecretPerInstance: SourceInstanceSecrets names the source of each instance, so SourceSecretArn must be empty",
+        ),
+        (
+            Deployment::per_instance(&template).with("SourceInstanceSecretArns", ""),
+            "SourceSecretPerInstance: SourceInstanceSecrets is set, so SourceInstanceSecretArns must list its secret ARNs",
+        ),
+        (
+            Deployment::one_source(&template).with("SourceInstanceSecretArns", EU_ARN),
+            "OneSourceSecret: SourceInstanceSecretArns goes with SourceInstanceSecrets",
+        ),
+    ] {
+        let failed = deployment.failed_assertions();
+        assert!(
+            failed
+                .as_ref()
+                .is_ok_and(|f| f.len() == 1 && f[0].starts_with(expected)),
+            "{expected}: {failed:?}"
+        );
+    }
+
+    // So exactly one of the policies' conditions holds, and every function
+    // reads the source of that case: the secret, or the instances' by name
+    // (as the function splits the setting). That the roles grant exactly
+    // these (and the target's) is checked per function both ways by
+    // function_problems.
+    for (deployment, conditions, setting) in [
+        (&one, (Ok(true), Ok(false)), SOURCE_ARN.to_owned()),
+        (
+            &per_instance,
+            (Ok(false), Ok(true)),
+            format!("eu={EU_ARN} us={US_ARN}"),
+        ),
+    ] {
+        assert_eq!(
+            (
+                deployment.condition("HasSourceSecret"),
+                deployment.condition("HasSourceInstances")
+            ),
+            conditions,
+            "{setting}"
+        );
+        assert_eq!(deployment.source_setting(), Ok(setting));
+    }
+    let setting = per_instance.source_setting().unwrap();
+    assert_eq!(
+        dms_cdc::sources::setting_parts(&setting).unwrap(),
+        [(Some("eu"), EU_ARN), (Some("us"), US_ARN)]
+    );
+    assert_eq!(
+        per_instance.source_secret_ids(),
+        Ok(per_instance
+            .parameter("SourceInstanceSecretArns")
+            .unwrap()
+            .split(',')
+            .map(str::to_owned)
+            .collect())
+    );
 }
 
 #[test]

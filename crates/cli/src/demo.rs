@@ -3,14 +3,27 @@
 
 use std::process::ExitCode;
 
-use dms_cdc_devkit::demo::{DemoReport, DemoTarget};
+use dms_cdc_devkit::demo::{DemoReport, DemoSource, DemoTarget};
 
 /// Arguments of `dms-cdc demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
+    /// The kind of source database to start, change and capture.
+    #[arg(long, value_enum, default_value = "mysql")]
+    pub source: SourceArg,
     /// The kind of target database to start and write.
     #[arg(long, value_enum, default_value = "mysql")]
     pub target: TargetArg,
+}
+
+/// `--source` of `dms-cdc demo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceArg {
+    /// A MariaDB, captured from its binlog (the MySQL source).
+    Mysql,
+    /// A PostgreSQL with `wal_level = logical`, captured through a
+    /// `test_decoding` slot (the PostgreSQL source).
+    Postgres,
 }
 
 /// `--target` of `dms-cdc demo`.
@@ -29,12 +42,16 @@ pub enum TargetArg {
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let repo = std::env::current_dir()?;
     let mut stdout = std::io::stdout();
-    let kind = match args.target {
+    let source = match args.source {
+        SourceArg::Mysql => DemoSource::Mysql,
+        SourceArg::Postgres => DemoSource::Postgres,
+    };
+    let target = match args.target {
         TargetArg::Mysql => DemoTarget::Mysql,
         TargetArg::Postgres => DemoTarget::Postgres,
         TargetArg::Opensearch => DemoTarget::OpenSearch,
     };
-    let report = dms_cdc_devkit::demo::run(&repo, kind, &mut stdout).await?;
+    let report = dms_cdc_devkit::demo::run(&repo, source, target, &mut stdout).await?;
     print_summary(&report);
     Ok(if report.differences.is_empty() {
         ExitCode::SUCCESS

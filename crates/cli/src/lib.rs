@@ -100,9 +100,10 @@ enum Command {
     /// configuration error.
     Replay(replay::ReplayArgs),
     /// The whole pipeline on this machine with the sample domain: a source
-    /// MariaDB, a target MariaDB (or PostgreSQL: --target postgres), the
-    /// Kinesis emulator, capture, consume, a scripted workload, a summary
-    /// and a source-vs-target comparison.
+    /// MariaDB (or PostgreSQL: --source postgres), a target MariaDB (or
+    /// --target postgres, --target opensearch), the Kinesis emulator,
+    /// capture, consume, a scripted workload, a summary and a
+    /// source-vs-target comparison.
     ///
     /// Exit codes: 0 zero differences; 1 differences found; 2 setup error.
     Demo(demo::DemoArgs),
