@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use dms_cdc::dms::{decode_record, into_deliveries, DmsRecord};
+use dms_cdc::dms::{decode_record, into_deliveries, DmsRecord, KinesisBatch};
 use dms_cdc::plan::plan_batch;
 
 const RECORDS: usize = 10_000;
@@ -147,8 +147,21 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    // What the Lambda runtime adds before decoding: the event JSON and base64.
+    // What the Lambda runtime adds before decoding: the event JSON and
+    // base64, read as `KinesisBatch` (what the functions read).
     group.bench_function("event_json_base64", |b| {
+        b.iter_batched(
+            || event.clone(),
+            |bytes| {
+                let ev: KinesisBatch = serde_json::from_slice(&bytes).expect("event parses");
+                black_box(ev.into_deliveries().expect("deliveries"))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    // The same through `aws_lambda_events`' `KinesisEvent` (before issue 18).
+    group.bench_function("event_json_base64_lambda_events", |b| {
         b.iter_batched(
             || event.clone(),
             |bytes| {

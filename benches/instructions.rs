@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Steps (the batch of `benches/decode_plan.rs`: seed 7, 10,000 records):
-//! `event` (Lambda event JSON + base64 + deliveries), `json_scan` (serde_json
+//! `event` (Lambda event JSON + base64 + deliveries, read as
+//! `dms::KinesisBatch`), `event_lambda_events` (the same through
+//! `aws_lambda_events`' `KinesisEvent`), `json_scan` (serde_json
 //! reads every payload, keeps nothing), `decode`, `decode_plan`.
 //! Needs `valgrind`; each step runs the batch under callgrind (about a
 //! minute per step, most of it building the batch, which is not counted).
@@ -21,11 +23,17 @@ mod common;
 use std::hint::black_box;
 use std::process::Command;
 
-use dms_cdc::dms::{decode_record, into_deliveries, Delivery, DmsRecord};
+use dms_cdc::dms::{decode_record, into_deliveries, Delivery, DmsRecord, KinesisBatch};
 use dms_cdc::plan::plan_batch;
 
 const RECORDS: usize = 10_000;
-const STEPS: [&str; 4] = ["event", "json_scan", "decode", "decode_plan"];
+const STEPS: [&str; 5] = [
+    "event",
+    "event_lambda_events",
+    "json_scan",
+    "decode",
+    "decode_plan",
+];
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -65,6 +73,10 @@ fn measured(
         match step {
             "none" => {}
             "event" => {
+                let ev: KinesisBatch = serde_json::from_slice(black_box(event)).expect("an event");
+                black_box(ev.into_deliveries().expect("deliveries"));
+            }
+            "event_lambda_events" => {
                 let ev: aws_lambda_events::kinesis::KinesisEvent =
                     serde_json::from_slice(black_box(event)).expect("an event");
                 black_box(into_deliveries(ev).expect("deliveries"));

@@ -121,7 +121,7 @@ async fn a_function_reads_a_mysql_and_a_postgresql_source_from_their_secrets() {
         "arn:aws:kinesis:eu-west-1:123456789012:stream/consolidation",
     );
     let response = function
-        .handle(serde_json::from_value(event).unwrap())
+        .handle(serde_json::from_value::<dms_cdc::dms::KinesisBatch>(event).unwrap())
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty(), "{response:?}");

@@ -159,7 +159,8 @@ pub fn in_shard_order(deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, EventE
 
 /// Turns a Lambda Kinesis event into deliveries, in event order, moving
 /// each payload out of the event: the function holds one copy of a batch's
-/// payloads, not two.
+/// payloads, not two. The functions read the event bytes as a
+/// [`KinesisBatch`] instead, which copies nothing it does not keep.
 pub fn into_deliveries(
     event: aws_lambda_events::event::kinesis::KinesisEvent,
 ) -> Result<Vec<Delivery>, EventError> {
@@ -176,19 +177,46 @@ pub fn into_deliveries(
         .and_then(in_shard_order)
 }
 
-/// One delivery: the position from `eventID`, checked against the record's
-/// own sequence number, with the given partition key and payload.
+/// One delivery of a `KinesisEvent` record, with the given partition key and payload.
 fn delivery(
     index: usize,
     record: &aws_lambda_events::event::kinesis::KinesisEventRecord,
     partition_key: String,
     data: Vec<u8>,
 ) -> Result<Delivery, EventError> {
-    let event_id = record.event_id.as_deref().unwrap_or("");
+    delivery_from(
+        index,
+        record.event_id.as_deref().unwrap_or(""),
+        &record.kinesis.sequence_number,
+        partition_key,
+        Some(
+            record
+                .kinesis
+                .approximate_arrival_timestamp
+                .0
+                .timestamp_millis(),
+        ),
+        data,
+    )
+}
+
+/// One delivery: the position from `event_id`, checked against the record's
+/// own sequence number `own` (when not empty).
+fn delivery_from(
+    index: usize,
+    event_id: &str,
+    own: &str,
+    partition_key: String,
+    approximate_arrival_ms: Option<i64>,
+    data: Vec<u8>,
+) -> Result<Delivery, EventError> {
     let (shard_id, sequence_number) =
         split_event_id(event_id).map_err(|source| EventError::Position { index, source })?;
-    let own = &record.kinesis.sequence_number;
-    if !own.is_empty() && SequenceNumber::parse(own).ok().as_ref() != Some(&sequence_number) {
+    // The same digits are the same number; other spellings are compared as numbers.
+    if !own.is_empty()
+        && own != sequence_number.as_str()
+        && SequenceNumber::parse(own).ok().as_ref() != Some(&sequence_number)
+    {
         return Err(EventError::SequenceMismatch {
             index,
             event_id_sequence: sequence_number,
@@ -199,13 +227,7 @@ fn delivery(
         shard_id,
         sequence_number,
         partition_key,
-        approximate_arrival_ms: Some(
-            record
-                .kinesis
-                .approximate_arrival_timestamp
-                .0
-                .timestamp_millis(),
-        ),
+        approximate_arrival_ms,
         data,
     })
 }
@@ -665,7 +687,15 @@ fn plain_string(text: &str) -> Option<&str> {
 }
 
 fn classify_number(text: &str) -> Value {
-    let has_exponent = text.contains(['e', 'E']);
+    // One pass over the bytes for both questions.
+    let (mut has_exponent, mut has_point) = (false, false);
+    for b in text.bytes() {
+        match b {
+            b'e' | b'E' => has_exponent = true,
+            b'.' => has_point = true,
+            _ => {}
+        }
+    }
     if has_exponent {
         let value: f64 = text.parse().unwrap_or(f64::NAN);
         if value.is_finite() && value.fract() == 0.0 && value.abs() >= LOSSY_INTEGER_FLOOR {
@@ -677,7 +707,7 @@ fn classify_number(text: &str) -> Value {
             Value::Lossy(text.to_owned())
         };
     }
-    if !text.contains('.') {
+    if !has_point {
         if let Ok(i) = text.parse::<i64>() {
             return Value::Int(i);
         }
@@ -748,6 +778,10 @@ pub fn parse_binary(text: &str) -> Option<Vec<u8>> {
 }
 
 mod decode;
+mod event;
+
+pub use event::KinesisBatch;
+
 /// `text` cut to at most `max` bytes at a character boundary.
 pub fn bounded(text: &str, max: usize) -> &str {
     if text.len() <= max {

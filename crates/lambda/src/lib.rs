@@ -9,8 +9,8 @@
 
 use std::path::PathBuf;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
+use dms_cdc_core::dms::KinesisBatch;
 
 pub use dms_cdc_core::adapter::{Database, SourceAdapter, TargetAdapter};
 use dms_cdc_core::connection::{SslMode, Tls};
@@ -543,16 +543,18 @@ impl<S: SourceAdapter, T: TargetAdapter> Function<S, T> {
     /// a function error (Lambda retries or bisects it); everything else is
     /// answered with the partial-failure response. The event is taken by
     /// value: its payloads move into the deliveries instead of being copied.
+    /// The functions hand a [`KinesisBatch`] (read from the event bytes
+    /// without intermediate copies); a `KinesisEvent` converts into one.
     ///
     /// When the batch stops at an authentication failure and a connection
     /// comes from Secrets Manager, the secrets are re-read, the pools
     /// replaced, and the batch tried once more.
     pub async fn handle(
         &self,
-        event: KinesisEvent,
+        event: impl Into<KinesisBatch>,
     ) -> Result<KinesisEventResponse, dms_cdc_core::dms::EventError> {
         use dms_cdc_core::fault::{Fault, Infrastructure};
-        let deliveries = dms_cdc_core::dms::into_deliveries(event)?;
+        let deliveries = event.into().into_deliveries()?;
         let (response, fault) = self.process(&deliveries).await;
         if fault == Some(Fault::Infrastructure(Infrastructure::Authentication))
             && self.secrets.is_some()

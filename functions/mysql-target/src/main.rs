@@ -7,8 +7,8 @@
 //! each event goes through the shared engine and is answered with a
 //! `ReportBatchItemFailures` response.
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
+use dms_cdc_core::dms::KinesisBatch;
 use dms_cdc_core::mapping::Transforms;
 use dms_cdc_core::sources::{OneOf, PerInstance};
 use dms_cdc_lambda::{Config, Function};
@@ -39,7 +39,7 @@ type MysqlFunction = Function<Sources, Mysql>;
 
 async fn handler(
     function: &MysqlFunction,
-    event: LambdaEvent<KinesisEvent>,
+    event: LambdaEvent<KinesisBatch>,
 ) -> Result<KinesisEventResponse, Error> {
     Ok(function.handle(event.payload).await?)
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use dms_cdc::lambda::{Config, ENV_SOURCE_URL, ENV_TARGET_URL};
 use dms_cdc::local::MariaDb;
 use lambda_runtime::{Context, LambdaEvent};
@@ -50,9 +51,12 @@ async fn handler_answers_a_fixture_event() {
     let bytes = std::fs::read(repo().join("fixtures/events/01-load.json")).unwrap();
     let event: KinesisEvent = serde_json::from_slice(&bytes).unwrap();
     let record_count = event.records.len();
-    let response = handler(&function, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
+    let response = handler(
+        &function,
+        LambdaEvent::new(event.into(), Context::default()),
+    )
+    .await
+    .unwrap();
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 
     let pool = dms_cdc::source::pool(&target.url("global"), 1).unwrap();
@@ -104,9 +108,12 @@ async fn a_target_that_is_down_is_a_retryable_batch_failure() {
     let bytes = std::fs::read(repo().join("fixtures/events/01-load.json")).unwrap();
     let event: KinesisEvent = serde_json::from_slice(&bytes).unwrap();
     let first = event.records[0].kinesis.sequence_number.clone();
-    let response = handler(&function, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
+    let response = handler(
+        &function,
+        LambdaEvent::new(event.into(), Context::default()),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier.as_deref(),

@@ -11,8 +11,8 @@
 //! goes through the shared engine and is answered with a
 //! `ReportBatchItemFailures` response.
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
+use dms_cdc_core::dms::KinesisBatch;
 use dms_cdc_core::mapping::Transforms;
 use dms_cdc_core::sources::{OneOf, PerInstance};
 use dms_cdc_lambda::{Config, Function};
@@ -42,7 +42,7 @@ type OpenSearchFunction = Function<Sources, OpenSearch>;
 
 async fn handler(
     function: &OpenSearchFunction,
-    event: LambdaEvent<KinesisEvent>,
+    event: LambdaEvent<KinesisBatch>,
 ) -> Result<KinesisEventResponse, Error> {
     Ok(function.handle(event.payload).await?)
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use dms_cdc::lambda::{Config, ENV_SOURCE_URL, ENV_TARGET_URL};
 use dms_cdc::local::MariaDb;
 use dms_cdc::opensearch::local::OpenSearch as Node;
@@ -51,7 +52,7 @@ async fn handler_answers_a_fixture_event_and_a_node_that_is_down_fails_retryably
     let event: KinesisEvent = serde_json::from_slice(&bytes).unwrap();
     let response = handler(
         &function,
-        LambdaEvent::new(event.clone(), Context::default()),
+        LambdaEvent::new(event.clone().into(), Context::default()),
     )
     .await
     .unwrap();
@@ -62,9 +63,12 @@ async fn handler_answers_a_fixture_event_and_a_node_that_is_down_fails_retryably
     let bytes = std::fs::read(repo().join("fixtures/events/02-insert-update-delete.json")).unwrap();
     let event: KinesisEvent = serde_json::from_slice(&bytes).unwrap();
     let first = event.records[0].kinesis.sequence_number.clone();
-    let response = handler(&function, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
+    let response = handler(
+        &function,
+        LambdaEvent::new(event.into(), Context::default()),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.batch_item_failures.len(), 1, "{response:?}");
     assert_eq!(
         response.batch_item_failures[0].item_identifier.as_deref(),

@@ -8,8 +8,8 @@
 //! mapping are built once per cold start; each event goes through the
 //! shared engine and is answered with a `ReportBatchItemFailures` response.
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
+use dms_cdc_core::dms::KinesisBatch;
 use dms_cdc_core::mapping::Transforms;
 use dms_cdc_core::sources::{OneOf, PerInstance};
 use dms_cdc_lambda::{Config, Function};
@@ -38,7 +38,7 @@ type PostgresFunction = Function<Sources, Postgres>;
 
 async fn handler(
     function: &PostgresFunction,
-    event: LambdaEvent<KinesisEvent>,
+    event: LambdaEvent<KinesisBatch>,
 ) -> Result<KinesisEventResponse, Error> {
     Ok(function.handle(event.payload).await?)
 }

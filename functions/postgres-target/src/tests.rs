@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use dms_cdc::lambda::{Config, ENV_SOURCE_URL, ENV_TARGET_URL};
 use dms_cdc::local::{MariaDb, PostgreSql};
 use lambda_runtime::{Context, LambdaEvent};
@@ -58,9 +59,12 @@ async fn handler_answers_a_fixture_event() {
         .kinesis
         .sequence_number
         .clone();
-    let response = handler(&function, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
+    let response = handler(
+        &function,
+        LambdaEvent::new(event.into(), Context::default()),
+    )
+    .await
+    .unwrap();
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 
     let (client, connection) =
@@ -118,9 +122,12 @@ async fn a_postgresql_source_url_reads_postgresql() {
     .unwrap();
     let bytes = std::fs::read(repo().join("fixtures/events-postgres/01-load.json")).unwrap();
     let event: KinesisEvent = serde_json::from_slice(&bytes).unwrap();
-    let response = handler(&function, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
+    let response = handler(
+        &function,
+        LambdaEvent::new(event.into(), Context::default()),
+    )
+    .await
+    .unwrap();
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let (client, connection) =
         tokio_postgres::connect(&target.url("global"), tokio_postgres::NoTls)
@@ -194,9 +201,12 @@ async fn a_target_that_is_down_is_a_retryable_batch_failure() {
     let bytes = std::fs::read(repo().join("fixtures/events/01-load.json")).unwrap();
     let event: KinesisEvent = serde_json::from_slice(&bytes).unwrap();
     let first = event.records[0].kinesis.sequence_number.clone();
-    let response = handler(&function, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
+    let response = handler(
+        &function,
+        LambdaEvent::new(event.into(), Context::default()),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier.as_deref(),

@@ -74,7 +74,11 @@ fn fast<'a>(payload: &'a [u8], before_field: &str) -> Option<Parts<'a>> {
     if roles(before_field, before_field) != BEFORE {
         return None;
     }
-    let mut de = serde_json::Deserializer::from_slice(payload);
+    // UTF-8 is checked once for the whole document (a document that is not
+    // UTF-8 is refused by the exact path, with the position the reference
+    // gives); the parser then checks no string or raw value again.
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let parts = de.deserialize_map(FastDocument { before_field }).ok()?;
     de.end().ok()?;
     Some(parts)

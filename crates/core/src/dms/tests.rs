@@ -888,3 +888,121 @@ fn a_batch_of_wide_records_decodes_every_column() {
     }
     assert!(total > 5_000_000, "{total} bytes");
 }
+
+/// Every fixture event (MySQL and PostgreSQL sources): `KinesisBatch` gives
+/// the deliveries `KinesisEvent` gives, and every payload decodes to the
+/// record the reference decoder gives, under the default and a custom
+/// before-image field name.
+#[test]
+fn fixture_events_read_and_decode_as_the_reference() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let mut records = 0;
+    for dir in ["events", "events-postgres"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no fixtures in {dir}");
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap();
+            let event: aws_lambda_events::event::kinesis::KinesisEvent =
+                serde_json::from_slice(&bytes).unwrap();
+            let expected = into_deliveries(event.clone()).unwrap();
+            let batch: KinesisBatch = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(batch.len(), expected.len(), "{}", file.display());
+            assert_eq!(
+                batch.into_deliveries().unwrap(),
+                expected,
+                "{}",
+                file.display()
+            );
+            assert_eq!(
+                KinesisBatch::from(event).into_deliveries().unwrap(),
+                expected
+            );
+            for d in &expected {
+                for field in [DEFAULT_BEFORE_IMAGE_FIELD, "bi"] {
+                    let options = DecodeOptions {
+                        before_image_field: field.to_owned(),
+                    };
+                    let new = decode_record(d, &options);
+                    let old = super::reference::decode_payload(
+                        &d.shard_id,
+                        &d.sequence_number,
+                        &d.data,
+                        &options,
+                    );
+                    assert_eq!(new, old, "{} {}", file.display(), d.sequence_number);
+                }
+                records += 1;
+            }
+        }
+    }
+    assert!(records > 50, "{records} fixture records");
+}
+
+/// The arrival time, as `KinesisEvent` reads it, for timestamps of every shape.
+fn arrival_of(timestamp: &str) -> (Option<i64>, Option<i64>) {
+    let event = format!(
+        r#"{{"Records":[{{"kinesis":{{"partitionKey":"k","sequenceNumber":"{s}","data":"e30=","approximateArrivalTimestamp":{timestamp}}},"eventID":"shardId-000000000003:{s}"}}]}}"#,
+        s = seq()
+    );
+    let old = serde_json::from_str::<aws_lambda_events::event::kinesis::KinesisEvent>(&event)
+        .ok()
+        .and_then(|e| into_deliveries(e).ok())
+        .and_then(|d| d.first().and_then(|d| d.approximate_arrival_ms));
+    let new = serde_json::from_str::<KinesisBatch>(&event)
+        .ok()
+        .and_then(|e| e.into_deliveries().ok())
+        .and_then(|d| d.first().and_then(|d| d.approximate_arrival_ms));
+    (new, old)
+}
+
+#[test]
+fn arrival_timestamps_read_as_kinesis_event_reads_them() {
+    for t in [
+        "1763633700.123",
+        "1763633700.5",
+        "1763633700.05",
+        "1763633700",
+        "\"1763633700.25\"",
+        "-1",
+        "1e300",
+        "0.1234567",
+        "\"x\"",
+        "null",
+        "1.0000000000000002",
+    ] {
+        let (new, old) = arrival_of(t);
+        assert_eq!(new, old, "{t}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Generated events: `KinesisBatch` reads what `KinesisEvent` reads.
+    #[test]
+    fn generated_events_read_as_kinesis_event(
+        payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..6),
+        seconds in 0u64..4_000_000_000,
+        millis in 0u32..1000,
+        key in "[a-z0-9\"\\\\é]{0,8}",
+    ) {
+        let mut records = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, p);
+            records.push(format!(
+                r#"{{"kinesis":{{"partitionKey":{key},"sequenceNumber":"{n}","data":"{b64}","approximateArrivalTimestamp":{seconds}.{millis:03}}},"eventID":"shardId-000000000001:{n}","awsRegion":"eu-west-1"}}"#,
+                key = serde_json::to_string(&key).unwrap(),
+                n = 1000 + i,
+            ));
+        }
+        let event = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let old = into_deliveries(serde_json::from_str(&event).unwrap()).unwrap();
+        let new = serde_json::from_str::<KinesisBatch>(&event).unwrap().into_deliveries().unwrap();
+        prop_assert_eq!(new, old);
+    }
+}
