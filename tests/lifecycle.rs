@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use dms_cdc::backfill::{backfill, roots_only, BackfillOptions};
@@ -20,7 +19,7 @@ use dms_cdc::reconcile::{reconcile, repair, Difference, ReconcileOptions};
 use dms_cdc::source::MysqlSource;
 use dms_cdc::stream::{client, ensure_stream, put_ordered};
 use support::targets::TestTarget;
-use support::{record, rig_for, root, user, Rig, FUNCTION_NAME};
+use support::{cli, record, rig_for, user, Rig, FUNCTION_NAME};
 
 every_target!(
     a_sequence_at_or_below_the_source_keys_fails_and_is_raised,
@@ -155,22 +154,6 @@ async fn reconcile_finds_every_planted_drift_and_repair_fixes_it<T: TestTarget>(
     );
     let again = check(&rig).await;
     assert!(again.is_clean(), "{}", again.render(20));
-}
-
-fn cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 async fn cutover_check_fails_for_each_reason_and_passes_when_clean<T: TestTarget>() {

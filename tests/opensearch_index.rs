@@ -12,23 +12,7 @@ use std::process::Command;
 
 use dms_cdc::local::MariaDb;
 use dms_cdc::opensearch::local::OpenSearch;
-use support::root;
-
-fn cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use support::{cli, root};
 
 /// The status of `GET path` on the node.
 fn status(node: &OpenSearch, path: &str) -> u16 {

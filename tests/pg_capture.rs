@@ -18,7 +18,7 @@ use dms_cdc::mapping::{Mapping, Transforms};
 use dms_cdc::position::{SequenceNumber, ShardId};
 use dms_cdc::postgres::PostgresSource;
 use support::targets::TestTarget;
-use support::{record, root, FUNCTION_NAME};
+use support::{cli, record, root, FUNCTION_NAME};
 
 every_target!(changes_captured_from_postgresql_converge_on_the_target);
 
@@ -206,22 +206,6 @@ async fn changes_captured_from_postgresql_converge_on_the_target<T: TestTarget>(
     .await;
     assert_eq!(story[0][0].as_deref().map(str::len), Some(300 * 32));
     capture.drop_slot().await.unwrap();
-}
-
-fn cli(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 /// `dms-cdc capture --source postgres://... --to-file`: the first run

@@ -21,7 +21,7 @@ use dms_cdc::postgres::PostgresSource;
 use dms_cdc::source::Source;
 use serde_json::json;
 use support::targets::TestTarget;
-use support::{record, rig_for, root, Rig, FUNCTION_NAME};
+use support::{cli, record, rig_for, root, Rig, FUNCTION_NAME};
 
 every_target!(
     a_postgresql_source_builds_the_rows_a_mysql_source_builds,
@@ -135,22 +135,6 @@ async fn a_postgresql_source_builds_the_rows_a_mysql_source_builds<T: TestTarget
         row,
         vec![vec![Some(long), Some("new@example.com".to_owned())]]
     );
-}
-
-fn cli(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 /// Both target tables, every column but the version (the two backfills

@@ -34,6 +34,24 @@ pub struct Rig<T: TestTarget = MysqlTarget> {
     next_seq: u64,
 }
 
+/// Runs the `dms-cdc` binary from the repository root: its exit code (-1
+/// when killed) and its stdout and stderr together.
+pub fn cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

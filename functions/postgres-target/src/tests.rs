@@ -18,6 +18,16 @@ fn config(vars: &[(&str, String)]) -> Config {
     Config::from_env(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap()
 }
 
+/// A throwaway PostgreSQL with the sample target tables in `global`.
+fn sample_target() -> PostgreSql {
+    let target = PostgreSql::start().unwrap();
+    target.create_database("global").unwrap();
+    target
+        .run_file("global", &repo().join("fixtures/target-postgres.sql"))
+        .unwrap();
+    target
+}
+
 #[test]
 fn the_deployed_mapping_is_the_sample_mapping() {
     let fixture = std::fs::read_to_string(repo().join("fixtures/mapping.toml")).unwrap();
@@ -33,11 +43,7 @@ async fn handler_answers_a_fixture_event() {
     source
         .run_file(&repo().join("fixtures/source.sql"))
         .unwrap();
-    let target = PostgreSql::start().unwrap();
-    target.create_database("global").unwrap();
-    target
-        .run_file("global", &repo().join("fixtures/target-postgres.sql"))
-        .unwrap();
+    let target = sample_target();
     let function = PostgresFunction::init(
         config(&[
             (ENV_SOURCE_URL, source.url("recipes_src")),
@@ -104,11 +110,7 @@ async fn a_postgresql_source_url_reads_postgresql() {
     ] {
         source.run_file("src", &repo().join(file)).unwrap();
     }
-    let target = PostgreSql::start().unwrap();
-    target.create_database("global").unwrap();
-    target
-        .run_file("global", &repo().join("fixtures/target-postgres.sql"))
-        .unwrap();
+    let target = sample_target();
     let function = PostgresFunction::init(
         config(&[
             (ENV_SOURCE_URL, source.url("src")),

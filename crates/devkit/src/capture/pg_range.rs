@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::postgres::{cell, primary_key, sql_error};
+use super::postgres::{cell, primary_key, sql_error, table_columns};
 use super::render::{data_document, DataDoc, Image};
 use super::{partition_key, CaptureError, CaptureOptions, KeyRange, KeyedRecord, RootKey};
 use crate::dms::TableName;
@@ -63,18 +63,7 @@ impl PgKeyRangeReader {
         options: &CaptureOptions,
     ) -> Result<PgKeyRangeReader, CaptureError> {
         let client = pool.get().await.map_err(sql_error)?;
-        let rows = client
-            .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
-                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
-                 ORDER BY a.attnum",
-                &[&table.schema, &table.table],
-            )
-            .await
-            .map_err(sql_error)?;
-        let columns: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let columns = table_columns(&client, table).await?;
         if columns.is_empty() {
             return Err(CaptureError::Setup(format!("table {table} does not exist")));
         }
@@ -218,22 +207,11 @@ impl PgKeyRangeReader {
                     self.key.len()
                 )));
             }
-            let mut any = Vec::new();
-            for i in 0..self.key.len() {
-                let mut all = Vec::new();
-                for (j, column) in self.key.iter().enumerate().take(i + 1) {
-                    params.push(key_text(&after[j]));
-                    let op = if j == i { ">" } else { "=" };
-                    all.push(format!(
-                        "{} {op} ${}::text::{}",
-                        quote(column),
-                        params.len(),
-                        self.type_of(column)
-                    ));
-                }
-                any.push(format!("({})", all.join(" AND ")));
-            }
-            conditions.push(format!("({})", any.join(" OR ")));
+            let types: Vec<&str> = self.key.iter().map(|k| self.type_of(k)).collect();
+            conditions.push(super::range::keys_after(&self.key, quote, |j| {
+                params.push(key_text(&after[j]));
+                format!("${}::text::{}", params.len(), types[j])
+            }));
         }
         let filter = if conditions.is_empty() {
             String::new()

@@ -139,17 +139,13 @@ impl PgCapture {
             .map_err(sql_error)?
             .is_some_and(|r| r.get::<_, bool>(0));
         let full = if full {
-            let rows = client
-                .query(
-                    "SELECT a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-                     JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
-                     ORDER BY a.attnum",
-                    &[&table.schema, &table.table],
-                )
-                .await
-                .map_err(sql_error)?;
-            Some(rows.iter().map(|r| r.get(0)).collect())
+            Some(
+                table_columns(&client, table)
+                    .await?
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect(),
+            )
         } else {
             None
         };
@@ -294,6 +290,26 @@ impl PgCapture {
             .map_err(sql_error)?;
         Ok(())
     }
+}
+
+/// The columns of `table` and their types (`format_type`), in table order
+/// (none: no such table).
+pub(super) async fn table_columns(
+    client: &tokio_postgres::Client,
+    table: &TableName,
+) -> Result<Vec<(String, String)>, CaptureError> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&table.schema, &table.table],
+        )
+        .await
+        .map_err(sql_error)?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// The primary key columns of `table`, in key order (none: no primary key).

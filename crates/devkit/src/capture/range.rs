@@ -14,6 +14,27 @@ use super::{CaptureError, CaptureOptions, KeyRange, KeyRangeReader, KeyedRecord}
 use crate::dms::TableName;
 use crate::mapping::Mapping;
 
+/// `(k1, ..., kn) > (v1, ..., vn)` spelled out so that every server uses
+/// the key's index: `(k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...`, with the
+/// columns quoted by `quote` and `value(j)` giving the text of key column
+/// `j`'s value at each use, in order (so it can bind parameters as it goes).
+pub(super) fn keys_after(
+    key: &[String],
+    quote: impl Fn(&str) -> String,
+    mut value: impl FnMut(usize) -> String,
+) -> String {
+    let mut any = Vec::new();
+    for i in 0..key.len() {
+        let mut all = Vec::new();
+        for (j, column) in key.iter().enumerate().take(i + 1) {
+            let op = if j == i { ">" } else { "=" };
+            all.push(format!("{} {op} {}", quote(column), value(j)));
+        }
+        any.push(format!("({})", all.join(" AND ")));
+    }
+    format!("({})", any.join(" OR "))
+}
+
 /// One table of one source, read in key order as `load` records.
 #[derive(Debug, Clone)]
 pub enum RangeReader {
@@ -217,3 +238,26 @@ pub type Sources = dms_cdc_core::sources::PerInstance<
 
 /// The source of [`Sources`].
 pub type AnySource = Routed<Either<MysqlSource, PostgresSource>>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_after_spells_out_the_tuple_comparison() {
+        let key = ["a".to_owned(), "b".to_owned()];
+        let mut uses = Vec::new();
+        let sql = super::keys_after(
+            &key,
+            |c| format!("`{c}`"),
+            |j| {
+                uses.push(j);
+                "?".to_owned()
+            },
+        );
+        assert_eq!(sql, "((`a` > ?) OR (`a` = ? AND `b` > ?))");
+        assert_eq!(
+            uses,
+            vec![0, 0, 1],
+            "the values in the order they are bound"
+        );
+    }
+}

@@ -394,20 +394,10 @@ impl KeyRangeReader {
                     self.key.len()
                 )));
             }
-            // (k1, ..., kn) > (v1, ..., vn), spelled out so that every
-            // server uses the key's index: k1 > v1 OR (k1 = v1 AND k2 > v2) ...
-            let mut any = Vec::new();
-            for i in 0..self.key.len() {
-                let mut all = Vec::new();
-                for (j, column) in self.key.iter().enumerate().take(i) {
-                    all.push(format!("{} = ?", quote(column)));
-                    params.push(after[j].clone());
-                }
-                all.push(format!("{} > ?", quote(&self.key[i])));
-                params.push(after[i].clone());
-                any.push(format!("({})", all.join(" AND ")));
-            }
-            conditions.push(format!("({})", any.join(" OR ")));
+            conditions.push(super::range::keys_after(&self.key, quote, |j| {
+                params.push(after[j].clone());
+                "?".to_owned()
+            }));
         }
         let filter = if conditions.is_empty() {
             String::new()
