@@ -81,7 +81,7 @@ fn text(v: Option<&Value>) -> &str {
 }
 
 fn keys(row: &dms_cdc::dms::Row) -> Vec<&str> {
-    row.0.keys().map(|k| k.as_str()).collect()
+    row.keys().map(|k| k.as_str()).collect()
 }
 
 /// Operation (or control operation) and table of a record.
@@ -536,7 +536,7 @@ async fn binlog_changes_become_dms_records() {
         .unwrap();
     let before = data(title).before.as_ref().unwrap();
     assert!(before.get("tags").is_some());
-    assert_eq!(before.0.len(), 14);
+    assert_eq!(before.len(), 14);
 
     // Mapping LOB columns, UseLargeIntegerValue off, no schema.table prefix,
     // another before-image field name.

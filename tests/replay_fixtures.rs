@@ -423,7 +423,7 @@ fn fixture_05_truncated_lob_lossy_integer_and_huge_unsigned_ids() {
         other => panic!("body: {other:?}"),
     }
     let before = before.expect("before image");
-    assert_eq!(before.0.keys().collect::<Vec<_>>(), vec!["recipe_id"]);
+    assert_eq!(before.keys().collect::<Vec<_>>(), vec!["recipe_id"]);
 
     // external_ref was rounded by DMS (UseLargeIntegerValue false).
     let (after, _, _, _) = data(&run.records[1]);
@@ -498,7 +498,7 @@ fn fixture_06_value_families() {
     ]
     .into_iter()
     .collect();
-    assert_eq!(r.0.len(), expected.len());
+    assert_eq!(r.len(), expected.len());
     for (column, value) in &expected {
         assert_eq!(r.get(column), Some(value), "column {column}");
     }
@@ -534,7 +534,7 @@ fn fixture_06_value_families() {
     // Recipe 202: external_ref absent (not provided), not NULL.
     let (r2, _, _, _) = data(&records[1]);
     assert_eq!(r2.get("external_ref"), None);
-    assert!(!r2.0.contains_key("external_ref"));
+    assert!(!r2.contains_key("external_ref"));
     assert_eq!(r.get("external_ref"), Some(&Value::Null));
     assert_eq!(r2.get("title"), Some(&text("Crème Brûlée")));
     assert_eq!(r2.get("rating"), Some(&Value::Decimal("3.00".to_owned())));

@@ -12,7 +12,6 @@
 //! adds fields depending on task settings), but an unknown `record-type` or
 //! `operation` is an error, never skipped.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
@@ -407,24 +406,158 @@ pub type ColumnName = compact_str::CompactString;
 
 /// A row image: the columns DMS included, by name. A column that is absent
 /// was not provided (not NULL): [`Row::get`] returns `None` for it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Row(pub BTreeMap<ColumnName, Value>);
+///
+/// The columns are kept in one vector sorted by name, each name once:
+/// building a row from a document is a push per column and one sort, a
+/// lookup is a binary search, and iteration is in column-name order.
+#[derive(Clone, PartialEq, Default)]
+pub struct Row(Vec<(ColumnName, Value)>);
 
 impl Row {
+    /// A row of `columns` in any order; of columns named alike, the last wins.
+    pub fn from_columns(mut columns: Vec<(ColumnName, Value)>) -> Row {
+        if !columns.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Stable: of equal names, the later column stays later...
+            columns.sort_by(|a, b| cmp_names(&a.0, &b.0));
+            // ...and takes the place of the earlier one.
+            columns.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    std::mem::swap(later, kept);
+                }
+                same
+            });
+        }
+        Row(columns)
+    }
+
+    fn position(&self, column: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(name, _)| cmp_names(name, column))
+    }
+
+    /// Where `column` is, searching forward from index `from` (a walk over
+    /// columns in name order): `Ok` with its index, or `Err` with where it
+    /// would be. Linear in the columns skipped, so a walk over the row is
+    /// linear in its width.
+    pub fn seek(&self, from: usize, column: &str) -> Result<usize, usize> {
+        let rest = self.0.get(from..).unwrap_or_default();
+        for (i, (name, _)) in rest.iter().enumerate() {
+            match cmp_names(name, column) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Ok(from + i),
+                std::cmp::Ordering::Greater => return Err(from + i),
+            }
+        }
+        Err(from + rest.len())
+    }
+
+    /// The value at an index [`Row::seek`] returned.
+    pub fn value_at(&self, index: usize) -> Option<&Value> {
+        self.0.get(index).map(|(_, value)| value)
+    }
+
     /// The value of a column, or `None` when the image does not carry it.
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.0.get(column)
+        self.position(column).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Whether the image carries `column`.
+    pub fn contains_key(&self, column: &str) -> bool {
+        self.position(column).is_ok()
+    }
+
+    /// Sets a column's value; returns the value it replaces, if any.
+    pub fn insert(&mut self, column: impl Into<ColumnName>, value: Value) -> Option<Value> {
+        let column = column.into();
+        match self.position(&column) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (column, value));
+                None
+            }
+        }
+    }
+
+    /// Removes a column; returns its value, if the image carried it.
+    pub fn remove(&mut self, column: &str) -> Option<Value> {
+        self.position(column).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the image carries no column.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The columns and their values, in column-name order.
+    pub fn iter(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = (&ColumnName, &Value)> + ExactSizeIterator {
+        self.0.iter().map(|(name, value)| (name, value))
+    }
+
+    /// The column names, in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &ColumnName> + ExactSizeIterator {
+        self.0.iter().map(|(name, _)| name)
+    }
+
+    /// The values, in column-name order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
+        self.0.iter().map(|(_, value)| value)
     }
 
     /// Whether any value in the row is lossy.
     pub fn has_lossy(&self) -> bool {
-        self.0.values().any(Value::is_lossy)
+        self.values().any(Value::is_lossy)
+    }
+}
+
+/// Column names in byte order (as `str` orders them), deciding on the first
+/// byte without a call to `memcmp` when it differs, as names mostly do.
+#[inline]
+fn cmp_names(a: &str, b: &str) -> std::cmp::Ordering {
+    match a.as_bytes().first().cmp(&b.as_bytes().first()) {
+        std::cmp::Ordering::Equal => a.cmp(b),
+        other => other,
+    }
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As the map it stands for.
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl<K: Into<ColumnName>> FromIterator<(K, Value)> for Row {
     fn from_iter<T: IntoIterator<Item = (K, Value)>>(iter: T) -> Self {
-        Row(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        Row::from_columns(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+}
+
+impl IntoIterator for Row {
+    type Item = (ColumnName, Value);
+    type IntoIter = std::vec::IntoIter<(ColumnName, Value)>;
+
+    /// The columns and their values, in column-name order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Row {
+    type Item = (&'a ColumnName, &'a Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (ColumnName, Value)>,
+        fn(&'a (ColumnName, Value)) -> (&'a ColumnName, &'a Value),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(name, value)| (name, value))
     }
 }
 
@@ -673,7 +806,38 @@ fn classify_parsed(text: &str) -> Result<Value, String> {
             }
         }
     }
+    if text.starts_with('[') && written_compact(text) {
+        return Ok(Value::Json(text.to_owned()));
+    }
     classify(text)
+}
+
+/// Whether the text of a JSON array the parser has just read (valid JSON) is
+/// already what [`classify`] writes back for it: strings without escapes,
+/// `true`, `false`, `null` and arrays, without whitespace, numbers or objects
+/// (whose keys the round trip would reorder), nested well within the depth
+/// `classify`'s parser accepts (128).
+fn written_compact(text: &str) -> bool {
+    const MAX_DEPTH: u32 = 64;
+    let (mut in_string, mut depth) = (false, 0u32);
+    text.bytes().all(|b| match (in_string, b) {
+        (_, b'\\') => false,
+        (_, b'"') => {
+            in_string = !in_string;
+            true
+        }
+        (true, _) => true,
+        (false, b'[') => {
+            depth += 1;
+            depth <= MAX_DEPTH
+        }
+        (false, b']') => {
+            depth = depth.saturating_sub(1);
+            true
+        }
+        (false, b',' | b'a' | b'e' | b'f' | b'l' | b'n' | b'r' | b's' | b't' | b'u') => true,
+        (false, _) => false,
+    })
 }
 
 /// The content of a JSON string that needs no unescaping (`"abc"` -> `abc`);

@@ -200,14 +200,21 @@ fn image_key<'a>(
     Ok(Some(KeyTuple(parts)))
 }
 
-/// Whether an update changed none of `columns` (needs both images to carry them all).
-fn unchanged<'a>(
-    before: Option<&Row>,
-    after: &Row,
-    mut columns: impl Iterator<Item = &'a String>,
-) -> bool {
+/// Whether an update changed none of `columns` (needs both images to carry
+/// them all). One walk over both images: they and `columns` are in name order.
+fn unchanged(before: Option<&Row>, after: &Row, columns: &BTreeSet<String>) -> bool {
     let Some(before) = before else { return false };
-    columns.all(|c| matches!((before.get(c), after.get(c)), (Some(b), Some(a)) if a == b))
+    let (mut b, mut a) = (0, 0);
+    for c in columns {
+        let (Ok(bi), Ok(ai)) = (before.seek(b, c), after.seek(a, c)) else {
+            return false;
+        };
+        if before.value_at(bi) != after.value_at(ai) {
+            return false;
+        }
+        (b, a) = (bi + 1, ai + 1);
+    }
+    true
 }
 
 /// Whether the after image alone can build the target row.
@@ -355,8 +362,7 @@ impl<'m> RecordTouches<'m> {
         let before = change.before.as_ref();
         let after = &change.after;
         self.touched += 1;
-        if change.operation == Operation::Update && unchanged(before, after, t.root_columns.iter())
-        {
+        if change.operation == Operation::Update && unchanged(before, after, &t.root_columns) {
             self.skipped += 1;
             return Ok(());
         }
@@ -403,7 +409,7 @@ impl<'m> RecordTouches<'m> {
         let after = &change.after;
         let is_update = change.operation == Operation::Update;
         self.touched += 1;
-        if is_update && unchanged(before, after, columns.iter()) {
+        if is_update && unchanged(before, after, columns) {
             self.skipped += 1;
             return Ok(());
         }

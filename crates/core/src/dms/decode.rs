@@ -546,7 +546,7 @@ impl<'de> Visitor<'de> for RowSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut columns = BTreeMap::new();
+        let mut columns = Vec::with_capacity(16);
         // Columns whose value does not classify, by name: a later value of
         // the same name replaces an earlier one, as in `columns`. A map,
         // not a list searched per column: decoding stays linear however
@@ -559,7 +559,7 @@ impl<'de> Visitor<'de> for RowSeed {
                     if !failed.is_empty() {
                         failed.remove(&name);
                     }
-                    columns.insert(name, value);
+                    columns.push((name, value));
                 }
                 Err(reason) => {
                     failed.insert(name, reason);
@@ -568,7 +568,7 @@ impl<'de> Visitor<'de> for RowSeed {
         }
         Ok(match failed.into_iter().next() {
             Some((name, reason)) => Err(format!("column `{name}`: {reason}")),
-            None => Ok(Row(columns)),
+            None => Ok(Row::from_columns(columns)),
         })
     }
 }

@@ -793,6 +793,48 @@ proptest! {
     ]) {
         prop_assert_eq!(classify(&text), super::reference::classify(&text), "{:?}", text);
     }
+
+    #[test]
+    fn parsed_arrays_classify_as_the_reference(
+        items in proptest::collection::vec(prop_oneof![
+            4 => arb_string_literal(),
+            1 => arb_value(),
+            1 => Just("true".to_owned()),
+            1 => Just("null".to_owned()),
+            1 => Just(r#"["a",[]]"#.to_owned()),
+        ], 0..5),
+        ws in arb_ws(),
+    ) {
+        // What the parser hands `classify_parsed`: a valid array.
+        let text = format!("[{}]", items.join(&format!(",{ws}")));
+        if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
+            prop_assert_eq!(classify_parsed(&text), super::reference::classify(&text), "{:?}", text);
+        }
+    }
+}
+
+#[test]
+fn compact_arrays_are_kept_as_written() {
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    for (text, kept) in [
+        (r#"["vegan","quick"]"#, true),
+        ("[]", true),
+        ("[true,false,null,[\"a\"],\"caf\u{e9} [x]\"]", true),
+        (r#"["a", "b"]"#, false),
+        (r#"["a\u0041"]"#, false),
+        ("[1]", false),
+        (r#"[{"b":1,"a":2}]"#, false),
+        (&deep(64), true),
+        (&deep(65), false),
+        (&deep(200), false),
+    ] {
+        assert_eq!(written_compact(text), kept, "{text}");
+        assert_eq!(
+            classify_parsed(text),
+            super::reference::classify(text),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -879,7 +921,7 @@ fn a_batch_of_wide_records_decodes_every_column() {
         total += json.len();
         let record = decode(&json).unwrap();
         let row = &data(&record).after;
-        assert_eq!(row.0.len(), 24_000);
+        assert_eq!(row.len(), 24_000);
         assert_eq!(
             row.get("column_00000"),
             Some(&Value::Text("last wins".into()))

@@ -357,9 +357,7 @@ value = "v1"
     );
     // No author row: its columns read as NULL; an unknown status maps to the default.
     let mut root2 = root.clone();
-    root2
-        .0
-        .insert("status".into(), Value::Text("secret".into()));
+    root2.insert("status", Value::Text("secret".into()));
     let values = build_row(
         t,
         &root2,
@@ -396,9 +394,7 @@ value = "v1"
     assert_eq!(e.column, "status_code");
     // Lossy values never reach the target.
     let mut lossy = root.clone();
-    lossy
-        .0
-        .insert("rating".into(), Value::Lossy("1E+20".into()));
+    lossy.insert("rating", Value::Lossy("1E+20".into()));
     let e = build_row(
         t,
         &lossy,

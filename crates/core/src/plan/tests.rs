@@ -183,9 +183,7 @@ fn coalesces_per_key_keeping_the_earliest_record() {
 fn updates_of_columns_nobody_reads_produce_no_write() {
     let m = mapping();
     let mut touched = recipe(10, 1, "published", "Soup");
-    touched
-        .0
-        .insert("updated_at".into(), text("2026-05-05T00:00:00Z"));
+    touched.insert("updated_at", text("2026-05-05T00:00:00Z"));
     let records = vec![
         record(
             0,
@@ -317,7 +315,7 @@ fn primary_key_change_deletes_the_old_key() {
         vec![(1, "tombstone", 0), (2, "upsert", 0)]
     );
     let mut partial_before = user(1, "Ann");
-    partial_before.0.remove("email");
+    partial_before.remove("email");
     let records = vec![record(
         0,
         "users",
@@ -336,11 +334,9 @@ fn primary_key_change_deletes_the_old_key() {
 fn incomplete_or_lossy_images_are_rebuilt_and_filters_delete() {
     let m = mapping();
     let mut no_email = user(1, "Ann");
-    no_email.0.remove("email");
+    no_email.remove("email");
     let mut lossy = user(2, "Bob");
-    lossy
-        .0
-        .insert("is_active".into(), Value::Lossy("1E+17".into()));
+    lossy.insert("is_active", Value::Lossy("1E+17".into()));
     let records = vec![
         record(0, "users", Operation::Insert, no_email, None),
         record(1, "users", Operation::Insert, lossy, None),
@@ -527,8 +523,8 @@ fn run_op(source: &mut Tables, op: &Op, index: usize) -> Option<DmsRecord> {
         }
         Op::TouchRecipe { id } => {
             let mut r = source.get("recipes")?.get(id)?.clone();
-            r.0.insert(
-                "updated_at".into(),
+            r.insert(
+                "updated_at",
                 text(&format!("2026-02-0{}T00:00:00Z", index % 9 + 1)),
             );
             ("recipes", *id, r, false)
@@ -578,7 +574,7 @@ fn run_op(source: &mut Tables, op: &Op, index: usize) -> Option<DmsRecord> {
         truncated: true, ..
     } = op
     {
-        after.0.remove("body"); // limited LOB mode left the LOB out
+        after.remove("body"); // limited LOB mode left the LOB out
     }
     Some(record(index, table, operation, after, before))
 }
@@ -672,7 +668,7 @@ fn apply(m: &Mapping, plan: &BatchPlan, source: &Tables, state: &mut TargetState
                             let k = KeyTuple(
                                 t.root_key
                                     .iter()
-                                    .map(|c| KeyPart::from_value(&r.0[c.as_str()]).unwrap())
+                                    .map(|c| KeyPart::from_value(r.get(c).unwrap()).unwrap())
                                     .collect(),
                             );
                             (k, *first)

@@ -119,7 +119,7 @@ fn an_update_from_a_full_replica_identity_table_decodes() {
     assert_eq!(before.get("publish_date"), Some(&Value::Null));
     assert_eq!(before.get("tags"), None);
     assert_eq!(before.get("thumbnail"), None);
-    assert_eq!(before.0.len(), after.0.len() - 2);
+    assert_eq!(before.len(), after.len() - 2);
 }
 
 #[test]
@@ -196,7 +196,6 @@ fn without_full_replica_identity_the_old_row_is_missing() {
             .before
             .as_ref()
             .unwrap()
-            .0
             .keys()
             .collect::<Vec<_>>(),
         ["id"]
