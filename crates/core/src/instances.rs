@@ -106,7 +106,7 @@ pub struct InstancesSnapshot<S: Source> {
 }
 
 /// `table` with the instance's schema replaced by its source schema.
-fn renamed(table: &TableName, instance: &Instance) -> TableName {
+pub(crate) fn renamed(table: &TableName, instance: &Instance) -> TableName {
     if table.schema == instance.schema {
         TableName::new(&instance.source_schema, &table.table)
     } else {

@@ -377,14 +377,16 @@ impl<S: Clone> Routed<S> {
                 ));
             }
         }
-        Instances::for_mapping(mapping, |instance| {
-            self.named
-                .iter()
-                .find(|(name, _)| *name == instance.name)
-                .map(|(_, s)| s)
-                .or(self.default.as_ref())
-                .cloned()
-        })
+        Instances::for_mapping(mapping, |instance| self.source_for(&instance.name).cloned())
+    }
+
+    /// The source of the instance named `name`: its own, else the default.
+    fn source_for(&self, name: &str) -> Option<&S> {
+        self.named
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+            .or(self.default.as_ref())
     }
 
     /// The source that reads `table` (a table of the mapping, in the
@@ -392,18 +394,10 @@ impl<S: Clone> Routed<S> {
     /// the instance whose schema it is, else the default.
     pub fn source_of(&self, mapping: &Mapping, table: &TableName) -> Option<(&S, TableName)> {
         match mapping.instances.iter().find(|i| i.schema == table.schema) {
-            Some(instance) => {
-                let source = self
-                    .named
-                    .iter()
-                    .find(|(name, _)| *name == instance.name)
-                    .map(|(_, s)| s)
-                    .or(self.default.as_ref())?;
-                Some((
-                    source,
-                    TableName::new(&instance.source_schema, &table.table),
-                ))
-            }
+            Some(instance) => Some((
+                self.source_for(&instance.name)?,
+                crate::instances::renamed(table, instance),
+            )),
             None => self.default.as_ref().map(|s| (s, table.clone())),
         }
     }

@@ -18,6 +18,24 @@ fn config(vars: &[(&str, String)]) -> Config {
     Config::from_env(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap()
 }
 
+/// The function over `source` and `target`, as the environment would
+/// configure it.
+async fn function(
+    source: String,
+    target: String,
+) -> Result<PostgresFunction, dms_cdc::lambda::InitError> {
+    PostgresFunction::init(
+        config(&[
+            (ENV_SOURCE_URL, source),
+            (ENV_TARGET_URL, target),
+            ("AWS_LAMBDA_FUNCTION_NAME", "postgres-target".to_owned()),
+        ]),
+        MAPPING,
+        transforms(),
+    )
+    .await
+}
+
 /// A throwaway PostgreSQL with the sample target tables in `global`.
 fn sample_target() -> PostgreSql {
     let target = PostgreSql::start().unwrap();
@@ -44,17 +62,9 @@ async fn handler_answers_a_fixture_event() {
         .run_file(&repo().join("fixtures/source.sql"))
         .unwrap();
     let target = sample_target();
-    let function = PostgresFunction::init(
-        config(&[
-            (ENV_SOURCE_URL, source.url("recipes_src")),
-            (ENV_TARGET_URL, target.url("global")),
-            ("AWS_LAMBDA_FUNCTION_NAME", "postgres-target".to_owned()),
-        ]),
-        MAPPING,
-        transforms(),
-    )
-    .await
-    .unwrap();
+    let function = function(source.url("recipes_src"), target.url("global"))
+        .await
+        .unwrap();
 
     let bytes = std::fs::read(repo().join("fixtures/events/01-load.json")).unwrap();
     let event: KinesisEvent = serde_json::from_slice(&bytes).unwrap();
@@ -111,17 +121,9 @@ async fn a_postgresql_source_url_reads_postgresql() {
         source.run_file("src", &repo().join(file)).unwrap();
     }
     let target = sample_target();
-    let function = PostgresFunction::init(
-        config(&[
-            (ENV_SOURCE_URL, source.url("src")),
-            (ENV_TARGET_URL, target.url("global")),
-            ("AWS_LAMBDA_FUNCTION_NAME", "postgres-target".to_owned()),
-        ]),
-        MAPPING,
-        transforms(),
-    )
-    .await
-    .unwrap();
+    let function = function(source.url("src"), target.url("global"))
+        .await
+        .unwrap();
     let bytes = std::fs::read(repo().join("fixtures/events-postgres/01-load.json")).unwrap();
     let event: KinesisEvent = serde_json::from_slice(&bytes).unwrap();
     let response = handler(
@@ -156,20 +158,9 @@ async fn a_postgresql_source_url_reads_postgresql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_named_by_instance_need_a_mapping_with_those_instances() {
-    let error = PostgresFunction::init(
-        config(&[
-            (
-                ENV_SOURCE_URL,
-                "eu=postgres://u:p@127.0.0.1:1/src us=mysql://u:p@127.0.0.1:1/src".to_owned(),
-            ),
-            (
-                ENV_TARGET_URL,
-                "postgres://u:p@127.0.0.1:1/global".to_owned(),
-            ),
-            ("AWS_LAMBDA_FUNCTION_NAME", "postgres-target".to_owned()),
-        ]),
-        MAPPING,
-        transforms(),
+    let error = function(
+        "eu=postgres://u:p@127.0.0.1:1/src us=mysql://u:p@127.0.0.1:1/src".to_owned(),
+        "postgres://u:p@127.0.0.1:1/global".to_owned(),
     )
     .await
     .err()
@@ -186,17 +177,9 @@ async fn a_target_that_is_down_is_a_retryable_batch_failure() {
     let source = MariaDb::start(1).unwrap();
     let closed_port = dms_cdc::local::free_port().unwrap();
     // Init does not connect: a database that is down is not a crash.
-    let function = PostgresFunction::init(
-        config(&[
-            (ENV_SOURCE_URL, source.url("mysql")),
-            (
-                ENV_TARGET_URL,
-                format!("postgres://u:p@127.0.0.1:{closed_port}/global"),
-            ),
-            ("AWS_LAMBDA_FUNCTION_NAME", "postgres-target".to_owned()),
-        ]),
-        MAPPING,
-        transforms(),
+    let function = function(
+        source.url("mysql"),
+        format!("postgres://u:p@127.0.0.1:{closed_port}/global"),
     )
     .await
     .unwrap();

@@ -189,35 +189,13 @@ impl PgKeyRangeReader {
         range: &KeyRange<'_>,
         limit: usize,
     ) -> Result<Vec<KeyedRecord>, CaptureError> {
-        let mut conditions = Vec::new();
         let mut params: Vec<String> = Vec::new();
-        let lead = quote(&self.key[0]);
-        if let Some(lo) = range.lead_from {
-            conditions.push(format!("{lead} >= {lo}"));
-        }
-        if let Some(hi) = range.lead_upto {
-            conditions.push(format!("{lead} <= {hi}"));
-        }
-        if let Some(after) = range.after {
-            if after.len() != self.key.len() {
-                return Err(CaptureError::Setup(format!(
-                    "table {}: a key of {} values for a primary key of {} columns",
-                    self.source_table,
-                    after.len(),
-                    self.key.len()
-                )));
-            }
-            let types: Vec<&str> = self.key.iter().map(|k| self.type_of(k)).collect();
-            conditions.push(super::range::keys_after(&self.key, quote, |j| {
-                params.push(key_text(&after[j]));
+        let types: Vec<&str> = self.key.iter().map(|k| self.type_of(k)).collect();
+        let filter =
+            super::range::range_filter(&self.source_table, &self.key, range, quote, |j, v| {
+                params.push(key_text(v));
                 format!("${}::text::{}", params.len(), types[j])
-            }));
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
+            })?;
         let order = self.order_by();
         let sql = format!(
             "SELECT {} FROM {}{filter} ORDER BY {order} LIMIT {limit}",

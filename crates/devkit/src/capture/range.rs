@@ -14,25 +14,55 @@ use super::{CaptureError, CaptureOptions, KeyRange, KeyRangeReader, KeyedRecord}
 use crate::dms::TableName;
 use crate::mapping::Mapping;
 
-/// `(k1, ..., kn) > (v1, ..., vn)` spelled out so that every server uses
-/// the key's index: `(k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...`, with the
-/// columns quoted by `quote` and `value(j)` giving the text of key column
-/// `j`'s value at each use, in order (so it can bind parameters as it goes).
-pub(super) fn keys_after(
+/// The `WHERE` clause (empty: none) of a read of `range` of `table`,
+/// whose primary key is `key`: the leading column within `range`'s integer
+/// bounds, and, with `range.after`, `(k1, ..., kn) > (v1, ..., vn)` spelled
+/// out so that every server uses the key's index: `(k1 > v1) OR (k1 = v1
+/// AND k2 > v2) OR ...`. Columns are quoted by `quote`; `value(j, v)` gives
+/// the text standing for key column `j`'s value `v` at each use, in order
+/// (so it can bind parameters as it goes).
+pub(super) fn range_filter<V>(
+    table: &TableName,
     key: &[String],
+    range: &KeyRange<'_>,
     quote: impl Fn(&str) -> String,
-    mut value: impl FnMut(usize) -> String,
-) -> String {
-    let mut any = Vec::new();
-    for i in 0..key.len() {
-        let mut all = Vec::new();
-        for (j, column) in key.iter().enumerate().take(i + 1) {
-            let op = if j == i { ">" } else { "=" };
-            all.push(format!("{} {op} {}", quote(column), value(j)));
-        }
-        any.push(format!("({})", all.join(" AND ")));
+    mut value: impl FnMut(usize, &mysql_async::Value) -> V,
+) -> Result<String, CaptureError>
+where
+    V: std::fmt::Display,
+{
+    let mut conditions = Vec::new();
+    let lead = quote(&key[0]);
+    if let Some(lo) = range.lead_from {
+        conditions.push(format!("{lead} >= {lo}"));
     }
-    format!("({})", any.join(" OR "))
+    if let Some(hi) = range.lead_upto {
+        conditions.push(format!("{lead} <= {hi}"));
+    }
+    if let Some(after) = range.after {
+        if after.len() != key.len() {
+            return Err(CaptureError::Setup(format!(
+                "table {table}: a key of {} values for a primary key of {} columns",
+                after.len(),
+                key.len()
+            )));
+        }
+        let mut any = Vec::new();
+        for i in 0..key.len() {
+            let mut all = Vec::new();
+            for (j, column) in key.iter().enumerate().take(i + 1) {
+                let op = if j == i { ">" } else { "=" };
+                all.push(format!("{} {op} {}", quote(column), value(j, &after[j])));
+            }
+            any.push(format!("({})", all.join(" AND ")));
+        }
+        conditions.push(format!("({})", any.join(" OR ")));
+    }
+    Ok(if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    })
 }
 
 /// One table of one source, read in key order as `load` records.
@@ -242,22 +272,55 @@ pub type AnySource = Routed<Either<MysqlSource, PostgresSource>>;
 #[cfg(test)]
 mod tests {
     #[test]
-    fn keys_after_spells_out_the_tuple_comparison() {
+    fn range_filter_spells_out_the_tuple_comparison() {
+        use mysql_async::Value;
+        let table = crate::dms::TableName::new("s", "t");
         let key = ["a".to_owned(), "b".to_owned()];
-        let mut uses = Vec::new();
-        let sql = super::keys_after(
+        let after = [Value::Int(1), Value::Int(2)];
+        let mut bound = Vec::new();
+        let range = super::KeyRange {
+            after: Some(&after),
+            lead_from: Some(5),
+            lead_upto: None,
+        };
+        let sql = super::range_filter(
+            &table,
             &key,
+            &range,
             |c| format!("`{c}`"),
-            |j| {
-                uses.push(j);
-                "?".to_owned()
+            |_, v| {
+                bound.push(v.clone());
+                "?"
             },
-        );
-        assert_eq!(sql, "((`a` > ?) OR (`a` = ? AND `b` > ?))");
+        )
+        .unwrap();
         assert_eq!(
-            uses,
-            vec![0, 0, 1],
+            sql,
+            " WHERE `a` >= 5 AND ((`a` > ?) OR (`a` = ? AND `b` > ?))"
+        );
+        assert_eq!(
+            bound,
+            vec![Value::Int(1), Value::Int(1), Value::Int(2)],
             "the values in the order they are bound"
+        );
+        let all = super::range_filter(
+            &table,
+            &key,
+            &super::KeyRange::default(),
+            |c| c.to_owned(),
+            |_, _| "?",
+        );
+        assert_eq!(all.unwrap(), "");
+        let short = super::KeyRange {
+            after: Some(&after[..1]),
+            ..super::KeyRange::default()
+        };
+        let err = super::range_filter(&table, &key, &short, |c| c.to_owned(), |_, _| "?")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a key of 1 values for a primary key of 2 columns"),
+            "{err}"
         );
     }
 }

@@ -371,39 +371,14 @@ impl KeyRangeReader {
         range: &KeyRange<'_>,
         limit: usize,
     ) -> Result<Vec<KeyedRecord>, CaptureError> {
-        let mut conditions = Vec::new();
+        if (range.lead_from.is_some() || range.lead_upto.is_some()) && !self.integer_lead {
+            return Err(self.not_integer_lead());
+        }
         let mut params: Vec<mysql_async::Value> = Vec::new();
-        let lead = quote(&self.key[0]);
-        if range.lead_from.is_some() || range.lead_upto.is_some() {
-            if !self.integer_lead {
-                return Err(self.not_integer_lead());
-            }
-            if let Some(lo) = range.lead_from {
-                conditions.push(format!("{lead} >= {lo}"));
-            }
-            if let Some(hi) = range.lead_upto {
-                conditions.push(format!("{lead} <= {hi}"));
-            }
-        }
-        if let Some(after) = range.after {
-            if after.len() != self.key.len() {
-                return Err(CaptureError::Setup(format!(
-                    "table {}: a key of {} values for a primary key of {} columns",
-                    self.table,
-                    after.len(),
-                    self.key.len()
-                )));
-            }
-            conditions.push(super::range::keys_after(&self.key, quote, |j| {
-                params.push(after[j].clone());
-                "?".to_owned()
-            }));
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
+        let filter = super::range::range_filter(&self.table, &self.key, range, quote, |_, v| {
+            params.push(v.clone());
+            "?"
+        })?;
         let order = self
             .key
             .iter()
