@@ -104,15 +104,30 @@ impl Version {
         // second after the read would sort below the load and be dropped;
         // floored, the load (no log position) loses the tie to any change
         // of its second, which is safe: every change has its own record.
-        Ok(Version(format!(
-            "{} {file:010}:{offset:020} {record_id:010} {:03}{seq} {}",
-            time.format("%Y-%m-%d %H:%M:%S.000000"),
+        let mut text = String::with_capacity(96 + seq.len());
+        {
+            use crate::mapping::eval::{push_date, push_time, Fraction};
+            use chrono::{Datelike, Timelike};
+            // chrono's `format` for the rare years and leap seconds.
+            if (0..=9999).contains(&time.year()) && time.nanosecond() < 1_000_000_000 {
+                push_date(&mut text, &time.date());
+                text.push(' ');
+                push_time(&mut text, &time.time(), Fraction::ZeroMicros);
+            } else {
+                text = time.format("%Y-%m-%d %H:%M:%S.000000").to_string();
+            }
+        }
+        use std::fmt::Write as _;
+        let _ = write!(
+            text,
+            " {file:010}:{offset:020} {record_id:010} {:03}{seq} {}",
             seq.len(),
             match kind {
                 Kind::Image => 1,
                 Kind::Read => 2,
             }
-        )))
+        );
+        Ok(Version(text))
     }
 
     /// The same position, as a re-queried row.

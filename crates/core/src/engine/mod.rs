@@ -13,7 +13,7 @@ use aws_lambda_events::streams::KinesisEventResponse;
 use crate::dms::Delivery;
 use crate::fault::{Classify, Fault, Infrastructure};
 use crate::mapping::{DeletePolicy, Mapping, TargetTable, Transforms};
-use crate::plan::{add_lookup_results, Action, KeyMatcher, TargetPlan};
+use crate::plan::{add_lookup_results, Action, KeyMatcher, KeyTuple, TargetPlan};
 use crate::position::{PositionError, SequenceNumber, ShardId};
 use crate::prepare::{build_op, prepare_batch, quarantine_of, Build, KeyError, RelatedOn};
 use crate::source::{FetchedRows, Source, SourceSnapshot};
@@ -349,17 +349,21 @@ impl<S: Source, T: Target> Engine<S, T> {
         // Re-query what the plan needs, all in one snapshot, and write as the
         // rows become ready: the source reads chunk k+1 of a table's keys
         // while the target writes chunk k, in the batch's one transaction.
-        let mut tx = self.target.begin().await.map_err(BatchError::target)?;
-        let mut snapshot = if needs_source {
-            Some(
+        // The target's transaction and the source's snapshot start together.
+        let snapshot = async {
+            if needs_source {
                 self.source
                     .snapshot(&self.mapping, self.settings.chunk_size)
                     .await
-                    .map_err(BatchError::source)?,
-            )
-        } else {
-            None
+                    .map(Some)
+                    .map_err(BatchError::source)
+            } else {
+                Ok(None)
+            }
         };
+        let (tx, snapshot) = futures_util::future::join(self.target.begin(), snapshot).await;
+        let mut tx = tx.map_err(BatchError::target)?;
+        let mut snapshot = snapshot?;
         let mut build = Build {
             deliveries,
             todo,
@@ -403,8 +407,11 @@ impl<S: Source, T: Target> Engine<S, T> {
     }
 
     /// Builds and writes one target table's rows: rows from images first,
-    /// then the rebuilt rows chunk by chunk, each chunk's read overlapped
-    /// with the previous chunk's write.
+    /// then the rebuilt rows chunk by chunk, as a three-stage pipeline: the
+    /// source reads chunk k+2 while the target writes the statements built
+    /// so far and this process builds the rows of chunk k+1. The read and
+    /// the write are sent before the build starts, so both servers work
+    /// while the rows are built (`join3` polls in order).
     async fn write_target<Snap: SourceSnapshot>(
         &self,
         target: &TargetTable,
@@ -429,12 +436,13 @@ impl<S: Source, T: Target> Engine<S, T> {
             }
         }
         // Built rows wait in `ready` until they fill whole statements;
-        // the rest goes after the last read.
+        // the rest goes after the last build.
         let chunk_size = self.settings.chunk_size.max(1);
         let mut chunks = rebuild.chunks(chunk_size);
         let mut next = chunks.next();
+        let mut unbuilt: Option<(&[KeyTuple], FetchedRows)> = None;
         let mut pending = ready.take_statements(chunk_size, next.is_none());
-        while pending.is_some() || next.is_some() {
+        while pending.is_some() || next.is_some() || unbuilt.is_some() {
             let write = pending.take();
             let keys = next.take();
             if let Some(w) = &write {
@@ -459,17 +467,29 @@ impl<S: Source, T: Target> Engine<S, T> {
                     _ => Ok(()),
                 }
             };
-            let (fetched, written) = futures_util::future::join(read, written).await;
-            written?;
-            if let Some((keys, fetched)) = fetched? {
-                for key in keys {
-                    if let Some(op) = tp.ops.get(key) {
-                        build_op(build, target, &on, key, op, &fetched, &mut ready)?;
+            let to_build = unbuilt.take();
+            let building = &mut ready;
+            let build = &mut *build;
+            let on = &on;
+            let built = async move {
+                if let Some((keys, fetched)) = to_build {
+                    for key in keys {
+                        if let Some(op) = tp.ops.get(key) {
+                            build_op(build, target, on, key, op, &fetched, building)?;
+                        }
                     }
                 }
+                Ok::<(), BatchError>(())
+            };
+            let (fetched, written, built) = futures_util::future::join3(read, written, built).await;
+            written?;
+            built?;
+            if let Some(f) = fetched? {
+                unbuilt = Some(f);
                 next = chunks.next();
             }
-            pending = ready.take_statements(chunk_size, next.is_none());
+            let last = next.is_none() && unbuilt.is_none();
+            pending = ready.take_statements(chunk_size, last);
         }
         Ok(())
     }

@@ -131,13 +131,100 @@ pub fn text_of(value: &Value) -> Option<String> {
         Value::Decimal(d) | Value::Lossy(d) | Value::Text(d) | Value::Json(d) => d.clone(),
         Value::Float(f) => f.to_string(),
         Value::DateTime(dt) => format_datetime(dt),
-        Value::Date(d) => d.format("%Y-%m-%d").to_string(),
-        Value::Time(t) => t.format("%H:%M:%S%.f").to_string(),
+        Value::Date(d) => format_date(d),
+        Value::Time(t) => format_time(t),
     })
 }
 
-fn format_datetime(dt: &NaiveDateTime) -> String {
-    dt.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+/// `%Y-%m-%d %H:%M:%S%.f` as chrono writes it, without interpreting a
+/// format string per value (that was a measured share of building rows).
+/// Years outside 0..=9999 and leap seconds take chrono's path.
+pub(crate) fn format_datetime(dt: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    if !(0..=9999).contains(&dt.year()) || dt.nanosecond() >= 1_000_000_000 {
+        return dt.format("%Y-%m-%d %H:%M:%S%.f").to_string();
+    }
+    let mut s = String::with_capacity(29);
+    push_date(&mut s, &dt.date());
+    s.push(' ');
+    push_time(&mut s, &dt.time(), Fraction::AsNeeded);
+    s
+}
+
+/// `%Y-%m-%d` as chrono writes it.
+fn format_date(d: &chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    if !(0..=9999).contains(&d.year()) {
+        return d.format("%Y-%m-%d").to_string();
+    }
+    let mut s = String::with_capacity(10);
+    push_date(&mut s, d);
+    s
+}
+
+/// `%H:%M:%S%.f` as chrono writes it.
+fn format_time(t: &chrono::NaiveTime) -> String {
+    use chrono::Timelike;
+    if t.nanosecond() >= 1_000_000_000 {
+        return t.format("%H:%M:%S%.f").to_string();
+    }
+    let mut s = String::with_capacity(18);
+    push_time(&mut s, t, Fraction::AsNeeded);
+    s
+}
+
+/// How [`push_time`] writes the fraction of a second.
+#[derive(Clone, Copy)]
+pub(crate) enum Fraction {
+    /// chrono's `%.f`: none when zero, else 3, 6 or 9 digits, as needed.
+    AsNeeded,
+    /// Always `.000000`, whatever the time's fraction.
+    ZeroMicros,
+}
+
+/// Appends `digits` decimal digits of `value`, zero-padded.
+fn push_digits(s: &mut String, value: u32, digits: u32) {
+    for i in (0..digits).rev() {
+        let d = (value / 10u32.pow(i)) % 10;
+        s.push(char::from(b'0' + d as u8));
+    }
+}
+
+/// Appends `YYYY-MM-DD` (the caller checks the year is 0..=9999).
+pub(crate) fn push_date(s: &mut String, d: &chrono::NaiveDate) {
+    use chrono::Datelike;
+    push_digits(s, d.year() as u32, 4);
+    s.push('-');
+    push_digits(s, d.month(), 2);
+    s.push('-');
+    push_digits(s, d.day(), 2);
+}
+
+/// Appends `HH:MM:SS` and the fraction (the caller checks for leap seconds).
+pub(crate) fn push_time(s: &mut String, t: &chrono::NaiveTime, fraction: Fraction) {
+    use chrono::Timelike;
+    push_digits(s, t.hour(), 2);
+    s.push(':');
+    push_digits(s, t.minute(), 2);
+    s.push(':');
+    push_digits(s, t.second(), 2);
+    let nano = t.nanosecond();
+    match fraction {
+        Fraction::ZeroMicros => s.push_str(".000000"),
+        Fraction::AsNeeded if nano == 0 => {}
+        Fraction::AsNeeded if nano % 1_000_000 == 0 => {
+            s.push('.');
+            push_digits(s, nano / 1_000_000, 3);
+        }
+        Fraction::AsNeeded if nano % 1_000 == 0 => {
+            s.push('.');
+            push_digits(s, nano / 1_000, 6);
+        }
+        Fraction::AsNeeded => {
+            s.push('.');
+            push_digits(s, nano, 9);
+        }
+    }
 }
 
 fn is_json_number(text: &str) -> bool {
@@ -572,6 +659,38 @@ fn eval_rule(
                 return Err(format!("an input of transform {name:?} is lossy"));
             }
             f(&values).map_err(|e| format!("transform {name:?}: {e}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+    use chrono::{NaiveDate, NaiveTime};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The hand-written formats write what chrono's format strings write.
+        #[test]
+        fn dates_and_times_format_as_chrono(
+            days in -1_000_000i64..4_000_000,
+            secs in 0u32..86_400,
+            nano in prop_oneof![
+                Just(0u32),
+                (0u32..1_000).prop_map(|m| m * 1_000_000),
+                (0u32..1_000_000).prop_map(|u| u * 1_000),
+                0u32..1_000_000_000,
+                1_000_000_000u32..2_000_000_000,
+            ],
+        ) {
+            let date = NaiveDate::from_num_days_from_ce_opt(days as i32).unwrap();
+            let Some(time) = NaiveTime::from_num_seconds_from_midnight_opt(secs, nano) else {
+                return Ok(());
+            };
+            let dt = date.and_time(time);
+            prop_assert_eq!(format_datetime(&dt), dt.format("%Y-%m-%d %H:%M:%S%.f").to_string());
+            prop_assert_eq!(format_date(&date), date.format("%Y-%m-%d").to_string());
+            prop_assert_eq!(format_time(&time), time.format("%H:%M:%S%.f").to_string());
         }
     }
 }

@@ -8,7 +8,7 @@
 
 mod compile;
 mod config;
-mod eval;
+pub(crate) mod eval;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
