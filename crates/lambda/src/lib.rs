@@ -227,20 +227,44 @@ pub fn tls_from_env(
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
     libmimalloc_sys::mi_option_use_numa_nodes - 1;
 
+/// mimalloc's `mi_option_allow_thp` (mimalloc.h, 3.x): the 44th option
+/// (a test checks its default, 1 on Linux, and that setting it sticks).
+const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
+
 /// Tunes mimalloc, the allocator of the function and the CLI, for a
-/// Lambda's memory limit: freed memory goes back to the system at once
-/// instead of after a second. A batch frees most of its memory in bursts
-/// (decoded records, re-queried rows), so the delay shows as peak RSS:
-/// 64.4 MB against 49.5 MB for a 6 MB event (BENCHMARKS.md). Call it first
-/// thing in `main`. `MIMALLOC_PURGE_DELAY` in the environment (milliseconds,
-/// read by mimalloc itself) takes precedence, for trading memory for CPU.
+/// Lambda's memory limit:
+///
+/// - freed memory goes back to the system at once instead of after a
+///   second. A batch frees most of its memory in bursts (decoded records,
+///   re-queried rows), so the delay shows as peak RSS: 64.4 MB against
+///   49.5 MB for a 6 MB event (BENCHMARKS.md);
+/// - no transparent huge pages: mimalloc asks for them on its arenas, and
+///   where the kernel grants them (`madvise` mode), every page touched after
+///   a purge is a zeroed 2 MiB page. Without them the library's peak RSS for
+///   the same event fell from 55 to 34 MB (BENCHMARKS.md, issue 18).
+///
+/// Call it first thing in `main`. `MIMALLOC_PURGE_DELAY` and
+/// `MIMALLOC_ALLOW_THP` in the environment (read by mimalloc itself) take
+/// precedence, for trading memory for CPU.
 pub fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a process-wide allocator option; any value is valid
+        // for this option, and mimalloc reads it on each purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
     }
-    // SAFETY: sets a process-wide allocator option; any value is valid for
-    // this option, and mimalloc reads it on each purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: as above; mimalloc reads it on each allocation from the OS.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0) }
+        // The arenas mimalloc reserved before `main` were already advised:
+        // what mimalloc does itself at start when the option is 0.
+        #[cfg(target_os = "linux")]
+        // SAFETY: PR_SET_THP_DISABLE takes one integer argument and sets a
+        // flag of this process only; a kernel without it returns EINVAL,
+        // which leaves the process as it was.
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
+    }
 }
 
 /// Builds a `scheme://` URL (e.g. `mysql`, with `default_port` when the
@@ -642,12 +666,19 @@ impl<S: SourceAdapter, T: TargetAdapter> Function<S, T> {
 
 #[cfg(test)]
 mod tests {
+    /// One test: `tune_allocator` sets process-wide options.
     #[test]
-    fn the_allocator_returns_memory_at_once() {
+    fn the_allocator_returns_memory_at_once_and_asks_for_no_huge_pages() {
         use libmimalloc_sys::mi_option_get;
-        // The option is the purge delay: its default is 1,000 ms.
+        // The options are the purge delay (default 1,000 ms) and allow_thp
+        // (default 1 on Linux).
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
             assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 1000);
+        }
+        let thp_set = std::env::var_os("MIMALLOC_ALLOW_THP").is_some();
+        #[cfg(target_os = "linux")]
+        if !thp_set {
+            assert_eq!(unsafe { mi_option_get(MI_OPTION_ALLOW_THP) }, 1);
         }
         tune_allocator();
         // 0, unless the environment sets it (then mimalloc's own reading stays).
@@ -656,6 +687,14 @@ mod tests {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, expected);
+        if !thp_set {
+            assert_eq!(unsafe { mi_option_get(MI_OPTION_ALLOW_THP) }, 0);
+            #[cfg(target_os = "linux")]
+            assert_eq!(
+                unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) },
+                1
+            );
+        }
     }
 
     use super::*;

@@ -374,14 +374,35 @@ impl<S: Source, T: Target> Engine<S, T> {
             outcomes: &mut prepared.outcomes,
             quarantine: &mut prepared.quarantine,
         };
+        // Statements built but not yet written: a table's last ones are
+        // written with the next table's first reads.
+        let mut carry: Vec<TableWrites> = Vec::new();
         for tp in &mut plan.targets {
             let target = &self.mapping.targets[tp.target];
             if let Some(snap) = snapshot.as_mut() {
-                resolve_lookups(snap, target, tp).await?;
+                // The previous table's last statements are written while
+                // this table's reverse lookups are read.
+                let writes = std::mem::take(&mut carry);
+                let (looked, written) = futures_util::future::join(
+                    resolve_lookups(snap, target, tp),
+                    self.write_all(&mut tx, writes, summary),
+                )
+                .await;
+                written?;
+                looked?;
             }
-            self.write_target(target, tp, snapshot.as_mut(), &mut tx, &mut build, summary)
-                .await?;
+            self.write_target(
+                target,
+                tp,
+                snapshot.as_mut(),
+                &mut tx,
+                &mut build,
+                summary,
+                &mut carry,
+            )
+            .await?;
         }
+        self.write_all(&mut tx, carry, summary).await?;
         if let Some(snap) = snapshot {
             let stats = snap.finish().await.map_err(BatchError::source)?;
             summary.source_select_count += stats.select_count;
@@ -406,12 +427,32 @@ impl<S: Source, T: Target> Engine<S, T> {
         Ok(prepared.outcomes)
     }
 
+    /// Writes `writes` in order (each names its target table).
+    async fn write_all(
+        &self,
+        tx: &mut T::Transaction,
+        writes: Vec<TableWrites>,
+        summary: &mut BatchSummary,
+    ) -> Result<(), BatchError> {
+        for w in writes {
+            let target = &self.mapping.targets[w.target];
+            count_writes(summary, target, &w);
+            if !w.is_empty() {
+                tx.write(target, w).await.map_err(BatchError::target)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Builds and writes one target table's rows: rows from images first,
     /// then the rebuilt rows chunk by chunk, as a three-stage pipeline: the
     /// source reads chunk k+2 while the target writes the statements built
     /// so far and this process builds the rows of chunk k+1. The read and
     /// the write are sent before the build starts, so both servers work
-    /// while the rows are built (`join3` polls in order).
+    /// while the rows are built (`join3` polls in order). The statements
+    /// left when nothing remains to read or build go to `carry`, to be
+    /// written with the next reads (the next table's, or at the end).
+    #[allow(clippy::too_many_arguments)]
     async fn write_target<Snap: SourceSnapshot>(
         &self,
         target: &TargetTable,
@@ -420,6 +461,7 @@ impl<S: Source, T: Target> Engine<S, T> {
         tx: &mut T::Transaction,
         build: &mut Build<'_>,
         summary: &mut BatchSummary,
+        carry: &mut Vec<TableWrites>,
     ) -> Result<(), BatchError> {
         let on = RelatedOn::of(target);
         let no_rows = FetchedRows::default();
@@ -442,12 +484,14 @@ impl<S: Source, T: Target> Engine<S, T> {
         let mut next = chunks.next();
         let mut unbuilt: Option<(&[KeyTuple], FetchedRows)> = None;
         let mut pending = ready.take_statements(chunk_size, next.is_none());
-        while pending.is_some() || next.is_some() || unbuilt.is_some() {
-            let write = pending.take();
-            let keys = next.take();
-            if let Some(w) = &write {
-                count_writes(summary, target, w);
+        loop {
+            if next.is_none() && unbuilt.is_none() {
+                carry.extend(pending);
+                return Ok(());
             }
+            let mut writes = std::mem::take(carry);
+            writes.extend(pending.take());
+            let keys = next.take();
             let read = async {
                 match (snapshot.as_deref_mut(), keys) {
                     (Some(snap), Some(keys)) => snap
@@ -459,14 +503,7 @@ impl<S: Source, T: Target> Engine<S, T> {
                     (_, None) => Ok(None),
                 }
             };
-            let written = async {
-                match write {
-                    Some(w) if !w.is_empty() => {
-                        tx.write(target, w).await.map_err(BatchError::target)
-                    }
-                    _ => Ok(()),
-                }
-            };
+            let written = self.write_all(tx, writes, summary);
             let to_build = unbuilt.take();
             let building = &mut ready;
             let build = &mut *build;
@@ -491,7 +528,6 @@ impl<S: Source, T: Target> Engine<S, T> {
             let last = next.is_none() && unbuilt.is_none();
             pending = ready.take_statements(chunk_size, last);
         }
-        Ok(())
     }
 }
 
