@@ -55,6 +55,12 @@ type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 type OpenSearchEngine = Engine<MysqlSource, OpenSearchTarget>;
 
+/// The function's allocator (functions/opensearch-target): the bench measures
+/// the engine as it runs there (before, this bench ran on the system
+/// allocator while calling `tune_allocator`, which only tunes mimalloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     dms_cdc::lambda::tune_allocator();
     // `cargo test --all-targets` runs this binary without `--bench`: it
