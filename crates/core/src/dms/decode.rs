@@ -2,9 +2,10 @@
 //!
 //! **Fast path.** The document is read once, by serde visitors over the
 //! payload bytes: field names are matched without being copied, `metadata`
-//! values are borrowed from the payload (copied only when they hold
-//! escapes), column names go straight into inline [`ColumnName`]s, and each
-//! column value is classified from the parser's slice of it
+//! values are taken straight from the parser (borrowed from the payload
+//! unless they hold escapes; integers written back as they were written),
+//! column names go straight into inline [`ColumnName`]s, and each column
+//! value is classified from the parser's slice of it
 //! ([`super::classify_parsed`]) instead of being parsed a second time. It
 //! accepts a document only when the document is certain to decode exactly as
 //! the exact path below decodes it: the fast path is strict (any parse
@@ -18,15 +19,17 @@
 //! positions inside the field that is wrong. Malformed records are rare
 //! (they are quarantined), so they can afford it.
 //!
-//! Every value is taken as a [`RawValue`] (never skipped with
+//! The exact path takes every value as a [`RawValue`] (never skipped with
 //! `IgnoredAny`), because only `RawValue` makes the parser check that the
 //! bytes inside strings are UTF-8: unknown fields are checked like the rest.
+//! The fast path checks the whole document's UTF-8 once before it parses,
+//! so it skips what it does not keep with `IgnoredAny`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use compact_str::CompactString;
+use compact_str::{CompactString, ToCompactString};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -118,12 +121,12 @@ fn finish(
         table: table.map(Box::new),
         kind,
     };
-    let unknown_operation = |table, record_type: Cow<'_, str>, operation: Cow<'_, str>| {
+    let unknown_operation = |table, record_type: &str, operation: &str| {
         fail(
             table,
             DecodeErrorKind::UnknownOperation {
-                record_type: record_type.into_owned(),
-                operation: operation.into_owned(),
+                record_type: record_type.to_owned(),
+                operation: operation.to_owned(),
             },
         )
     };
@@ -135,8 +138,8 @@ fn finish(
     let [timestamp, record_type, operation, partition_key_type, partition_key_value, schema_name, table_name, transaction_id, commit_timestamp, stream_position, transaction_record_id, prev_transaction_id, prev_transaction_record_id] =
         fields;
     let table = match (schema_name, table_name) {
-        (Some(schema), Some(name)) if !schema.is_empty() || !name.is_empty() => {
-            Some(TableName::new(schema, name))
+        (Some(schema), Some(name)) if !schema.as_str().is_empty() || !name.as_str().is_empty() => {
+            Some(TableName::new(schema.as_str(), name.as_str()))
         }
         _ => None,
     };
@@ -147,16 +150,17 @@ fn finish(
         return Err(fail(table, DecodeErrorKind::MissingField("operation")));
     };
 
-    let payload = match record_type.as_ref() {
+    let (record_type, operation) = (record_type.as_str(), operation.as_str());
+    let payload = match record_type {
         "data" => {
-            let Some(operation) = data_operation(&operation) else {
+            let Some(operation) = data_operation(operation) else {
                 return Err(unknown_operation(table, record_type, operation));
             };
             data_payload(operation, table, parts.data, parts.before, before_field)
                 .map_err(|(table, kind)| fail(table, kind))?
         }
         "control" => {
-            let Some(op) = ControlOperation::parse(&operation) else {
+            let Some(op) = ControlOperation::parse(operation) else {
                 return Err(unknown_operation(table, record_type, operation));
             };
             control_payload(op, table, parts.control)
@@ -164,11 +168,11 @@ fn finish(
         _ => {
             return Err(fail(
                 table,
-                DecodeErrorKind::UnknownRecordType(record_type.into_owned()),
+                DecodeErrorKind::UnknownRecordType(record_type.to_owned()),
             ))
         }
     };
-    let text = |field: Option<Cow<'_, str>>| field.map(CompactString::from);
+    let text = |field: Option<MetaText<'_>>| field.map(MetaText::into_compact);
     Ok(DmsRecord {
         shard_id: shard_id.clone(),
         sequence_number: sequence_number.clone(),
@@ -339,9 +343,9 @@ impl<'de> Visitor<'de> for FastDocument<'_> {
         while let Some(role) = map.next_key_seed(Key(|name: &str| roles(name, before_field)))? {
             match role {
                 0 => {
-                    map.next_value::<&'de RawValue>()?;
+                    map.next_value::<de::IgnoredAny>()?;
                 }
-                METADATA => parts.metadata = Some(map.next_value_seed(MetaSeed)?),
+                METADATA => parts.metadata = Some(map.next_value_seed(FastMetaSeed)?),
                 DATA => parts.data = Some(map.next_value_seed(RowSeed)?),
                 BEFORE => parts.before = map.next_value_seed(OptionalRowSeed)?,
                 CONTROL => parts.control = Some(map.next_value()?),
@@ -431,7 +435,39 @@ fn meta_field(name: &str) -> Option<usize> {
 
 /// The metadata fields as text ([`scalar`]), borrowed from the document.
 #[derive(Default)]
-struct MetaFields<'a>([Option<Cow<'a, str>>; META_FIELDS.len()]);
+struct MetaFields<'a>([Option<MetaText<'a>>; META_FIELDS.len()]);
+
+/// A metadata value as text: borrowed from the document, or made (a string
+/// with escapes, an integer written back as it was written).
+enum MetaText<'a> {
+    Borrowed(&'a str),
+    Owned(CompactString),
+}
+
+impl<'a> MetaText<'a> {
+    fn as_str(&self) -> &str {
+        match self {
+            MetaText::Borrowed(text) => text,
+            MetaText::Owned(text) => text,
+        }
+    }
+
+    fn into_compact(self) -> CompactString {
+        match self {
+            MetaText::Borrowed(text) => CompactString::from(text),
+            MetaText::Owned(text) => text,
+        }
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for MetaText<'a> {
+    fn from(text: Cow<'a, str>) -> Self {
+        match text {
+            Cow::Borrowed(text) => MetaText::Borrowed(text),
+            Cow::Owned(text) => MetaText::Owned(text.into()),
+        }
+    }
+}
 
 /// Reads the `metadata` object. A field given twice is an error (whatever
 /// its values); unknown fields are ignored.
@@ -460,7 +496,7 @@ impl<'de> Visitor<'de> for MetaSeed {
             if let Some(i) = index {
                 seen |= 1 << i;
                 if let Some(slot) = fields.0.get_mut(i) {
-                    *slot = scalar(raw);
+                    *slot = scalar(raw).map(MetaText::from);
                 }
             }
         }
@@ -499,6 +535,93 @@ impl<'de> Visitor<'de> for MetaKey {
             }
         }
         Ok(index)
+    }
+}
+
+/// Reads the `metadata` object in the fast path: each value straight from
+/// the parser (a string without escapes borrowed, an integer written back
+/// as it was written), no raw text per field. Anything [`scalar`] would read
+/// differently from its raw text (a number with a fraction or exponent, an
+/// integer beyond 64 bits, an object or array) fails, so the exact path
+/// reads the document.
+struct FastMetaSeed;
+
+impl<'de> DeserializeSeed<'de> for FastMetaSeed {
+    type Value = MetaFields<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FastMetaSeed {
+    type Value = MetaFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of metadata fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = MetaFields::default();
+        let mut seen = 0u32;
+        while let Some(index) = map.next_key_seed(MetaKey { seen })? {
+            match index.and_then(|i| fields.0.get_mut(i).map(|slot| (i, slot))) {
+                Some((i, slot)) => {
+                    seen |= 1 << i;
+                    *slot = map.next_value_seed(FastMetaValue)?;
+                }
+                None => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// One metadata value in the fast path (see [`FastMetaSeed`]).
+struct FastMetaValue;
+
+impl<'de> DeserializeSeed<'de> for FastMetaValue {
+    type Value = Option<MetaText<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FastMetaValue {
+    type Value = Option<MetaText<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, an integer, a boolean or null")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(MetaText::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(MetaText::Owned(CompactString::from(v))))
+    }
+
+    // The parser hands an integer as `u64` or `i64` only when it was written
+    // as plain digits (`-0` and integers beyond 64 bits come as `f64`), so
+    // writing it back gives the text as written.
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(MetaText::Owned(v.to_compact_string())))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(MetaText::Owned(v.to_compact_string())))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(MetaText::Borrowed(if v { "true" } else { "false" })))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 
