@@ -431,6 +431,60 @@ impl Row {
         Row(columns)
     }
 
+    /// A row of `columns` with their sort keys, as the decoder reads them:
+    /// `keys[i]` is `(name_prefix(name), i)` for the column at `i`. The keys
+    /// are sorted instead of the columns (integer comparisons; whole names
+    /// compared only when their first eight bytes agree), and each column
+    /// is then moved once into its place. Of columns named alike, the last
+    /// wins, as in [`Row::from_columns`].
+    pub(crate) fn from_keyed(
+        mut columns: Vec<(ColumnName, Value)>,
+        keys: &mut [(u64, u32)],
+    ) -> Row {
+        if keys.len() != columns.len() {
+            return Row::from_columns(columns);
+        }
+        if keys.windows(2).all(|w| w[0].0 < w[1].0) {
+            // In name order already, each name once.
+            return Row(columns);
+        }
+        // The index decides between equal names: the order is total, so an
+        // unstable sort keeps equal names in document order.
+        keys.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                let name = |i: u32| columns.get(i as usize).map(|(name, _)| name.as_str());
+                name(a.1).cmp(&name(b.1)).then_with(|| a.1.cmp(&b.1))
+            })
+        });
+        let distinct = keys.windows(2).all(|w| w[0].0 < w[1].0);
+        // Position `i` takes the column at `keys[i].1`: follow each cycle of
+        // the permutation, marking the positions done.
+        const DONE: u32 = u32::MAX;
+        for start in 0..keys.len() {
+            let mut at = start;
+            while let Some(slot) = keys.get_mut(at) {
+                let from = std::mem::replace(&mut slot.1, DONE);
+                if from == DONE || from as usize == start {
+                    break;
+                }
+                columns.swap(at, from as usize);
+                at = from as usize;
+            }
+        }
+        if !distinct {
+            // Equal names are adjacent, the later one last: it takes the
+            // place of the earlier one.
+            columns.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    std::mem::swap(later, kept);
+                }
+                same
+            });
+        }
+        Row(columns)
+    }
+
     fn position(&self, column: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(name, _)| cmp_names(name, column))
     }
@@ -514,6 +568,20 @@ impl Row {
     pub fn has_lossy(&self) -> bool {
         self.values().any(Value::is_lossy)
     }
+}
+
+/// The first eight bytes of a column name as a big-endian integer (padded
+/// with zeros): names whose prefixes differ are in the order of their
+/// prefixes ([`Row::from_keyed`]).
+#[inline]
+pub(crate) fn name_prefix(name: &str) -> u64 {
+    let mut buf = [0u8; 8];
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(8);
+    if let (Some(to), Some(from)) = (buf.get_mut(..n), bytes.get(..n)) {
+        to.copy_from_slice(from);
+    }
+    u64::from_be_bytes(buf)
 }
 
 /// Column names in byte order (as `str` orders them), deciding on the first

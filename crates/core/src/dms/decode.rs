@@ -34,8 +34,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{
-    classify_parsed, ColumnName, ControlOperation, ControlRecord, DataChange, DecodeError,
-    DecodeErrorKind, DmsRecord, Metadata, Operation, Payload, Row, TableName, Transaction,
+    classify_parsed, name_prefix, ColumnName, ControlOperation, ControlRecord, DataChange,
+    DecodeError, DecodeErrorKind, DmsRecord, Metadata, Operation, Payload, Row, TableName,
+    Transaction,
 };
 use crate::position::{SequenceNumber, ShardId};
 
@@ -670,17 +671,25 @@ impl<'de> Visitor<'de> for RowSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut columns = Vec::with_capacity(16);
+        // The columns' sort keys (`Row::from_keyed`), for rows of up to
+        // `KEYED` columns.
+        let mut keys = [(0u64, 0u32); KEYED];
         // Columns whose value does not classify, by name: a later value of
         // the same name replaces an earlier one, as in `columns`. A map,
         // not a list searched per column: decoding stays linear however
         // many columns fail.
         let mut failed: BTreeMap<ColumnName, String> = BTreeMap::new();
-        while let Some(name) = map.next_key_seed(Key(|name: &str| ColumnName::new(name)))? {
+        while let Some((name, prefix)) =
+            map.next_key_seed(Key(|name: &str| (ColumnName::new(name), name_prefix(name))))?
+        {
             let raw: &'de RawValue = map.next_value()?;
             match classify_parsed(raw.get()) {
                 Ok(value) => {
                     if !failed.is_empty() {
                         failed.remove(&name);
+                    }
+                    if let Some(key) = keys.get_mut(columns.len()) {
+                        *key = (prefix, columns.len() as u32);
                     }
                     columns.push((name, value));
                 }
@@ -691,10 +700,17 @@ impl<'de> Visitor<'de> for RowSeed {
         }
         Ok(match failed.into_iter().next() {
             Some((name, reason)) => Err(format!("column `{name}`: {reason}")),
-            None => Ok(Row::from_columns(columns)),
+            None => match keys.get_mut(..columns.len()) {
+                Some(keys) => Ok(Row::from_keyed(columns, keys)),
+                None => Ok(Row::from_columns(columns)),
+            },
         })
     }
 }
+
+/// The widest image whose columns are sorted by their keys
+/// ([`Row::from_keyed`]); wider ones are sorted as they are.
+const KEYED: usize = 32;
 
 /// Reads a before image: `null` reads as no image.
 struct OptionalRowSeed;

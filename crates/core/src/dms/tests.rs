@@ -1048,3 +1048,39 @@ proptest! {
         prop_assert_eq!(new, old);
     }
 }
+
+/// Column names that share long prefixes, differ only past eight bytes,
+/// end in NUL bytes or repeat: the cases the decoder's sort keys
+/// (`Row::from_keyed`) decide by whole names.
+fn arb_keyed_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "(created_|updated_|a)(at|by|a|\u{0}|){0,2}",
+        2 => "[a-c\u{0}]{0,10}",
+        1 => "[a-z_é]{1,30}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// A row built from sort keys is the row built from the columns: the
+    /// same order, and of columns named alike the last.
+    #[test]
+    fn keyed_rows_equal_rows_from_columns(
+        names in proptest::collection::vec(arb_keyed_name(), 0..40),
+    ) {
+        let columns: Vec<(ColumnName, Value)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (ColumnName::new(n), Value::Int(i as i64)))
+            .collect();
+        let mut keys: Vec<(u64, u32)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (name_prefix(n), i as u32))
+            .collect();
+        let keyed = Row::from_keyed(columns.clone(), &mut keys);
+        let sorted = Row::from_columns(columns);
+        prop_assert_eq!(keyed.0, sorted.0);
+    }
+}
