@@ -70,9 +70,15 @@ impl KeyPart {
     }
 }
 
+// Two integers, the parts most keys are made of, compare as they are: the
+// identity of an integer is the integer.
 impl PartialEq for KeyPart {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.identity() == other.identity()
+        match (self, other) {
+            (KeyPart::Int(a), KeyPart::Int(b)) => a == b,
+            _ => self.identity() == other.identity(),
+        }
     }
 }
 
@@ -85,8 +91,12 @@ impl PartialOrd for KeyPart {
 }
 
 impl Ord for KeyPart {
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.identity().cmp(&other.identity())
+        match (self, other) {
+            (KeyPart::Int(a), KeyPart::Int(b)) => a.cmp(b),
+            _ => self.identity().cmp(&other.identity()),
+        }
     }
 }
 
@@ -144,8 +154,26 @@ impl fmt::Display for KeyPart {
 }
 
 /// A tuple of key parts: a root key, or the values of a lookup's columns.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Ordered part by part (as a slice of parts).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyTuple(pub Vec<KeyPart>);
+
+impl PartialOrd for KeyTuple {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyTuple {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // A one-part key (most are) without the slice comparison's loop.
+        match (self.0.as_slice(), other.0.as_slice()) {
+            ([a], [b]) => a.cmp(b),
+            (a, b) => a.cmp(b),
+        }
+    }
+}
 
 impl KeyTuple {
     /// Values for binding.
