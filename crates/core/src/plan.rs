@@ -262,6 +262,8 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
             .collect(),
         ..Default::default()
     };
+    // One set of touches for the whole batch: its vectors are reused.
+    let mut touches = RecordTouches::default();
     for (index, record) in records.iter().enumerate() {
         plan.counts.records += 1;
         let change = match &record.payload {
@@ -279,8 +281,8 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
             continue;
         };
         plan.counts.mapped += 1;
-        match plan_change(mapping, source, change, &mut plan.counts) {
-            Ok(touches) => plan.add_record(index, touches),
+        match plan_change(mapping, source, change, &mut plan.counts, &mut touches) {
+            Ok(()) => plan.add_record(index, &mut touches),
             Err(reason) => plan.errors.push(PlanError {
                 record: index,
                 shard_id: record.shard_id.to_string(),
@@ -311,15 +313,17 @@ struct RecordTouches<'m> {
     skipped: usize,
 }
 
-/// Works out every touch of a data record of a mapped table; the error is
-/// the reason the record cannot be planned.
+/// Works out every touch of a data record of a mapped table into
+/// `touches` (cleared first); the error is the reason the record cannot be
+/// planned.
 fn plan_change<'m>(
     mapping: &'m Mapping,
     source: &'m SourceTable,
     change: &DataChange,
     counts: &mut PlanCounts,
-) -> Result<RecordTouches<'m>, String> {
-    let mut touches = RecordTouches::default();
+    touches: &mut RecordTouches<'m>,
+) -> Result<(), String> {
+    touches.clear();
     for touch in &source.touches {
         match touch {
             Touch::Root { target } => {
@@ -351,10 +355,19 @@ fn plan_change<'m>(
                 })?,
         }
     }
-    Ok(touches)
+    Ok(())
 }
 
 impl<'m> RecordTouches<'m> {
+    /// Empties the touches, keeping their vectors' room for the next record.
+    fn clear(&mut self) {
+        self.actions.clear();
+        self.lookups.clear();
+        self.nested.clear();
+        self.touched = 0;
+        self.skipped = 0;
+    }
+
     /// A change to the root row of target `target` (`t`): write its key
     /// (upsert, rebuild or delete), and delete the old key when the update
     /// changed it.
@@ -442,18 +455,18 @@ impl<'m> RecordTouches<'m> {
 
 impl BatchPlan {
     /// Adds the touches of the record at `index`.
-    fn add_record(&mut self, index: usize, touches: RecordTouches<'_>) {
+    fn add_record(&mut self, index: usize, touches: &mut RecordTouches<'_>) {
         if touches.touched > 0 && touches.skipped == touches.touched {
             self.counts.unchanged += 1;
             self.no_write.push(index);
         }
-        for (target, key, action) in touches.actions {
+        for (target, key, action) in touches.actions.drain(..) {
             self.targets[target].add(key, action, index);
         }
-        for (target, on, tuple) in touches.lookups {
+        for (target, on, tuple) in touches.lookups.drain(..) {
             self.targets[target].ask(on, tuple, index);
         }
-        for (target, parent, on, tuple) in touches.nested {
+        for (target, parent, on, tuple) in touches.nested.drain(..) {
             self.targets[target].ask_nested(parent, on, tuple, index);
         }
     }
