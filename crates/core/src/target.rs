@@ -161,8 +161,14 @@ impl TableWrites {
         let whole = |n: usize| if all { n } else { n - n % chunk_size };
         let upserts: Vec<_> = self.upserts.drain(..whole(self.upserts.len())).collect();
         let deletes: Vec<_> = self.deletes.drain(..whole(self.deletes.len())).collect();
-        // Tombstones go with the first statements taken (they are few).
-        let tombstones = std::mem::take(&mut self.tombstones);
+        // Tombstones too wait for whole statements: taken with every
+        // statement, a batch whose chunks each found a few deleted rows sent
+        // one short tombstone statement per chunk, each of a new shape
+        // (12 per batch in the e2e bench, and prepared statements evicted).
+        let tombstones: Vec<_> = self
+            .tombstones
+            .drain(..whole(self.tombstones.len()))
+            .collect();
         if upserts.is_empty() && deletes.is_empty() && tombstones.is_empty() {
             return None;
         }
@@ -360,16 +366,24 @@ mod tests {
             target: 3,
             upserts: (0..7).map(row).collect(),
             deletes: (0..2).map(row).collect(),
-            tombstones: Vec::new(),
+            tombstones: (0..4).map(|i| (row(i), format!("v{i}"))).collect(),
         };
         let taken = w.take_statements(3, false).unwrap();
         assert_eq!(taken.target, 3);
         assert_eq!(taken.upserts, (0..6).map(row).collect::<Vec<_>>());
         assert!(taken.deletes.is_empty());
+        assert_eq!(taken.tombstones.len(), 3);
         assert_eq!(w.upserts, vec![row(6)]);
         assert!(w.take_statements(3, false).is_none());
         let rest = w.take_statements(3, true).unwrap();
-        assert_eq!((rest.upserts.len(), rest.deletes.len()), (1, 2));
+        assert_eq!(
+            (
+                rest.upserts.len(),
+                rest.deletes.len(),
+                rest.tombstones.len()
+            ),
+            (1, 2, 1)
+        );
         assert!(w.take_statements(3, true).is_none());
     }
 }

@@ -348,20 +348,22 @@ impl WriteTx {
                     .map_err(TargetError::row(format!("delete {}", target.table)))?;
             }
         }
-        for chunk in writes
-            .tombstones
-            .chunks(rows_per_statement(self.target.chunk_size, 3))
-        {
+        let chunk_size = rows_per_statement(self.target.chunk_size, 3);
+        for chunk in writes.tombstones.chunks(chunk_size) {
+            // Padded like the deletes (a tombstone repeated changes
+            // nothing), so the statement shapes repeat and stay prepared.
+            let count = statement_size(chunk.len(), chunk_size);
             let one = "(?, ?, ?, NOW(6))";
             let sql = format!(
                 "INSERT INTO dms_cdc_tombstone (target_table, row_key, version, deleted_at) VALUES {}
                  ON DUPLICATE KEY UPDATE
                    deleted_at = IF(VALUES(version) > version, VALUES(deleted_at), deleted_at),
                    version = GREATEST(version, VALUES(version))",
-                vec![one; chunk.len()].join(", ")
+                vec![one; count].join(", ")
             );
-            let mut params = Vec::with_capacity(chunk.len() * 3);
-            for (key, version) in chunk {
+            let padding = chunk.last().into_iter().cycle().take(count - chunk.len());
+            let mut params = Vec::with_capacity(count * 3);
+            for (key, version) in chunk.iter().chain(padding) {
                 params.push(mysql_async::Value::Bytes(target.table.clone().into_bytes()));
                 params.push(mysql_async::Value::Bytes(tombstone_key(key)));
                 params.push(mysql_async::Value::Bytes(version.clone().into_bytes()));
