@@ -21,6 +21,8 @@ use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 
 use super::{delivery_from, in_shard_order, Delivery, EventError};
 
+mod scan;
+
 /// A Lambda Kinesis event with each record's payload already base64-decoded,
 /// read without intermediate copies (see the module docs). Turn it into
 /// deliveries with [`KinesisBatch::into_deliveries`].
@@ -40,6 +42,25 @@ struct BatchRecord {
 }
 
 impl KinesisBatch {
+    /// The event read from its JSON bytes (the Lambda invocation's body):
+    /// the usual shape by a direct, strict scan (`scan.rs`), anything else
+    /// (an escape in a kept string, a field twice, a missing field, a value
+    /// of another type, invalid JSON...) by the serde reading, which gives
+    /// the value or the error. Either way the result is the serde reading's:
+    /// `serde_json::from_slice::<KinesisBatch>(bytes)`.
+    pub fn from_json(bytes: &[u8]) -> Result<KinesisBatch, serde_json::Error> {
+        match scan::scan(bytes) {
+            Some(batch) => Ok(batch),
+            None => serde_json::from_slice(bytes),
+        }
+    }
+
+    /// The scan alone (`None` where `from_json` falls back to serde).
+    #[cfg(test)]
+    pub(super) fn scan_only(bytes: &[u8]) -> Option<KinesisBatch> {
+        scan::scan(bytes)
+    }
+
     /// The records in the event.
     pub fn len(&self) -> usize {
         self.records.len()
@@ -221,13 +242,18 @@ fn arrival_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Erro
     for part in parts {
         frac = part.map_err(de::Error::custom)?;
     }
+    millis_from_parts(whole, frac).ok_or_else(|| de::Error::custom("invalid timestamp"))
+}
+
+/// The milliseconds of a timestamp rendered `whole.frac` (the fraction's
+/// digits read as an integer), as `aws_lambda_events` computes them.
+fn millis_from_parts(whole: u64, frac: u64) -> Option<i64> {
     // As aws_lambda_events does it, overflow included (its release build).
     let nanos = frac.wrapping_mul(1_000_000);
     chrono::Utc
         .timestamp_opt(whole as i64, nanos as u32)
         .latest()
         .map(|t| t.timestamp_millis())
-        .ok_or_else(|| de::Error::custom("invalid timestamp"))
 }
 
 /// A number's rendering, on the stack (`None` past 64 bytes: such a number

@@ -985,6 +985,258 @@ fn fixture_events_read_and_decode_as_the_reference() {
     assert!(records > 50, "{records} fixture records");
 }
 
+/// The fixture events' bytes, MySQL and PostgreSQL sources.
+fn fixture_events() -> Vec<(String, Vec<u8>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let mut events = Vec::new();
+    for dir in ["events", "events-postgres"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            events.push((file.display().to_string(), std::fs::read(&file).unwrap()));
+        }
+    }
+    assert!(events.len() >= 14, "{} fixture events", events.len());
+    events
+}
+
+/// `from_json` against the serde reading: the same batch, or both an error.
+fn from_json_is_serde(bytes: &[u8]) -> Result<(), String> {
+    let new = KinesisBatch::from_json(bytes).ok();
+    let old = serde_json::from_slice::<KinesisBatch>(bytes).ok();
+    if new == old {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: from_json {new:?}, serde {old:?}",
+            String::from_utf8_lossy(bytes)
+        ))
+    }
+}
+
+/// Every fixture event is read by the scan itself (not the serde fallback),
+/// as serde reads it.
+#[test]
+fn fixture_events_are_scanned_as_serde_reads_them() {
+    for (name, bytes) in fixture_events() {
+        let serde = serde_json::from_slice::<KinesisBatch>(&bytes).unwrap();
+        let scan = KinesisBatch::scan_only(&bytes).unwrap_or_else(|| panic!("{name}: not scanned"));
+        assert_eq!(scan, serde, "{name}");
+        assert_eq!(KinesisBatch::from_json(&bytes).unwrap(), serde, "{name}");
+    }
+}
+
+/// Unusual events (what the scan leaves to serde, and what it must refuse):
+/// `from_json` gives what serde gives.
+#[test]
+fn unusual_events_read_as_serde_reads_them() {
+    let record = |kinesis: &str, rest: &str| {
+        format!(
+            r#"{{"Records":[{{"kinesis":{{{kinesis}}},"eventID":"shardId-000000000001:1001"{rest}}}]}}"#
+        )
+    };
+    let k = |extra: &str| {
+        record(
+            &format!(
+                r#""partitionKey":"k","sequenceNumber":"1001","data":"e30=","approximateArrivalTimestamp":1795170000.21{extra}"#
+            ),
+            "",
+        )
+    };
+    let mut events = vec![
+        k(""),
+        k(r#","x":[1,{"y":[true,false,null,-0.5e+3,"\u00e9\n"]}]"#),
+        k(r#","x":"\ud800""#),
+        k(r#","x":"\u12G4""#),
+        k(r#","x":"\q""#),
+        k(r#","x":"a	b""#),
+        k(r#","x":01"#),
+        k(r#","x":1."#),
+        k(r#","x":-"#),
+        k(r#","x":.5"#),
+        k(r#","x":1e"#),
+        k(r#","x":1e+"#),
+        k(r#","x":+1"#),
+        k(r#","x":-01"#),
+        k(r#","x":tru"#),
+        k(r#","x":nul"#),
+        k(r#","x":True"#),
+        k(r#","x":[1,]"#),
+        k(r#","x":{"a":1,}"#),
+        k(r#","x":{"a" 1}"#),
+        k(r#","x":{1:1}"#),
+        k(r#","x":[1 2]"#),
+        k(r#","data":"e30=""#),
+        k(r#","partitionKey":"k""#),
+        k(r#","sequenceNumber":"1001""#),
+        k(r#","approximateArrivalTimestamp":1"#),
+        k(r#","partitionKey":null"#),
+        k(r#","Partitionkey":null"#),
+        k(r#","x":"é""#),
+        k(r#","x":1e400"#),
+        k(","),
+        k(" "),
+        k("\n\t\r "),
+        k("\u{b}"),
+        record(r#""data":"e30=","approximateArrivalTimestamp":1"#, ""),
+        record(
+            r#""data":"e30=","approximateArrivalTimestamp":1"#,
+            r#","eventID":"x""#,
+        ),
+        record(
+            r#""data":"e30=","approximateArrivalTimestamp":1"#,
+            r#","kinesis":{}"#,
+        ),
+        record(r#""data":"e3\/0=","approximateArrivalTimestamp":1"#, ""),
+        record(r#""data":"e30","approximateArrivalTimestamp":1"#, ""),
+        record(r#""data":"e30=\n","approximateArrivalTimestamp":1"#, ""),
+        record(r#""data":null,"approximateArrivalTimestamp":1"#, ""),
+        record(r#""data":[],"approximateArrivalTimestamp":1"#, ""),
+        record(r#""approximateArrivalTimestamp":1"#, ""),
+        record(r#""data":"e30=""#, ""),
+        record(
+            r#""data":"e30=","approximateArrivalTimestamp":"1795170000.21""#,
+            "",
+        ),
+        record(
+            r#""data":"e30=","approximateArrivalTimestamp":"1795170000\u002e21""#,
+            "",
+        ),
+        record(
+            r#""data":"e30=","approximateArrivalTimestamp":1795170000.210"#,
+            "",
+        ),
+        record(r#""data":"e30=","approximateArrivalTimestamp":1.795e9"#, ""),
+        record(r#""data":"e30=","approximateArrivalTimestamp":-1"#, ""),
+        record(r#""data":"e30=","approximateArrivalTimestamp":null"#, ""),
+        record(r#""data":"e30=","approximateArrivalTimestamp":true"#, ""),
+        record(
+            r#""data":"e30=","approximateArrivalTimestamp":18446744073709551616"#,
+            "",
+        ),
+        record(
+            r#""data":"e30=","partitionKey":"a\"b","approximateArrivalTimestamp":1"#,
+            "",
+        ),
+        record(
+            r#""data":"e30=","partitionKey":"é","approximateArrivalTimestamp":1"#,
+            "",
+        ),
+        record(
+            r#""data":"e30=","sequenceNumber":7,"approximateArrivalTimestamp":1"#,
+            "",
+        ),
+        r#"{"Records":[]}"#.to_owned(),
+        r#"{"Records":[],"Records":[]}"#.to_owned(),
+        r#"{"Records":null}"#.to_owned(),
+        r#"{"Records":{}}"#.to_owned(),
+        r#"{"Records":[null]}"#.to_owned(),
+        r#"{"Records":[[]]}"#.to_owned(),
+        r#"{"Records":[],}"#.to_owned(),
+        r#"{"Records":[] }x"#.to_owned(),
+        r#"{"Records":[]} "#.to_owned(),
+        r#" {"Records":[]}"#.to_owned(),
+        r#"{"Records":[]}{}"#.to_owned(),
+        r#"{"Rec\u006frds":[]}"#.to_owned(),
+        r#"{"records":[]}"#.to_owned(),
+        r#"{}"#.to_owned(),
+        r#"[]"#.to_owned(),
+        r#"[[]]"#.to_owned(),
+        r#"null"#.to_owned(),
+        String::new(),
+    ];
+    let deep = |n: usize| k(&format!(r#","x":{}{}"#, "[".repeat(n), "]".repeat(n)));
+    events.extend([
+        deep(100),
+        deep(126),
+        deep(127),
+        deep(128),
+        deep(129),
+        deep(1000),
+    ]);
+    let mut bytes: Vec<Vec<u8>> = events.into_iter().map(String::into_bytes).collect();
+    let mut invalid = k(r#","x":"ab""#).into_bytes();
+    let at = invalid.len() - 6;
+    invalid[at] = 0xff;
+    bytes.push(invalid);
+    let mut invalid_key = k(r#","ab":1"#).into_bytes();
+    let at = invalid_key.len() - 7;
+    invalid_key[at] = 0xc3;
+    bytes.push(invalid_key);
+    assert!(KinesisBatch::scan_only(&bytes[0]).is_some());
+    for event in &bytes {
+        from_json_is_serde(event).unwrap();
+    }
+}
+
+/// An edit of a fixture event: a text inserted at, or a byte removed from,
+/// a position.
+#[derive(Debug, Clone)]
+enum EventEdit {
+    Insert(usize, &'static [u8]),
+    Remove(usize),
+}
+
+fn arb_event_edit() -> impl Strategy<Value = EventEdit> {
+    let text = prop::sample::select(vec![
+        &b" "[..],
+        b"\\",
+        b"\"",
+        b",",
+        b"null",
+        b"\\u0041",
+        b"}",
+        b"]",
+        b"{",
+        b"\"x\":1,",
+        b"0",
+        b".",
+        b"\x01",
+        b"\xff",
+        b"\xc3",
+        b"\xc3\xa9",
+    ]);
+    prop_oneof![
+        (any::<prop::sample::Index>(), text)
+            .prop_map(|(i, t)| EventEdit::Insert(i.index(usize::MAX), t)),
+        any::<prop::sample::Index>().prop_map(|i| EventEdit::Remove(i.index(usize::MAX))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Any edits of any fixture event, valid JSON or not: `from_json` gives
+    /// what serde gives.
+    #[test]
+    fn edited_events_read_as_serde_reads_them(
+        which in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec(arb_event_edit(), 1..4),
+    ) {
+        let events = fixture_events();
+        let (_, bytes) = which.get(&events);
+        let mut bytes = bytes.clone();
+        for edit in edits {
+            match edit {
+                EventEdit::Insert(at, text) => {
+                    let at = at % (bytes.len() + 1);
+                    bytes.splice(at..at, text.iter().copied());
+                }
+                EventEdit::Remove(at) => {
+                    if !bytes.is_empty() {
+                        bytes.remove(at % bytes.len());
+                    }
+                }
+            }
+        }
+        prop_assert!(from_json_is_serde(&bytes).is_ok(), "{}", from_json_is_serde(&bytes).unwrap_err());
+    }
+}
+
 /// The arrival time, as `KinesisEvent` reads it, for timestamps of every shape.
 fn arrival_of(timestamp: &str) -> (Option<i64>, Option<i64>) {
     let event = format!(

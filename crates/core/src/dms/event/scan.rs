@@ -1,0 +1,475 @@
+//! The event's usual shape read by a direct, strict scan of its bytes (see
+//! [`KinesisBatch::from_json`]).
+//!
+//! The scan accepts only valid JSON: the values it skips are parsed with
+//! the whole grammar (strings without control characters and with valid
+//! escapes, numbers, exact literals, nested objects and arrays up to
+//! [`DEPTH`] levels), commas and colons where JSON puts them, nothing but
+//! whitespace after the event. What it keeps is read the way the serde
+//! reading reads it. Anything else it does not decide: an escape in a key
+//! or a kept string, a kept field twice, a missing required field, a value
+//! of another type, a payload that is not base64, and so on; it answers
+//! `None` and the caller reads the event with serde, which gives the value
+//! or the error. So a `Some` is always what serde would give.
+
+use super::{arrival_ms, millis_from_parts, BatchRecord, KinesisBatch};
+
+/// Nesting the scan follows before it gives up (serde_json's recursion
+/// limit; the usual event nests four levels).
+const DEPTH: usize = 128;
+
+/// The event's records, or `None` when the scan does not decide (see the
+/// module docs).
+pub(super) fn scan(bytes: &[u8]) -> Option<KinesisBatch> {
+    // Checked once: keys and kept strings are slices of it.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut cursor = Cursor { text, bytes, at: 0 };
+    cursor.whitespace();
+    let mut records = None;
+    cursor.object(0, |c, key| match key {
+        b"Records" if records.is_none() => {
+            records = Some(c.records()?);
+            Some(())
+        }
+        b"Records" => None,
+        _ => c.skip(1),
+    })?;
+    cursor.whitespace();
+    if cursor.at != bytes.len() {
+        return None;
+    }
+    Some(KinesisBatch { records: records? })
+}
+
+/// A position in the event text.
+struct Cursor<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+/// `kinesis`, as far as it is read.
+#[derive(Default)]
+struct Kinesis<'a> {
+    arrival_ms: Option<i64>,
+    data: Option<Vec<u8>>,
+    partition_key: Option<&'a str>,
+    sequence_number: Option<&'a str>,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    /// JSON whitespace (serde_json's: space, tab, line feed, carriage return).
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// An object at `depth`, each key (without escapes) handed to `field`,
+    /// which reads its value.
+    fn object(
+        &mut self,
+        depth: usize,
+        mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+    ) -> Option<()> {
+        if depth >= DEPTH {
+            return None;
+        }
+        self.eat(b'{')?;
+        self.whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let (start, end) = self.plain_string()?;
+            let key = self.bytes.get(start..end)?;
+            self.whitespace();
+            self.eat(b':')?;
+            self.whitespace();
+            field(self, key)?;
+            self.whitespace();
+            match self.next()? {
+                b',' => self.whitespace(),
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// `Records`: an array of record objects.
+    fn records(&mut self) -> Option<Vec<BatchRecord>> {
+        self.eat(b'[')?;
+        // The usual event takes about 1.7 kB per record.
+        let mut records = Vec::with_capacity(self.bytes.len() / 1024);
+        self.whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Some(records);
+        }
+        loop {
+            records.push(self.record()?);
+            self.whitespace();
+            match self.next()? {
+                b',' => self.whitespace(),
+                b']' => return Some(records),
+                _ => return None,
+            }
+        }
+    }
+
+    /// One record: `eventID` (a string or null, optional) and `kinesis`.
+    fn record(&mut self) -> Option<BatchRecord> {
+        let mut event_id: Option<Option<&'a str>> = None;
+        let mut kinesis: Option<Kinesis<'a>> = None;
+        self.object(2, |c, key| match key {
+            b"eventID" if event_id.is_none() => {
+                event_id = Some(if c.peek() == Some(b'n') {
+                    c.literal(b"null")?;
+                    None
+                } else {
+                    Some(c.kept_string()?)
+                });
+                Some(())
+            }
+            b"kinesis" if kinesis.is_none() => {
+                kinesis = Some(c.kinesis()?);
+                Some(())
+            }
+            b"eventID" | b"kinesis" => None,
+            _ => c.skip(3),
+        })?;
+        let kinesis = kinesis?;
+        Some(BatchRecord {
+            event_id: event_id.flatten().map(str::to_owned),
+            sequence_number: kinesis.sequence_number.unwrap_or("").to_owned(),
+            partition_key: kinesis.partition_key.unwrap_or("").to_owned(),
+            approximate_arrival_ms: kinesis.arrival_ms?,
+            data: kinesis.data?,
+        })
+    }
+
+    /// `kinesis`: `data` and `approximateArrivalTimestamp` (required),
+    /// `partitionKey` and `sequenceNumber` (optional).
+    fn kinesis(&mut self) -> Option<Kinesis<'a>> {
+        let mut k = Kinesis::default();
+        self.object(3, |c, key| {
+            match key {
+                b"data" if k.data.is_none() => k.data = Some(c.payload()?),
+                b"approximateArrivalTimestamp" if k.arrival_ms.is_none() => {
+                    k.arrival_ms = Some(c.arrival()?)
+                }
+                b"partitionKey" if k.partition_key.is_none() => {
+                    k.partition_key = Some(c.kept_string()?)
+                }
+                b"sequenceNumber" if k.sequence_number.is_none() => {
+                    k.sequence_number = Some(c.kept_string()?)
+                }
+                b"data" | b"approximateArrivalTimestamp" | b"partitionKey" | b"sequenceNumber" => {
+                    return None
+                }
+                _ => c.skip(4)?,
+            }
+            Some(())
+        })?;
+        Some(k)
+    }
+
+    /// `kinesis.data`: the base64 text decoded into the payload buffer. The
+    /// closing quote is searched for alone: a backslash or a control
+    /// character before it is no base64, and fails to decode.
+    fn payload(&mut self) -> Option<Vec<u8>> {
+        self.eat(b'"')?;
+        let rest = self.bytes.get(self.at..)?;
+        let len = memchr::memchr(b'"', rest)?;
+        let text = rest.get(..len)?;
+        self.at += len + 1;
+        base64_simd::STANDARD.decode_to_vec(text).ok()
+    }
+
+    /// `kinesis.approximateArrivalTimestamp` in milliseconds: a plain
+    /// decimal read directly, anything else through the serde reading's
+    /// own conversion (so both give the same milliseconds).
+    fn arrival(&mut self) -> Option<i64> {
+        let start = self.at;
+        match self.peek()? {
+            b'"' => {
+                self.plain_string()?;
+            }
+            b'-' | b'0'..=b'9' => {
+                self.number()?;
+                let text = self.bytes.get(start..self.at)?;
+                if let Some(ms) = plain_decimal_ms(text) {
+                    return Some(ms);
+                }
+            }
+            _ => return None,
+        }
+        let text = self.bytes.get(start..self.at)?;
+        arrival_ms(&mut serde_json::Deserializer::from_slice(text)).ok()
+    }
+
+    /// A string without escapes: the positions of its contents.
+    fn plain_string(&mut self) -> Option<(usize, usize)> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let end = start + stop(self.bytes.get(start..)?);
+        self.at = end + 1;
+        (self.bytes.get(end)? == &b'"').then_some((start, end))
+    }
+
+    /// A string kept as text (no escapes).
+    fn kept_string(&mut self) -> Option<&'a str> {
+        let (start, end) = self.plain_string()?;
+        self.text.get(start..end)
+    }
+
+    /// Any string, escapes included.
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            self.at += stop(self.bytes.get(self.at..)?);
+            match self.next()? {
+                b'"' => return Some(()),
+                b'\\' => match self.next()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        for _ in 0..4 {
+                            if !self.next()?.is_ascii_hexdigit() {
+                                return None;
+                            }
+                        }
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+
+    /// Exactly `word` (`true`, `false`, `null`).
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word).then_some(())?;
+        self.at = end;
+        Some(())
+    }
+
+    /// A number, by the JSON grammar: `-`? (`0` | [1-9][0-9]*)
+    /// (`.` [0-9]+)? ([eE] [+-]? [0-9]+)?
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            self.next().filter(u8::is_ascii_digit)?;
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            self.next().filter(u8::is_ascii_digit)?;
+            self.digits();
+        }
+        // A digit right after `0` (`01`) is no JSON.
+        (!self.peek().is_some_and(|b| b.is_ascii_digit())).then_some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+    }
+
+    /// Any value at `depth`, read and dropped.
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' => self.skip_object(depth),
+            b'[' => self.skip_array(depth),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn skip_object(&mut self, depth: usize) -> Option<()> {
+        if depth >= DEPTH {
+            return None;
+        }
+        self.eat(b'{')?;
+        self.whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.skip_string()?;
+            self.whitespace();
+            self.eat(b':')?;
+            self.whitespace();
+            self.skip(depth + 1)?;
+            self.whitespace();
+            match self.next()? {
+                b',' => self.whitespace(),
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    fn skip_array(&mut self, depth: usize) -> Option<()> {
+        if depth >= DEPTH {
+            return None;
+        }
+        self.eat(b'[')?;
+        self.whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.skip(depth + 1)?;
+            self.whitespace();
+            match self.next()? {
+                b',' => self.whitespace(),
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Where a string's text stops: the index in `rest` of the first `"`, `\\`
+/// or control character (`rest.len()` if none), eight bytes at a time (the
+/// way serde_json's `skip_to_escape` does it, inline, so short strings pay
+/// no call).
+fn stop(rest: &[u8]) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES << 7;
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        let control = v.wrapping_sub(ONES * 0x20) & !v;
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let quote = quote.wrapping_sub(ONES) & !quote;
+        let backslash = v ^ (ONES * u64::from(b'\\'));
+        let backslash = backslash.wrapping_sub(ONES) & !backslash;
+        let found = (control | quote | backslash) & HIGH;
+        if found != 0 {
+            // The lowest flagged byte is exact (borrows only run upwards).
+            return at + found.trailing_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    at + chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .unwrap_or(chunks.remainder().len())
+}
+
+/// The milliseconds of a non-negative decimal without exponent, of at most
+/// 15 digits and no trailing zero in its fraction (`1795170000.21`): such a
+/// number is rendered back as exactly its text (15 digits round-trip through
+/// an f64), so the serde reading's parts are its own digits. `None` for any
+/// other number.
+fn plain_decimal_ms(text: &[u8]) -> Option<i64> {
+    if text.len() > 16 {
+        return None;
+    }
+    let (whole, frac) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (text.get(..dot)?, text.get(dot + 1..)?),
+        None => (text, &[][..]),
+    };
+    if whole.len() + frac.len() > 15 || frac.last() == Some(&b'0') {
+        return None;
+    }
+    let value = |digits: &[u8]| {
+        digits.iter().try_fold(0u64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+        })
+    };
+    let whole = value(whole).filter(|_| !whole.is_empty())?;
+    millis_from_parts(whole, value(frac)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn serde_ms(text: &str) -> Option<i64> {
+        arrival_ms(&mut serde_json::Deserializer::from_str(text)).ok()
+    }
+
+    #[test]
+    fn plain_decimals_read_as_serde_reads_them() {
+        for t in [
+            "0",
+            "1",
+            "0.5",
+            "0.05",
+            "1795170000.21",
+            "1763633700.123",
+            "999999999999999",
+            "99999999999999.9",
+            "1.00000000000001",
+            "4294967296.5",
+        ] {
+            assert_eq!(plain_decimal_ms(t.as_bytes()), serde_ms(t), "{t}");
+        }
+        for t in [
+            "1.0",
+            "1.50",
+            "-1",
+            "1e3",
+            "1.000000000000001",
+            "1.5E2",
+            "1234567890.1234567",
+            "0.0",
+        ] {
+            assert_eq!(plain_decimal_ms(t.as_bytes()), None, "{t}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// Where the direct reading answers, it answers what serde does.
+        #[test]
+        fn plain_decimal_ms_is_serde_ms(text in "(0|[1-9][0-9]{0,15})(\\.[0-9]{1,16})?") {
+            if let Some(ms) = plain_decimal_ms(text.as_bytes()) {
+                prop_assert_eq!(Some(ms), serde_ms(&text));
+            }
+        }
+    }
+}
