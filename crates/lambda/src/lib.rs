@@ -6,11 +6,16 @@
 //! [`TargetAdapter`]): the function binaries in `functions/` are thin: they
 //! read [`Config`], call [`Function::init`] with their adapters once per
 //! cold start and hand every event to [`Function::handle`]. `dms-cdc replay` runs the same engine.
+//! [`run`] runs the Lambda runtime with the event read by
+//! `KinesisBatch::from_json` from the invocation's raw body.
 
 use std::path::PathBuf;
 
 use aws_lambda_events::streams::KinesisEventResponse;
 use dms_cdc_core::dms::KinesisBatch;
+
+mod runtime;
+pub use runtime::run;
 
 pub use dms_cdc_core::adapter::{Database, SourceAdapter, TargetAdapter};
 use dms_cdc_core::connection::{SslMode, Tls};

@@ -19,7 +19,7 @@ use dms_cdc_lambda::{Config, Function};
 use dms_cdc_mysql::Mysql;
 use dms_cdc_opensearch::OpenSearch;
 use dms_cdc_postgres::Postgres;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent};
 
 /// mimalloc, as in the MySQL-target function (BENCHMARKS.md).
 #[global_allocator]
@@ -56,7 +56,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(|k| std::env::var(k).ok())?;
     let function = OpenSearchFunction::init(config, MAPPING, transforms()).await?;
     let function = &function;
-    lambda_runtime::run(service_fn(move |event| handler(function, event))).await
+    // The event read by `KinesisBatch::from_json` from the raw body.
+    dms_cdc_lambda::run(move |event| handler(function, event)).await
 }
 
 #[cfg(test)]
