@@ -11,8 +11,10 @@
 //! ```
 //!
 //! Steps (the batch of `benches/decode_plan.rs`: seed 7, 10,000 records):
-//! `event` (Lambda event JSON + base64 + deliveries, read as
-//! `dms::KinesisBatch`), `event_lambda_events` (the same through
+//! `event` (Lambda event JSON + base64 + deliveries, read by
+//! `dms::KinesisBatch::from_json`, as the functions read it), `event_serde`
+//! (the same read as `KinesisBatch` by serde_json), `event_lambda_events`
+//! (the same through
 //! `aws_lambda_events`' `KinesisEvent`), `json_scan` (serde_json
 //! reads every payload, keeps nothing), `decode`, `decode_plan`.
 //! Needs `valgrind`; each step runs the batch under callgrind (about a
@@ -27,8 +29,9 @@ use dms_cdc::dms::{decode_record, into_deliveries, Delivery, DmsRecord, KinesisB
 use dms_cdc::plan::plan_batch;
 
 const RECORDS: usize = 10_000;
-const STEPS: [&str; 5] = [
+const STEPS: [&str; 6] = [
     "event",
+    "event_serde",
     "event_lambda_events",
     "json_scan",
     "decode",
@@ -73,6 +76,10 @@ fn measured(
         match step {
             "none" => {}
             "event" => {
+                let ev = KinesisBatch::from_json(black_box(event)).expect("an event");
+                black_box(ev.into_deliveries().expect("deliveries"));
+            }
+            "event_serde" => {
                 let ev: KinesisBatch = serde_json::from_slice(black_box(event)).expect("an event");
                 black_box(ev.into_deliveries().expect("deliveries"));
             }
