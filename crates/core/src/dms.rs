@@ -413,6 +413,18 @@ pub type ColumnName = compact_str::CompactString;
 #[derive(Clone, PartialEq, Default)]
 pub struct Row(Vec<(ColumnName, Value)>);
 
+/// Of adjacent columns named alike, keeps one in the earlier one's place
+/// with the later one's value (the later column wins).
+fn dedup_last_wins(columns: &mut Vec<(ColumnName, Value)>) {
+    columns.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(later, kept);
+        }
+        same
+    });
+}
+
 impl Row {
     /// A row of `columns` in any order; of columns named alike, the last wins.
     pub fn from_columns(mut columns: Vec<(ColumnName, Value)>) -> Row {
@@ -420,13 +432,7 @@ impl Row {
             // Stable: of equal names, the later column stays later...
             columns.sort_by(|a, b| cmp_names(&a.0, &b.0));
             // ...and takes the place of the earlier one.
-            columns.dedup_by(|later, kept| {
-                let same = later.0 == kept.0;
-                if same {
-                    std::mem::swap(later, kept);
-                }
-                same
-            });
+            dedup_last_wins(&mut columns);
         }
         Row(columns)
     }
@@ -474,13 +480,7 @@ impl Row {
         if !distinct {
             // Equal names are adjacent, the later one last: it takes the
             // place of the earlier one.
-            columns.dedup_by(|later, kept| {
-                let same = later.0 == kept.0;
-                if same {
-                    std::mem::swap(later, kept);
-                }
-                same
-            });
+            dedup_last_wins(&mut columns);
         }
         Row(columns)
     }

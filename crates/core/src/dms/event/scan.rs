@@ -79,6 +79,31 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The items of an array or object between `open` and `close`, each
+    /// read by `item`, with the commas and whitespace between them.
+    fn sequence(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(open)?;
+        self.whitespace();
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            self.whitespace();
+            match self.next()? {
+                b',' => self.whitespace(),
+                b if b == close => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
     /// An object at `depth`, each key (without escapes) handed to `field`,
     /// which reads its value.
     fn object(
@@ -89,47 +114,25 @@ impl<'a> Cursor<'a> {
         if depth >= DEPTH {
             return None;
         }
-        self.eat(b'{')?;
-        self.whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            let (start, end) = self.plain_string()?;
-            let key = self.bytes.get(start..end)?;
-            self.whitespace();
-            self.eat(b':')?;
-            self.whitespace();
-            field(self, key)?;
-            self.whitespace();
-            match self.next()? {
-                b',' => self.whitespace(),
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
+        self.sequence(b'{', b'}', |c| {
+            let (start, end) = c.plain_string()?;
+            let key = c.bytes.get(start..end)?;
+            c.whitespace();
+            c.eat(b':')?;
+            c.whitespace();
+            field(c, key)
+        })
     }
 
     /// `Records`: an array of record objects.
     fn records(&mut self) -> Option<Vec<BatchRecord>> {
-        self.eat(b'[')?;
         // The usual event takes about 1.7 kB per record.
         let mut records = Vec::with_capacity(self.bytes.len() / 1024);
-        self.whitespace();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Some(records);
-        }
-        loop {
-            records.push(self.record()?);
-            self.whitespace();
-            match self.next()? {
-                b',' => self.whitespace(),
-                b']' => return Some(records),
-                _ => return None,
-            }
-        }
+        self.sequence(b'[', b']', |c| {
+            records.push(c.record()?);
+            Some(())
+        })?;
+        Some(records)
     }
 
     /// One record: `eventID` (a string or null, optional) and `kinesis`.
@@ -321,46 +324,21 @@ impl<'a> Cursor<'a> {
         if depth >= DEPTH {
             return None;
         }
-        self.eat(b'{')?;
-        self.whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            self.skip_string()?;
-            self.whitespace();
-            self.eat(b':')?;
-            self.whitespace();
-            self.skip(depth + 1)?;
-            self.whitespace();
-            match self.next()? {
-                b',' => self.whitespace(),
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
+        // Keys may have escapes here: nothing is kept.
+        self.sequence(b'{', b'}', |c| {
+            c.skip_string()?;
+            c.whitespace();
+            c.eat(b':')?;
+            c.whitespace();
+            c.skip(depth + 1)
+        })
     }
 
     fn skip_array(&mut self, depth: usize) -> Option<()> {
         if depth >= DEPTH {
             return None;
         }
-        self.eat(b'[')?;
-        self.whitespace();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            self.skip(depth + 1)?;
-            self.whitespace();
-            match self.next()? {
-                b',' => self.whitespace(),
-                b']' => return Some(()),
-                _ => return None,
-            }
-        }
+        self.sequence(b'[', b']', |c| c.skip(depth + 1))
     }
 }
 
