@@ -140,9 +140,23 @@ pub fn deliveries(
 /// Checks that each shard's deliveries are in strictly increasing sequence
 /// number order (several shards may interleave).
 pub fn in_shard_order(deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, EventError> {
-    let mut last: std::collections::HashMap<&ShardId, &SequenceNumber> = Default::default();
+    // An event's records come in runs of one shard (usually a single run):
+    // a record is compared with the one before it in its run, and only a
+    // run's first record looks up the shard's last number of earlier runs.
+    let mut earlier: std::collections::HashMap<&ShardId, &SequenceNumber> = Default::default();
+    let mut run: Option<(&ShardId, &SequenceNumber)> = None;
     for (index, d) in deliveries.iter().enumerate() {
-        if let Some(previous) = last.insert(&d.shard_id, &d.sequence_number) {
+        let previous = match run {
+            Some((shard, last)) if *shard == d.shard_id => Some(last),
+            _ => {
+                if let Some((shard, last)) = run {
+                    earlier.insert(shard, last);
+                }
+                earlier.get(&d.shard_id).copied()
+            }
+        };
+        run = Some((&d.shard_id, &d.sequence_number));
+        if let Some(previous) = previous {
             if d.sequence_number <= *previous {
                 return Err(EventError::OutOfOrder {
                     index,

@@ -20,6 +20,7 @@ use chrono::TimeZone;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 
 use super::{delivery_from, in_shard_order, Delivery, EventError};
+use crate::position::{SequenceNumber, ShardId};
 
 mod scan;
 
@@ -31,14 +32,51 @@ pub struct KinesisBatch {
     records: Vec<BatchRecord>,
 }
 
-/// One record of the event: what a [`Delivery`] is made of, not yet checked.
+/// One record of the event: what a [`Delivery`] is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct BatchRecord {
-    event_id: Option<String>,
-    sequence_number: String,
+    position: Position,
     partition_key: String,
     approximate_arrival_ms: i64,
     data: Vec<u8>,
+}
+
+/// A record's position, from `eventID` and `kinesis.sequenceNumber`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Position {
+    /// The usual record, already checked as [`delivery_from`] checks it:
+    /// `eventID` is `<shard>:<sequenceNumber>`, both valid.
+    Checked(ShardId, SequenceNumber),
+    /// Anything else, as read: [`delivery_from`] checks it and says what is
+    /// wrong.
+    Unchecked {
+        event_id: Option<String>,
+        sequence_number: String,
+    },
+}
+
+impl Position {
+    /// The position of a record with this `eventID` and own sequence
+    /// number. The usual record is checked here, without copying either
+    /// text first; it gives what [`delivery_from`] gives for it.
+    fn new(event_id: Option<&str>, own: &str) -> Position {
+        // `own` is digits only when it parses, so the colon before it is
+        // the last one, where `split_event_id` splits.
+        let shard = event_id
+            .filter(|_| !own.is_empty())
+            .and_then(|id| id.strip_suffix(own))
+            .and_then(|rest| rest.strip_suffix(':'))
+            .filter(|shard| shard.starts_with("shardId-"));
+        if let Some(shard) = shard {
+            if let (Ok(shard), Ok(sequence)) = (ShardId::parse(shard), SequenceNumber::parse(own)) {
+                return Position::Checked(shard, sequence);
+            }
+        }
+        Position::Unchecked {
+            event_id: event_id.map(str::to_owned),
+            sequence_number: own.to_owned(),
+        }
+    }
 }
 
 impl KinesisBatch {
@@ -78,15 +116,25 @@ impl KinesisBatch {
         self.records
             .into_iter()
             .enumerate()
-            .map(|(index, r)| {
-                delivery_from(
+            .map(|(index, r)| match r.position {
+                Position::Checked(shard_id, sequence_number) => Ok(Delivery {
+                    shard_id,
+                    sequence_number,
+                    partition_key: r.partition_key,
+                    approximate_arrival_ms: Some(r.approximate_arrival_ms),
+                    data: r.data,
+                }),
+                Position::Unchecked {
+                    event_id,
+                    sequence_number,
+                } => delivery_from(
                     index,
-                    r.event_id.as_deref().unwrap_or(""),
-                    &r.sequence_number,
+                    event_id.as_deref().unwrap_or(""),
+                    &sequence_number,
                     r.partition_key,
                     Some(r.approximate_arrival_ms),
                     r.data,
-                )
+                ),
             })
             .collect::<Result<Vec<_>, _>>()
             .and_then(in_shard_order)
@@ -100,8 +148,7 @@ impl From<aws_lambda_events::event::kinesis::KinesisEvent> for KinesisBatch {
                 .records
                 .into_iter()
                 .map(|r| BatchRecord {
-                    event_id: r.event_id,
-                    sequence_number: r.kinesis.sequence_number,
+                    position: Position::new(r.event_id.as_deref(), &r.kinesis.sequence_number),
                     partition_key: r.kinesis.partition_key,
                     approximate_arrival_ms: r
                         .kinesis
@@ -166,8 +213,7 @@ fn records<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<BatchRecord
             while let Some(raw) = seq.next_element::<RawRecord<'de>>()? {
                 let k = raw.kinesis;
                 out.push(BatchRecord {
-                    event_id: raw.event_id.map(Cow::into_owned),
-                    sequence_number: k.sequence_number.into_owned(),
+                    position: Position::new(raw.event_id.as_deref(), &k.sequence_number),
                     partition_key: k.partition_key.into_owned(),
                     approximate_arrival_ms: k.approximate_arrival_timestamp,
                     data: k.data,

@@ -1167,7 +1167,33 @@ fn unusual_events_read_as_serde_reads_them() {
     let at = invalid_key.len() - 7;
     invalid_key[at] = 0xc3;
     bytes.push(invalid_key);
+    // Not UTF-8: in a kept string, in a key of a skipped object, in a key
+    // the serde reading matches, in a skipped string (serde skips it
+    // unchecked, so the scan takes the event too).
+    let not_utf8 = |event: String, marker: &str| {
+        let mut event = event.into_bytes();
+        let at = event
+            .windows(marker.len())
+            .position(|w| w == marker.as_bytes())
+            .unwrap();
+        event[at] = 0xff;
+        event
+    };
+    for (event, marker) in [
+        (k(r#","x":{"aQb":1}"#), "Q"),
+        (k(r#","aQb":1"#), "Q"),
+        (k(r#","x":"aQb""#), "Q"),
+        (record(r#""data":"e30=","approximateArrivalTimestamp":1,"partitionKey":"aQ""#, ""), "Q"),
+        (record(r#""data":"e30=","approximateArrivalTimestamp":1"#, r#","Qx":1"#), "Q"),
+        (record(r#""data":"e30=","approximateArrivalTimestamp":1,"sequenceNumber":"10Q1""#, ""), "Q"),
+        (r#"{"Records":[{"kinesis":{"data":"e30=","approximateArrivalTimestamp":1},"eventID":"shardId-1:Q"}]}"#.to_owned(), "Q"),
+        (r#"{"Qx":1,"Records":[]}"#.to_owned(), "Q"),
+    ] {
+        bytes.push(not_utf8(event, marker));
+    }
     assert!(KinesisBatch::scan_only(&bytes[0]).is_some());
+    let skipped_not_utf8 = not_utf8(k(r#","x":"aQb""#), "Q");
+    assert!(KinesisBatch::scan_only(&skipped_not_utf8).is_some());
     for event in &bytes {
         from_json_is_serde(event).unwrap();
     }
@@ -1298,6 +1324,102 @@ proptest! {
         let old = into_deliveries(serde_json::from_str(&event).unwrap()).unwrap();
         let new = serde_json::from_str::<KinesisBatch>(&event).unwrap().into_deliveries().unwrap();
         prop_assert_eq!(new, old);
+    }
+}
+
+/// A record's `eventID` (or none) and `kinesis.sequenceNumber`: mostly the
+/// usual pair, else leading zeros on either side, no own number, other
+/// digits, another shard spelling, a colon too many, not digits.
+fn arb_position() -> impl Strategy<Value = (Option<String>, String)> {
+    (0usize..3, 0u64..40, 0usize..3, 0usize..3, 0u8..10).prop_map(
+        |(shard, n, zeros_id, zeros_own, shape)| {
+            let shard = format!("shardId-00000000000{shard}");
+            let id = format!("{shard}:{}{n}", "0".repeat(zeros_id));
+            let own = format!("{}{n}", "0".repeat(zeros_own));
+            match shape {
+                0 => (Some(id), String::new()),
+                1 => (None, own),
+                2 => (Some(format!("{shard}:{}", n + 1)), own),
+                3 => (Some(format!("shard-1:{n}")), own),
+                4 => (Some(format!("{shard}:x:{n}")), n.to_string()),
+                5 => (Some(id), format!("{n}a")),
+                6 => (Some(format!("{shard}é:{n}")), n.to_string()),
+                _ => (Some(id), own),
+            }
+        },
+    )
+}
+
+/// `in_shard_order` as it was written first: one map of each shard's last
+/// number, looked up for every record.
+fn in_shard_order_by_map(deliveries: &[Delivery]) -> Result<(), String> {
+    let mut last: std::collections::HashMap<&ShardId, &SequenceNumber> = Default::default();
+    for (index, d) in deliveries.iter().enumerate() {
+        if let Some(previous) = last.insert(&d.shard_id, &d.sequence_number) {
+            if d.sequence_number <= *previous {
+                return Err(format!("{index} {} {previous}", d.sequence_number));
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Records of every position shape, several shards interleaved: the
+    /// scan and the serde reading give the deliveries, or the error, that
+    /// `KinesisEvent` gives.
+    #[test]
+    fn positions_read_as_kinesis_event_reads_them(
+        positions in proptest::collection::vec(arb_position(), 0..8),
+    ) {
+        let records: Vec<String> = positions
+            .iter()
+            .map(|(id, own)| {
+                let id = id
+                    .as_ref()
+                    .map(|id| format!(r#","eventID":{}"#, serde_json::to_string(id).unwrap()))
+                    .unwrap_or_default();
+                format!(
+                    r#"{{"kinesis":{{"partitionKey":"k","sequenceNumber":"{own}","data":"e30=","approximateArrivalTimestamp":1795170000.21}}{id}}}"#
+                )
+            })
+            .collect();
+        let event = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let show = |r: Result<Vec<Delivery>, EventError>| r.map_err(|e| format!("{e:?}"));
+        let old = show(into_deliveries(serde_json::from_str(&event).unwrap()));
+        prop_assert!(KinesisBatch::scan_only(event.as_bytes()).is_some());
+        let scanned = show(KinesisBatch::from_json(event.as_bytes()).unwrap().into_deliveries());
+        let serde = show(serde_json::from_str::<KinesisBatch>(&event).unwrap().into_deliveries());
+        prop_assert_eq!(&scanned, &old);
+        prop_assert_eq!(&serde, &old);
+    }
+
+    /// Shards in runs and interleaved: `in_shard_order` accepts what the
+    /// map of each shard's last number accepts, and refuses the same record.
+    #[test]
+    fn shard_order_is_checked_as_by_a_map(
+        records in proptest::collection::vec((0usize..3, 0u64..12), 0..12),
+    ) {
+        let deliveries: Vec<Delivery> = records
+            .iter()
+            .map(|&(shard, n)| Delivery {
+                shard_id: ShardId::parse(&format!("shardId-00000000000{shard}")).unwrap(),
+                sequence_number: SequenceNumber::parse(&n.to_string()).unwrap(),
+                partition_key: String::new(),
+                approximate_arrival_ms: None,
+                data: Vec::new(),
+            })
+            .collect();
+        let expected = in_shard_order_by_map(&deliveries);
+        let got = in_shard_order(deliveries).map(|_| ()).map_err(|e| match e {
+            EventError::OutOfOrder { index, sequence_number, previous, .. } => {
+                format!("{index} {sequence_number} {previous}")
+            }
+            other => other.to_string(),
+        });
+        prop_assert_eq!(got, expected);
     }
 }
 

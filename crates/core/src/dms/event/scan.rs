@@ -5,14 +5,16 @@
 //! the whole grammar (strings without control characters and with valid
 //! escapes, numbers, exact literals, nested objects and arrays up to
 //! [`DEPTH`] levels), commas and colons where JSON puts them, nothing but
-//! whitespace after the event. What it keeps is read the way the serde
-//! reading reads it. Anything else it does not decide: an escape in a key
+//! whitespace after the event. Like the serde reading, it does not check
+//! that the strings it skips are UTF-8, and it checks the keys of the
+//! objects it reads and the strings it keeps. What it keeps is read the way
+//! the serde reading reads it. Anything else it does not decide: an escape in a key
 //! or a kept string, a kept field twice, a missing required field, a value
 //! of another type, a payload that is not base64, and so on; it answers
 //! `None` and the caller reads the event with serde, which gives the value
 //! or the error. So a `Some` is always what serde would give.
 
-use super::{arrival_ms, millis_from_parts, BatchRecord, KinesisBatch};
+use super::{arrival_ms, millis_from_parts, BatchRecord, KinesisBatch, Position};
 
 /// Nesting the scan follows before it gives up (serde_json's recursion
 /// limit; the usual event nests four levels).
@@ -21,9 +23,7 @@ const DEPTH: usize = 128;
 /// The event's records, or `None` when the scan does not decide (see the
 /// module docs).
 pub(super) fn scan(bytes: &[u8]) -> Option<KinesisBatch> {
-    // Checked once: keys and kept strings are slices of it.
-    let text = std::str::from_utf8(bytes).ok()?;
-    let mut cursor = Cursor { text, bytes, at: 0 };
+    let mut cursor = Cursor { bytes, at: 0 };
     cursor.whitespace();
     let mut records = None;
     cursor.object(0, |c, key| match key {
@@ -32,7 +32,7 @@ pub(super) fn scan(bytes: &[u8]) -> Option<KinesisBatch> {
             Some(())
         }
         b"Records" => None,
-        _ => c.skip(1),
+        _ => c.skip_field(key, 1),
     })?;
     cursor.whitespace();
     if cursor.at != bytes.len() {
@@ -43,7 +43,6 @@ pub(super) fn scan(bytes: &[u8]) -> Option<KinesisBatch> {
 
 /// A position in the event text.
 struct Cursor<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -154,12 +153,11 @@ impl<'a> Cursor<'a> {
                 Some(())
             }
             b"eventID" | b"kinesis" => None,
-            _ => c.skip(3),
+            _ => c.skip_field(key, 3),
         })?;
         let kinesis = kinesis?;
         Some(BatchRecord {
-            event_id: event_id.flatten().map(str::to_owned),
-            sequence_number: kinesis.sequence_number.unwrap_or("").to_owned(),
+            position: Position::new(event_id.flatten(), kinesis.sequence_number.unwrap_or("")),
             partition_key: kinesis.partition_key.unwrap_or("").to_owned(),
             approximate_arrival_ms: kinesis.arrival_ms?,
             data: kinesis.data?,
@@ -185,7 +183,7 @@ impl<'a> Cursor<'a> {
                 b"data" | b"approximateArrivalTimestamp" | b"partitionKey" | b"sequenceNumber" => {
                     return None
                 }
-                _ => c.skip(4)?,
+                _ => c.skip_field(key, 4)?,
             }
             Some(())
         })?;
@@ -235,10 +233,20 @@ impl<'a> Cursor<'a> {
         (self.bytes.get(end)? == &b'"').then_some((start, end))
     }
 
-    /// A string kept as text (no escapes).
+    /// A string kept as text (no escapes, UTF-8 as serde checks it).
     fn kept_string(&mut self) -> Option<&'a str> {
         let (start, end) = self.plain_string()?;
-        self.text.get(start..end)
+        std::str::from_utf8(self.bytes.get(start..end)?).ok()
+    }
+
+    /// The value of a field the serde reading ignores, by its `key`: serde
+    /// matches the key as a string, so a key that is not UTF-8 fails there
+    /// (the values it skips are not checked).
+    fn skip_field(&mut self, key: &[u8], depth: usize) -> Option<()> {
+        if !key.is_ascii() {
+            std::str::from_utf8(key).ok()?;
+        }
+        self.skip(depth)
     }
 
     /// Any string, escapes included.
