@@ -435,37 +435,24 @@ fn child_array(
         return Err(format!("children nested deeper than {MAX_NESTING} levels"));
     }
     let spec = target.children.get(ci).ok_or("unknown children")?;
-    rows.sort_by(|a, b| {
-        spec.order_by
-            .iter()
-            .map(|c| {
-                compare_values(
-                    a.get(c).unwrap_or(&Value::Null),
-                    b.get(c).unwrap_or(&Value::Null),
-                )
-            })
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-    });
-    let child_value = |row: &Row, col: &str| -> Result<Value, String> {
-        let v = row.get(col).ok_or_else(|| {
-            format!(
-                "child column `{col}` of {} is not in the child row",
-                spec.name
-            )
-        })?;
+    sort_children(&mut rows, &spec.order_by);
+    fn child_value<'r>(row: &'r Row, col: &str, children: &str) -> Result<&'r Value, String> {
+        let v = row
+            .get(col)
+            .ok_or_else(|| format!("child column `{col}` of {children} is not in the child row"))?;
         if v.is_lossy() {
-            return Err(format!("child column `{col}` of {} is lossy", spec.name));
+            return Err(format!("child column `{col}` of {children} is lossy"));
         }
-        Ok(v.clone())
-    };
+        Ok(v)
+    }
+    let child_value = |row, col| child_value(row, col, &spec.name);
     out.push('[');
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         match shape {
-            ChildShape::Scalar(col) => render_json(&child_value(row, col)?, out),
+            ChildShape::Scalar(col) => render_json(child_value(row, col)?, out),
             ChildShape::Object(fields) => {
                 out.push('{');
                 let mut first = true;
@@ -476,7 +463,7 @@ fn child_array(
                     first = false;
                     push_json_string(out, key);
                     out.push(':');
-                    render_json(&child_value(row, col)?, out);
+                    render_json(child_value(row, col)?, out);
                 }
                 for (ni, nested) in target.nested_in(ci) {
                     if !first {
@@ -498,6 +485,37 @@ fn child_array(
     }
     out.push(']');
     Ok(())
+}
+
+/// Sorts child rows by the `order_by` columns (a missing column sorts as
+/// NULL), stably. Each row's sort values are looked up once, not at every
+/// comparison.
+fn sort_children(rows: &mut Vec<&Row>, order_by: &[String]) {
+    if order_by.is_empty() || rows.len() < 2 {
+        return;
+    }
+    fn value<'r>(row: &'r Row, column: &str) -> &'r Value {
+        row.get(column).unwrap_or(&Value::Null)
+    }
+    let sorted: Vec<&Row> = if let [column] = order_by {
+        let mut keyed: Vec<(&Value, &Row)> = rows.iter().map(|r| (value(r, column), *r)).collect();
+        keyed.sort_by(|a, b| compare_values(a.0, b.0));
+        keyed.into_iter().map(|(_, r)| r).collect()
+    } else {
+        let mut keyed: Vec<(Vec<&Value>, &Row)> = rows
+            .iter()
+            .map(|r| (order_by.iter().map(|c| value(r, c)).collect(), *r))
+            .collect();
+        keyed.sort_by(|a, b| {
+            a.0.iter()
+                .zip(&b.0)
+                .map(|(x, y)| compare_values(x, y))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        });
+        keyed.into_iter().map(|(_, r)| r).collect()
+    };
+    *rows = sorted;
 }
 
 /// Whether a root row passes the target's filter (true without a filter).
@@ -691,6 +709,68 @@ mod format_tests {
             prop_assert_eq!(format_datetime(&dt), dt.format("%Y-%m-%d %H:%M:%S%.f").to_string());
             prop_assert_eq!(format_date(&date), date.format("%Y-%m-%d").to_string());
             prop_assert_eq!(format_time(&time), time.format("%H:%M:%S%.f").to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use super::*;
+    use crate::dms::ColumnName;
+    use proptest::prelude::*;
+
+    /// A child row with `a` and `b` when given (`None`: the row lacks it),
+    /// and `n` to tell rows apart.
+    fn row(n: usize, a: Option<i64>, b: Option<&str>) -> Row {
+        let mut columns = vec![(ColumnName::new("n"), Value::Int(n as i64))];
+        if let Some(a) = a {
+            columns.push((ColumnName::new("a"), Value::Int(a)));
+        }
+        if let Some(b) = b {
+            columns.push((ColumnName::new("b"), Value::Text(b.to_owned())));
+        }
+        Row::from_columns(columns)
+    }
+
+    proptest! {
+        /// Sorting with each row's values looked up once gives the order of
+        /// the stable sort that looks them up at every comparison.
+        #[test]
+        fn children_sort_as_by_lookups(
+            cells in proptest::collection::vec(
+                (proptest::option::of(0i64..4), proptest::option::of("[xy]{0,2}")),
+                0..12,
+            ),
+            columns in prop_oneof![
+                Just(vec![]),
+                Just(vec!["a"]),
+                Just(vec!["b"]),
+                Just(vec!["a", "b"]),
+                Just(vec!["b", "a", "missing"]),
+            ],
+        ) {
+            let rows: Vec<Row> = cells
+                .iter()
+                .enumerate()
+                .map(|(n, (a, b))| row(n, *a, b.as_deref()))
+                .collect();
+            let order_by: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+            let mut expected: Vec<&Row> = rows.iter().collect();
+            expected.sort_by(|x, y| {
+                order_by
+                    .iter()
+                    .map(|c| {
+                        compare_values(
+                            x.get(c).unwrap_or(&Value::Null),
+                            y.get(c).unwrap_or(&Value::Null),
+                        )
+                    })
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            });
+            let mut got: Vec<&Row> = rows.iter().collect();
+            sort_children(&mut got, &order_by);
+            prop_assert_eq!(got, expected);
         }
     }
 }
