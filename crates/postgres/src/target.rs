@@ -31,7 +31,15 @@
 //! - text compares by collation: versions and sequence numbers compare
 //!   with `COLLATE "C"` (bytes), as `ascii_bin` does in MySQL;
 //! - an error aborts the transaction: the engine drops it (rolled back)
-//!   and starts another one, as it does on MySQL.
+//!   and starts another one, as it does on MySQL;
+//! - a prepared statement's generic plan is made once, from the table as
+//!   it was then: `row_key = ANY($2)` planned while `dms_cdc_tombstone` was
+//!   empty reads all of a table's tombstones and compares each with every
+//!   key of the array, a cost that grows with the table (500 keys against
+//!   300 rows: 1.7 ms, 0.09 ms through the key). The tombstones are looked
+//!   up one key at a time by the whole primary key (`LATERAL`), and the
+//!   write transaction, which only reads by key, turns sequential scans
+//!   off (`SET LOCAL`; a table without a usable index is still scanned).
 
 use std::collections::HashMap;
 
@@ -371,8 +379,10 @@ impl PostgresTarget {
             target: self.clone(),
             locks: HashMap::new(),
         };
+        // Every statement of the transaction reads by key (see the module
+        // docs on the planner), in the same round trip as BEGIN.
         tx.client()
-            .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL enable_seqscan = off")
             .await
             .map_err(TargetError::bookkeeping("begin"))?;
         Ok(tx)
@@ -758,8 +768,11 @@ impl WriteTx {
         let err = || TargetError::bookkeeping(format!("tombstones of {}", target.table));
         let statement = client
             .prepare_cached(
-                "SELECT row_key, version::text FROM dms_cdc_tombstone
-                 WHERE target_table = $1 AND row_key = ANY($2::bytea[]) FOR UPDATE",
+                // One lookup by the whole primary key per key, whatever the
+                // table's size when the plan was made (see the module docs).
+                "SELECT t.row_key, t.version::text FROM unnest($2::bytea[]) AS k(row_key)
+                 CROSS JOIN LATERAL (SELECT row_key, version FROM dms_cdc_tombstone
+                   WHERE target_table = $1 AND row_key = k.row_key FOR UPDATE) AS t",
             )
             .await
             .map_err(err())?;
