@@ -1023,6 +1023,7 @@ pub fn parse_binary(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+mod cursor;
 mod decode;
 mod event;
 

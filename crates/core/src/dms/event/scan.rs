@@ -1,29 +1,21 @@
 //! The event's usual shape read by a direct, strict scan of its bytes (see
 //! [`KinesisBatch::from_json`]).
 //!
-//! The scan accepts only valid JSON: the values it skips are parsed with
-//! the whole grammar (strings without control characters and with valid
-//! escapes, numbers, exact literals, nested objects and arrays up to
-//! [`DEPTH`] levels), commas and colons where JSON puts them, nothing but
-//! whitespace after the event. Like the serde reading, it does not check
-//! that the strings it skips are UTF-8, and it checks the keys of the
-//! objects it reads and the strings it keeps. What it keeps is read the way
-//! the serde reading reads it. Anything else it does not decide: an escape in a key
-//! or a kept string, a kept field twice, a missing required field, a value
-//! of another type, a payload that is not base64, and so on; it answers
-//! `None` and the caller reads the event with serde, which gives the value
-//! or the error. So a `Some` is always what serde would give.
+//! The scan accepts only valid JSON (the strict grammar of [`Cursor`]),
+//! nothing but whitespace after the event. What it keeps is read the way
+//! the serde reading reads it. Anything else it does not decide: an escape
+//! in a key or a kept string, a kept field twice, a missing required field,
+//! a value of another type, a payload that is not base64, and so on; it
+//! answers `None` and the caller reads the event with serde, which gives
+//! the value or the error. So a `Some` is always what serde would give.
 
-use super::{arrival_ms, millis_from_parts, BatchRecord, KinesisBatch, Position};
-
-/// Nesting the scan follows before it gives up (serde_json's recursion
-/// limit; the usual event nests four levels).
-const DEPTH: usize = 128;
+use super::{arrival_ms, millis_from_parts, BatchRecord, KinesisBatch};
+use crate::dms::cursor::Cursor;
 
 /// The event's records, or `None` when the scan does not decide (see the
 /// module docs).
 pub(super) fn scan(bytes: &[u8]) -> Option<KinesisBatch> {
-    let mut cursor = Cursor { bytes, at: 0 };
+    let mut cursor = Cursor::new(bytes)?;
     cursor.whitespace();
     let mut records = None;
     cursor.object(0, |c, key| match key {
@@ -32,19 +24,12 @@ pub(super) fn scan(bytes: &[u8]) -> Option<KinesisBatch> {
             Some(())
         }
         b"Records" => None,
-        _ => c.skip_field(key, 1),
+        _ => c.skip(1),
     })?;
-    cursor.whitespace();
-    if cursor.at != bytes.len() {
+    if !cursor.at_end() {
         return None;
     }
     Some(KinesisBatch { records: records? })
-}
-
-/// A position in the event text.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
 }
 
 /// `kinesis`, as far as it is read.
@@ -57,72 +42,6 @@ struct Kinesis<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let b = self.peek()?;
-        self.at += 1;
-        Some(b)
-    }
-
-    fn eat(&mut self, byte: u8) -> Option<()> {
-        (self.next()? == byte).then_some(())
-    }
-
-    /// JSON whitespace (serde_json's: space, tab, line feed, carriage return).
-    fn whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
-            self.at += 1;
-        }
-    }
-
-    /// The items of an array or object between `open` and `close`, each
-    /// read by `item`, with the commas and whitespace between them.
-    fn sequence(
-        &mut self,
-        open: u8,
-        close: u8,
-        mut item: impl FnMut(&mut Self) -> Option<()>,
-    ) -> Option<()> {
-        self.eat(open)?;
-        self.whitespace();
-        if self.peek() == Some(close) {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            item(self)?;
-            self.whitespace();
-            match self.next()? {
-                b',' => self.whitespace(),
-                b if b == close => return Some(()),
-                _ => return None,
-            }
-        }
-    }
-
-    /// An object at `depth`, each key (without escapes) handed to `field`,
-    /// which reads its value.
-    fn object(
-        &mut self,
-        depth: usize,
-        mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
-    ) -> Option<()> {
-        if depth >= DEPTH {
-            return None;
-        }
-        self.sequence(b'{', b'}', |c| {
-            let (start, end) = c.plain_string()?;
-            let key = c.bytes.get(start..end)?;
-            c.whitespace();
-            c.eat(b':')?;
-            c.whitespace();
-            field(c, key)
-        })
-    }
-
     /// `Records`: an array of record objects.
     fn records(&mut self) -> Option<Vec<BatchRecord>> {
         // The usual event takes about 1.7 kB per record.
@@ -153,11 +72,12 @@ impl<'a> Cursor<'a> {
                 Some(())
             }
             b"eventID" | b"kinesis" => None,
-            _ => c.skip_field(key, 3),
+            _ => c.skip(3),
         })?;
         let kinesis = kinesis?;
         Some(BatchRecord {
-            position: Position::new(event_id.flatten(), kinesis.sequence_number.unwrap_or("")),
+            event_id: event_id.flatten().map(str::to_owned),
+            sequence_number: kinesis.sequence_number.unwrap_or("").to_owned(),
             partition_key: kinesis.partition_key.unwrap_or("").to_owned(),
             approximate_arrival_ms: kinesis.arrival_ms?,
             data: kinesis.data?,
@@ -183,7 +103,7 @@ impl<'a> Cursor<'a> {
                 b"data" | b"approximateArrivalTimestamp" | b"partitionKey" | b"sequenceNumber" => {
                     return None
                 }
-                _ => c.skip_field(key, 4)?,
+                _ => c.skip(4)?,
             }
             Some(())
         })?;
@@ -223,165 +143,7 @@ impl<'a> Cursor<'a> {
         let text = self.bytes.get(start..self.at)?;
         arrival_ms(&mut serde_json::Deserializer::from_slice(text)).ok()
     }
-
-    /// A string without escapes: the positions of its contents.
-    fn plain_string(&mut self) -> Option<(usize, usize)> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let end = start + stop(self.bytes.get(start..)?);
-        self.at = end + 1;
-        (self.bytes.get(end)? == &b'"').then_some((start, end))
-    }
-
-    /// A string kept as text (no escapes, UTF-8 as serde checks it).
-    fn kept_string(&mut self) -> Option<&'a str> {
-        let (start, end) = self.plain_string()?;
-        std::str::from_utf8(self.bytes.get(start..end)?).ok()
-    }
-
-    /// The value of a field the serde reading ignores, by its `key`: serde
-    /// matches the key as a string, so a key that is not UTF-8 fails there
-    /// (the values it skips are not checked).
-    fn skip_field(&mut self, key: &[u8], depth: usize) -> Option<()> {
-        if !key.is_ascii() {
-            std::str::from_utf8(key).ok()?;
-        }
-        self.skip(depth)
-    }
-
-    /// Any string, escapes included.
-    fn skip_string(&mut self) -> Option<()> {
-        self.eat(b'"')?;
-        loop {
-            self.at += stop(self.bytes.get(self.at..)?);
-            match self.next()? {
-                b'"' => return Some(()),
-                b'\\' => match self.next()? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                    b'u' => {
-                        for _ in 0..4 {
-                            if !self.next()?.is_ascii_hexdigit() {
-                                return None;
-                            }
-                        }
-                    }
-                    _ => return None,
-                },
-                _ => return None,
-            }
-        }
-    }
-
-    /// Exactly `word` (`true`, `false`, `null`).
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        let end = self.at + word.len();
-        (self.bytes.get(self.at..end)? == word).then_some(())?;
-        self.at = end;
-        Some(())
-    }
-
-    /// A number, by the JSON grammar: `-`? (`0` | [1-9][0-9]*)
-    /// (`.` [0-9]+)? ([eE] [+-]? [0-9]+)?
-    fn number(&mut self) -> Option<()> {
-        if self.peek() == Some(b'-') {
-            self.at += 1;
-        }
-        match self.next()? {
-            b'0' => {}
-            b'1'..=b'9' => self.digits(),
-            _ => return None,
-        }
-        if self.peek() == Some(b'.') {
-            self.at += 1;
-            self.next().filter(u8::is_ascii_digit)?;
-            self.digits();
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.at += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.at += 1;
-            }
-            self.next().filter(u8::is_ascii_digit)?;
-            self.digits();
-        }
-        // A digit right after `0` (`01`) is no JSON.
-        (!self.peek().is_some_and(|b| b.is_ascii_digit())).then_some(())
-    }
-
-    fn digits(&mut self) {
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            self.at += 1;
-        }
-    }
-
-    /// Any value at `depth`, read and dropped.
-    fn skip(&mut self, depth: usize) -> Option<()> {
-        match self.peek()? {
-            b'"' => self.skip_string(),
-            b'{' => self.skip_object(depth),
-            b'[' => self.skip_array(depth),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => None,
-        }
-    }
-
-    fn skip_object(&mut self, depth: usize) -> Option<()> {
-        if depth >= DEPTH {
-            return None;
-        }
-        // Keys may have escapes here: nothing is kept.
-        self.sequence(b'{', b'}', |c| {
-            c.skip_string()?;
-            c.whitespace();
-            c.eat(b':')?;
-            c.whitespace();
-            c.skip(depth + 1)
-        })
-    }
-
-    fn skip_array(&mut self, depth: usize) -> Option<()> {
-        if depth >= DEPTH {
-            return None;
-        }
-        self.sequence(b'[', b']', |c| c.skip(depth + 1))
-    }
 }
-
-/// Where a string's text stops: the index in `rest` of the first `"`, `\\`
-/// or control character (`rest.len()` if none), eight bytes at a time (the
-/// way serde_json's `skip_to_escape` does it, inline, so short strings pay
-/// no call).
-fn stop(rest: &[u8]) -> usize {
-    const ONES: u64 = u64::MAX / 255;
-    const HIGH: u64 = ONES << 7;
-    let mut chunks = rest.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
-        let control = v.wrapping_sub(ONES * 0x20) & !v;
-        let quote = v ^ (ONES * u64::from(b'"'));
-        let quote = quote.wrapping_sub(ONES) & !quote;
-        let backslash = v ^ (ONES * u64::from(b'\\'));
-        let backslash = backslash.wrapping_sub(ONES) & !backslash;
-        let found = (control | quote | backslash) & HIGH;
-        if found != 0 {
-            // The lowest flagged byte is exact (borrows only run upwards).
-            return at + found.trailing_zeros() as usize / 8;
-        }
-        at += 8;
-    }
-    at + chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .unwrap_or(chunks.remainder().len())
-}
-
 /// The milliseconds of a non-negative decimal without exponent, of at most
 /// 15 digits and no trailing zero in its fraction (`1795170000.21`): such a
 /// number is rendered back as exactly its text (15 digits round-trip through
