@@ -1,5 +1,11 @@
 //! Reading a DMS document: the machinery behind [`super::decode_payload`].
 //!
+//! **Scan.** The usual document is read by a direct, strict scan of its
+//! bytes (`decode/scan.rs`): keys matched as bytes, metadata values and
+//! column names taken straight from the text, each column value classified
+//! from its text. It decides only documents it reads exactly as the fast
+//! path below reads them, and leaves the rest to it.
+//!
 //! **Fast path.** The document is read once, by serde visitors over the
 //! payload bytes: field names are matched without being copied, `metadata`
 //! values are taken straight from the parser (borrowed from the payload
@@ -36,9 +42,11 @@ use serde_json::value::RawValue;
 use super::{
     classify_parsed, name_prefix, ColumnName, ControlOperation, ControlRecord, DataChange,
     DecodeError, DecodeErrorKind, DmsRecord, Metadata, Operation, Payload, Row, TableName,
-    Transaction,
+    Transaction, Value,
 };
 use crate::position::{SequenceNumber, ShardId};
+
+mod scan;
 
 /// Decodes a DMS JSON document (see [`super::decode_payload`]).
 pub(super) fn decode(
@@ -47,7 +55,25 @@ pub(super) fn decode(
     payload: &[u8],
     before_field: &str,
 ) -> Result<DmsRecord, DecodeError> {
-    let parts = match fast(payload, before_field) {
+    read(
+        shard_id,
+        sequence_number,
+        payload,
+        before_field,
+        scan::scan(payload, before_field),
+    )
+}
+
+/// The record of a document that the scan read (`scanned`) or, when it did
+/// not, that the fast path or the exact path reads.
+fn read(
+    shard_id: &ShardId,
+    sequence_number: &SequenceNumber,
+    payload: &[u8],
+    before_field: &str,
+    scanned: Option<Parts<'_>>,
+) -> Result<DmsRecord, DecodeError> {
+    let parts = match scanned.or_else(|| fast(payload, before_field)) {
         Some(parts) => parts,
         None => exact(payload, before_field).map_err(|kind| DecodeError {
             shard_id: shard_id.clone(),
@@ -59,6 +85,30 @@ pub(super) fn decode(
     finish(parts, shard_id, sequence_number, before_field)
 }
 
+/// The record the scan alone gives; `None` where it does not decide.
+#[cfg(test)]
+pub(super) fn decode_scanned(
+    shard_id: &ShardId,
+    sequence_number: &SequenceNumber,
+    payload: &[u8],
+    before_field: &str,
+) -> Option<Result<DmsRecord, DecodeError>> {
+    scan::scan(payload, before_field)
+        .map(|parts| finish(parts, shard_id, sequence_number, before_field))
+}
+
+/// The record the serde reading alone gives (the fast path, else the exact
+/// path): what [`decode`] gives whatever the scan does.
+#[cfg(test)]
+pub(super) fn decode_unscanned(
+    shard_id: &ShardId,
+    sequence_number: &SequenceNumber,
+    payload: &[u8],
+    before_field: &str,
+) -> Result<DmsRecord, DecodeError> {
+    read(shard_id, sequence_number, payload, before_field, None)
+}
+
 /// What a document says, read but not yet checked.
 #[derive(Default)]
 struct Parts<'a> {
@@ -68,14 +118,14 @@ struct Parts<'a> {
     data: Option<Result<Row, String>>,
     /// The last before image, read as an image; `None` when absent or `null`.
     before: Option<Result<Row, String>>,
-    /// The last `control` field.
-    control: Option<&'a RawValue>,
+    /// The last `control` field, as its JSON text.
+    control: Option<&'a str>,
 }
 
 /// The one-pass read; `None` when the document needs the exact path.
 fn fast<'a>(payload: &'a [u8], before_field: &str) -> Option<Parts<'a>> {
     // A before image named like another field is read twice: exact path.
-    if roles(before_field, before_field) != BEFORE {
+    if roles(before_field.as_bytes(), before_field) != BEFORE {
         return None;
     }
     // UTF-8 is checked once for the whole document (a document that is not
@@ -105,7 +155,7 @@ fn exact<'a>(payload: &'a [u8], before_field: &str) -> Result<Parts<'a>, DecodeE
         metadata: Some(metadata),
         data: raw.data.map(read_row),
         before: raw.before.filter(|raw| raw.get() != "null").map(read_row),
-        control: raw.control,
+        control: raw.control.map(RawValue::get),
     })
 }
 
@@ -254,10 +304,10 @@ fn data_payload(
 fn control_payload(
     operation: ControlOperation,
     table: Option<TableName>,
-    control: Option<&RawValue>,
+    control: Option<&str>,
 ) -> Payload {
     let detail = control
-        .map(|raw| serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null))
+        .map(|text| serde_json::from_str(text).unwrap_or(serde_json::Value::Null))
         .unwrap_or(serde_json::Value::Null);
     Payload::Control(ControlRecord {
         operation,
@@ -288,14 +338,14 @@ const DATA: u8 = 2;
 const BEFORE: u8 = 4;
 const CONTROL: u8 = 8;
 
-fn roles(name: &str, before_field: &str) -> u8 {
+fn roles(name: &[u8], before_field: &str) -> u8 {
     let role = match name {
-        "metadata" => METADATA,
-        "data" => DATA,
-        "control" => CONTROL,
+        b"metadata" => METADATA,
+        b"data" => DATA,
+        b"control" => CONTROL,
         _ => 0,
     };
-    if name == before_field {
+    if name == before_field.as_bytes() {
         role | BEFORE
     } else {
         role
@@ -341,7 +391,9 @@ impl<'de> Visitor<'de> for FastDocument<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parts<'de>, A::Error> {
         let before_field = self.before_field;
         let mut parts = Parts::default();
-        while let Some(role) = map.next_key_seed(Key(|name: &str| roles(name, before_field)))? {
+        while let Some(role) =
+            map.next_key_seed(Key(|name: &str| roles(name.as_bytes(), before_field)))?
+        {
             match role {
                 0 => {
                     map.next_value::<de::IgnoredAny>()?;
@@ -349,7 +401,7 @@ impl<'de> Visitor<'de> for FastDocument<'_> {
                 METADATA => parts.metadata = Some(map.next_value_seed(FastMetaSeed)?),
                 DATA => parts.data = Some(map.next_value_seed(RowSeed)?),
                 BEFORE => parts.before = map.next_value_seed(OptionalRowSeed)?,
-                CONTROL => parts.control = Some(map.next_value()?),
+                CONTROL => parts.control = Some(map.next_value::<&RawValue>()?.get()),
                 _ => return Err(de::Error::custom("a field with two roles")),
             }
         }
@@ -380,7 +432,9 @@ impl<'de> Visitor<'de> for RawDocument<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawParts<'de>, A::Error> {
         let before_field = self.before_field;
         let mut parts = RawParts::default();
-        while let Some(role) = map.next_key_seed(Key(|name: &str| roles(name, before_field)))? {
+        while let Some(role) =
+            map.next_key_seed(Key(|name: &str| roles(name.as_bytes(), before_field)))?
+        {
             let raw: &'de RawValue = map.next_value()?;
             for (bit, slot) in [
                 (METADATA, &mut parts.metadata),
@@ -415,21 +469,21 @@ const META_FIELDS: [&str; 13] = [
 ];
 
 /// Index of a metadata field in [`META_FIELDS`].
-fn meta_field(name: &str) -> Option<usize> {
+fn meta_field(name: &[u8]) -> Option<usize> {
     Some(match name {
-        "timestamp" => 0,
-        "record-type" => 1,
-        "operation" => 2,
-        "partition-key-type" => 3,
-        "partition-key-value" => 4,
-        "schema-name" => 5,
-        "table-name" => 6,
-        "transaction-id" => 7,
-        "commit-timestamp" => 8,
-        "stream-position" => 9,
-        "transaction-record-id" => 10,
-        "prev-transaction-id" => 11,
-        "prev-transaction-record-id" => 12,
+        b"timestamp" => 0,
+        b"record-type" => 1,
+        b"operation" => 2,
+        b"partition-key-type" => 3,
+        b"partition-key-value" => 4,
+        b"schema-name" => 5,
+        b"table-name" => 6,
+        b"transaction-id" => 7,
+        b"commit-timestamp" => 8,
+        b"stream-position" => 9,
+        b"transaction-record-id" => 10,
+        b"prev-transaction-id" => 11,
+        b"prev-transaction-record-id" => 12,
         _ => return None,
     })
 }
@@ -528,7 +582,7 @@ impl<'de> Visitor<'de> for MetaKey {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        let index = meta_field(v);
+        let index = meta_field(v.as_bytes());
         if let Some(i) = index {
             if self.seen & (1 << i) != 0 {
                 let name = META_FIELDS.get(i).copied().unwrap_or("metadata");
@@ -670,10 +724,7 @@ impl<'de> Visitor<'de> for RowSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut columns = Vec::with_capacity(16);
-        // The columns' sort keys (`Row::from_keyed`), for rows of up to
-        // `KEYED` columns.
-        let mut keys = [(0u64, 0u32); KEYED];
+        let mut columns = Columns::new();
         // Columns whose value does not classify, by name: a later value of
         // the same name replaces an earlier one, as in `columns`. A map,
         // not a list searched per column: decoding stays linear however
@@ -688,10 +739,7 @@ impl<'de> Visitor<'de> for RowSeed {
                     if !failed.is_empty() {
                         failed.remove(&name);
                     }
-                    if let Some(key) = keys.get_mut(columns.len()) {
-                        *key = (prefix, columns.len() as u32);
-                    }
-                    columns.push((name, value));
+                    columns.push(name, prefix, value);
                 }
                 Err(reason) => {
                     failed.insert(name, reason);
@@ -700,11 +748,43 @@ impl<'de> Visitor<'de> for RowSeed {
         }
         Ok(match failed.into_iter().next() {
             Some((name, reason)) => Err(format!("column `{name}`: {reason}")),
-            None => match keys.get_mut(..columns.len()) {
-                Some(keys) => Ok(Row::from_keyed(columns, keys)),
-                None => Ok(Row::from_columns(columns)),
-            },
+            None => Ok(columns.finish()),
         })
+    }
+}
+
+/// An image's columns in document order, with their sort keys
+/// ([`Row::from_keyed`]) for images of up to [`KEYED`] columns.
+struct Columns {
+    columns: Vec<(ColumnName, Value)>,
+    keys: [(u64, u32); KEYED],
+}
+
+impl Columns {
+    fn new() -> Columns {
+        Columns {
+            columns: Vec::with_capacity(16),
+            keys: [(0, 0); KEYED],
+        }
+    }
+
+    /// The next column; `prefix` is [`name_prefix`] of its name.
+    #[inline]
+    fn push(&mut self, name: ColumnName, prefix: u64, value: Value) {
+        let at = self.columns.len();
+        if let Some(key) = self.keys.get_mut(at) {
+            *key = (prefix, at as u32);
+        }
+        self.columns.push((name, value));
+    }
+
+    /// The row: sorted by name, of columns named alike the last.
+    fn finish(&mut self) -> Row {
+        let columns = std::mem::take(&mut self.columns);
+        match self.keys.get_mut(..columns.len()) {
+            Some(keys) => Row::from_keyed(columns, keys),
+            None => Row::from_columns(columns),
+        }
     }
 }
 

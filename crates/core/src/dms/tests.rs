@@ -1,6 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 
+mod document_scan;
 mod postgres;
 
 fn shard() -> ShardId {

@@ -1,0 +1,216 @@
+//! The usual DMS document read by a direct, strict scan of its bytes, ahead
+//! of the serde fast path (see the docs of `decode.rs`).
+//!
+//! The scan accepts only valid JSON (the strict grammar of [`Cursor`]),
+//! nothing but whitespace after the document. What it keeps it reads the
+//! way the fast path reads it: the top-level fields by role, the `metadata`
+//! fields as text (a string without escapes, an integer that the parser
+//! hands as a 64-bit integer, a boolean, `null` as absent), each column
+//! value classified from its text as [`classify_parsed`] classifies it, the
+//! `control` detail as its text. Anything else it does not decide: an
+//! escape in a key or a metadata string, a top-level or metadata field
+//! twice, a metadata value of another type, an image that is not an object,
+//! a column value that does not classify, a before-image field named like
+//! another field, and so on; it answers `None` and the caller reads the
+//! document with serde, which gives the record or the error. So a `Some` is
+//! always what the serde reading would give.
+
+use super::{
+    meta_field, roles, Columns, MetaFields, MetaText, Parts, BEFORE, CONTROL, DATA, METADATA,
+};
+use crate::dms::cursor::{stop, Cursor};
+use crate::dms::{classify_number, classify_parsed, name_prefix, ColumnName, Row, Value};
+
+/// What the document says, or `None` when the scan does not decide (see
+/// the module docs).
+pub(super) fn scan<'a>(payload: &'a [u8], before_field: &str) -> Option<Parts<'a>> {
+    // A before image named like another field is read twice: exact path.
+    if roles(before_field.as_bytes(), before_field) != BEFORE {
+        return None;
+    }
+    let mut cursor = Cursor::new(payload)?;
+    cursor.whitespace();
+    let mut parts = Parts::default();
+    let mut seen = 0u8;
+    cursor.object(0, |c, key| {
+        let role = roles(key, before_field);
+        if seen & role != 0 {
+            return None;
+        }
+        seen |= role;
+        match role {
+            METADATA => parts.metadata = Some(c.metadata()?),
+            DATA => parts.data = Some(Ok(c.image()?)),
+            BEFORE if c.peek() == Some(b'n') => {
+                c.literal(b"null")?;
+                parts.before = None;
+            }
+            BEFORE => parts.before = Some(Ok(c.image()?)),
+            CONTROL => {
+                let start = c.at;
+                c.skip(1)?;
+                parts.control = Some(c.text.get(start..c.at)?);
+            }
+            _ => c.skip(1)?,
+        }
+        Some(())
+    })?;
+    cursor.at_end().then_some(parts)
+}
+
+impl<'a> Cursor<'a> {
+    /// `metadata`: the fields that are read, each once; the others skipped.
+    fn metadata(&mut self) -> Option<MetaFields<'a>> {
+        let mut fields = MetaFields::default();
+        let mut seen = 0u32;
+        self.object(1, |c, key| {
+            let Some(i) = meta_field(key) else {
+                return c.skip(2);
+            };
+            if seen & (1 << i) != 0 {
+                return None;
+            }
+            seen |= 1 << i;
+            *fields.0.get_mut(i)? = c.meta_value()?;
+            Some(())
+        })?;
+        Some(fields)
+    }
+
+    /// One metadata value as the fast path reads it: a string without
+    /// escapes, an integer the parser hands as `u64` or `i64` (its text is
+    /// what writing it back gives), a boolean; `null` as absent.
+    fn meta_value(&mut self) -> Option<Option<MetaText<'a>>> {
+        let text = match self.peek()? {
+            b'"' => self.kept_string()?,
+            b'n' => {
+                self.literal(b"null")?;
+                return Some(None);
+            }
+            b't' => {
+                self.literal(b"true")?;
+                "true"
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                "false"
+            }
+            _ => {
+                let start = self.at;
+                self.number()?;
+                let text = self.text.get(start..self.at)?;
+                plain_integer(text).then_some(text)?
+            }
+        };
+        Some(Some(MetaText::Borrowed(text)))
+    }
+
+    /// An image: an object of column values, each of which classifies.
+    fn image(&mut self) -> Option<Row> {
+        let mut columns = Columns::new();
+        // `object`, with the names as text.
+        self.sequence(b'{', b'}', |c| {
+            let name = c.kept_string()?;
+            c.whitespace();
+            c.eat(b':')?;
+            c.whitespace();
+            let value = c.column_value()?;
+            columns.push(ColumnName::new(name), name_prefix(name), value);
+            Some(())
+        })?;
+        Some(columns.finish())
+    }
+
+    /// One column value, classified from its text.
+    fn column_value(&mut self) -> Option<Value> {
+        let start = self.at;
+        match self.peek()? {
+            b'"' => {
+                let content = start + 1;
+                let end = content + stop(self.bytes.get(content..)?);
+                if self.bytes.get(end) == Some(&b'"') {
+                    self.at = end + 1;
+                    return Some(Value::Text(self.text.get(content..end)?.to_owned()));
+                }
+                // An escape (or no JSON): the whole grammar, then the
+                // classification of the text.
+                self.at = end;
+                self.string_rest()?;
+            }
+            b'n' => {
+                self.literal(b"null")?;
+                return Some(Value::Null);
+            }
+            b't' => {
+                self.literal(b"true")?;
+                return Some(Value::Bool(true));
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                return Some(Value::Bool(false));
+            }
+            b'-' | b'0'..=b'9' => {
+                self.number()?;
+                return Some(classify_number(self.text.get(start..self.at)?));
+            }
+            _ => self.skip(2)?,
+        }
+        classify_parsed(self.text.get(start..self.at)?).ok()
+    }
+}
+
+/// Whether a JSON number's text is an integer serde_json hands as `u64` or
+/// `i64` (not `-0`, nothing beyond 64 bits), whose text is then what writing
+/// the integer back gives (the grammar allows no leading zero).
+fn plain_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    if digits.len() == text.len() {
+        digits.len() < 20 || text.parse::<u64>().is_ok()
+    } else {
+        digits != "0" && (digits.len() < 19 || text.parse::<i64>().is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the fast path's metadata reading does with a number: the text of
+    /// the `u64` or `i64` serde_json hands, or nothing.
+    fn serde_integer(text: &str) -> Option<String> {
+        match serde_json::from_str::<serde_json::Value>(text).ok()? {
+            serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn plain_integers_are_those_serde_hands_as_integers() {
+        for t in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "10",
+            "1.0",
+            "1e3",
+            "-1E-3",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "-99999999999999999999",
+            "1234567890123456789",
+            "-1234567890123456789",
+        ] {
+            let plain = plain_integer(t).then(|| t.to_owned());
+            assert_eq!(plain, serde_integer(t), "{t}");
+        }
+    }
+}
