@@ -468,22 +468,23 @@ const META_FIELDS: [&str; 13] = [
     "prev-transaction-record-id",
 ];
 
-/// Index of a metadata field in [`META_FIELDS`].
+/// Index of a metadata field in [`META_FIELDS`] (by length first: at most
+/// two names share one).
 fn meta_field(name: &[u8]) -> Option<usize> {
-    Some(match name {
-        b"timestamp" => 0,
-        b"record-type" => 1,
-        b"operation" => 2,
-        b"partition-key-type" => 3,
-        b"partition-key-value" => 4,
-        b"schema-name" => 5,
-        b"table-name" => 6,
-        b"transaction-id" => 7,
-        b"commit-timestamp" => 8,
-        b"stream-position" => 9,
-        b"transaction-record-id" => 10,
-        b"prev-transaction-id" => 11,
-        b"prev-transaction-record-id" => 12,
+    Some(match name.len() {
+        9 if name == b"timestamp" => 0,
+        11 if name == b"record-type" => 1,
+        9 if name == b"operation" => 2,
+        18 if name == b"partition-key-type" => 3,
+        19 if name == b"partition-key-value" => 4,
+        11 if name == b"schema-name" => 5,
+        10 if name == b"table-name" => 6,
+        14 if name == b"transaction-id" => 7,
+        16 if name == b"commit-timestamp" => 8,
+        15 if name == b"stream-position" => 9,
+        21 if name == b"transaction-record-id" => 10,
+        19 if name == b"prev-transaction-id" => 11,
+        26 if name == b"prev-transaction-record-id" => 12,
         _ => return None,
     })
 }

@@ -149,13 +149,47 @@ impl<'a> Cursor<'a> {
                 self.literal(b"false")?;
                 return Some(Value::Bool(false));
             }
-            b'-' | b'0'..=b'9' => {
-                self.number()?;
-                return Some(classify_number(self.text.get(start..self.at)?));
-            }
+            b'-' | b'0'..=b'9' => return self.column_number(),
             _ => self.skip(2)?,
         }
         classify_parsed(self.text.get(start..self.at)?).ok()
+    }
+
+    /// A column number: an integer of up to 18 digits (which always fits
+    /// `i64`) read as it is scanned, any other number classified from its
+    /// text, as [`classify_number`] does.
+    fn column_number(&mut self) -> Option<Value> {
+        let start = self.at;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let digits = self.at;
+        let mut value = 0i64;
+        match self.next()? {
+            b'0' => {}
+            d @ b'1'..=b'9' => {
+                value = i64::from(d - b'0');
+                while let Some(d @ b'0'..=b'9') = self.peek() {
+                    value = value.wrapping_mul(10).wrapping_add(i64::from(d - b'0'));
+                    self.at += 1;
+                }
+            }
+            _ => return None,
+        }
+        match self.peek() {
+            Some(b'.' | b'e' | b'E') => {
+                self.at = start;
+                self.number()?;
+            }
+            // A digit right after `0` (`01`) is no JSON.
+            Some(b'0'..=b'9') => return None,
+            _ if self.at - digits <= 18 => {
+                return Some(Value::Int(if negative { -value } else { value }))
+            }
+            _ => {}
+        }
+        Some(classify_number(self.text.get(start..self.at)?))
     }
 }
 
@@ -176,7 +210,64 @@ fn plain_integer(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::dms::classify;
+
+    /// A column number read by the scan: its value and whether the whole
+    /// text was read (`None` where the scan refuses it).
+    fn scanned_number(text: &str) -> Option<(Value, bool)> {
+        let mut cursor = Cursor::new(text.as_bytes())?;
+        let value = cursor.column_number()?;
+        Some((value, cursor.at == text.len()))
+    }
+
+    #[test]
+    fn column_numbers_classify_as_their_text() {
+        for t in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "123456789012345678",
+            "-123456789012345678",
+            "999999999999999999",
+            "1234567890123456789",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "18446744073709551615",
+            "18446744073709551616",
+            "4.50",
+            "-0.0",
+            "1.5E-3",
+            "2.5e+10",
+            "1E+16",
+            "1e400",
+            "0e0",
+        ] {
+            assert_eq!(scanned_number(t), Some((classify(t).unwrap(), true)), "{t}");
+        }
+        for t in [
+            "01", "-", "-a", "1.", "1.e3", "1e", "1e+", ".5", "--1", "-01",
+        ] {
+            assert!(scanned_number(t).is_none_or(|(_, whole)| !whole), "{t}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// Any JSON number reads as `classify` reads its text.
+        #[test]
+        fn column_numbers_are_classified_numbers(
+            text in "-?(0|[1-9][0-9]{0,24})(\\.[0-9]{1,8})?([eE][+-]?[0-9]{1,3})?",
+        ) {
+            prop_assert_eq!(scanned_number(&text), Some((classify(&text).unwrap(), true)));
+        }
+    }
 
     /// What the fast path's metadata reading does with a number: the text of
     /// the `u64` or `i64` serde_json hands, or nothing.
