@@ -100,7 +100,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string without escapes: the positions of its contents.
-    #[inline]
+    #[inline(always)]
     pub(super) fn plain_string(&mut self) -> Option<(usize, usize)> {
         self.eat(b'"')?;
         let start = self.at;
@@ -110,7 +110,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string kept as text (no escapes).
-    #[inline]
+    #[inline(always)]
     pub(super) fn kept_string(&mut self) -> Option<&'a str> {
         let (start, end) = self.plain_string()?;
         self.text.get(start..end)

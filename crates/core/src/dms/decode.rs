@@ -55,34 +55,30 @@ pub(super) fn decode(
     payload: &[u8],
     before_field: &str,
 ) -> Result<DmsRecord, DecodeError> {
-    read(
-        shard_id,
-        sequence_number,
-        payload,
-        before_field,
-        scan::scan(payload, before_field),
-    )
+    // Filled in place: the parts are large, and moves of them are copies.
+    let mut parts = Parts::default();
+    if scan::scan(payload, before_field, &mut parts).is_none() {
+        parts = serde_parts(shard_id, sequence_number, payload, before_field)?;
+    }
+    finish(&mut parts, shard_id, sequence_number, before_field)
 }
 
-/// The record of a document that the scan read (`scanned`) or, when it did
-/// not, that the fast path or the exact path reads.
-fn read(
+/// The document read by the fast path or, when it gives up, the exact path.
+fn serde_parts<'a>(
     shard_id: &ShardId,
     sequence_number: &SequenceNumber,
-    payload: &[u8],
+    payload: &'a [u8],
     before_field: &str,
-    scanned: Option<Parts<'_>>,
-) -> Result<DmsRecord, DecodeError> {
-    let parts = match scanned.or_else(|| fast(payload, before_field)) {
-        Some(parts) => parts,
+) -> Result<Parts<'a>, DecodeError> {
+    match fast(payload, before_field) {
+        Some(parts) => Ok(parts),
         None => exact(payload, before_field).map_err(|kind| DecodeError {
             shard_id: shard_id.clone(),
             sequence_number: sequence_number.clone(),
             table: None,
             kind,
-        })?,
-    };
-    finish(parts, shard_id, sequence_number, before_field)
+        }),
+    }
 }
 
 /// The record the scan alone gives; `None` where it does not decide.
@@ -93,8 +89,9 @@ pub(super) fn decode_scanned(
     payload: &[u8],
     before_field: &str,
 ) -> Option<Result<DmsRecord, DecodeError>> {
-    scan::scan(payload, before_field)
-        .map(|parts| finish(parts, shard_id, sequence_number, before_field))
+    let mut parts = Parts::default();
+    scan::scan(payload, before_field, &mut parts)?;
+    Some(finish(&mut parts, shard_id, sequence_number, before_field))
 }
 
 /// The record the serde reading alone gives (the fast path, else the exact
@@ -106,7 +103,8 @@ pub(super) fn decode_unscanned(
     payload: &[u8],
     before_field: &str,
 ) -> Result<DmsRecord, DecodeError> {
-    read(shard_id, sequence_number, payload, before_field, None)
+    let mut parts = serde_parts(shard_id, sequence_number, payload, before_field)?;
+    finish(&mut parts, shard_id, sequence_number, before_field)
 }
 
 /// What a document says, read but not yet checked.
@@ -159,9 +157,10 @@ fn exact<'a>(payload: &'a [u8], before_field: &str) -> Result<Parts<'a>, DecodeE
     })
 }
 
-/// Checks what the document says and builds the record.
+/// Checks what the document says and builds the record (taking what it
+/// keeps out of `parts`).
 fn finish(
-    parts: Parts<'_>,
+    parts: &mut Parts<'_>,
     shard_id: &ShardId,
     sequence_number: &SequenceNumber,
     before_field: &str,
@@ -182,13 +181,13 @@ fn finish(
         )
     };
 
-    let Some(MetaFields(fields)) = parts.metadata else {
+    let Some(MetaFields(fields)) = &mut parts.metadata else {
         return Err(fail(None, DecodeErrorKind::MissingMetadata));
     };
     // In `META_FIELDS` order.
     let [timestamp, record_type, operation, partition_key_type, partition_key_value, schema_name, table_name, transaction_id, commit_timestamp, stream_position, transaction_record_id, prev_transaction_id, prev_transaction_record_id] =
         fields;
-    let table = match (schema_name, table_name) {
+    let table = match (schema_name.as_ref(), table_name.as_ref()) {
         (Some(schema), Some(name)) if !schema.as_str().is_empty() || !name.as_str().is_empty() => {
             Some(TableName::new(schema.as_str(), name.as_str()))
         }
@@ -207,8 +206,14 @@ fn finish(
             let Some(operation) = data_operation(operation) else {
                 return Err(unknown_operation(table, record_type, operation));
             };
-            data_payload(operation, table, parts.data, parts.before, before_field)
-                .map_err(|(table, kind)| fail(table, kind))?
+            data_payload(
+                operation,
+                table,
+                parts.data.take(),
+                parts.before.take(),
+                before_field,
+            )
+            .map_err(|(table, kind)| fail(table, kind))?
         }
         "control" => {
             let Some(op) = ControlOperation::parse(operation) else {
@@ -223,7 +228,7 @@ fn finish(
             ))
         }
     };
-    let text = |field: Option<MetaText<'_>>| field.map(MetaText::into_compact);
+    let text = |field: &mut Option<MetaText<'_>>| field.take().map(MetaText::into_compact);
     Ok(DmsRecord {
         shard_id: shard_id.clone(),
         sequence_number: sequence_number.clone(),

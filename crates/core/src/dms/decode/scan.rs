@@ -21,16 +21,15 @@ use super::{
 use crate::dms::cursor::{stop, Cursor};
 use crate::dms::{classify_number, classify_parsed, name_prefix, ColumnName, Row, Value};
 
-/// What the document says, or `None` when the scan does not decide (see
-/// the module docs).
-pub(super) fn scan<'a>(payload: &'a [u8], before_field: &str) -> Option<Parts<'a>> {
+/// Reads what the document says into `parts` (empty); `None` when the scan
+/// does not decide (see the module docs), with `parts` partly filled.
+pub(super) fn scan<'a>(payload: &'a [u8], before_field: &str, parts: &mut Parts<'a>) -> Option<()> {
     // A before image named like another field is read twice: exact path.
     if roles(before_field.as_bytes(), before_field) != BEFORE {
         return None;
     }
     let mut cursor = Cursor::new(payload)?;
     cursor.whitespace();
-    let mut parts = Parts::default();
     let mut seen = 0u8;
     cursor.object(0, |c, key| {
         let role = roles(key, before_field);
@@ -39,12 +38,9 @@ pub(super) fn scan<'a>(payload: &'a [u8], before_field: &str) -> Option<Parts<'a
         }
         seen |= role;
         match role {
-            METADATA => parts.metadata = Some(c.metadata()?),
+            METADATA => c.metadata(parts.metadata.insert(MetaFields::default()))?,
             DATA => parts.data = Some(Ok(c.image()?)),
-            BEFORE if c.peek() == Some(b'n') => {
-                c.literal(b"null")?;
-                parts.before = None;
-            }
+            BEFORE if c.peek() == Some(b'n') => c.literal(b"null")?,
             BEFORE => parts.before = Some(Ok(c.image()?)),
             CONTROL => {
                 let start = c.at;
@@ -55,13 +51,13 @@ pub(super) fn scan<'a>(payload: &'a [u8], before_field: &str) -> Option<Parts<'a
         }
         Some(())
     })?;
-    cursor.at_end().then_some(parts)
+    cursor.at_end().then_some(())
 }
 
 impl<'a> Cursor<'a> {
-    /// `metadata`: the fields that are read, each once; the others skipped.
-    fn metadata(&mut self) -> Option<MetaFields<'a>> {
-        let mut fields = MetaFields::default();
+    /// `metadata` into `fields` (empty): the fields that are read, each
+    /// once; the others skipped.
+    fn metadata(&mut self, fields: &mut MetaFields<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(1, |c, key| {
             let Some(i) = meta_field(key) else {
@@ -73,8 +69,7 @@ impl<'a> Cursor<'a> {
             seen |= 1 << i;
             *fields.0.get_mut(i)? = c.meta_value()?;
             Some(())
-        })?;
-        Some(fields)
+        })
     }
 
     /// One metadata value as the fast path reads it: a string without
