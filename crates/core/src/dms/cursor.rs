@@ -4,18 +4,21 @@
 //! It accepts only valid JSON: what it skips is parsed with the whole
 //! grammar (strings without control characters and with valid escapes,
 //! numbers, exact literals, nested objects and arrays up to [`DEPTH`]
-//! levels), commas and colons where JSON puts them. Every reading answers
-//! `None` on anything it does not accept, and the scans answer `None` in
-//! turn: they never decide what they do not read exactly.
+//! levels), commas and colons where JSON puts them; only a cursor made by
+//! [`Cursor::unchecked`] leaves the UTF-8 of what it skips unchecked.
+//! Every reading answers `None` on anything it does not accept, and the
+//! scans answer `None` in turn: they never decide what they do not read
+//! exactly.
 
 /// Nesting the scans follow before they give up (serde_json's recursion
 /// limit; the usual event nests four levels, the usual document three).
 pub(super) const DEPTH: usize = 128;
 
-/// A position in a JSON text that is valid UTF-8 (checked once, by
-/// [`Cursor::new`]: keys and kept strings are slices of it).
+/// A position in a JSON text: either checked as UTF-8 once, as a whole
+/// ([`Cursor::new`]; what is read as text is a slice of it), or checked
+/// only where it is read as text ([`Cursor::unchecked`]).
 pub(super) struct Cursor<'a> {
-    pub(super) text: &'a str,
+    text: Option<&'a str>,
     pub(super) bytes: &'a [u8],
     pub(super) at: usize,
 }
@@ -24,7 +27,32 @@ impl<'a> Cursor<'a> {
     /// At the start of `bytes`; `None` when they are not UTF-8.
     pub(super) fn new(bytes: &'a [u8]) -> Option<Cursor<'a>> {
         let text = std::str::from_utf8(bytes).ok()?;
-        Some(Cursor { text, bytes, at: 0 })
+        Some(Cursor {
+            text: Some(text),
+            bytes,
+            at: 0,
+        })
+    }
+
+    /// At the start of `bytes`, which are checked as UTF-8 only where
+    /// [`Cursor::str`] reads them: what is skipped is not checked, as
+    /// serde_json does not check the strings it ignores.
+    pub(super) fn unchecked(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor {
+            text: None,
+            bytes,
+            at: 0,
+        }
+    }
+
+    /// The text from `start` to `end`; `None` when it is not UTF-8 or
+    /// not on character boundaries.
+    #[inline(always)]
+    pub(super) fn str(&self, start: usize, end: usize) -> Option<&'a str> {
+        match self.text {
+            Some(text) => text.get(start..end),
+            None => std::str::from_utf8(self.bytes.get(start..end)?).ok(),
+        }
     }
 
     /// Whether only whitespace is left.
@@ -113,7 +141,7 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub(super) fn kept_string(&mut self) -> Option<&'a str> {
         let (start, end) = self.plain_string()?;
-        self.text.get(start..end)
+        self.str(start, end)
     }
 
     /// Any string, escapes included.

@@ -45,7 +45,7 @@ pub(super) fn scan<'a>(payload: &'a [u8], before_field: &str, parts: &mut Parts<
             CONTROL => {
                 let start = c.at;
                 c.skip(1)?;
-                parts.control = Some(c.text.get(start..c.at)?);
+                parts.control = Some(c.str(start, c.at)?);
             }
             _ => c.skip(1)?,
         }
@@ -93,7 +93,7 @@ impl<'a> Cursor<'a> {
             _ => {
                 let start = self.at;
                 self.number()?;
-                let text = self.text.get(start..self.at)?;
+                let text = self.str(start, self.at)?;
                 plain_integer(text).then_some(text)?
             }
         };
@@ -125,7 +125,7 @@ impl<'a> Cursor<'a> {
                 let end = content + stop(self.bytes.get(content..)?);
                 if self.bytes.get(end) == Some(&b'"') {
                     self.at = end + 1;
-                    return Some(Value::Text(self.text.get(content..end)?.to_owned()));
+                    return Some(Value::Text(self.str(content, end)?.to_owned()));
                 }
                 // An escape (or no JSON): the whole grammar, then the
                 // classification of the text.
@@ -147,7 +147,7 @@ impl<'a> Cursor<'a> {
             b'-' | b'0'..=b'9' => return self.column_number(),
             _ => self.skip(2)?,
         }
-        classify_parsed(self.text.get(start..self.at)?).ok()
+        classify_parsed(self.str(start, self.at)?).ok()
     }
 
     /// A column number: an integer of up to 18 digits (which always fits
@@ -184,7 +184,7 @@ impl<'a> Cursor<'a> {
             }
             _ => {}
         }
-        Some(classify_number(self.text.get(start..self.at)?))
+        Some(classify_number(self.str(start, self.at)?))
     }
 }
 

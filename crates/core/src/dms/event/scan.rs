@@ -2,20 +2,23 @@
 //! [`KinesisBatch::from_json`]).
 //!
 //! The scan accepts only valid JSON (the strict grammar of [`Cursor`]),
-//! nothing but whitespace after the event. What it keeps is read the way
+//! nothing but whitespace after the event. Like the serde reading, it does
+//! not check that the strings it skips are UTF-8; it checks the keys of the
+//! objects it reads and the strings it keeps. What it keeps is read the way
 //! the serde reading reads it. Anything else it does not decide: an escape
 //! in a key or a kept string, a kept field twice, a missing required field,
 //! a value of another type, a payload that is not base64, and so on; it
 //! answers `None` and the caller reads the event with serde, which gives
 //! the value or the error. So a `Some` is always what serde would give.
 
-use super::{arrival_ms, millis_from_parts, BatchRecord, KinesisBatch};
+use super::{arrival_ms, millis_from_parts, BatchRecord, KinesisBatch, Position};
 use crate::dms::cursor::Cursor;
 
 /// The event's records, or `None` when the scan does not decide (see the
 /// module docs).
 pub(super) fn scan(bytes: &[u8]) -> Option<KinesisBatch> {
-    let mut cursor = Cursor::new(bytes)?;
+    // UTF-8 is checked where serde checks it: keys and kept strings.
+    let mut cursor = Cursor::unchecked(bytes);
     cursor.whitespace();
     let mut records = None;
     cursor.object(0, |c, key| match key {
@@ -24,7 +27,7 @@ pub(super) fn scan(bytes: &[u8]) -> Option<KinesisBatch> {
             Some(())
         }
         b"Records" => None,
-        _ => c.skip(1),
+        _ => c.skip_field(key, 1),
     })?;
     if !cursor.at_end() {
         return None;
@@ -72,12 +75,11 @@ impl<'a> Cursor<'a> {
                 Some(())
             }
             b"eventID" | b"kinesis" => None,
-            _ => c.skip(3),
+            _ => c.skip_field(key, 3),
         })?;
         let kinesis = kinesis?;
         Some(BatchRecord {
-            event_id: event_id.flatten().map(str::to_owned),
-            sequence_number: kinesis.sequence_number.unwrap_or("").to_owned(),
+            position: Position::new(event_id.flatten(), kinesis.sequence_number.unwrap_or("")),
             partition_key: kinesis.partition_key.unwrap_or("").to_owned(),
             approximate_arrival_ms: kinesis.arrival_ms?,
             data: kinesis.data?,
@@ -103,11 +105,21 @@ impl<'a> Cursor<'a> {
                 b"data" | b"approximateArrivalTimestamp" | b"partitionKey" | b"sequenceNumber" => {
                     return None
                 }
-                _ => c.skip(4)?,
+                _ => c.skip_field(key, 4)?,
             }
             Some(())
         })?;
         Some(k)
+    }
+
+    /// The value of a field the serde reading ignores, by its `key`: serde
+    /// matches the key as a string, so a key that is not UTF-8 fails there
+    /// (the values it skips are not checked).
+    fn skip_field(&mut self, key: &[u8], depth: usize) -> Option<()> {
+        if !key.is_ascii() {
+            std::str::from_utf8(key).ok()?;
+        }
+        self.skip(depth)
     }
 
     /// `kinesis.data`: the base64 text decoded into the payload buffer. The
