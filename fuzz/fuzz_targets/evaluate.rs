@@ -113,6 +113,7 @@ fuzz_target!(|data: &[u8]| {
             let related = Related {
                 joins: &joins,
                 children: &children,
+                nested: None,
             };
             let _ = build_row(target, root, &related, &s.transforms);
         }

@@ -2,8 +2,9 @@
 # Installs what local runs and tests need where it is missing: the MariaDB
 # and PostgreSQL server binaries (tests and the demo start their own
 # throwaway instances; nothing uses a server the package may start itself),
-# openssl (TLS tests), python3 with venv (moto's server, installed by the
-# tests), Node.js and the Kinesis emulator (kinesalite, from npm).
+# openssl (TLS tests), a C++ compiler (the fuzz targets' libFuzzer),
+# python3 with venv (moto's server, installed by the tests), Node.js and
+# the Kinesis emulator (kinesalite, from npm).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,6 +26,11 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   echo "installing PostgreSQL server binaries"
   apt_install postgresql postgresql-client
+fi
+# The fuzz targets' libFuzzer is C++ (CI checks that they compile).
+if ! command -v c++ >/dev/null 2>&1; then
+  echo "installing a C++ compiler"
+  apt_install g++
 fi
 # TLS tests make their certificates with the openssl command.
 if ! command -v openssl >/dev/null 2>&1; then
