@@ -427,6 +427,60 @@ pub type ColumnName = compact_str::CompactString;
 #[derive(Clone, PartialEq, Default)]
 pub struct Row(Vec<(ColumnName, Value)>);
 
+thread_local! {
+    /// The column orders of the images sorted last ([`Row::from_keyed`]).
+    static SORT_ORDERS: std::cell::RefCell<SortOrders> = const {
+        std::cell::RefCell::new(SortOrders { orders: Vec::new(), next: 0 })
+    };
+}
+
+/// Recent column orders: the name prefixes of an image, in document order,
+/// all distinct, and the document index of each column in name order. A
+/// batch mixes a few tables, each with its own order or two.
+struct SortOrders {
+    orders: Vec<(Vec<u64>, Vec<u32>)>,
+    next: usize,
+}
+
+impl SortOrders {
+    /// How many orders are kept.
+    const KEPT: usize = 8;
+
+    /// Puts `keys` (prefix, index) in name order from a remembered order
+    /// with the same prefixes; false (keys untouched) when there is none.
+    fn apply(&self, keys: &mut [(u64, u32)]) -> bool {
+        let Some((prefixes, order)) = self.orders.iter().find(|(prefixes, _)| {
+            prefixes.len() == keys.len() && prefixes.iter().zip(keys.iter()).all(|(p, k)| *p == k.0)
+        }) else {
+            return false;
+        };
+        // `keys[i]` is (prefix of column i, i), and `prefixes` are the same
+        // prefixes: rebuild the keys in name order.
+        for (key, &from) in keys.iter_mut().zip(order) {
+            *key = (prefixes.get(from as usize).copied().unwrap_or(key.0), from);
+        }
+        true
+    }
+
+    /// Remembers the order of an image whose prefixes are all distinct,
+    /// `sorted` being its keys (prefix, document index) in name order.
+    fn remember(&mut self, sorted: &[(u64, u32)]) {
+        let mut prefixes = vec![0; sorted.len()];
+        for &(prefix, at) in sorted {
+            if let Some(slot) = prefixes.get_mut(at as usize) {
+                *slot = prefix;
+            }
+        }
+        let order = sorted.iter().map(|k| k.1).collect();
+        if self.orders.len() < Self::KEPT {
+            self.orders.push((prefixes, order));
+        } else if let Some(slot) = self.orders.get_mut(self.next) {
+            *slot = (prefixes, order);
+        }
+        self.next = (self.next + 1) % Self::KEPT;
+    }
+}
+
 /// Of adjacent columns named alike, keeps one in the earlier one's place
 /// with the later one's value (the later column wins).
 fn dedup_last_wins(columns: &mut Vec<(ColumnName, Value)>) {
@@ -468,15 +522,27 @@ impl Row {
             // In name order already, each name once.
             return Row(columns);
         }
-        // The index decides between equal names: the order is total, so an
-        // unstable sort keeps equal names in document order.
-        keys.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0).then_with(|| {
-                let name = |i: u32| columns.get(i as usize).map(|(name, _)| name.as_str());
-                name(a.1).cmp(&name(b.1)).then_with(|| a.1.cmp(&b.1))
-            })
-        });
-        let distinct = keys.windows(2).all(|w| w[0].0 < w[1].0);
+        // Images of one table repeat their column order: when the keys'
+        // prefixes are those of a recent image whose prefixes were all
+        // distinct, the prefixes alone decided its order, so it is this
+        // one's too.
+        let distinct = if SORT_ORDERS.with(|orders| orders.borrow().apply(keys)) {
+            true
+        } else {
+            // The index decides between equal names: the order is total, so an
+            // unstable sort keeps equal names in document order.
+            keys.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0).then_with(|| {
+                    let name = |i: u32| columns.get(i as usize).map(|(name, _)| name.as_str());
+                    name(a.1).cmp(&name(b.1)).then_with(|| a.1.cmp(&b.1))
+                })
+            });
+            let distinct = keys.windows(2).all(|w| w[0].0 < w[1].0);
+            if distinct {
+                SORT_ORDERS.with(|orders| orders.borrow_mut().remember(keys));
+            }
+            distinct
+        };
         // Position `i` takes the column at `keys[i].1`: follow each cycle of
         // the permutation, marking the positions done.
         const DONE: u32 = u32::MAX;

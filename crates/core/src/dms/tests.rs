@@ -1458,4 +1458,33 @@ proptest! {
         let sorted = Row::from_columns(columns);
         prop_assert_eq!(keyed.0, sorted.0);
     }
+
+    /// Rows of a few column lists, over and over (the remembered orders of
+    /// `Row::from_keyed` at work), some lists sharing prefixes, lengths or
+    /// their first names: each row is the row built from its columns.
+    #[test]
+    fn repeated_column_orders_equal_rows_from_columns(
+        lists in proptest::collection::vec(
+            proptest::collection::vec(arb_keyed_name(), 0..12),
+            1..12,
+        ),
+        picks in proptest::collection::vec(0usize..12, 1..60),
+    ) {
+        for (n, pick) in picks.iter().enumerate() {
+            let names = &lists[pick % lists.len()];
+            let columns: Vec<(ColumnName, Value)> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (ColumnName::new(name), Value::Int((n * 100 + i) as i64)))
+                .collect();
+            let mut keys: Vec<(u64, u32)> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name_prefix(name), i as u32))
+                .collect();
+            let keyed = Row::from_keyed(columns.clone(), &mut keys);
+            let sorted = Row::from_columns(columns);
+            prop_assert_eq!(keyed.0, sorted.0);
+        }
+    }
 }
