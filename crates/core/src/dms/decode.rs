@@ -147,8 +147,8 @@ fn exact<'a>(payload: &'a [u8], before_field: &str) -> Result<Parts<'a>, DecodeE
     if !meta.get().starts_with('{') {
         return Err(DecodeErrorKind::Metadata("not an object".to_owned()));
     }
-    let metadata =
-        read_str(meta.get(), MetaSeed).map_err(|e| DecodeErrorKind::Metadata(e.to_string()))?;
+    let metadata = read_str(meta.get(), MetaSeed { fast: false })
+        .map_err(|e| DecodeErrorKind::Metadata(e.to_string()))?;
     Ok(Parts {
         metadata: Some(metadata),
         data: raw.data.map(read_row),
@@ -403,7 +403,7 @@ impl<'de> Visitor<'de> for FastDocument<'_> {
                 0 => {
                     map.next_value::<de::IgnoredAny>()?;
                 }
-                METADATA => parts.metadata = Some(map.next_value_seed(FastMetaSeed)?),
+                METADATA => parts.metadata = Some(map.next_value_seed(MetaSeed { fast: true })?),
                 DATA => parts.data = Some(map.next_value_seed(RowSeed)?),
                 BEFORE => parts.before = map.next_value_seed(OptionalRowSeed)?,
                 CONTROL => parts.control = Some(map.next_value::<&RawValue>()?.get()),
@@ -532,7 +532,18 @@ impl<'a> From<Cow<'a, str>> for MetaText<'a> {
 
 /// Reads the `metadata` object. A field given twice is an error (whatever
 /// its values); unknown fields are ignored.
-struct MetaSeed;
+///
+/// The exact path (`fast: false`) takes every value as raw JSON text (so the
+/// parser checks the UTF-8 of unknown fields too) and reads the fields'
+/// values from it ([`scalar`]). The fast path (`fast: true`) takes each
+/// value straight from the parser (a string without escapes borrowed, an
+/// integer written back as it was written), no raw text per field, and
+/// skips unknown fields: anything [`scalar`] would read differently from
+/// its raw text (a number with a fraction or exponent, an integer beyond 64
+/// bits, an object or array) fails, so the exact path reads the document.
+struct MetaSeed {
+    fast: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for MetaSeed {
     type Value = MetaFields<'de>;
@@ -553,11 +564,20 @@ impl<'de> Visitor<'de> for MetaSeed {
         let mut fields = MetaFields::default();
         let mut seen = 0u32;
         while let Some(index) = map.next_key_seed(MetaKey { seen })? {
-            let raw: &'de RawValue = map.next_value()?;
-            if let Some(i) = index {
+            let slot = index.and_then(|i| fields.0.get_mut(i).map(|slot| (i, slot)));
+            if let Some((i, _)) = slot {
                 seen |= 1 << i;
-                if let Some(slot) = fields.0.get_mut(i) {
-                    *slot = scalar(raw).map(MetaText::from);
+            }
+            match (self.fast, slot) {
+                (true, Some((_, slot))) => *slot = map.next_value_seed(FastMetaValue)?,
+                (true, None) => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+                (false, slot) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    if let Some((_, slot)) = slot {
+                        *slot = scalar(raw).map(MetaText::from);
+                    }
                 }
             }
         }
@@ -599,48 +619,7 @@ impl<'de> Visitor<'de> for MetaKey {
     }
 }
 
-/// Reads the `metadata` object in the fast path: each value straight from
-/// the parser (a string without escapes borrowed, an integer written back
-/// as it was written), no raw text per field. Anything [`scalar`] would read
-/// differently from its raw text (a number with a fraction or exponent, an
-/// integer beyond 64 bits, an object or array) fails, so the exact path
-/// reads the document.
-struct FastMetaSeed;
-
-impl<'de> DeserializeSeed<'de> for FastMetaSeed {
-    type Value = MetaFields<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FastMetaSeed {
-    type Value = MetaFields<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object of metadata fields")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = MetaFields::default();
-        let mut seen = 0u32;
-        while let Some(index) = map.next_key_seed(MetaKey { seen })? {
-            match index.and_then(|i| fields.0.get_mut(i).map(|slot| (i, slot))) {
-                Some((i, slot)) => {
-                    seen |= 1 << i;
-                    *slot = map.next_value_seed(FastMetaValue)?;
-                }
-                None => {
-                    map.next_value::<de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(fields)
-    }
-}
-
-/// One metadata value in the fast path (see [`FastMetaSeed`]).
+/// One metadata value in the fast path (see [`MetaSeed`]).
 struct FastMetaValue;
 
 impl<'de> DeserializeSeed<'de> for FastMetaValue {
