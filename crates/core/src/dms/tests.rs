@@ -1200,16 +1200,41 @@ fn unusual_events_read_as_serde_reads_them() {
     }
 }
 
-/// An edit of a fixture event: a text inserted at, or a byte removed from,
-/// a position.
+/// An edit of an event or a document: a text inserted at, or a byte
+/// removed from, a position.
 #[derive(Debug, Clone)]
-enum EventEdit {
-    Insert(usize, &'static [u8]),
-    Remove(usize),
+enum ByteEdit {
+    Insert(prop::sample::Index, &'static [u8]),
+    Remove(prop::sample::Index),
 }
 
-fn arb_event_edit() -> impl Strategy<Value = EventEdit> {
-    let text = prop::sample::select(vec![
+/// Edits that insert one of `texts` or remove a byte.
+fn arb_byte_edit(texts: Vec<&'static [u8]>) -> impl Strategy<Value = ByteEdit> {
+    prop_oneof![
+        (any::<prop::sample::Index>(), prop::sample::select(texts))
+            .prop_map(|(i, t)| ByteEdit::Insert(i, t)),
+        any::<prop::sample::Index>().prop_map(ByteEdit::Remove),
+    ]
+}
+
+impl ByteEdit {
+    fn apply(&self, bytes: &mut Vec<u8>) {
+        match self {
+            ByteEdit::Insert(at, text) => {
+                let at = at.index(bytes.len() + 1);
+                bytes.splice(at..at, text.iter().copied());
+            }
+            ByteEdit::Remove(at) => {
+                if !bytes.is_empty() {
+                    bytes.remove(at.index(bytes.len()));
+                }
+            }
+        }
+    }
+}
+
+fn arb_event_edit() -> impl Strategy<Value = ByteEdit> {
+    arb_byte_edit(vec![
         &b" "[..],
         b"\\",
         b"\"",
@@ -1226,12 +1251,7 @@ fn arb_event_edit() -> impl Strategy<Value = EventEdit> {
         b"\xff",
         b"\xc3",
         b"\xc3\xa9",
-    ]);
-    prop_oneof![
-        (any::<prop::sample::Index>(), text)
-            .prop_map(|(i, t)| EventEdit::Insert(i.index(usize::MAX), t)),
-        any::<prop::sample::Index>().prop_map(|i| EventEdit::Remove(i.index(usize::MAX))),
-    ]
+    ])
 }
 
 proptest! {
@@ -1247,18 +1267,8 @@ proptest! {
         let events = fixture_events();
         let (_, bytes) = which.get(&events);
         let mut bytes = bytes.clone();
-        for edit in edits {
-            match edit {
-                EventEdit::Insert(at, text) => {
-                    let at = at % (bytes.len() + 1);
-                    bytes.splice(at..at, text.iter().copied());
-                }
-                EventEdit::Remove(at) => {
-                    if !bytes.is_empty() {
-                        bytes.remove(at % bytes.len());
-                    }
-                }
-            }
+        for edit in &edits {
+            edit.apply(&mut bytes);
         }
         prop_assert!(from_json_is_serde(&bytes).is_ok(), "{}", from_json_is_serde(&bytes).unwrap_err());
     }
@@ -1435,6 +1445,26 @@ fn arb_keyed_name() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A row of columns named `names` (the values `first`, `first + 1`, ...)
+/// built from its sort keys (`Row::from_keyed`) and from its columns
+/// (`Row::from_columns`).
+fn keyed_and_sorted(names: &[String], first: usize) -> (Row, Row) {
+    let columns: Vec<(ColumnName, Value)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (ColumnName::new(name), Value::Int((first + i) as i64)))
+        .collect();
+    let mut keys: Vec<(u64, u32)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name_prefix(name), i as u32))
+        .collect();
+    (
+        Row::from_keyed(columns.clone(), &mut keys),
+        Row::from_columns(columns),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -1444,18 +1474,7 @@ proptest! {
     fn keyed_rows_equal_rows_from_columns(
         names in proptest::collection::vec(arb_keyed_name(), 0..40),
     ) {
-        let columns: Vec<(ColumnName, Value)> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (ColumnName::new(n), Value::Int(i as i64)))
-            .collect();
-        let mut keys: Vec<(u64, u32)> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (name_prefix(n), i as u32))
-            .collect();
-        let keyed = Row::from_keyed(columns.clone(), &mut keys);
-        let sorted = Row::from_columns(columns);
+        let (keyed, sorted) = keyed_and_sorted(&names, 0);
         prop_assert_eq!(keyed.0, sorted.0);
     }
 
@@ -1471,19 +1490,7 @@ proptest! {
         picks in proptest::collection::vec(0usize..12, 1..60),
     ) {
         for (n, pick) in picks.iter().enumerate() {
-            let names = &lists[pick % lists.len()];
-            let columns: Vec<(ColumnName, Value)> = names
-                .iter()
-                .enumerate()
-                .map(|(i, name)| (ColumnName::new(name), Value::Int((n * 100 + i) as i64)))
-                .collect();
-            let mut keys: Vec<(u64, u32)> = names
-                .iter()
-                .enumerate()
-                .map(|(i, name)| (name_prefix(name), i as u32))
-                .collect();
-            let keyed = Row::from_keyed(columns.clone(), &mut keys);
-            let sorted = Row::from_columns(columns);
+            let (keyed, sorted) = keyed_and_sorted(&lists[pick % lists.len()], n * 100);
             prop_assert_eq!(keyed.0, sorted.0);
         }
     }

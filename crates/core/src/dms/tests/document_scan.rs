@@ -236,16 +236,8 @@ fn unusual_documents_read_as_serde_reads_them() {
     }
 }
 
-/// An edit of a document: a text inserted at, or a byte removed from, a
-/// position.
-#[derive(Debug, Clone)]
-enum DocumentEdit {
-    Insert(proptest::sample::Index, &'static [u8]),
-    Remove(proptest::sample::Index),
-}
-
-fn arb_document_edit() -> impl Strategy<Value = DocumentEdit> {
-    let text = proptest::sample::select(vec![
+fn arb_document_edit() -> impl Strategy<Value = ByteEdit> {
+    arb_byte_edit(vec![
         &b" "[..],
         b"\\",
         b"\"",
@@ -272,27 +264,7 @@ fn arb_document_edit() -> impl Strategy<Value = DocumentEdit> {
         b"\xff",
         b"\xc3",
         b"\xc3\xa9",
-    ]);
-    prop_oneof![
-        (any::<proptest::sample::Index>(), text).prop_map(|(i, t)| DocumentEdit::Insert(i, t)),
-        any::<proptest::sample::Index>().prop_map(DocumentEdit::Remove),
-    ]
-}
-
-impl DocumentEdit {
-    fn apply(&self, bytes: &mut Vec<u8>) {
-        match self {
-            DocumentEdit::Insert(at, text) => {
-                let at = at.index(bytes.len() + 1);
-                bytes.splice(at..at, text.iter().copied());
-            }
-            DocumentEdit::Remove(at) => {
-                if !bytes.is_empty() {
-                    bytes.remove(at.index(bytes.len()));
-                }
-            }
-        }
-    }
+    ])
 }
 
 proptest! {
