@@ -491,31 +491,33 @@ fn child_array(
 /// NULL), stably. Each row's sort values are looked up once, not at every
 /// comparison.
 fn sort_children(rows: &mut Vec<&Row>, order_by: &[String]) {
-    if order_by.is_empty() || rows.len() < 2 {
+    let width = order_by.len();
+    if width == 0 || rows.len() < 2 {
         return;
     }
-    fn value<'r>(row: &'r Row, column: &str) -> &'r Value {
-        row.get(column).unwrap_or(&Value::Null)
-    }
-    let sorted: Vec<&Row> = if let [column] = order_by {
-        let mut keyed: Vec<(&Value, &Row)> = rows.iter().map(|r| (value(r, column), *r)).collect();
-        keyed.sort_by(|a, b| compare_values(a.0, b.0));
-        keyed.into_iter().map(|(_, r)| r).collect()
-    } else {
-        let mut keyed: Vec<(Vec<&Value>, &Row)> = rows
+    // Row i's sort values are `values[i * width..(i + 1) * width]`.
+    let values: Vec<&Value> = rows
+        .iter()
+        .flat_map(|row| {
+            order_by
+                .iter()
+                .map(move |column| row.get(column).unwrap_or(&Value::Null))
+        })
+        .collect();
+    let of = |i: usize| values.get(i * width..(i + 1) * width).unwrap_or_default();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        of(a)
             .iter()
-            .map(|r| (order_by.iter().map(|c| value(r, c)).collect(), *r))
-            .collect();
-        keyed.sort_by(|a, b| {
-            a.0.iter()
-                .zip(&b.0)
-                .map(|(x, y)| compare_values(x, y))
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
-        });
-        keyed.into_iter().map(|(_, r)| r).collect()
-    };
-    *rows = sorted;
+            .zip(of(b))
+            .map(|(x, y)| compare_values(x, y))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    *rows = order
+        .into_iter()
+        .filter_map(|i| rows.get(i).copied())
+        .collect();
 }
 
 /// Whether a root row passes the target's filter (true without a filter).
