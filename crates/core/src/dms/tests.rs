@@ -494,6 +494,8 @@ enum Edit {
     Keep,
     Replace(proptest::sample::Index, u8),
     Insert(proptest::sample::Index, u8),
+    /// A text (a token, an escape, a field...) inserted.
+    InsertText(proptest::sample::Index, &'static [u8]),
     Delete(proptest::sample::Index),
     Truncate(proptest::sample::Index),
 }
@@ -505,6 +507,10 @@ impl Edit {
             Edit::Keep => {}
             Edit::Replace(at, b) if len > 0 => bytes[at.index(len)] = *b,
             Edit::Insert(at, b) => bytes.insert(at.index(len + 1), *b),
+            Edit::InsertText(at, text) => {
+                let at = at.index(len + 1);
+                bytes.splice(at..at, text.iter().copied());
+            }
             Edit::Delete(at) if len > 0 => {
                 bytes.remove(at.index(len));
             }
@@ -1200,41 +1206,17 @@ fn unusual_events_read_as_serde_reads_them() {
     }
 }
 
-/// An edit of an event or a document: a text inserted at, or a byte
-/// removed from, a position.
-#[derive(Debug, Clone)]
-enum ByteEdit {
-    Insert(prop::sample::Index, &'static [u8]),
-    Remove(prop::sample::Index),
-}
-
-/// Edits that insert one of `texts` or remove a byte.
-fn arb_byte_edit(texts: Vec<&'static [u8]>) -> impl Strategy<Value = ByteEdit> {
+/// Edits that insert one of `texts` or delete a byte.
+fn arb_text_edit(texts: Vec<&'static [u8]>) -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<prop::sample::Index>(), prop::sample::select(texts))
-            .prop_map(|(i, t)| ByteEdit::Insert(i, t)),
-        any::<prop::sample::Index>().prop_map(ByteEdit::Remove),
+            .prop_map(|(i, t)| Edit::InsertText(i, t)),
+        any::<prop::sample::Index>().prop_map(Edit::Delete),
     ]
 }
 
-impl ByteEdit {
-    fn apply(&self, bytes: &mut Vec<u8>) {
-        match self {
-            ByteEdit::Insert(at, text) => {
-                let at = at.index(bytes.len() + 1);
-                bytes.splice(at..at, text.iter().copied());
-            }
-            ByteEdit::Remove(at) => {
-                if !bytes.is_empty() {
-                    bytes.remove(at.index(bytes.len()));
-                }
-            }
-        }
-    }
-}
-
-fn arb_event_edit() -> impl Strategy<Value = ByteEdit> {
-    arb_byte_edit(vec![
+fn arb_event_edit() -> impl Strategy<Value = Edit> {
+    arb_text_edit(vec![
         &b" "[..],
         b"\\",
         b"\"",
@@ -1268,7 +1250,7 @@ proptest! {
         let (_, bytes) = which.get(&events);
         let mut bytes = bytes.clone();
         for edit in &edits {
-            edit.apply(&mut bytes);
+            bytes = edit.apply(bytes);
         }
         prop_assert!(from_json_is_serde(&bytes).is_ok(), "{}", from_json_is_serde(&bytes).unwrap_err());
     }
