@@ -903,12 +903,13 @@ fn rss_child(args: &Args, event_path: &Path) -> Res<()> {
         let embedded = include_str!("../fixtures/mapping.toml");
         let function = MysqlFunction::init(config, embedded, Transforms::standard()).await?;
         let init_kb = proc_status_kb(None, "VmHWM:").unwrap_or(0);
-        // The runtime receives the event body as bytes and deserializes it.
+        // The runtime receives the event body as bytes; the function reads
+        // it with `KinesisBatch::from_json` and drops it.
         let bytes = std::fs::read(event_path)?;
         let event_bytes = bytes.len();
-        let event: aws_lambda_events::event::kinesis::KinesisEvent = serde_json::from_slice(&bytes)?;
+        let event = dms_cdc::dms::KinesisBatch::from_json(&bytes)?;
         drop(bytes);
-        let records = event.records.len();
+        let records = event.len();
         let response = function.handle(event).await?;
         if !response.batch_item_failures.is_empty() {
             return Err("the event was not fully applied".into());

@@ -51,7 +51,11 @@ impl SequenceNumber {
         if text.is_empty() {
             return Err(PositionError::Empty);
         }
-        if !text.bytes().all(|b| b.is_ascii_digit()) {
+        // Folded, not short-circuited: the compiler checks many bytes at once.
+        if !text
+            .bytes()
+            .fold(true, |digits, b| digits & b.is_ascii_digit())
+        {
             return Err(PositionError::NotDecimal(text.chars().take(140).collect()));
         }
         let trimmed = text.trim_start_matches('0');
@@ -125,9 +129,9 @@ impl ShardId {
     pub fn parse(text: &str) -> Result<ShardId, PositionError> {
         let valid = !text.is_empty()
             && text.len() <= MAX_SHARD_ID_LEN
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            && text.bytes().fold(true, |valid, b| {
+                valid & (b.is_ascii_alphanumeric() | matches!(b, b'_' | b'.' | b'-'))
+            });
         if valid {
             Ok(ShardId(text.to_owned()))
         } else {

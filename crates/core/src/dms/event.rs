@@ -295,9 +295,22 @@ fn arrival_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Erro
 /// digits read as an integer), as `aws_lambda_events` computes them.
 fn millis_from_parts(whole: u64, frac: u64) -> Option<i64> {
     // As aws_lambda_events does it, overflow included (its release build).
-    let nanos = frac.wrapping_mul(1_000_000);
+    let nanos = frac.wrapping_mul(1_000_000) as u32;
+    // Well inside chrono's range and no leap second: its arithmetic, directly.
+    if whole < LATEST_PLAIN_SECOND && nanos < 1_000_000_000 {
+        return Some(whole as i64 * 1000 + i64::from(nanos / 1_000_000));
+    }
+    chrono_millis(whole, nanos)
+}
+
+/// Seconds since the epoch below which every time is one chrono represents
+/// (the year 200,000; chrono's range ends after the year 262,142).
+const LATEST_PLAIN_SECOND: u64 = 6_249_223_296_000;
+
+/// The milliseconds chrono gives for these parts.
+fn chrono_millis(whole: u64, nanos: u32) -> Option<i64> {
     chrono::Utc
-        .timestamp_opt(whole as i64, nanos as u32)
+        .timestamp_opt(whole as i64, nanos)
         .latest()
         .map(|t| t.timestamp_millis())
 }

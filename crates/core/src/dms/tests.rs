@@ -1099,6 +1099,7 @@ fn unusual_events_read_as_serde_reads_them() {
             r#","kinesis":{}"#,
         ),
         record(r#""data":"e3\/0=","approximateArrivalTimestamp":1"#, ""),
+        record(r#""data":"\u006530=","approximateArrivalTimestamp":1"#, ""),
         record(r#""data":"e30","approximateArrivalTimestamp":1"#, ""),
         record(r#""data":"e30=\n","approximateArrivalTimestamp":1"#, ""),
         record(r#""data":null,"approximateArrivalTimestamp":1"#, ""),

@@ -185,6 +185,7 @@ fn plain_decimal_ms(text: &[u8]) -> Option<i64> {
 mod tests {
     use proptest::prelude::*;
 
+    use super::super::{chrono_millis, LATEST_PLAIN_SECOND};
     use super::*;
 
     fn serde_ms(text: &str) -> Option<i64> {
@@ -223,6 +224,21 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// The direct arithmetic gives chrono's milliseconds, around the
+        /// bound where it stops and anywhere below it.
+        #[test]
+        fn millis_are_chronos(
+            whole in prop_oneof![
+                0u64..4_000_000_000,
+                LATEST_PLAIN_SECOND - 1000..LATEST_PLAIN_SECOND + 1000,
+                any::<u64>(),
+            ],
+            frac in prop_oneof![0u64..1000, 0u64..5000, any::<u64>()],
+        ) {
+            let nanos = frac.wrapping_mul(1_000_000) as u32;
+            prop_assert_eq!(millis_from_parts(whole, frac), chrono_millis(whole, nanos));
+        }
 
         /// Where the direct reading answers, it answers what serde does.
         #[test]
