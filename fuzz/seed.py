@@ -7,6 +7,7 @@
             (each Kinesis record's base64 `data`), one file per record;
 - evaluate: the same documents, plus one file per event holding all its
             documents, one per line (the target reads a batch per line);
+- event:    every fixtures/events/*.json as it is (a Lambda Kinesis event);
 - mapping:  fixtures/mapping.toml and functions/*/mapping.toml.
 
 File names are the content's SHA-1, as libFuzzer names what it adds, so a
@@ -36,6 +37,7 @@ def main() -> int:
         return 1
     documents = 0
     for path in events:
+        put("event", path.read_bytes())
         event = json.loads(path.read_text(encoding="utf-8"))
         batch = []
         for record in event["Records"]:
