@@ -68,21 +68,32 @@ impl From<UnmatchedKey> for MemoryError {
     }
 }
 
-/// Failures to inject: each is used once, at the next operation of its stage.
+/// Failures to inject: each is used once, at the next operation of its
+/// stage, or after that many operations of its stage went through.
 #[derive(Debug, Default, Clone)]
-pub struct Failures(Arc<Mutex<VecDeque<(Stage, Fault)>>>);
+pub struct Failures(Arc<Mutex<VecDeque<(Stage, usize, Fault)>>>);
 
 impl Failures {
     /// Fails the next operation of `stage` with `fault`.
     pub fn push(&self, stage: Stage, fault: Fault) {
-        lock(&self.0).push_back((stage, fault));
+        self.push_after(stage, 0, fault);
+    }
+
+    /// Lets `ok` operations of `stage` through, then fails the next one
+    /// with `fault` (a failure in the middle of a batch).
+    pub fn push_after(&self, stage: Stage, ok: usize, fault: Fault) {
+        lock(&self.0).push_back((stage, ok, fault));
     }
 
     fn take(&self, stage: Stage) -> Result<(), MemoryError> {
         let mut queue = lock(&self.0);
-        match queue.iter().position(|(s, _)| *s == stage) {
+        match queue.iter().position(|(s, _, _)| *s == stage) {
             Some(i) => {
-                let fault = queue.remove(i).map_or(Fault::Record, |(_, f)| f);
+                if let Some((_, ok, _)) = queue.get_mut(i).filter(|(_, ok, _)| *ok > 0) {
+                    *ok -= 1;
+                    return Ok(());
+                }
+                let fault = queue.remove(i).map_or(Fault::Record, |(_, _, f)| f);
                 Err(MemoryError {
                     stage,
                     fault,

@@ -324,6 +324,57 @@ fn an_infrastructure_fault_reports_the_first_record_and_quarantines_nothing() {
 }
 
 #[test]
+fn a_fault_in_the_middle_of_the_pipeline_rolls_the_whole_batch_back() {
+    // Chunks of one key: the read, the build and the write of a table run
+    // as stages at once, so a fault strikes while the other stages have
+    // chunks in hand. Whatever stage fails, and however far the others got,
+    // the batch is retried whole and nothing of it is kept.
+    let ids: Vec<i64> = (1..=7).collect();
+    for (stage, ok) in [
+        (Stage::Read, 0),
+        (Stage::Read, 3),
+        (Stage::Read, 6),
+        (Stage::Write, 1),
+        (Stage::Write, 4),
+        (Stage::Write, 7),
+    ] {
+        let case = format!("{stage:?} after {ok}");
+        let e = engine(1);
+        seed(&e.source, &ids);
+        let mut feed = Feed::new();
+        let batch: Vec<Delivery> = ids
+            .iter()
+            .map(|i| {
+                feed.on(
+                    SHARD_A,
+                    record("insert", "products", product(*i, &format!("p{i}")), None, 0),
+                )
+            })
+            .collect();
+        let fault = Fault::Infrastructure(Infrastructure::Connection);
+        e.source.failures.push_after(stage, ok, fault);
+        e.target.failures.push_after(stage, ok, fault);
+        let report = block_on(e.process(&batch));
+        assert_eq!(report.retry_fault, Some(fault), "{case}");
+        assert_eq!(
+            failure_of(&report).as_deref(),
+            Some(batch[0].sequence_number.as_str()),
+            "{case}"
+        );
+        let state = e.target.state();
+        assert_eq!(state.commits, 0, "{case}");
+        assert!(state.checkpoints.is_empty(), "{case}");
+        assert!(e.target.rows("catalog").is_empty(), "{case}: nothing applied");
+        assert!(titles(&e, "product_index").is_empty(), "{case}: nothing applied");
+        // The fault was used up: the redelivery applies everything.
+        let again = block_on(e.process(&batch));
+        assert_eq!(failure_of(&again), None, "{case}");
+        assert_eq!(e.target.rows("catalog").len(), ids.len(), "{case}");
+        assert_eq!(titles(&e, "product_index").len(), ids.len(), "{case}");
+    }
+}
+
+#[test]
 fn a_row_the_target_rejects_is_bisected_to_its_record_and_quarantined() {
     let mut e = engine(100);
     e.target.reject = Some(text("poison"));

@@ -13,7 +13,7 @@ use aws_lambda_events::streams::KinesisEventResponse;
 use crate::dms::Delivery;
 use crate::fault::{Classify, Fault, Infrastructure};
 use crate::mapping::{DeletePolicy, Mapping, TargetTable, Transforms};
-use crate::plan::{add_lookup_results, Action, KeyMatcher, KeyTuple, TargetPlan};
+use crate::plan::{add_lookup_results, Action, KeyMatcher, TargetPlan};
 use crate::position::{PositionError, SequenceNumber, ShardId};
 use crate::prepare::{build_op, prepare_batch, quarantine_of, Build, KeyError, RelatedOn};
 use crate::source::{FetchedRows, Source, SourceSnapshot};
@@ -445,24 +445,33 @@ impl<S: Source, T: Target> Engine<S, T> {
     }
 
     /// Builds and writes one target table's rows: rows from images first,
-    /// then the rebuilt rows chunk by chunk, as a three-stage pipeline: the
-    /// source reads chunk k+2 while the target writes the statements built
-    /// so far and this process builds the rows of chunk k+1. The read and
-    /// the write are sent before the build starts, so both servers work
-    /// while the rows are built (`join3` polls in order). The statements
-    /// left when nothing remains to read or build go to `carry`, to be
-    /// written with the next reads (the next table's, or at the end).
+    /// then the rebuilt rows chunk by chunk, as three stages that run at
+    /// once and wait only for each other's output, not in step: the source
+    /// reads chunk k+2 (one more read chunk may wait in between) while this
+    /// process builds the rows of chunk k+1 and the target writes the
+    /// statements built so far. A stage that finishes its step goes on with
+    /// the next one: the source and the target each work as long as there
+    /// is something for them, instead of the slower of the two setting the
+    /// pace of every step. The statements left when nothing remains to read
+    /// or build go to `carry`, to be written with the next reads (the next
+    /// table's, or at the end).
+    ///
+    /// A stage that fails drops its ends of the queues, so the others stop
+    /// at their next hand-over; the error reported is the write's, then the
+    /// build's, then the read's, as the first to fail stops the others.
     #[allow(clippy::too_many_arguments)]
     async fn write_target<Snap: SourceSnapshot>(
         &self,
         target: &TargetTable,
         tp: &TargetPlan,
-        mut snapshot: Option<&mut Snap>,
+        snapshot: Option<&mut Snap>,
         tx: &mut T::Transaction,
         build: &mut Build<'_>,
         summary: &mut BatchSummary,
         carry: &mut Vec<TableWrites>,
     ) -> Result<(), BatchError> {
+        use futures_util::{SinkExt, StreamExt};
+
         let on = RelatedOn::of(target);
         let no_rows = FetchedRows::default();
         // Rows built from images need no read: they go first.
@@ -480,54 +489,87 @@ impl<S: Source, T: Target> Engine<S, T> {
         // Built rows wait in `ready` until they fill whole statements;
         // the rest goes after the last build.
         let chunk_size = self.settings.chunk_size.max(1);
-        let mut chunks = rebuild.chunks(chunk_size);
-        let mut next = chunks.next();
-        let mut unbuilt: Option<(&[KeyTuple], FetchedRows)> = None;
-        let mut pending = ready.take_statements(chunk_size, next.is_none());
-        loop {
-            if next.is_none() && unbuilt.is_none() {
-                carry.extend(pending);
-                return Ok(());
-            }
-            let mut writes = std::mem::take(carry);
-            writes.extend(pending.take());
-            let keys = next.take();
-            let read = async {
-                match (snapshot.as_deref_mut(), keys) {
-                    (Some(snap), Some(keys)) => snap
-                        .fetch(target, keys)
-                        .await
-                        .map(|f| Some((keys, f)))
-                        .map_err(BatchError::source),
-                    (None, Some(keys)) => Ok(Some((keys, FetchedRows::default()))),
-                    (_, None) => Ok(None),
+        if rebuild.is_empty() {
+            carry.extend(ready.take_statements(chunk_size, true));
+            return Ok(());
+        }
+        let mut first = std::mem::take(carry);
+        first.extend(ready.take_statements(chunk_size, false));
+        // One read chunk may wait for the build, and one chunk's statements
+        // for the write: with the chunk in each stage, that bounds what is
+        // held at once.
+        let (mut read_out, mut build_in) = futures_channel::mpsc::channel(0);
+        let (mut build_out, mut write_in) = futures_channel::mpsc::channel(0);
+        let rebuild = &rebuild;
+        let read = async move {
+            let mut snapshot = snapshot;
+            for keys in rebuild.chunks(chunk_size) {
+                let fetched = match snapshot.as_deref_mut() {
+                    Some(snap) => snap.fetch(target, keys).await.map_err(BatchError::source)?,
+                    None => FetchedRows::default(),
+                };
+                if read_out.send((keys, fetched)).await.is_err() {
+                    break; // the build stopped: its error is reported
                 }
-            };
-            let written = self.write_all(tx, writes, summary);
-            let to_build = unbuilt.take();
-            let building = &mut ready;
-            let build = &mut *build;
-            let on = &on;
-            let built = async move {
-                if let Some((keys, fetched)) = to_build {
-                    for key in keys {
-                        if let Some(op) = tp.ops.get(key) {
-                            build_op(build, target, on, key, op, &fetched, building)?;
-                        }
+            }
+            Ok::<(), BatchError>(())
+        };
+        let written = async move {
+            self.write_all(tx, first, summary).await?;
+            while let Some(writes) = write_in.next().await {
+                self.write_all(tx, writes, summary).await?;
+            }
+            Ok::<(), BatchError>(())
+        };
+        let building = &mut ready;
+        let on = &on;
+        let built = async move {
+            while let Some((keys, fetched)) = build_in.next().await {
+                for key in keys {
+                    if let Some(op) = tp.ops.get(key) {
+                        build_op(build, target, on, key, op, &fetched, building)?;
                     }
                 }
-                Ok::<(), BatchError>(())
-            };
-            let (fetched, written, built) = futures_util::future::join3(read, written, built).await;
-            written?;
-            built?;
-            if let Some(f) = fetched? {
-                unbuilt = Some(f);
-                next = chunks.next();
+                drop(fetched);
+                if let Some(writes) = building.take_statements(chunk_size, false) {
+                    if build_out.send(vec![writes]).await.is_err() {
+                        break; // the write stopped: its error is reported
+                    }
+                }
+                // Let the read and the write send their next statements
+                // before the next chunk is built.
+                YieldNow(false).await;
             }
-            let last = next.is_none() && unbuilt.is_none();
-            pending = ready.take_statements(chunk_size, last);
+            Ok::<(), BatchError>(())
+        };
+        // Polled in this order: whatever the servers can be sent goes out
+        // before the build takes the thread.
+        let (read, written, built) = futures_util::future::join3(read, written, built).await;
+        written?;
+        built?;
+        read?;
+        carry.extend(ready.take_statements(chunk_size, true));
+        Ok(())
+    }
+}
+
+/// Returns `Pending` once (waking itself at once), so that the other
+/// futures of a `join` are polled before this one goes on.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
         }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
