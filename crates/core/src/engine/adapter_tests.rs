@@ -364,8 +364,14 @@ fn a_fault_in_the_middle_of_the_pipeline_rolls_the_whole_batch_back() {
         let state = e.target.state();
         assert_eq!(state.commits, 0, "{case}");
         assert!(state.checkpoints.is_empty(), "{case}");
-        assert!(e.target.rows("catalog").is_empty(), "{case}: nothing applied");
-        assert!(titles(&e, "product_index").is_empty(), "{case}: nothing applied");
+        assert!(
+            e.target.rows("catalog").is_empty(),
+            "{case}: nothing applied"
+        );
+        assert!(
+            titles(&e, "product_index").is_empty(),
+            "{case}: nothing applied"
+        );
         // The fault was used up: the redelivery applies everything.
         let again = block_on(e.process(&batch));
         assert_eq!(failure_of(&again), None, "{case}");
