@@ -127,6 +127,18 @@ impl Feed {
         }
     }
 
+    /// Inserts of the products `ids` on shard A, titled `p<id>`.
+    fn inserts(&mut self, ids: &[i64]) -> Vec<Delivery> {
+        ids.iter()
+            .map(|i| {
+                self.on(
+                    SHARD_A,
+                    record("insert", "products", product(*i, &format!("p{i}")), None, 0),
+                )
+            })
+            .collect()
+    }
+
     fn raw(&mut self, shard: &str, data: &[u8]) -> Delivery {
         let mut d = self.on(shard, json!({}));
         d.data = data.to_vec();
@@ -220,14 +232,7 @@ fn rows_are_built_from_images_and_re_queries_and_the_checkpoint_advances() {
     let e = engine(2);
     seed(&e.source, &[1, 2, 3]);
     let mut feed = Feed::new();
-    let batch: Vec<Delivery> = (1..=3)
-        .map(|i| {
-            feed.on(
-                SHARD_A,
-                record("insert", "products", product(i, &format!("p{i}")), None, 0),
-            )
-        })
-        .collect();
+    let batch = feed.inserts(&[1, 2, 3]);
     let report = block_on(e.process(&batch));
     assert_eq!(report.retry_error, None);
     assert_eq!(failure_of(&report), None);
@@ -342,15 +347,7 @@ fn a_fault_in_the_middle_of_the_pipeline_rolls_the_whole_batch_back() {
         let e = engine(1);
         seed(&e.source, &ids);
         let mut feed = Feed::new();
-        let batch: Vec<Delivery> = ids
-            .iter()
-            .map(|i| {
-                feed.on(
-                    SHARD_A,
-                    record("insert", "products", product(*i, &format!("p{i}")), None, 0),
-                )
-            })
-            .collect();
+        let batch = feed.inserts(&ids);
         let fault = Fault::Infrastructure(Infrastructure::Connection);
         e.source.failures.push_after(stage, ok, fault);
         e.target.failures.push_after(stage, ok, fault);
@@ -556,15 +553,7 @@ fn a_change_to_a_joined_row_rebuilds_its_parents_from_the_source() {
     let e = engine(100);
     seed(&e.source, &[1, 2]);
     let mut feed = Feed::new();
-    let load: Vec<Delivery> = [1, 2]
-        .iter()
-        .map(|i| {
-            feed.on(
-                SHARD_A,
-                record("insert", "products", product(*i, &format!("p{i}")), None, 0),
-            )
-        })
-        .collect();
+    let load = feed.inserts(&[1, 2]);
     block_on(e.process(&load));
     // The shop is renamed at the source; its change record carries no product.
     e.source.upsert(
