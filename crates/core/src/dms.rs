@@ -13,6 +13,7 @@
 //! `operation` is an error, never skipped.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use compact_str::CompactString;
@@ -54,6 +55,49 @@ impl TableName {
             table: table.into(),
         }
     }
+}
+
+impl TableName {
+    /// The table name, shared: a batch names a few tables over and over,
+    /// so the names decoded recently are kept (per thread) and handed out
+    /// again instead of being made anew for every record.
+    pub fn shared(schema: &str, table: &str) -> Arc<TableName> {
+        RECENT_TABLES.with(|recent| {
+            let mut recent = recent.borrow_mut();
+            if let Some(found) = recent
+                .names
+                .iter()
+                .find(|t| t.table == table && t.schema == schema)
+            {
+                return Arc::clone(found);
+            }
+            let name = Arc::new(TableName::new(schema, table));
+            let next = recent.next;
+            match recent.names.get_mut(next) {
+                Some(slot) => *slot = Arc::clone(&name),
+                None => recent.names.push(Arc::clone(&name)),
+            }
+            recent.next = (next + 1) % RecentTables::KEPT;
+            name
+        })
+    }
+}
+
+/// The table names [`TableName::shared`] handed out last.
+struct RecentTables {
+    names: Vec<Arc<TableName>>,
+    next: usize,
+}
+
+impl RecentTables {
+    /// How many names are kept.
+    const KEPT: usize = 16;
+}
+
+thread_local! {
+    static RECENT_TABLES: std::cell::RefCell<RecentTables> = const {
+        std::cell::RefCell::new(RecentTables { names: Vec::new(), next: 0 })
+    };
 }
 
 impl fmt::Display for TableName {
@@ -585,6 +629,15 @@ impl Row {
         Err(from + rest.len())
     }
 
+    /// Whether the column at `index` is `column`: where a walk over two
+    /// images of one table, which mostly carry the same columns, looks
+    /// first.
+    pub fn is_at(&self, index: usize, column: &str) -> bool {
+        self.0
+            .get(index)
+            .is_some_and(|(name, _)| cmp_names(name, column).is_eq())
+    }
+
     /// The value at an index [`Row::seek`] returned.
     pub fn value_at(&self, index: usize) -> Option<&Value> {
         self.0.get(index).map(|(_, value)| value)
@@ -664,14 +717,38 @@ pub(crate) fn name_prefix(name: &str) -> u64 {
     u64::from_be_bytes(buf)
 }
 
-/// Column names in byte order (as `str` orders them), deciding on the first
-/// byte without a call to `memcmp` when it differs, as names mostly do.
+/// Column names in byte order (as `str` orders them), eight bytes at a
+/// time, inline: names are short, and a call to `memcmp` costs more than
+/// the comparison of a short name.
 #[inline]
 fn cmp_names(a: &str, b: &str) -> std::cmp::Ordering {
-    match a.as_bytes().first().cmp(&b.as_bytes().first()) {
-        std::cmp::Ordering::Equal => a.cmp(b),
-        other => other,
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut at = 0;
+    while let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) {
+        let (x, y) = (word(x), word(y));
+        if x != y {
+            return x.cmp(&y);
+        }
+        at += 8;
     }
+    let (x, y) = (
+        a.get(at..).unwrap_or_default(),
+        b.get(at..).unwrap_or_default(),
+    );
+    for (x, y) in x.iter().zip(y) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    x.len().cmp(&y.len())
+}
+
+/// Eight bytes as a big-endian word: words order as the bytes do.
+#[inline(always)]
+fn word(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    buf.copy_from_slice(bytes);
+    u64::from_be_bytes(buf)
 }
 
 impl fmt::Debug for Row {
@@ -747,8 +824,9 @@ pub struct Metadata {
 pub struct DataChange {
     /// What happened.
     pub operation: Operation,
-    /// The source table.
-    pub table: TableName,
+    /// The source table (shared by the records of a batch that name it:
+    /// see [`TableName::shared`]).
+    pub table: Arc<TableName>,
     /// `data`: the after image (the deleted row for deletes).
     pub after: Row,
     /// The before image, for updates when the task enables it.

@@ -17,8 +17,9 @@
 mod key;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use crate::dms::{DataChange, DmsRecord, Operation, Payload, Row, Value};
+use crate::dms::{DataChange, DmsRecord, Operation, Payload, Row, TableName, Value};
 use crate::mapping::{passes_filter, DeletePolicy, Mapping, SourceTable, TargetTable, Touch};
 
 pub use key::{canonical_int, KeyMatcher, KeyPart, KeyTuple};
@@ -206,8 +207,17 @@ fn unchanged(before: Option<&Row>, after: &Row, columns: &BTreeSet<String>) -> b
     let Some(before) = before else { return false };
     let (mut b, mut a) = (0, 0);
     for c in columns {
-        let (Ok(bi), Ok(ai)) = (before.seek(b, c), after.seek(a, c)) else {
+        let Ok(ai) = after.seek(a, c) else {
             return false;
+        };
+        // The images mostly carry the same columns: the before image's is
+        // then at the same place.
+        let bi = match before.is_at(ai, c) {
+            true => ai,
+            false => match before.seek(b, c) {
+                Ok(bi) => bi,
+                Err(_) => return false,
+            },
         };
         if before.value_at(bi) != after.value_at(ai) {
             return false;
@@ -264,6 +274,9 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
     };
     // One set of touches for the whole batch: its vectors are reused.
     let mut touches = RecordTouches::default();
+    // The tables met so far: records of one table mostly share its name
+    // (`TableName::shared`), so most are found by pointer, not by name.
+    let mut met: Vec<(&Arc<TableName>, Option<&SourceTable>)> = Vec::new();
     for (index, record) in records.iter().enumerate() {
         plan.counts.records += 1;
         let change = match &record.payload {
@@ -275,7 +288,17 @@ pub fn plan_batch(mapping: &Mapping, records: &[DmsRecord]) -> BatchPlan {
             }
             Payload::Data(change) => change,
         };
-        let Some(source) = mapping.source(&change.table) else {
+        let source = match met.iter().find(|(t, _)| Arc::ptr_eq(t, &change.table)) {
+            Some((_, source)) => *source,
+            None => {
+                let source = mapping.source(&change.table);
+                if met.len() < 16 {
+                    met.push((&change.table, source));
+                }
+                source
+            }
+        };
+        let Some(source) = source else {
             plan.counts.unmapped += 1;
             plan.no_write.push(index);
             continue;

@@ -34,6 +34,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use compact_str::{CompactString, ToCompactString};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
@@ -165,10 +166,10 @@ fn finish(
     sequence_number: &SequenceNumber,
     before_field: &str,
 ) -> Result<DmsRecord, DecodeError> {
-    let fail = |table: Option<TableName>, kind| DecodeError {
+    let fail = |table: Option<Arc<TableName>>, kind| DecodeError {
         shard_id: shard_id.clone(),
         sequence_number: sequence_number.clone(),
-        table: table.map(Box::new),
+        table: table.map(|t| Box::new(Arc::unwrap_or_clone(t))),
         kind,
     };
     let unknown_operation = |table, record_type: &str, operation: &str| {
@@ -189,7 +190,7 @@ fn finish(
         fields;
     let table = match (schema_name.as_ref(), table_name.as_ref()) {
         (Some(schema), Some(name)) if !schema.as_str().is_empty() || !name.as_str().is_empty() => {
-            Some(TableName::new(schema.as_str(), name.as_str()))
+            Some(TableName::shared(schema.as_str(), name.as_str()))
         }
         _ => None,
     };
@@ -219,7 +220,7 @@ fn finish(
             let Some(op) = ControlOperation::parse(operation) else {
                 return Err(unknown_operation(table, record_type, operation));
             };
-            control_payload(op, table, parts.control)
+            control_payload(op, table.map(Arc::unwrap_or_clone), parts.control)
         }
         _ => {
             return Err(fail(
@@ -266,11 +267,11 @@ fn data_operation(operation: &str) -> Option<Operation> {
 #[inline]
 fn data_payload(
     operation: Operation,
-    table: Option<TableName>,
+    table: Option<Arc<TableName>>,
     data: Option<Result<Row, String>>,
     before: Option<Result<Row, String>>,
     before_field: &str,
-) -> Result<Payload, (Option<TableName>, DecodeErrorKind)> {
+) -> Result<Payload, (Option<Arc<TableName>>, DecodeErrorKind)> {
     let Some(table) = table else {
         return Err((
             None,

@@ -215,7 +215,7 @@ fn data_payload(
     };
     Ok(Payload::Data(DataChange {
         operation,
-        table: name,
+        table: name.into(),
         after,
         before,
     }))

@@ -49,7 +49,7 @@ fn every_data_operation_decodes() {
         .unwrap();
         let d = data(&r);
         assert_eq!(d.operation, op);
-        assert_eq!(d.table, TableName::new("recipes_src", "recipes"));
+        assert_eq!(*d.table, TableName::new("recipes_src", "recipes"));
         assert_eq!(d.after.get("id"), Some(&Value::Int(42)));
         assert_eq!(op.as_str(), text);
     }
@@ -1476,5 +1476,52 @@ proptest! {
             let (keyed, sorted) = keyed_and_sorted(&lists[pick % lists.len()], n * 100);
             prop_assert_eq!(keyed.0, sorted.0);
         }
+    }
+}
+
+/// `TableName::shared` gives the name asked for, shared while it is among
+/// the recent ones, and a right one still when many others came between.
+#[test]
+fn shared_table_names_are_the_names_asked_for() {
+    let names: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("schema{}", i % 3), format!("table{i}")))
+        .collect();
+    for round in 0..3 {
+        for (schema, table) in &names {
+            let first = TableName::shared(schema, table);
+            assert_eq!(*first, TableName::new(schema.as_str(), table.as_str()));
+            let again = TableName::shared(schema, table);
+            assert!(Arc::ptr_eq(&first, &again), "round {round}: {first}");
+        }
+    }
+    // Same table, other schema; same schema, other table.
+    let a = TableName::shared("s", "t");
+    let b = TableName::shared("t", "s");
+    let c = TableName::shared("s", "t2");
+    assert_eq!(
+        (a.as_ref(), b.as_ref(), c.as_ref()),
+        (
+            &TableName::new("s", "t"),
+            &TableName::new("t", "s"),
+            &TableName::new("s", "t2"),
+        )
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Column names order as `str` orders them, however long their common
+    /// start (eight bytes at a time, then the rest).
+    #[test]
+    fn column_names_order_as_text(
+        common in "[a-c_é]{0,20}",
+        a in "[a-c_é\\x00\\x7f]{0,12}",
+        b in "[a-c_é\\x00\\x7f]{0,12}",
+    ) {
+        let (a, b) = (format!("{common}{a}"), format!("{common}{b}"));
+        prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
+        prop_assert_eq!(cmp_names(&b, &a), b.cmp(&a));
+        prop_assert_eq!(cmp_names(&a, &a), std::cmp::Ordering::Equal);
     }
 }

@@ -92,7 +92,7 @@ fn record(
         metadata: Metadata::default(),
         payload: Payload::Data(DataChange {
             operation,
-            table: TableName::new("recipes_src", table),
+            table: TableName::new("recipes_src", table).into(),
             after,
             before,
         }),

@@ -90,14 +90,40 @@ impl<'a> Cursor<'a> {
                 self.literal(b"false")?;
                 "false"
             }
-            _ => {
-                let start = self.at;
-                self.number()?;
-                let text = self.str(start, self.at)?;
-                plain_integer(text).then_some(text)?
-            }
+            // The usual one: a non-negative integer of up to 19 digits,
+            // without a leading zero, which serde_json hands as `u64`.
+            d @ b'0'..=b'9' => match self.plain_digits() {
+                Some(n) if n < 20 && (d != b'0' || n == 1) => {
+                    let start = self.at;
+                    self.at += n;
+                    self.str(start, self.at)?
+                }
+                _ => self.meta_number()?,
+            },
+            _ => self.meta_number()?,
         };
         Some(Some(MetaText::Borrowed(text)))
+    }
+
+    /// A metadata number: its text when it is an integer serde_json hands
+    /// as `u64` or `i64`.
+    fn meta_number(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        self.number()?;
+        let text = self.str(start, self.at)?;
+        plain_integer(text).then_some(text)
+    }
+
+    /// How many digits start at the cursor when they are the whole number
+    /// (no fraction or exponent follows); `None` otherwise.
+    #[inline(always)]
+    fn plain_digits(&self) -> Option<usize> {
+        let rest = self.bytes.get(self.at..)?;
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        match rest.get(n) {
+            Some(b'.' | b'e' | b'E') => None,
+            _ => Some(n),
+        }
     }
 
     /// An image: an object of column values, each of which classifies.

@@ -75,7 +75,7 @@ fn an_update_from_a_full_replica_identity_table_decodes() {
     );
     let d = data(&r);
     assert_eq!(d.operation, Operation::Update);
-    assert_eq!(d.table, TableName::new("recipes_src", "recipes"));
+    assert_eq!(*d.table, TableName::new("recipes_src", "recipes"));
     let (after, before) = (&d.after, d.before.as_ref().unwrap());
 
     assert_eq!(after.get("id"), Some(&Value::Int(42)));
