@@ -32,15 +32,15 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         ALLOCATED_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        mimalloc::MiMalloc.alloc(layout)
+        dms_cdc_lambda::Allocator.alloc(layout)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        mimalloc::MiMalloc.dealloc(ptr, layout)
+        dms_cdc_lambda::Allocator.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         ALLOCATED_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+        dms_cdc_lambda::Allocator.realloc(ptr, layout, new_size)
     }
 }
 

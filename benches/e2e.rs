@@ -123,7 +123,7 @@ fn parse_args() -> Res<Args> {
 /// The function's allocator (functions/mysql-target): the bench measures
 /// the engine as the function runs it.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dms_cdc_lambda::Allocator = dms_cdc_lambda::Allocator;
 
 fn main() {
     dms_cdc::lambda::tune_allocator();

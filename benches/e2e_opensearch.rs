@@ -59,7 +59,7 @@ type OpenSearchEngine = Engine<MysqlSource, OpenSearchTarget>;
 /// the engine as it runs there (before, this bench ran on the system
 /// allocator while calling `tune_allocator`, which only tunes mimalloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dms_cdc_lambda::Allocator = dms_cdc_lambda::Allocator;
 
 fn main() {
     dms_cdc::lambda::tune_allocator();

@@ -39,7 +39,7 @@ const STEPS: [&str; 6] = [
 ];
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dms_cdc_lambda::Allocator = dms_cdc_lambda::Allocator;
 
 fn batch() -> Vec<Delivery> {
     let workload = common::generate(

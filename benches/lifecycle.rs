@@ -39,7 +39,7 @@ type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// backfill and reconcile as they run there (before, this bench ran on the
 /// system allocator while calling `tune_allocator`, which only tunes mimalloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dms_cdc_lambda::Allocator = dms_cdc_lambda::Allocator;
 
 fn main() {
     dms_cdc::lambda::tune_allocator();

@@ -9,7 +9,7 @@ use dms_cdc_core::mapping::Transforms;
 /// The function's allocator (functions/mysql-target), so a local replay or
 /// redrive behaves as the function does.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dms_cdc_lambda::Allocator = dms_cdc_lambda::Allocator;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -20,7 +20,7 @@ use lambda_runtime::{Error, LambdaEvent};
 /// values; with the system allocator the same work took twice the CPU
 /// (BENCHMARKS.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dms_cdc_lambda::Allocator = dms_cdc_lambda::Allocator;
 
 /// The mapping deployed with this function (overridden by `DMS_CDC_MAPPING`).
 const MAPPING: &str = include_str!("../mapping.toml");

@@ -19,7 +19,7 @@ use lambda_runtime::{Error, LambdaEvent};
 
 /// mimalloc, as in the MySQL-target function (BENCHMARKS.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dms_cdc_lambda::Allocator = dms_cdc_lambda::Allocator;
 
 /// The mapping deployed with this function (overridden by `DMS_CDC_MAPPING`).
 const MAPPING: &str = include_str!("../mapping.toml");
