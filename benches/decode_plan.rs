@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dms_cdc::dms::{decode_record, into_deliveries, DmsRecord, KinesisBatch};
 use dms_cdc::plan::plan_batch;
+use dms_cdc::prepare::prepare_batch;
 
 const RECORDS: usize = 10_000;
 
@@ -128,6 +129,13 @@ fn benches(c: &mut Criterion) {
                 .collect();
             black_box(plan_batch(&mapping, &records))
         })
+    });
+
+    // What the function runs: decode, the DDL check and plan, into the
+    // engine's `Prepared` (its vectors grown as the function grows them).
+    let todo: Vec<usize> = (0..batch.len()).collect();
+    group.bench_function("prepare", |b| {
+        b.iter(|| black_box(prepare_batch(&mapping, batch, &todo)))
     });
 
     // Attribution: planning alone, on already decoded records.

@@ -16,7 +16,9 @@
 //! (the same read as `KinesisBatch` by serde_json), `event_lambda_events`
 //! (the same through
 //! `aws_lambda_events`' `KinesisEvent`), `json_scan` (serde_json
-//! reads every payload, keeps nothing), `decode`, `decode_plan`.
+//! reads every payload, keeps nothing), `decode`, `decode_plan`, `prepare`
+//! (what the functions run: `prepare_batch`, decode + the DDL check + plan
+//! into the engine's vectors).
 //! Needs `valgrind`; each step runs the batch under callgrind (about a
 //! minute per step, most of it building the batch, which is not counted).
 
@@ -27,15 +29,17 @@ use std::process::Command;
 
 use dms_cdc::dms::{decode_record, into_deliveries, Delivery, DmsRecord, KinesisBatch};
 use dms_cdc::plan::plan_batch;
+use dms_cdc::prepare::prepare_batch;
 
 const RECORDS: usize = 10_000;
-const STEPS: [&str; 6] = [
+const STEPS: [&str; 7] = [
     "event",
     "event_serde",
     "event_lambda_events",
     "json_scan",
     "decode",
     "decode_plan",
+    "prepare",
 ];
 
 #[global_allocator]
@@ -109,6 +113,10 @@ fn measured(
                     .map(|d| decode_record(d, &options).expect("decodes"))
                     .collect();
                 black_box(plan_batch(mapping, &records));
+            }
+            "prepare" => {
+                let todo: Vec<usize> = (0..batch.len()).collect();
+                black_box(prepare_batch(mapping, batch, &todo));
             }
             other => {
                 eprintln!("instructions: unknown step {other}");

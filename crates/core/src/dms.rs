@@ -708,11 +708,15 @@ impl Row {
 /// prefixes ([`Row::from_keyed`]).
 #[inline]
 pub(crate) fn name_prefix(name: &str) -> u64 {
-    let mut buf = [0u8; 8];
     let bytes = name.as_bytes();
-    let n = bytes.len().min(8);
-    if let (Some(to), Some(from)) = (buf.get_mut(..n), bytes.get(..n)) {
-        to.copy_from_slice(from);
+    // Most names are eight bytes or longer: one load, no copy of a
+    // variable length (a call to `memcpy`).
+    if let Some(first) = bytes.first_chunk::<8>() {
+        return u64::from_be_bytes(*first);
+    }
+    let mut buf = [0u8; 8];
+    for (to, from) in buf.iter_mut().zip(bytes) {
+        *to = *from;
     }
     u64::from_be_bytes(buf)
 }

@@ -1508,6 +1508,14 @@ fn shared_table_names_are_the_names_asked_for() {
     );
 }
 
+#[test]
+fn name_prefixes_are_the_first_eight_bytes_padded() {
+    assert_eq!(name_prefix(""), 0);
+    assert_eq!(name_prefix("ab"), 0x6162_0000_0000_0000);
+    assert_eq!(name_prefix("abcdefgh"), 0x6162_6364_6566_6768);
+    assert_eq!(name_prefix("abcdefghij"), 0x6162_6364_6566_6768);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
@@ -1523,5 +1531,10 @@ proptest! {
         prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
         prop_assert_eq!(cmp_names(&b, &a), b.cmp(&a));
         prop_assert_eq!(cmp_names(&a, &a), std::cmp::Ordering::Equal);
+        // Names whose prefixes differ order as their prefixes.
+        let (pa, pb) = (name_prefix(&a), name_prefix(&b));
+        if pa != pb {
+            prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
+        }
     }
 }
