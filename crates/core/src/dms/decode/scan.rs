@@ -90,16 +90,6 @@ impl<'a> Cursor<'a> {
                 self.literal(b"false")?;
                 "false"
             }
-            // The usual one: a non-negative integer of up to 19 digits,
-            // without a leading zero, which serde_json hands as `u64`.
-            d @ b'0'..=b'9' => match self.plain_digits() {
-                Some(n) if n < 20 && (d != b'0' || n == 1) => {
-                    let start = self.at;
-                    self.at += n;
-                    self.str(start, self.at)?
-                }
-                _ => self.meta_number()?,
-            },
             _ => self.meta_number()?,
         };
         Some(Some(MetaText::Borrowed(text)))
@@ -109,9 +99,20 @@ impl<'a> Cursor<'a> {
     /// as `u64` or `i64`.
     fn meta_number(&mut self) -> Option<&'a str> {
         let start = self.at;
-        self.number()?;
+        // The usual one, taken as its digits are scanned: a non-negative
+        // integer of up to 19 digits without a leading zero (a `u64`).
+        let plain = match (self.peek(), self.plain_digits()) {
+            (Some(d @ b'0'..=b'9'), Some(n)) if n < 20 && (d != b'0' || n == 1) => {
+                self.at += n;
+                true
+            }
+            _ => {
+                self.number()?;
+                false
+            }
+        };
         let text = self.str(start, self.at)?;
-        plain_integer(text).then_some(text)
+        (plain || plain_integer(text)).then_some(text)
     }
 
     /// How many digits start at the cursor when they are the whole number
