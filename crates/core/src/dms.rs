@@ -55,9 +55,7 @@ impl TableName {
             table: table.into(),
         }
     }
-}
 
-impl TableName {
     /// The table name, shared: a batch names a few tables over and over,
     /// so the names decoded recently are kept (per thread) and handed out
     /// again instead of being made anew for every record.

@@ -212,12 +212,13 @@ fn unchanged(before: Option<&Row>, after: &Row, columns: &BTreeSet<String>) -> b
         };
         // The images mostly carry the same columns: the before image's is
         // then at the same place.
-        let bi = match before.is_at(ai, c) {
-            true => ai,
-            false => match before.seek(b, c) {
+        let bi = if before.is_at(ai, c) {
+            ai
+        } else {
+            match before.seek(b, c) {
                 Ok(bi) => bi,
                 Err(_) => return false,
-            },
+            }
         };
         if before.value_at(bi) != after.value_at(ai) {
             return false;
