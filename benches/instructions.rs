@@ -18,7 +18,10 @@
 //! `aws_lambda_events`' `KinesisEvent`), `json_scan` (serde_json
 //! reads every payload, keeps nothing), `decode`, `decode_plan`, `prepare`
 //! (what the functions run: `prepare_batch`, decode + the DDL check + plan
-//! into the engine's vectors).
+//! into the engine's vectors), `versions` (what the engine reads of each
+//! decoded record after the plan: its row version, `Version::of_record`,
+//! and its commit timestamp for the batch's newest commit; the records are
+//! decoded before the count).
 //! Needs `valgrind`; each step runs the batch under callgrind (about a
 //! minute per step, most of it building the batch, which is not counted).
 
@@ -27,12 +30,15 @@ mod common;
 use std::hint::black_box;
 use std::process::Command;
 
-use dms_cdc::dms::{decode_record, into_deliveries, Delivery, DmsRecord, KinesisBatch};
+use dms_cdc::dms::{
+    decode_record, into_deliveries, parse_datetime, Delivery, DmsRecord, KinesisBatch,
+};
 use dms_cdc::plan::plan_batch;
 use dms_cdc::prepare::prepare_batch;
+use dms_cdc::version::{Kind, Version};
 
 const RECORDS: usize = 10_000;
-const STEPS: [&str; 7] = [
+const STEPS: [&str; 8] = [
     "event",
     "event_serde",
     "event_lambda_events",
@@ -40,6 +46,7 @@ const STEPS: [&str; 7] = [
     "decode",
     "decode_plan",
     "prepare",
+    "versions",
 ];
 
 #[global_allocator]
@@ -63,7 +70,15 @@ fn run_step(step: &str, rounds: usize) {
     let (mapping, _transforms) = common::mapping();
     let batch = batch();
     let event = common::kinesis_event_json(&batch);
-    measured(step, rounds, &mapping, &batch, &event);
+    let options = mapping.decode_options();
+    let records: Vec<DmsRecord> = match step {
+        "versions" => batch
+            .iter()
+            .map(|d| decode_record(d, &options).expect("decodes"))
+            .collect(),
+        _ => Vec::new(),
+    };
+    measured(step, rounds, &mapping, &batch, &event, &records);
 }
 
 /// What callgrind counts: only the instructions executed in here.
@@ -74,6 +89,7 @@ fn measured(
     mapping: &dms_cdc::mapping::Mapping,
     batch: &[Delivery],
     event: &[u8],
+    records: &[DmsRecord],
 ) {
     let options = mapping.decode_options();
     for _ in 0..rounds {
@@ -117,6 +133,13 @@ fn measured(
             "prepare" => {
                 let todo: Vec<usize> = (0..batch.len()).collect();
                 black_box(prepare_batch(mapping, batch, &todo));
+            }
+            "versions" => {
+                for (d, r) in batch.iter().zip(records) {
+                    black_box(Version::of_record(r, &d.sequence_number, Kind::Image).ok());
+                    let commit = r.metadata.transaction.commit_timestamp.as_deref();
+                    black_box(commit.and_then(parse_datetime));
+                }
             }
             other => {
                 eprintln!("instructions: unknown step {other}");

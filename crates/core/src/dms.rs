@@ -1123,6 +1123,9 @@ pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
         .strip_suffix('Z')
         .or_else(|| text.strip_suffix('z'))
         .unwrap_or(text);
+    if let Some(dt) = plain_datetime(text) {
+        return Some(dt);
+    }
     for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
             return Some(dt);
@@ -1136,6 +1139,47 @@ pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
+}
+
+/// The usual rendering, `2024-03-01T10:15:00` or `2024-03-01 10:15:00`
+/// with up to nine fraction digits (the `Z` already dropped), read without
+/// chrono's format machinery (a record's commit timestamp is read for each
+/// record). `None` for anything else, and for a value that is not a
+/// calendar date and time of day (a leap second, `24:00:00`): the caller
+/// reads those with chrono, which reads these the same.
+pub(crate) fn plain_datetime(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    let (head, fraction) = b.split_at_checked(19)?;
+    let digits = |at: std::ops::Range<usize>| -> Option<u32> {
+        head.get(at)?.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let punctuated = head.get(4) == Some(&b'-')
+        && head.get(7) == Some(&b'-')
+        && matches!(head.get(10), Some(b'T' | b' '))
+        && head.get(13) == Some(&b':')
+        && head.get(16) == Some(&b':');
+    if !punctuated {
+        return None;
+    }
+    let nanos = match fraction {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let n = digits.iter().try_fold(0u32, |n, &d| {
+                d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+            })?;
+            n * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let year = i32::try_from(digits(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)?.and_hms_nano_opt(
+        digits(11..13)?,
+        digits(14..16)?,
+        digits(17..19)?,
+        nanos,
+    )
 }
 
 /// Reads a DMS DATE rendering (`2024-03-01`, possibly with a midnight time).

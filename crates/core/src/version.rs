@@ -117,16 +117,21 @@ impl Version {
                 text = time.format("%Y-%m-%d %H:%M:%S.000000").to_string();
             }
         }
-        use std::fmt::Write as _;
-        let _ = write!(
-            text,
-            " {file:010}:{offset:020} {record_id:010} {:03}{seq} {}",
-            seq.len(),
-            match kind {
-                Kind::Image => 1,
-                Kind::Read => 2,
-            }
-        );
+        // " {file:010}:{offset:020} {record_id:010} {len:03}{seq} {kind}",
+        // without the formatting machinery (a version per record).
+        text.push(' ');
+        push_padded(&mut text, file, 10);
+        text.push(':');
+        push_padded(&mut text, offset, 20);
+        text.push(' ');
+        push_padded(&mut text, u64::from(record_id), 10);
+        text.push(' ');
+        push_padded(&mut text, seq.len() as u64, 3);
+        text.push_str(seq);
+        text.push_str(match kind {
+            Kind::Image => " 1",
+            Kind::Read => " 2",
+        });
         Ok(Version(text))
     }
 
@@ -150,10 +155,36 @@ impl fmt::Display for Version {
     }
 }
 
+/// Appends `value` in decimal, zero-padded to `width` digits (what
+/// `{value:0width$}` writes: more digits when it has more).
+fn push_padded(text: &mut String, mut value: u64, width: usize) {
+    // u64::MAX has 20 digits; the widths used are at most 20.
+    let mut field = [b'0'; 20];
+    let mut start = field.len();
+    for slot in field.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        start -= 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for _ in field.len()..width {
+        text.push('0');
+    }
+    let start = start.min(field.len().saturating_sub(width));
+    text.push_str(std::str::from_utf8(field.get(start..).unwrap_or_default()).unwrap_or_default());
+}
+
 /// A metadata timestamp as UTC: RFC 3339 with any offset, or DMS's
 /// rendering without one (`Z`, a space or `T`, optional fraction).
 fn parse_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
     let text = text.trim();
+    // The usual one (no offset), without chrono's format machinery.
+    let plain = text.strip_suffix(['Z', 'z']).unwrap_or(text);
+    if let Some(t) = crate::dms::plain_datetime(plain) {
+        return Some(t);
+    }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(t.naive_utc());
     }
@@ -170,7 +201,13 @@ fn parse_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
 /// or of a PostgreSQL one, whose first part is a WAL LSN (`16/B374D848`):
 /// file 0 and the LSN as a 64-bit number, which orders like the WAL.
 fn log_position(text: &str) -> Option<(u64, u64)> {
-    let lsn = text.split([':', '.', ' ']).next().and_then(|first| {
+    // The text up to the first `:`, `.` or space (bytes: a search for any
+    // of three chars goes char by char).
+    let first = text
+        .bytes()
+        .position(|b| matches!(b, b':' | b'.' | b' '))
+        .map_or(Some(text), |end| text.get(..end));
+    let lsn = first.and_then(|first| {
         let (hi, lo) = first.split_once('/')?;
         let hi = u64::from_str_radix(hi.trim(), 16).ok()?;
         let lo = u64::from_str_radix(lo.trim(), 16).ok()?;
@@ -179,10 +216,22 @@ fn log_position(text: &str) -> Option<(u64, u64)> {
     if lsn.is_some() {
         return lsn;
     }
-    let mut parts = text.split(':');
-    let file = parts.next()?;
-    let offset = parts.next()?.trim().parse::<u64>().ok()?;
-    let number = file.rsplit('.').next()?.parse::<u64>().ok()?;
+    // `file.number:offset[:...]`, read by bytes.
+    let colon = text.bytes().position(|b| b == b':')?;
+    let (file, rest) = (text.get(..colon)?, text.get(colon + 1..)?);
+    let offset = rest
+        .get(..rest.bytes().position(|b| b == b':').unwrap_or(rest.len()))?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    let number = file
+        .get(
+            file.bytes()
+                .rposition(|b| b == b'.')
+                .map_or(0, |dot| dot + 1)..,
+        )?
+        .parse::<u64>()
+        .ok()?;
     (number < 10_000_000_000).then_some((number, offset))
 }
 
@@ -327,5 +376,72 @@ mod tests {
         let r = record(r#","timestamp":"yesterday""#);
         let e = Version::of_record(&r, &seq("1"), Kind::Image).unwrap_err();
         assert!(e.to_string().contains("\"yesterday\""), "{e}");
+    }
+
+    /// `parse_timestamp` before its fast path: chrono's readings only.
+    fn chrono_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
+        let text = text.trim();
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Some(t.naive_utc());
+        }
+        for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+            if let Ok(t) = chrono::DateTime::parse_from_str(text, format) {
+                return Some(t.naive_utc());
+            }
+        }
+        crate::dms::parse_datetime(text)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// The fast path reads a timestamp as chrono's readings do.
+        #[test]
+        fn timestamps_read_as_chrono_reads_them(
+            text in " ?[0-9]{4}-(0[1-9]|1[0-2]|[0-9]{1,2})-[0-3][0-9][Tt ][0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{0,11})?([Zz]|[+-]0[0-9](:[0-5][0-9])?)? ?",
+        ) {
+            proptest::prop_assert_eq!(parse_timestamp(&text), chrono_timestamp(&text));
+        }
+    }
+
+    #[test]
+    fn padded_numbers_are_what_format_writes() {
+        for value in [0, 7, 10, 999, 1000, 4_294_967_295, 9_999_999_999, u64::MAX] {
+            for width in [0, 1, 3, 10, 20, 25] {
+                let mut text = String::from("x");
+                push_padded(&mut text, value, width);
+                assert_eq!(text, format!("x{value:0width$}"), "{value} {width}");
+            }
+        }
+    }
+
+    /// `log_position` as it was, with `str` splits.
+    fn split_log_position(text: &str) -> Option<(u64, u64)> {
+        let lsn = text.split([':', '.', ' ']).next().and_then(|first| {
+            let (hi, lo) = first.split_once('/')?;
+            let hi = u64::from_str_radix(hi.trim(), 16).ok()?;
+            let lo = u64::from_str_radix(lo.trim(), 16).ok()?;
+            (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX)).then_some((0, hi << 32 | lo))
+        });
+        if lsn.is_some() {
+            return lsn;
+        }
+        let mut parts = text.split(':');
+        let file = parts.next()?;
+        let offset = parts.next()?.trim().parse::<u64>().ok()?;
+        let number = file.rsplit('.').next()?.parse::<u64>().ok()?;
+        (number < 10_000_000_000).then_some((number, offset))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Read by bytes, a stream position reads as the splits read it.
+        #[test]
+        fn log_positions_read_as_splits_read_them(
+            text in "[a-z.-]{0,6}(\\.[0-9]{1,11})?(:[ 0-9]{0,21}){0,3}|[0-9A-F ]{0,9}/[0-9A-F ]{0,9}[:. ]?[0-9]{0,3}",
+        ) {
+            proptest::prop_assert_eq!(log_position(&text), split_log_position(&text));
+        }
     }
 }

@@ -342,6 +342,72 @@ fn datetime_keeps_wall_clock() {
     assert!(parse_time("25:00:00").is_none());
 }
 
+/// `parse_datetime` as it was before its fast path: chrono's formats only.
+fn chrono_datetime(text: &str) -> Option<NaiveDateTime> {
+    let text = text.trim();
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix('z'))
+        .unwrap_or(text);
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(dt);
+        }
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
+        if let Ok(dt) = chrono::DateTime::parse_from_str(text, format) {
+            return Some(dt.naive_utc());
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+}
+
+#[test]
+fn plain_datetimes_read_as_chrono_reads_them() {
+    for text in [
+        "2026-03-29T01:30:00Z",
+        "2026-03-29 01:30:00",
+        "2026-03-29T01:30:00.1Z",
+        "2026-03-29T01:30:00.123456789z",
+        "2026-03-29T01:30:00.1234567891Z",
+        "2026-03-29T01:30:00.Z",
+        "0000-01-01T00:00:00Z",
+        "9999-12-31 23:59:59.999999",
+        "2024-02-29T12:00:00Z",
+        "2023-02-29T12:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-03-29T24:00:00Z",
+        "2026-03-29T23:59:60Z",
+        "2026-03-29T23:59:60.5Z",
+        "2026-3-29T01:30:00Z",
+        "2026-03-29T1:30:00Z",
+        "2026-03-29t01:30:00Z",
+        "2026-03-29T01:30:00+01:00",
+        "2026-03-29T01:30:00.5+01",
+        " 2026-03-29T01:30:00Z ",
+        "+2026-03-29T01:30:00Z",
+        "2026-03-29T01:30:0a",
+        "2026-03-29",
+        "",
+    ] {
+        assert_eq!(parse_datetime(text), chrono_datetime(text), "{text:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// The fast path never reads a rendering otherwise than chrono does.
+    #[test]
+    fn datetimes_read_as_chrono_reads_them(
+        text in "[0-9]{4}-(0[1-9]|1[0-2]|[0-9]{1,2})-[0-3][0-9][T ][0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{0,11})?([Zz]|[+-]0[0-9](:[0-5][0-9])?)?",
+    ) {
+        prop_assert_eq!(parse_datetime(&text), chrono_datetime(&text));
+    }
+}
+
 #[test]
 fn binary_is_hex_with_or_without_prefix() {
     assert_eq!(
