@@ -301,10 +301,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
 const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 
 /// How long freed memory stays with the process before mimalloc returns
-/// it ([`tune_allocator`]). Against 0, over four alternated e2e pairs: the
-/// apply's client CPU 12% lower and its records per second 5% higher, for
-/// 2.4-2.7 MB more peak RSS on a 6 MB event (BENCHMARKS.md, issue 18,
-/// eighth pass).
+/// it ([`tune_allocator`]). Against 0, over five alternated e2e pairs: the
+/// apply's client CPU 8% lower on average (lower in four), for 2.4-2.7 MB
+/// more peak RSS on a 6 MB event (BENCHMARKS.md, issue 18, eighth pass).
 pub const PURGE_DELAY_MS: std::ffi::c_long = 20;
 
 /// Tunes mimalloc, the allocator of the function and the CLI, for a
@@ -315,8 +314,8 @@ pub const PURGE_DELAY_MS: std::ffi::c_long = 20;
 ///   bursts (decoded records, re-queried rows), so a long delay shows as
 ///   peak RSS (64.4 MB against 49.5 MB for a 6 MB event with huge pages
 ///   on), while none at all makes the next burst touch freshly purged
-///   pages again: page faults and zeroing, about 12% of the apply's client
-///   CPU;
+///   pages again: page faults and zeroing (about 15% of the apply's
+///   client CPU in a profile);
 /// - no transparent huge pages: mimalloc asks for them on its arenas, and
 ///   where the kernel grants them (`madvise` mode), every page touched after
 ///   a purge is a zeroed 2 MiB page. Without them the library's peak RSS for
