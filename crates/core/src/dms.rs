@@ -1118,14 +1118,20 @@ fn classify_number(text: &str) -> Value {
 /// an explicit offset (`+01`, `+05:30`: a PostgreSQL `timestamptz` as the
 /// server renders it) is an instant, read in UTC.
 pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
+    let text = without_z(text);
+    plain_datetime(text).or_else(|| formatted_datetime(text))
+}
+
+/// `text` trimmed, without one trailing `Z` or `z` (DMS writes one after a
+/// DATETIME, which carries no zone).
+pub(crate) fn without_z(text: &str) -> &str {
     let text = text.trim();
-    let text = text
-        .strip_suffix('Z')
-        .or_else(|| text.strip_suffix('z'))
-        .unwrap_or(text);
-    if let Some(dt) = plain_datetime(text) {
-        return Some(dt);
-    }
+    text.strip_suffix(['Z', 'z']).unwrap_or(text)
+}
+
+/// [`parse_datetime`] by chrono's formats (`text` without its `Z`): what
+/// [`plain_datetime`] does not read.
+fn formatted_datetime(text: &str) -> Option<NaiveDateTime> {
     for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
             return Some(dt);
@@ -1148,13 +1154,8 @@ pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
 /// calendar date and time of day (a leap second, `24:00:00`): the caller
 /// reads those with chrono, which reads these the same.
 pub(crate) fn plain_datetime(text: &str) -> Option<NaiveDateTime> {
-    let b = text.as_bytes();
-    let (head, fraction) = b.split_at_checked(19)?;
-    let digits = |at: std::ops::Range<usize>| -> Option<u32> {
-        head.get(at)?.iter().try_fold(0u32, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
+    let (head, fraction) = text.as_bytes().split_at_checked(19)?;
+    let field = |at: std::ops::Range<usize>| ascii_number(head.get(at)?);
     let punctuated = head.get(4) == Some(&b'-')
         && head.get(7) == Some(&b'-')
         && matches!(head.get(10), Some(b'T' | b' '))
@@ -1166,20 +1167,25 @@ pub(crate) fn plain_datetime(text: &str) -> Option<NaiveDateTime> {
     let nanos = match fraction {
         [] => 0,
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let n = digits.iter().try_fold(0u32, |n, &d| {
-                d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-            })?;
-            n * 10u32.pow(9 - digits.len() as u32)
+            ascii_number(digits)? * 10u32.pow(9 - digits.len() as u32)
         }
         _ => return None,
     };
-    let year = i32::try_from(digits(0..4)?).ok()?;
-    NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)?.and_hms_nano_opt(
-        digits(11..13)?,
-        digits(14..16)?,
-        digits(17..19)?,
+    let year = i32::try_from(field(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, field(5..7)?, field(8..10)?)?.and_hms_nano_opt(
+        field(11..13)?,
+        field(14..16)?,
+        field(17..19)?,
         nanos,
     )
+}
+
+/// The number that ASCII digits (nine at most) write; `None` for any other
+/// byte.
+fn ascii_number(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+    })
 }
 
 /// Reads a DMS DATE rendering (`2024-03-01`, possibly with a midnight time).

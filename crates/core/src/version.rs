@@ -179,12 +179,13 @@ fn push_padded(text: &mut String, mut value: u64, width: usize) {
 /// A metadata timestamp as UTC: RFC 3339 with any offset, or DMS's
 /// rendering without one (`Z`, a space or `T`, optional fraction).
 fn parse_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
-    let text = text.trim();
     // The usual one (no offset), without chrono's format machinery.
-    let plain = text.strip_suffix(['Z', 'z']).unwrap_or(text);
-    if let Some(t) = crate::dms::plain_datetime(plain) {
-        return Some(t);
-    }
+    crate::dms::plain_datetime(crate::dms::without_z(text)).or_else(|| chrono_timestamp(text))
+}
+
+/// [`parse_timestamp`] by chrono's readings: what the fast path does not read.
+fn chrono_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
+    let text = text.trim();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(t.naive_utc());
     }
@@ -194,6 +195,14 @@ fn parse_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
         }
     }
     crate::dms::parse_datetime(text)
+}
+
+/// A WAL LSN (`16/B374D848`) as file 0 and one 64-bit number.
+fn wal_lsn(text: &str) -> Option<(u64, u64)> {
+    let (hi, lo) = text.split_once('/')?;
+    let hi = u64::from_str_radix(hi.trim(), 16).ok()?;
+    let lo = u64::from_str_radix(lo.trim(), 16).ok()?;
+    (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX)).then_some((0, hi << 32 | lo))
 }
 
 /// The (file number, offset) of a MySQL `stream-position`
@@ -207,12 +216,7 @@ fn log_position(text: &str) -> Option<(u64, u64)> {
         .bytes()
         .position(|b| matches!(b, b':' | b'.' | b' '))
         .map_or(Some(text), |end| text.get(..end));
-    let lsn = first.and_then(|first| {
-        let (hi, lo) = first.split_once('/')?;
-        let hi = u64::from_str_radix(hi.trim(), 16).ok()?;
-        let lo = u64::from_str_radix(lo.trim(), 16).ok()?;
-        (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX)).then_some((0, hi << 32 | lo))
-    });
+    let lsn = first.and_then(wal_lsn);
     if lsn.is_some() {
         return lsn;
     }
@@ -378,20 +382,6 @@ mod tests {
         assert!(e.to_string().contains("\"yesterday\""), "{e}");
     }
 
-    /// `parse_timestamp` before its fast path: chrono's readings only.
-    fn chrono_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
-        let text = text.trim();
-        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-            return Some(t.naive_utc());
-        }
-        for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
-            if let Ok(t) = chrono::DateTime::parse_from_str(text, format) {
-                return Some(t.naive_utc());
-            }
-        }
-        crate::dms::parse_datetime(text)
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
 
@@ -417,12 +407,7 @@ mod tests {
 
     /// `log_position` as it was, with `str` splits.
     fn split_log_position(text: &str) -> Option<(u64, u64)> {
-        let lsn = text.split([':', '.', ' ']).next().and_then(|first| {
-            let (hi, lo) = first.split_once('/')?;
-            let hi = u64::from_str_radix(hi.trim(), 16).ok()?;
-            let lo = u64::from_str_radix(lo.trim(), 16).ok()?;
-            (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX)).then_some((0, hi << 32 | lo))
-        });
+        let lsn = text.split([':', '.', ' ']).next().and_then(wal_lsn);
         if lsn.is_some() {
             return lsn;
         }

@@ -344,24 +344,7 @@ fn datetime_keeps_wall_clock() {
 
 /// `parse_datetime` as it was before its fast path: chrono's formats only.
 fn chrono_datetime(text: &str) -> Option<NaiveDateTime> {
-    let text = text.trim();
-    let text = text
-        .strip_suffix('Z')
-        .or_else(|| text.strip_suffix('z'))
-        .unwrap_or(text);
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-        if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
-            return Some(dt);
-        }
-    }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
-        if let Ok(dt) = chrono::DateTime::parse_from_str(text, format) {
-            return Some(dt.naive_utc());
-        }
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
+    formatted_datetime(without_z(text))
 }
 
 #[test]
