@@ -1236,7 +1236,7 @@ pub fn full_load(model: &Model) -> Vec<Vec<u8>> {
 /// The `n`-th delivery of the shard (56-digit, increasing sequence numbers).
 pub fn delivery(n: u64, partition_key: &str, data: Vec<u8>) -> Delivery {
     Delivery {
-        shard_id: ShardId(SHARD.to_owned()),
+        shard_id: ShardId(SHARD.into()),
         sequence_number: SequenceNumber::parse(&format!(
             "49590338271490256608559692538361571095921575{n:012}"
         ))

@@ -7,7 +7,7 @@ use dms_cdc_core::position::{SequenceNumber, ShardId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let shard = ShardId("shardId-000000000000".to_owned());
+    let shard = ShardId("shardId-000000000000".into());
     let Ok(seq) = SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898") else {
         return;
     };

@@ -45,7 +45,7 @@ fn setup() -> &'static Setup {
         Setup {
             mapping,
             transforms,
-            shard: ShardId("shardId-000000000000".to_owned()),
+            shard: ShardId("shardId-000000000000".into()),
             sequence_numbers,
         }
     })

@@ -252,7 +252,7 @@ async fn manual_ranges(
     }
     Ok(vec![Range {
         stream,
-        shard: ShardId(shard.clone()),
+        shard: ShardId(shard.as_str().into()),
         start: Start::At(from),
         end: to,
     }])

@@ -8,7 +8,9 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// The longest sequence number Kinesis documents (`^\d{1,129}$`... in practice 56 digits today).
@@ -39,10 +41,12 @@ pub enum PositionError {
 /// the `shard_id` columns of the bookkeeping tables.
 pub const MAX_SHARD_ID_LEN: usize = 128;
 
-/// A Kinesis sequence number, ordered numerically.
+/// A Kinesis sequence number, ordered numerically. Shared, not copied: each
+/// decoded record, result and checkpoint of a delivery holds the same text
+/// (56 digits and more; a copy is an allocation).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct SequenceNumber(String);
+pub struct SequenceNumber(Arc<str>);
 
 impl SequenceNumber {
     /// Parses a decimal sequence number. Leading zeros are dropped so that
@@ -63,7 +67,7 @@ impl SequenceNumber {
         if canonical.len() > MAX_SEQUENCE_DIGITS {
             return Err(PositionError::TooLong(canonical.len()));
         }
-        Ok(SequenceNumber(canonical.to_owned()))
+        Ok(SequenceNumber(Arc::from(canonical)))
     }
 
     /// The canonical decimal text.
@@ -108,7 +112,7 @@ impl TryFrom<String> for SequenceNumber {
 
 impl From<SequenceNumber> for String {
     fn from(value: SequenceNumber) -> Self {
-        value.0
+        value.0.as_ref().to_owned()
     }
 }
 
@@ -119,10 +123,11 @@ impl std::str::FromStr for SequenceNumber {
     }
 }
 
-/// A shard of a stream, e.g. `shardId-000000000000`.
+/// A shard of a stream, e.g. `shardId-000000000000`: short enough to be
+/// kept inline (each decoded record holds a copy, without an allocation).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ShardId(pub String);
+pub struct ShardId(pub CompactString);
 
 impl ShardId {
     /// A shard id, checked against what Kinesis produces.
@@ -133,10 +138,15 @@ impl ShardId {
                 valid & (b.is_ascii_alphanumeric() | matches!(b, b'_' | b'.' | b'-'))
             });
         if valid {
-            Ok(ShardId(text.to_owned()))
+            Ok(ShardId(CompactString::from(text)))
         } else {
             Err(PositionError::ShardId(text.chars().take(140).collect()))
         }
+    }
+
+    /// The shard id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -249,6 +259,34 @@ mod tests {
         assert!(split_event_id("nocolon").is_err());
         assert!(split_event_id("other:123").is_err());
         assert!(split_event_id("shardId-1:").is_err());
+    }
+
+    #[test]
+    fn json_forms_are_plain_strings() {
+        // Shard ids and sequence numbers travel as JSON strings (failure
+        // destinations, redrive ranges, replay files): the shared and the
+        // inline representations must not show.
+        let shard = ShardId::parse("shardId-000000000007").unwrap();
+        assert_eq!(
+            serde_json::to_string(&shard).unwrap(),
+            r#""shardId-000000000007""#
+        );
+        let long = format!("shardId-{}", "4".repeat(120));
+        let shard: ShardId = serde_json::from_str(&format!("{long:?}")).unwrap();
+        assert_eq!(shard.as_str(), long);
+        let n = seq("0049590338271490256608559692538361571095921575989136588898");
+        let copy = n.clone();
+        assert_eq!(
+            serde_json::to_string(&copy).unwrap(),
+            r#""49590338271490256608559692538361571095921575989136588898""#
+        );
+        let back: SequenceNumber = serde_json::from_str(r#""0012""#).unwrap();
+        assert_eq!(
+            (back.as_str(), String::from(back.clone())),
+            ("12", "12".to_owned())
+        );
+        assert!(serde_json::from_str::<SequenceNumber>(r#""12a""#).is_err());
+        assert_eq!(n, copy);
     }
 
     proptest! {

@@ -198,8 +198,8 @@ impl Consumer {
             })?;
             for s in page.shards() {
                 out.push((
-                    ShardId(s.shard_id().to_owned()),
-                    s.parent_shard_id().map(|p| ShardId(p.to_owned())),
+                    ShardId(s.shard_id().into()),
+                    s.parent_shard_id().map(|p| ShardId(p.into())),
                 ));
             }
             token = page.next_token().map(str::to_owned);
@@ -215,7 +215,7 @@ impl Consumer {
             .client
             .get_shard_iterator()
             .stream_name(&self.options.stream_name)
-            .shard_id(&shard.0);
+            .shard_id(shard.as_str());
         req = match &state.checkpoint {
             Some(seq) => req
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)

@@ -559,7 +559,7 @@ impl Shape {
 }
 
 fn lane(table: &str) -> ShardId {
-    ShardId(format!("reconcile-{}", crate::backfill::shard_safe(table)))
+    ShardId(format!("reconcile-{}", crate::backfill::shard_safe(table)).into())
 }
 
 /// What one chunk of root rows came to.
@@ -972,7 +972,7 @@ pub async fn repair<S: RangeSource, T: Target>(
         for r in reader.read_keys(&wanted).await? {
             found.insert(normalise_key(&root_text(&r.key)), r);
         }
-        let shard = ShardId(format!("repair-{}", lane(table_name).0));
+        let shard = ShardId(format!("repair-{}", lane(table_name)).into());
         let mut deliveries = Vec::new();
         for (d, key) in diffs.iter().zip(wanted) {
             let delete = matches!(d, Difference::Extra { .. });

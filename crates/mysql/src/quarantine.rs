@@ -26,7 +26,7 @@ fn from_row(row: mysql_async::Row) -> Result<Quarantined, mysql_async::Error> {
     let seq: String = col(&row, 2)?;
     Ok(Quarantined {
         id: col(&row, 0)?,
-        shard_id: ShardId(col(&row, 1)?),
+        shard_id: ShardId(col::<String>(&row, 1)?.into()),
         sequence_number: SequenceNumber::parse(&seq).map_err(|e| {
             mysql_async::Error::Other(format!("dms_cdc_quarantine.sequence_number: {e}").into())
         })?,

@@ -240,7 +240,7 @@ impl MysqlTarget {
         let found: Option<String> = conn
             .exec_first(
                 "SELECT sequence_number FROM dms_cdc_checkpoint WHERE function_name = ? AND shard_id = ?",
-                (&self.function_name, &shard.0),
+                (&self.function_name, shard.as_str()),
             )
             .await
             .map_err(TargetError::bookkeeping("read checkpoint"))?;
@@ -468,7 +468,7 @@ impl WriteTx {
                      error_class = VALUES(error_class), error_message = VALUES(error_message)",
                     (
                         function_name,
-                        &q.shard_id.0,
+                        q.shard_id.as_str(),
                         q.sequence_number.as_str(),
                         q.table.as_deref().map(|t| bounded(t, QUARANTINE_TABLE_LEN)),
                         q.operation
@@ -498,7 +498,7 @@ impl WriteTx {
                            OR (CHAR_LENGTH(VALUES(sequence_number)) = CHAR_LENGTH(sequence_number)
                                AND BINARY VALUES(sequence_number) > BINARY sequence_number),
                            VALUES(sequence_number), sequence_number)",
-                    (function_name, &shard.0, seq.as_str()),
+                    (function_name, shard.as_str(), seq.as_str()),
                 )
                 .await
                 .map_err(err("write checkpoint"))?;

@@ -48,7 +48,7 @@ fn from_source(source: &Map<String, Json>) -> Option<Quarantined> {
     };
     Some(Quarantined {
         id: source.get("id")?.as_u64()?,
-        shard_id: ShardId(text(source, "shard_id")?),
+        shard_id: ShardId(text(source, "shard_id")?.into()),
         sequence_number: SequenceNumber::parse(&text(source, "sequence_number")?).ok()?,
         table: text(source, "table_name"),
         operation: text(source, "operation"),
@@ -151,7 +151,7 @@ impl OpenSearchTarget {
             }
         }
         Err(TargetError::Contended {
-            shard: q.shard_id.0.clone(),
+            shard: q.shard_id.to_string(),
             attempts: ATTEMPTS,
         })
     }

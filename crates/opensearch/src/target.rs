@@ -254,7 +254,7 @@ impl OpenSearchTarget {
             }
         }
         Err(TargetError::Contended {
-            shard: shard.0.clone(),
+            shard: shard.to_string(),
             attempts: CHECKPOINT_ATTEMPTS,
         })
     }

@@ -143,7 +143,7 @@ pub async fn put_ordered(
                 (Some(shard), Some(seq)) if r.error_code().is_none() => {
                     let seq =
                         SequenceNumber::parse(seq).map_err(|e| StreamError::of("PutRecords", e))?;
-                    placed.push((ShardId(shard.to_owned()), seq));
+                    placed.push((ShardId(shard.into()), seq));
                     ok += 1;
                 }
                 _ => break,

@@ -28,7 +28,7 @@ fn from_row(row: &tokio_postgres::Row) -> Result<Quarantined, (String, String)> 
     let seq: String = col(row, 2)?;
     Ok(Quarantined {
         id: col::<i64>(row, 0)?.max(0) as u64,
-        shard_id: ShardId(col(row, 1)?),
+        shard_id: ShardId(col::<String>(row, 1)?.into()),
         sequence_number: SequenceNumber::parse(&seq)
             .map_err(|e| ("sequence_number".to_owned(), e.to_string()))?,
         table: col(row, 3)?,

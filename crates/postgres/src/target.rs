@@ -334,7 +334,7 @@ impl PostgresTarget {
         let row = client
             .query_opt(
                 "SELECT sequence_number::text FROM dms_cdc_checkpoint WHERE function_name = $1 AND shard_id = $2",
-                &[&self.function_name, &shard.0],
+                &[&self.function_name, &shard.as_str()],
             )
             .await
             .map_err(TargetError::bookkeeping("read checkpoint"))?;
@@ -817,7 +817,7 @@ impl WriteTx {
             let text = |t: &str, max: usize| Value::Text(bounded(t, max).replace('\0', "\u{fffd}"));
             let values = [
                 function_name.clone(),
-                Value::Text(q.shard_id.0.clone()),
+                Value::Text(q.shard_id.to_string()),
                 Value::Text(q.sequence_number.as_str().to_owned()),
                 q.table
                     .as_deref()
@@ -847,7 +847,7 @@ impl WriteTx {
         if let Some((shard, seq)) = checkpoint {
             // One statement: the checkpoint only moves forward. Sequence
             // numbers are decimal strings, ordered by length, then digits.
-            let shard = Value::Text(shard.0.clone());
+            let shard = Value::Text(shard.to_string());
             let seq = Value::Text(seq.as_str().to_owned());
             self.execute(
                 r#"INSERT INTO dms_cdc_checkpoint AS c (function_name, shard_id, sequence_number, updated_at)

@@ -5,7 +5,7 @@ mod document_scan;
 mod postgres;
 
 fn shard() -> ShardId {
-    ShardId("shardId-000000000003".to_owned())
+    ShardId("shardId-000000000003".into())
 }
 
 fn seq() -> SequenceNumber {

@@ -55,7 +55,7 @@ pub fn parse_on_failure(text: &str) -> Result<OnFailure, String> {
         ));
     }
     Ok(OnFailure {
-        shard: ShardId(text_of("shardId")?),
+        shard: ShardId(text_of("shardId")?.into()),
         start,
         end,
         stream_arn: info

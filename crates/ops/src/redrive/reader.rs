@@ -232,7 +232,7 @@ impl<'a> RangeReader<'a> {
                 .client
                 .get_shard_iterator()
                 .stream_name(&self.range.stream)
-                .shard_id(&self.range.shard.0);
+                .shard_id(self.range.shard.as_str());
             req = match (&self.last_seen, &self.range.start) {
                 (Some(last), _) => req
                     .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)

@@ -29,11 +29,7 @@ pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardId>, 
             operation: "ListShards",
             message: aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
         })?;
-        out.extend(
-            page.shards()
-                .iter()
-                .map(|s| ShardId(s.shard_id().to_owned())),
-        );
+        out.extend(page.shards().iter().map(|s| ShardId(s.shard_id().into())));
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
             return Ok(out);
@@ -114,7 +110,7 @@ async fn first_delivery(
     let mut req = client
         .get_shard_iterator()
         .stream_name(stream)
-        .shard_id(&shard.0)
+        .shard_id(shard.as_str())
         .shard_iterator_type(kind);
     match at {
         Some(Start::At(s)) => req = req.starting_sequence_number(s.as_str()),

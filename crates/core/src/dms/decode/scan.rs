@@ -25,7 +25,7 @@ use crate::dms::{classify_number, classify_parsed, name_prefix, ColumnName, Row,
 /// does not decide (see the module docs), with `parts` partly filled.
 pub(super) fn scan<'a>(payload: &'a [u8], before_field: &str, parts: &mut Parts<'a>) -> Option<()> {
     // A before image named like another field is read twice: exact path.
-    if roles(before_field.as_bytes(), before_field) != BEFORE {
+    if matches!(before_field, "metadata" | "data" | "control") {
         return None;
     }
     let mut cursor = Cursor::new(payload)?;
