@@ -1034,38 +1034,106 @@ fn classify_parsed(text: &str) -> Result<Value, String> {
             }
         }
     }
-    if text.starts_with('[') && written_compact(text) {
+    if text.starts_with(['[', '{']) && written_compact(text) {
         return Ok(Value::Json(text.to_owned()));
     }
     classify(text)
 }
 
-/// Whether the text of a JSON array the parser has just read (valid JSON) is
-/// already what [`classify`] writes back for it: strings without escapes,
-/// `true`, `false`, `null` and arrays, without whitespace, numbers or objects
-/// (whose keys the round trip would reorder), nested well within the depth
-/// `classify`'s parser accepts (128).
+/// Whether the text of a JSON array or object the parser has just read
+/// (valid JSON) is already what [`classify`] writes back for it: strings
+/// without escapes, `true`, `false`, `null`, arrays, and objects whose keys
+/// are distinct, without whitespace or numbers, nested well within the depth
+/// `classify`'s parser accepts (128). The round trip keeps an object's keys
+/// in their order (serde_json's `preserve_order`, which this crate enables)
+/// and a repeated key once, with its last value: so an object with a
+/// repeated key, or with more keys than are compared here, takes it.
 fn written_compact(text: &str) -> bool {
-    const MAX_DEPTH: u32 = 64;
-    let (mut in_string, mut depth) = (false, 0u32);
-    text.bytes().all(|b| match (in_string, b) {
-        (_, b'\\') => false,
-        (_, b'"') => {
-            in_string = !in_string;
-            true
+    let mut at = 0;
+    compact_value(text.as_bytes(), &mut at, 0) && at == text.len()
+}
+
+/// Depth of arrays and objects [`written_compact`] follows.
+const COMPACT_DEPTH: u32 = 64;
+/// Keys of one object [`written_compact`] compares with each other.
+const COMPACT_KEYS: usize = 16;
+
+/// A value of [`written_compact`] at `*at`; `*at` is moved past it.
+fn compact_value(text: &[u8], at: &mut usize, depth: u32) -> bool {
+    let literal = |at: &mut usize, word: &[u8]| {
+        let end = *at + word.len();
+        let found = text.get(*at..end) == Some(word);
+        *at = end;
+        found
+    };
+    match text.get(*at) {
+        Some(b'"') => compact_string(text, at).is_some(),
+        Some(b't') => literal(at, b"true"),
+        Some(b'f') => literal(at, b"false"),
+        Some(b'n') => literal(at, b"null"),
+        Some(b'[') if depth < COMPACT_DEPTH => {
+            *at += 1;
+            if text.get(*at) == Some(&b']') {
+                *at += 1;
+                return true;
+            }
+            loop {
+                if !compact_value(text, at, depth + 1) {
+                    return false;
+                }
+                *at += 1;
+                match text.get(*at - 1) {
+                    Some(b',') => {}
+                    Some(b']') => return true,
+                    _ => return false,
+                }
+            }
         }
-        (true, _) => true,
-        (false, b'[') => {
-            depth += 1;
-            depth <= MAX_DEPTH
+        Some(b'{') if depth < COMPACT_DEPTH => {
+            *at += 1;
+            if text.get(*at) == Some(&b'}') {
+                *at += 1;
+                return true;
+            }
+            let mut keys: [&[u8]; COMPACT_KEYS] = [&[]; COMPACT_KEYS];
+            let mut count = 0;
+            loop {
+                let Some(key) = compact_string(text, at) else {
+                    return false;
+                };
+                if count == COMPACT_KEYS || keys[..count].contains(&key) {
+                    return false;
+                }
+                keys[count] = key;
+                count += 1;
+                if text.get(*at) != Some(&b':') {
+                    return false;
+                }
+                *at += 1;
+                if !compact_value(text, at, depth + 1) {
+                    return false;
+                }
+                *at += 1;
+                match text.get(*at - 1) {
+                    Some(b',') => {}
+                    Some(b'}') => return true,
+                    _ => return false,
+                }
+            }
         }
-        (false, b']') => {
-            depth = depth.saturating_sub(1);
-            true
-        }
-        (false, b',' | b'a' | b'e' | b'f' | b'l' | b'n' | b'r' | b's' | b't' | b'u') => true,
-        (false, _) => false,
-    })
+        _ => false,
+    }
+}
+
+/// The content of a string without escapes at `*at` (its opening quote);
+/// `*at` is moved past its closing quote. `None` at an escape.
+fn compact_string<'a>(text: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let start = *at + 1;
+    let rest = text.get(start..)?;
+    let len = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    (rest.get(len) == Some(&b'"')).then_some(())?;
+    *at = start + len + 1;
+    rest.get(..len)
 }
 
 /// The content of a JSON string that needs no unescaping (`"abc"` -> `abc`);

@@ -867,10 +867,40 @@ proptest! {
             prop_assert_eq!(classify_parsed(&text), super::reference::classify(&text), "{:?}", text);
         }
     }
+
+    #[test]
+    fn parsed_objects_classify_as_the_reference(
+        fields in proptest::collection::vec((
+            prop_oneof![4 => "[a-c]{1,2}", 1 => Just("a\\u0062".to_owned())],
+            prop_oneof![
+                4 => arb_string_literal(),
+                1 => arb_value(),
+                1 => Just("true".to_owned()),
+                1 => Just("null".to_owned()),
+                1 => Just(r#"{"a":["b"],"b":{}}"#.to_owned()),
+                1 => Just(r#"{"a":1,"a":2}"#.to_owned()),
+            ],
+        ), 0..20),
+        ws in arb_ws(),
+        wrap in any::<bool>(),
+    ) {
+        // What the parser hands `classify_parsed`: a valid object (keys
+        // from a small set, so some repeat), alone or in an array.
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("\"{k}\":{ws}{v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let object = format!("{{{body}}}");
+        let text = if wrap { format!("[{object},\"x\"]") } else { object };
+        if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
+            prop_assert_eq!(classify_parsed(&text), super::reference::classify(&text), "{:?}", text);
+        }
+    }
 }
 
 #[test]
-fn compact_arrays_are_kept_as_written() {
+fn compact_arrays_and_objects_are_kept_as_written() {
     let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
     for (text, kept) in [
         (r#"["vegan","quick"]"#, true),
@@ -880,6 +910,33 @@ fn compact_arrays_are_kept_as_written() {
         (r#"["a\u0041"]"#, false),
         ("[1]", false),
         (r#"[{"b":1,"a":2}]"#, false),
+        (r#"[{"b":true,"a":"x"}]"#, true),
+        (r#"{"cuisine":"thai","spicy":true}"#, true),
+        (r#"{"b":{"a":null,"c":[]},"a":{}}"#, true),
+        (r#"{"a":"x","a":"y"}"#, false),
+        (r#"{"a":{"k":1}}"#, false),
+        (r#"{"a": "x"}"#, false),
+        (r#"{"a\u0041":"x"}"#, false),
+        (
+            &format!(
+                "{{{}}}",
+                (0..16)
+                    .map(|i| format!("\"k{i}\":null"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            true,
+        ),
+        (
+            &format!(
+                "{{{}}}",
+                (0..17)
+                    .map(|i| format!("\"k{i}\":null"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            false,
+        ),
         (&deep(64), true),
         (&deep(65), false),
         (&deep(200), false),
