@@ -469,7 +469,16 @@ pub type ColumnName = compact_str::CompactString;
 #[derive(Clone, PartialEq, Default)]
 pub struct Row(Vec<(ColumnName, Value)>);
 
+/// Names whose last place [`Row::found`] remembers (per thread).
+const FOUND_SLOTS: usize = 64;
+
 thread_local! {
+    /// For [`Row::found`]: a name's address and the index it was found at
+    /// last, in the slot of its address. Names at other addresses may share
+    /// a slot: they only take turns.
+    static FOUND: [std::cell::Cell<(usize, u32)>; FOUND_SLOTS] =
+        const { [const { std::cell::Cell::new((0, 0)) }; FOUND_SLOTS] };
+
     /// The column orders of the images sorted last ([`Row::from_keyed`]).
     static SORT_ORDERS: std::cell::RefCell<SortOrders> = const {
         std::cell::RefCell::new(SortOrders { orders: Vec::new(), next: 0 })
@@ -611,6 +620,29 @@ impl Row {
         self.0.binary_search_by(|(name, _)| cmp_names(name, column))
     }
 
+    /// Where `column` is, if the row carries it. Callers mostly ask for the
+    /// same names (the mapping's, a select's key columns) in rows of the
+    /// same columns, one row after another: the index where a name was
+    /// found last (remembered by the name's address, in [`FOUND`]) is
+    /// checked first, one name comparison, before the binary search. A row
+    /// carries each name once, so a name found at the remembered index is
+    /// the answer whatever row it was remembered from.
+    #[inline]
+    fn found(&self, column: &str) -> Option<usize> {
+        let key = column.as_ptr() as usize;
+        let slot = ((key >> 4) ^ (key >> 10)) % FOUND_SLOTS;
+        FOUND.with(|found| {
+            let cell = found.get(slot)?;
+            let (remembered, at) = cell.get();
+            if remembered == key && self.is_at(at as usize, column) {
+                return Some(at as usize);
+            }
+            let at = self.position(column).ok()?;
+            cell.set((key, u32::try_from(at).ok()?));
+            Some(at)
+        })
+    }
+
     /// Where `column` is, searching forward from index `from` (a walk over
     /// columns in name order): `Ok` with its index, or `Err` with where it
     /// would be. Linear in the columns skipped, so a walk over the row is
@@ -643,12 +675,12 @@ impl Row {
 
     /// The value of a column, or `None` when the image does not carry it.
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.position(column).ok().map(|i| &self.0[i].1)
+        self.found(column).and_then(|i| self.value_at(i))
     }
 
     /// Whether the image carries `column`.
     pub fn contains_key(&self, column: &str) -> bool {
-        self.position(column).is_ok()
+        self.found(column).is_some()
     }
 
     /// Sets a column's value; returns the value it replaces, if any.

@@ -157,7 +157,9 @@ pub trait SelectIn: Send {
     type Error: From<UnmatchedKey> + Send;
 
     /// The rows of `table` whose `key_columns` equal one of `tuples`, with
-    /// `columns` (which include `key_columns`).
+    /// `columns` (which include `key_columns`; the engine gives them in name
+    /// order, the order a [`Row`] keeps, so rows built in that order need no
+    /// sort).
     fn select_in(
         &mut self,
         table: &TableName,
@@ -167,14 +169,14 @@ pub trait SelectIn: Send {
     ) -> impl Future<Output = Result<Vec<Row>, Self::Error>> + Send;
 }
 
-/// `columns` first, then `more` not already among them.
+/// `columns` and `more`, each once, in name order: the order a [`Row`]
+/// keeps its columns in, so that [`Row::from_columns`] only checks the
+/// order of a row read in the order of its select list.
 fn with(columns: &[String], more: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out = columns.to_vec();
-    for c in more {
-        if !out.contains(&c) {
-            out.push(c);
-        }
-    }
+    out.extend(more);
+    out.sort_unstable();
+    out.dedup();
     out
 }
 

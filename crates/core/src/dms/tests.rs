@@ -1644,3 +1644,35 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn remembered_places_give_what_a_search_gives(
+        rows in proptest::collection::vec(
+            proptest::collection::btree_map("[a-e]{1,9}", any::<i64>(), 0..12),
+            1..12,
+        ),
+        asks in proptest::collection::vec((0usize..12, 0usize..8, any::<bool>()), 0..80),
+    ) {
+        // The same few names asked again and again (the same addresses, as
+        // a mapping's names are), in rows of other columns, and names at
+        // fresh addresses: `get` and `contains_key` answer what a walk over
+        // the row answers.
+        let names: Vec<String> = ["a", "bb", "abcde", "ee", "cd", "eeeeeeeee", "b", "dddd"]
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect();
+        let rows: Vec<Row> = rows
+            .into_iter()
+            .map(|columns| columns.into_iter().map(|(k, v)| (k, Value::Int(v))).collect())
+            .collect();
+        for (row, name, fresh) in asks {
+            let row = &rows[row % rows.len()];
+            let fresh_name = names[name].clone();
+            let name = if fresh { fresh_name.as_str() } else { names[name].as_str() };
+            let walked = row.iter().find(|(n, _)| n.as_str() == name).map(|(_, v)| v);
+            prop_assert_eq!(row.get(name), walked, "{} in {:?}", name, row);
+            prop_assert_eq!(row.contains_key(name), walked.is_some());
+        }
+    }
+}
