@@ -2,6 +2,7 @@
 //! identifies rather than by how a payload spelled it, and matched
 //! leniently against the keys a source returns.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -66,6 +67,18 @@ impl KeyPart {
                 KeyPart::Text(t.trim_end_matches(' ').to_lowercase())
             }
             other => other.clone(),
+        }
+    }
+
+    /// Whether the part is its own [`KeyPart::loose`] form (an integer,
+    /// bytes, ASCII text without capitals or trailing spaces): false
+    /// leaves the question to `loose` (other text may be too).
+    fn is_loose(&self) -> bool {
+        match self {
+            KeyPart::Int(_) | KeyPart::Bytes(_) => true,
+            KeyPart::Text(t) => {
+                !t.ends_with(' ') && t.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+            }
         }
     }
 }
@@ -185,6 +198,11 @@ impl KeyTuple {
     pub fn loose(&self) -> KeyTuple {
         KeyTuple(self.0.iter().map(KeyPart::loose).collect())
     }
+
+    /// Whether every part is its own loose form ([`KeyPart::is_loose`]).
+    fn is_loose(&self) -> bool {
+        self.0.iter().all(KeyPart::is_loose)
+    }
 }
 
 impl fmt::Display for KeyTuple {
@@ -213,6 +231,9 @@ impl fmt::Display for KeyTuple {
 /// deleted in the target (`reconcile` reports it).
 #[derive(Debug, Default)]
 pub struct KeyMatcher {
+    /// The asked tuples by their loose form. Most asked tuples are their
+    /// own loose form and the only one of it (an integer key): the key is
+    /// then that tuple, and the group stays empty (no copy of it).
     loose: BTreeMap<KeyTuple, Vec<KeyTuple>>,
 }
 
@@ -221,9 +242,26 @@ impl KeyMatcher {
     pub fn new<'a>(asked: impl IntoIterator<Item = &'a KeyTuple>) -> Self {
         let mut m = KeyMatcher::default();
         for t in asked {
-            let group = m.loose.entry(t.loose()).or_default();
-            if !group.contains(t) {
-                group.push(t.clone());
+            if t.is_loose() {
+                match m.loose.entry(t.clone()) {
+                    Entry::Vacant(e) => {
+                        e.insert(Vec::new());
+                    }
+                    Entry::Occupied(mut e) => {
+                        let key = e.key().clone();
+                        add(e.get_mut(), &key, t);
+                    }
+                }
+            } else {
+                match m.loose.entry(t.loose()) {
+                    Entry::Vacant(e) => {
+                        e.insert(vec![t.clone()]);
+                    }
+                    Entry::Occupied(mut e) => {
+                        let key = e.key().clone();
+                        add(e.get_mut(), &key, t);
+                    }
+                }
             }
         }
         m
@@ -231,9 +269,31 @@ impl KeyMatcher {
 
     /// The asked tuples a returned tuple stands for (empty: none).
     pub fn matches<'a>(&'a self, returned: &KeyTuple) -> &'a [KeyTuple] {
-        self.loose
-            .get(&returned.loose())
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        let found = if returned.is_loose() {
+            self.loose.get_key_value(returned)
+        } else {
+            self.loose.get_key_value(&returned.loose())
+        };
+        match found {
+            None => &[],
+            Some((key, group)) if group.is_empty() => std::slice::from_ref(key),
+            Some((_, group)) => group,
+        }
+    }
+}
+
+/// Adds asked tuple `t` to the group of loose form `key`, unless it is
+/// there already (an empty group holds `key` itself).
+fn add(group: &mut Vec<KeyTuple>, key: &KeyTuple, t: &KeyTuple) {
+    let there = if group.is_empty() {
+        key == t
+    } else {
+        group.contains(t)
+    };
+    if !there {
+        if group.is_empty() {
+            group.push(key.clone());
+        }
+        group.push(t.clone());
     }
 }

@@ -793,3 +793,36 @@ fn returned_keys_match_the_asked_keys_they_stand_for() {
     assert!(m.matches(&t(&["zz"])).is_empty());
     assert!(m.matches(&t(&["abc", "x"])).is_empty());
 }
+
+proptest::proptest! {
+    #[test]
+    fn returned_keys_match_as_grouping_by_loose_form_matches(
+        asked in proptest::collection::vec(arb_key_tuple(), 0..12),
+        returned in proptest::collection::vec(arb_key_tuple(), 0..12),
+    ) {
+        // The reference: the asked tuples (the first of those that are the
+        // same key, as asked) whose loose form is the returned one's.
+        let m = KeyMatcher::new(&asked);
+        for r in returned.iter().chain(&asked) {
+            let mut want: Vec<&KeyTuple> = Vec::new();
+            for t in &asked {
+                if t.loose() == r.loose() && !want.contains(&t) {
+                    want.push(t);
+                }
+            }
+            let got = m.matches(r);
+            // Compared as written too: the asked form is what gets bound.
+            proptest::prop_assert_eq!(format!("{got:?}"), format!("{want:?}"), "{}", r);
+        }
+    }
+}
+
+fn arb_key_tuple() -> impl proptest::strategy::Strategy<Value = KeyTuple> {
+    use proptest::prelude::*;
+    let part = prop_oneof![
+        (-3i128..10).prop_map(KeyPart::Int),
+        "(-?[0-9]{1,2}|[aAbB]{1,2} {0,2}|é|É)".prop_map(KeyPart::Text),
+        proptest::collection::vec(0u8..3, 0..2).prop_map(KeyPart::Bytes),
+    ];
+    proptest::collection::vec(part, 1..3).prop_map(KeyTuple)
+}
