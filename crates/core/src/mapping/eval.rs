@@ -415,6 +415,10 @@ fn lookup<'a>(r: &ColumnRef, root: &'a Row, related: &Related<'a>) -> Result<&'a
     }
 }
 
+/// Bytes a children array's text starts with room for (about one element:
+/// [`child_array`] makes room for the others from the first one's length).
+const CHILD_ARRAY_START: usize = 128;
+
 /// How deep nested children may go (the mapping cannot loop: a parent is
 /// always declared first; this bounds a malformed plan).
 const MAX_NESTING: usize = 16;
@@ -446,8 +450,16 @@ fn child_array(
         Ok(v)
     }
     let child_value = |row, col| child_value(row, col, &spec.name);
+    let start = out.len();
     out.push('[');
     for (i, row) in rows.iter().enumerate() {
+        if i == 1 {
+            // The other elements are about as long as the first: room for
+            // them at once, instead of the text growing (and being copied)
+            // by doubling.
+            let first = out.len() - start;
+            out.reserve(first.saturating_mul(rows.len() - 1));
+        }
         if i > 0 {
             out.push(',');
         }
@@ -571,16 +583,20 @@ pub fn build_row(
     related: &Related<'_>,
     transforms: &super::Transforms,
 ) -> Result<Vec<Value>, EvalError> {
-    target
-        .columns
-        .iter()
-        .map(|column| {
-            eval_rule(&column.rule, root, related, transforms, target).map_err(|reason| EvalError {
-                column: column.name.clone(),
-                reason,
-            })
-        })
-        .collect()
+    // Filled in place: collecting results into a vector grows it by
+    // doubling (the length is not known to the collection).
+    let mut values = Vec::with_capacity(target.columns.len());
+    for column in &target.columns {
+        values.push(
+            eval_rule(&column.rule, root, related, transforms, target).map_err(|reason| {
+                EvalError {
+                    column: column.name.clone(),
+                    reason,
+                }
+            })?,
+        );
+    }
+    Ok(values)
 }
 
 fn eval_rule(
@@ -641,7 +657,7 @@ fn eval_rule(
         }
         Rule::Children(ci, shape) => {
             let rows: Vec<&Row> = related.children.get(*ci).cloned().unwrap_or_default();
-            let mut out = String::new();
+            let mut out = String::with_capacity(CHILD_ARRAY_START);
             child_array(&mut out, target, *ci, shape, rows, related, 0)?;
             Ok(Value::Json(out))
         }
