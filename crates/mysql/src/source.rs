@@ -115,6 +115,12 @@ pub fn into_param(v: Value) -> mysql_async::Value {
     }
 }
 
+/// The driver's bytes as text, in their own buffer when they are UTF-8 (as
+/// decimals and JSON always are), else with U+FFFD for each bad sequence.
+fn text_of_bytes(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// Converts a driver value of a result column into our value.
 pub fn from_column(v: mysql_async::Value, column: &Column) -> Value {
     use mysql_async::consts::ColumnType as T;
@@ -157,10 +163,8 @@ pub fn from_column(v: mysql_async::Value, column: &Column) -> Value {
             }
         }
         M::Bytes(b) => match column.column_type() {
-            T::MYSQL_TYPE_DECIMAL | T::MYSQL_TYPE_NEWDECIMAL => {
-                Value::Decimal(String::from_utf8_lossy(&b).into_owned())
-            }
-            T::MYSQL_TYPE_JSON => Value::Json(String::from_utf8_lossy(&b).into_owned()),
+            T::MYSQL_TYPE_DECIMAL | T::MYSQL_TYPE_NEWDECIMAL => Value::Decimal(text_of_bytes(b)),
+            T::MYSQL_TYPE_JSON => Value::Json(text_of_bytes(b)),
             T::MYSQL_TYPE_BIT => Value::Bytes(b),
             _ if column.character_set() == 63 => Value::Bytes(b),
             _ => match String::from_utf8(b) {
@@ -456,5 +460,27 @@ impl dms_cdc_core::source::SourceSnapshot for MysqlSnapshot {
 
     async fn finish(self) -> Result<SnapshotStats, SourceError> {
         MysqlSnapshot::finish(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_of_bytes;
+
+    #[test]
+    fn bytes_as_text_are_what_a_lossy_reading_gives() {
+        for bytes in [
+            b"12.50".to_vec(),
+            br#"{"a":[1,"\u00e9"]}"#.to_vec(),
+            "caf\u{e9}".as_bytes().to_vec(),
+            vec![b'1', 0xff, b'2', 0xc3],
+            Vec::new(),
+        ] {
+            assert_eq!(
+                text_of_bytes(bytes.clone()),
+                String::from_utf8_lossy(&bytes),
+                "{bytes:?}"
+            );
+        }
     }
 }
