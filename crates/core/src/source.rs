@@ -139,6 +139,54 @@ pub fn matched(
     Ok(out)
 }
 
+/// The tuples in order, each once: the last of equal ones, as a set
+/// collected from them keeps (equal tuples may be written differently, a
+/// text `"7"` and the integer 7). Sorted in place, not inserted one by one.
+fn distinct(mut tuples: Vec<KeyTuple>) -> Vec<KeyTuple> {
+    // Stable: equal tuples keep their order, the last one stays.
+    tuples.sort();
+    let mut out: Vec<KeyTuple> = Vec::with_capacity(tuples.len());
+    for t in tuples {
+        match out.last_mut() {
+            Some(last) if *last == t => *last = t,
+            _ => out.push(t),
+        }
+    }
+    out
+}
+
+/// The matched rows by asked tuple: the first tuple of equal ones with the
+/// last of their rows, as inserting them one by one keeps. Built at once
+/// from the pairs in key order (the source mostly returns them so already),
+/// instead of an insertion each.
+fn by_key(mut pairs: Vec<(KeyTuple, Row)>) -> BTreeMap<KeyTuple, Row> {
+    // Stable: equal tuples keep their order.
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut distinct: Vec<(KeyTuple, Row)> = Vec::with_capacity(pairs.len());
+    for (key, row) in pairs {
+        match distinct.last_mut() {
+            Some((last, kept)) if *last == key => *kept = row,
+            _ => distinct.push((key, row)),
+        }
+    }
+    distinct.into_iter().collect()
+}
+
+/// The matched rows grouped by asked tuple, each group in the order the
+/// source returned its rows; built at once from the pairs in key order.
+fn grouped_by_key(mut pairs: Vec<(KeyTuple, Row)>) -> BTreeMap<KeyTuple, Vec<Row>> {
+    // Stable: a tuple's rows keep their order.
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut groups: Vec<(KeyTuple, Vec<Row>)> = Vec::new();
+    for (key, row) in pairs {
+        match groups.last_mut() {
+            Some((last, rows)) if *last == key => rows.push(row),
+            _ => groups.push((key, vec![row])),
+        }
+    }
+    groups.into_iter().collect()
+}
+
 /// The key tuple of `columns` in a row, if all are present and usable.
 pub fn row_key(row: &Row, columns: &[String]) -> Option<KeyTuple> {
     columns
@@ -230,28 +278,37 @@ pub async fn fetch_rows<S: SelectIn>(
         .select_in(&target.root, &columns, &target.root_key, keys)
         .await?;
     let matcher = KeyMatcher::new(keys);
-    for (asked, r) in matched(&target.root, &target.root_key, &matcher, keys.len(), rows)? {
-        fetched.roots.insert(asked, r);
-    }
+    fetched.roots = by_key(matched(
+        &target.root,
+        &target.root_key,
+        &matcher,
+        keys.len(),
+        rows,
+    )?);
     for join in &target.joins {
         let on_join: Vec<String> = join.on.iter().map(|(j, _)| j.clone()).collect();
         let on_root: Vec<String> = join.on.iter().map(|(_, r)| r.clone()).collect();
-        let tuples: std::collections::BTreeSet<KeyTuple> = fetched
-            .roots
-            .values()
-            .filter_map(|r| row_key(r, &on_root))
-            .collect();
+        let tuples = distinct(
+            fetched
+                .roots
+                .values()
+                .filter_map(|r| row_key(r, &on_root))
+                .collect(),
+        );
         let mut by = BTreeMap::new();
         if !tuples.is_empty() {
-            let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
             let cols = with(&on_join, join.columns.iter().cloned());
             let rows = source
                 .select_in(&join.table, &cols, &on_join, &tuples)
                 .await?;
             let matcher = KeyMatcher::new(&tuples);
-            for (asked, r) in matched(&join.table, &on_join, &matcher, tuples.len(), rows)? {
-                by.insert(asked, r);
-            }
+            by = by_key(matched(
+                &join.table,
+                &on_join,
+                &matcher,
+                tuples.len(),
+                rows,
+            )?);
         }
         fetched.joins.push(by);
     }
@@ -260,7 +317,7 @@ pub async fn fetch_rows<S: SelectIn>(
         let on_parent: Vec<String> = child.on.iter().map(|(_, r)| r.clone()).collect();
         // Nested children are asked for by the rows of their parent
         // children (always fetched before them), the others by the roots.
-        let tuples: std::collections::BTreeSet<KeyTuple> = match child.parent {
+        let tuples = distinct(match child.parent {
             None => fetched
                 .roots
                 .values()
@@ -273,20 +330,67 @@ pub async fn fetch_rows<S: SelectIn>(
                 .flat_map(|by| by.values().flatten())
                 .filter_map(|r| row_key(r, &on_parent))
                 .collect(),
-        };
+        });
         let mut by: BTreeMap<KeyTuple, Vec<Row>> = BTreeMap::new();
         if !tuples.is_empty() {
-            let tuples: Vec<KeyTuple> = tuples.into_iter().collect();
             let cols = with(&on_child, child.columns.iter().cloned());
             let rows = source
                 .select_in(&child.table, &cols, &on_child, &tuples)
                 .await?;
             let matcher = KeyMatcher::new(&tuples);
-            for (asked, r) in matched(&child.table, &on_child, &matcher, tuples.len(), rows)? {
-                by.entry(asked).or_default().push(r);
-            }
+            by = grouped_by_key(matched(
+                &child.table,
+                &on_child,
+                &matcher,
+                tuples.len(),
+                rows,
+            )?);
         }
         fetched.children.push(by);
     }
     Ok(fetched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dms::Value;
+    use crate::plan::KeyPart;
+    use proptest::prelude::*;
+
+    fn arb_tuple() -> impl Strategy<Value = KeyTuple> {
+        // Equal tuples written differently: the integer 7 and the text "7".
+        (0i128..4, any::<bool>()).prop_map(|(n, text)| {
+            KeyTuple(vec![if text {
+                KeyPart::Text(n.to_string())
+            } else {
+                KeyPart::Int(n)
+            }])
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn built_at_once_as_inserted_one_by_one(tuples in proptest::collection::vec(arb_tuple(), 0..24)) {
+            // Rows told apart by their position; compared as written.
+            let pairs: Vec<(KeyTuple, Row)> = tuples
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.clone(), [("i", Value::Int(i as i64))].into_iter().collect()))
+                .collect();
+            let mut inserted = BTreeMap::new();
+            let mut entries: BTreeMap<KeyTuple, Vec<Row>> = BTreeMap::new();
+            for (t, r) in pairs.clone() {
+                inserted.insert(t.clone(), r.clone());
+                entries.entry(t).or_default().push(r);
+            }
+            prop_assert_eq!(format!("{:?}", by_key(pairs.clone())), format!("{inserted:?}"));
+            prop_assert_eq!(format!("{:?}", grouped_by_key(pairs)), format!("{entries:?}"));
+            let set: std::collections::BTreeSet<KeyTuple> = tuples.iter().cloned().collect();
+            prop_assert_eq!(
+                format!("{:?}", distinct(tuples)),
+                format!("{:?}", set.into_iter().collect::<Vec<_>>())
+            );
+        }
+    }
 }
