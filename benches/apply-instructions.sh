@@ -3,9 +3,10 @@
 # bench run under callgrind, counting only inside `run_dms_cdc` (the engine
 # applying every batch: decode, plan, the source's re-queries as the client
 # sees them, the build, the target's statements). The database servers run
-# natively, uncounted. Deterministic to about 0.05% between runs of one
-# build, where the wall clock moves by 10% on this machine: the measure to
-# compare two builds' client CPU with.
+# natively, uncounted. Repeatable within about 0.3% between runs of one
+# build on a quiet machine (about 1% with other work beside it: the async
+# driver's polls depend on timing), where the wall clock moves by 10% on
+# this machine: the measure to compare two builds' client CPU with.
 #
 #   bash benches/apply-instructions.sh                 # 10 batches x 5,000 records
 #   bash benches/apply-instructions.sh --batches 4 --records 2000
