@@ -1103,52 +1103,37 @@ fn compact_value(text: &[u8], at: &mut usize, depth: u32) -> bool {
         Some(b't') => literal(at, b"true"),
         Some(b'f') => literal(at, b"false"),
         Some(b'n') => literal(at, b"null"),
-        Some(b'[') if depth < COMPACT_DEPTH => {
+        Some(&open @ (b'[' | b'{')) if depth < COMPACT_DEPTH => {
+            let (object, close) = (open == b'{', if open == b'{' { b'}' } else { b']' });
             *at += 1;
-            if text.get(*at) == Some(&b']') {
-                *at += 1;
-                return true;
-            }
-            loop {
-                if !compact_value(text, at, depth + 1) {
-                    return false;
-                }
-                *at += 1;
-                match text.get(*at - 1) {
-                    Some(b',') => {}
-                    Some(b']') => return true,
-                    _ => return false,
-                }
-            }
-        }
-        Some(b'{') if depth < COMPACT_DEPTH => {
-            *at += 1;
-            if text.get(*at) == Some(&b'}') {
+            if text.get(*at) == Some(&close) {
                 *at += 1;
                 return true;
             }
             let mut keys: [&[u8]; COMPACT_KEYS] = [&[]; COMPACT_KEYS];
             let mut count = 0;
             loop {
-                let Some(key) = compact_string(text, at) else {
-                    return false;
-                };
-                if count == COMPACT_KEYS || keys[..count].contains(&key) {
-                    return false;
+                if object {
+                    let Some(key) = compact_string(text, at) else {
+                        return false;
+                    };
+                    if count == COMPACT_KEYS || keys[..count].contains(&key) {
+                        return false;
+                    }
+                    keys[count] = key;
+                    count += 1;
+                    if text.get(*at) != Some(&b':') {
+                        return false;
+                    }
+                    *at += 1;
                 }
-                keys[count] = key;
-                count += 1;
-                if text.get(*at) != Some(&b':') {
-                    return false;
-                }
-                *at += 1;
                 if !compact_value(text, at, depth + 1) {
                     return false;
                 }
                 *at += 1;
                 match text.get(*at - 1) {
                     Some(b',') => {}
-                    Some(b'}') => return true,
+                    Some(&b) if b == close => return true,
                     _ => return false,
                 }
             }
@@ -1158,11 +1143,12 @@ fn compact_value(text: &[u8], at: &mut usize, depth: u32) -> bool {
 }
 
 /// The content of a string without escapes at `*at` (its opening quote);
-/// `*at` is moved past its closing quote. `None` at an escape.
+/// `*at` is moved past its closing quote. `None` at an escape (or a
+/// control character, which valid JSON has none of).
 fn compact_string<'a>(text: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
     let start = *at + 1;
     let rest = text.get(start..)?;
-    let len = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    let len = cursor::stop(rest);
     (rest.get(len) == Some(&b'"')).then_some(())?;
     *at = start + len + 1;
     rest.get(..len)

@@ -156,35 +156,36 @@ fn distinct(mut tuples: Vec<KeyTuple>) -> Vec<KeyTuple> {
 }
 
 /// The matched rows by asked tuple: the first tuple of equal ones with the
-/// last of their rows, as inserting them one by one keeps. Built at once
-/// from the pairs in key order (the source mostly returns them so already),
-/// instead of an insertion each.
-fn by_key(mut pairs: Vec<(KeyTuple, Row)>) -> BTreeMap<KeyTuple, Row> {
-    // Stable: equal tuples keep their order.
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut distinct: Vec<(KeyTuple, Row)> = Vec::with_capacity(pairs.len());
-    for (key, row) in pairs {
-        match distinct.last_mut() {
-            Some((last, kept)) if *last == key => *kept = row,
-            _ => distinct.push((key, row)),
-        }
-    }
-    distinct.into_iter().collect()
+/// last of their rows, as inserting them one by one keeps.
+fn by_key(pairs: Vec<(KeyTuple, Row)>) -> BTreeMap<KeyTuple, Row> {
+    merged(pairs, |row| row, |kept, row| *kept = row)
 }
 
 /// The matched rows grouped by asked tuple, each group in the order the
-/// source returned its rows; built at once from the pairs in key order.
-fn grouped_by_key(mut pairs: Vec<(KeyTuple, Row)>) -> BTreeMap<KeyTuple, Vec<Row>> {
-    // Stable: a tuple's rows keep their order.
+/// source returned its rows (as an entry per tuple, pushed to, keeps).
+fn grouped_by_key(pairs: Vec<(KeyTuple, Row)>) -> BTreeMap<KeyTuple, Vec<Row>> {
+    merged(pairs, |row| vec![row], |rows, row| rows.push(row))
+}
+
+/// The map of `pairs` by tuple, the pairs of equal tuples made one: the
+/// first tuple, its value `start`ed, each later value `merge`d into it in
+/// their order. Sorted in place (stably; the source mostly returns rows in
+/// key order already) and the map built at once, instead of an insertion
+/// each.
+fn merged<V, W>(
+    mut pairs: Vec<(KeyTuple, V)>,
+    start: impl Fn(V) -> W,
+    mut merge: impl FnMut(&mut W, V),
+) -> BTreeMap<KeyTuple, W> {
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut groups: Vec<(KeyTuple, Vec<Row>)> = Vec::new();
-    for (key, row) in pairs {
-        match groups.last_mut() {
-            Some((last, rows)) if *last == key => rows.push(row),
-            _ => groups.push((key, vec![row])),
+    let mut out: Vec<(KeyTuple, W)> = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        match out.last_mut() {
+            Some((last, kept)) if *last == key => merge(kept, value),
+            _ => out.push((key, start(value))),
         }
     }
-    groups.into_iter().collect()
+    out.into_iter().collect()
 }
 
 /// The key tuple of `columns` in a row, if all are present and usable.

@@ -244,24 +244,22 @@ impl KeyMatcher {
     pub fn new<'a>(asked: impl IntoIterator<Item = &'a KeyTuple>) -> Self {
         let mut m = KeyMatcher::default();
         for t in asked {
-            if t.is_loose() {
-                match m.loose.entry(t.clone()) {
-                    Entry::Vacant(e) => {
-                        e.insert(Vec::new());
-                    }
-                    Entry::Occupied(mut e) => {
+            let own = t.is_loose();
+            match m.loose.entry(if own { t.clone() } else { t.loose() }) {
+                Entry::Vacant(e) => {
+                    e.insert(if own { Vec::new() } else { vec![t.clone()] });
+                }
+                // Another asked tuple of the same loose form: `t` joins it
+                // unless it is that tuple (an empty group holds the key).
+                Entry::Occupied(mut e) if e.get().is_empty() => {
+                    if e.key() != t {
                         let key = e.key().clone();
-                        add(e.get_mut(), &key, t);
+                        e.get_mut().extend([key, t.clone()]);
                     }
                 }
-            } else {
-                match m.loose.entry(t.loose()) {
-                    Entry::Vacant(e) => {
-                        e.insert(vec![t.clone()]);
-                    }
-                    Entry::Occupied(mut e) => {
-                        let key = e.key().clone();
-                        add(e.get_mut(), &key, t);
+                Entry::Occupied(mut e) => {
+                    if !e.get().contains(t) {
+                        e.get_mut().push(t.clone());
                     }
                 }
             }
@@ -281,21 +279,5 @@ impl KeyMatcher {
             Some((key, group)) if group.is_empty() => std::slice::from_ref(key),
             Some((_, group)) => group,
         }
-    }
-}
-
-/// Adds asked tuple `t` to the group of loose form `key`, unless it is
-/// there already (an empty group holds `key` itself).
-fn add(group: &mut Vec<KeyTuple>, key: &KeyTuple, t: &KeyTuple) {
-    let there = if group.is_empty() {
-        key == t
-    } else {
-        group.contains(t)
-    };
-    if !there {
-        if group.is_empty() {
-            group.push(key.clone());
-        }
-        group.push(t.clone());
     }
 }
