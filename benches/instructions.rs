@@ -16,7 +16,10 @@
 //! (the same read as `KinesisBatch` by serde_json), `event_lambda_events`
 //! (the same through
 //! `aws_lambda_events`' `KinesisEvent`), `json_scan` (serde_json
-//! reads every payload, keeps nothing), `decode`, `decode_plan`, `prepare`
+//! reads every payload, keeps nothing), `doc_scan` (the decoder's own
+//! strict scan of every payload, `dms::is_json`, keeps nothing), `decode`,
+//! `plan` (`plan_batch` alone; the records are decoded before the count),
+//! `decode_plan`, `prepare`
 //! (what the functions run: `prepare_batch`, decode + the DDL check + plan
 //! into the engine's vectors), `versions` (what the engine reads of each
 //! decoded record after the plan: its row version, `Version::of_record`,
@@ -38,12 +41,14 @@ use dms_cdc::prepare::prepare_batch;
 use dms_cdc::version::{Kind, Version};
 
 const RECORDS: usize = 10_000;
-const STEPS: [&str; 8] = [
+const STEPS: [&str; 10] = [
     "event",
     "event_serde",
     "event_lambda_events",
     "json_scan",
+    "doc_scan",
     "decode",
+    "plan",
     "decode_plan",
     "prepare",
     "versions",
@@ -72,7 +77,7 @@ fn run_step(step: &str, rounds: usize) {
     let event = common::kinesis_event_json(&batch);
     let options = mapping.decode_options();
     let records: Vec<DmsRecord> = match step {
-        "versions" => batch
+        "versions" | "plan" => batch
             .iter()
             .map(|d| decode_record(d, &options).expect("decodes"))
             .collect(),
@@ -115,6 +120,14 @@ fn measured(
                             .expect("JSON"),
                     );
                 }
+            }
+            "doc_scan" => {
+                for d in batch {
+                    assert!(dms_cdc::dms::is_json(black_box(&d.data)));
+                }
+            }
+            "plan" => {
+                black_box(plan_batch(mapping, black_box(records)));
             }
             "decode" => {
                 let records: Vec<DmsRecord> = batch

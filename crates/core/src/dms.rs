@@ -1027,6 +1027,18 @@ pub fn decode_payload(
     )
 }
 
+/// Whether `payload` is one JSON value by the decoder's own strict scan
+/// (UTF-8 checked, the whole grammar), with nothing kept: what the scan
+/// alone costs, for `benches/instructions.rs` (the floor under
+/// [`decode_payload`]'s reading of a document).
+#[doc(hidden)]
+pub fn is_json(payload: &[u8]) -> bool {
+    cursor::Cursor::new(payload).is_some_and(|mut c| {
+        c.whitespace();
+        c.skip(0).is_some() && c.at_end()
+    })
+}
+
 /// Smallest magnitude at which an exponent-notation integer may be a BIGINT
 /// DMS rounded: DMS keeps 16 significant digits, so anything from 10^16 up
 /// can have lost digits.

@@ -483,6 +483,67 @@ proptest! {
     }
 }
 
+/// serde_json's verdict on a JSON text, UTF-8 of strings included (a raw
+/// value is checked, never converted: numbers out of `f64`'s range pass).
+fn serde_accepts(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<&serde_json::value::RawValue>(bytes).is_ok()
+}
+
+#[test]
+fn is_json_takes_what_serde_takes() {
+    let cases: &[&[u8]] = &[
+        b"{}",
+        b" [1, -0.5e+3, \"a\\u00e9\", true, null, {\"k\": []}] ",
+        b"1e400",
+        b"\"\xc3\xa9\"",
+        b"\"\xc3\"",
+        b"\"\xff\"",
+        b"{\"a\":1,}",
+        b"[1 2]",
+        b"01",
+        b"\"tab\there\"",
+        b"\"\\x\"",
+        b"nul",
+        b"{} {}",
+        b"",
+    ];
+    for case in cases {
+        assert_eq!(
+            is_json(case),
+            serde_accepts(case),
+            "{}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    // Nesting: the scan's limit is serde_json's recursion limit when it
+    // builds values (128 levels); a raw value is checked without one.
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert!(is_json(deep(128).as_bytes()));
+    assert!(!is_json(deep(129).as_bytes()));
+    assert!(serde_json::from_str::<serde_json::Value>(&deep(129)).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn is_json_agrees_with_serde_on_changed_texts(
+        json in arb_json(3),
+        cut in 0usize..400,
+        byte in any::<u8>(),
+    ) {
+        let text = json.to_string().into_bytes();
+        prop_assert!(is_json(&text));
+        let mut changed = text.clone();
+        if cut < changed.len() {
+            changed[cut] = byte;
+        }
+        prop_assert_eq!(is_json(&changed), serde_accepts(&changed));
+        changed.truncate(cut.min(changed.len()));
+        prop_assert_eq!(is_json(&changed), serde_accepts(&changed));
+    }
+}
+
 fn arb_json(depth: u32) -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
