@@ -1319,6 +1319,8 @@ pub fn parse_binary(text: &str) -> Option<Vec<u8>> {
 
 mod cursor;
 mod decode;
+
+pub(crate) use cursor::stop as json_text_stop;
 mod event;
 
 pub use event::KinesisBatch;

@@ -255,7 +255,7 @@ impl<'a> Cursor<'a> {
 /// or control character (`rest.len()` if none), eight bytes at a time (the
 /// way serde_json's `skip_to_escape` does it, inline, so short strings pay
 /// no call).
-pub(super) fn stop(rest: &[u8]) -> usize {
+pub(crate) fn stop(rest: &[u8]) -> usize {
     const ONES: u64 = u64::MAX / 255;
     const HIGH: u64 = ONES << 7;
     let mut chunks = rest.chunks_exact(8);

@@ -237,12 +237,8 @@ pub fn render_json(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
+        Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
+        Value::UInt(u) => out.push_str(itoa::Buffer::new().format(*u)),
         Value::Decimal(d) if is_json_number(d) => out.push_str(d),
         Value::Float(f) if f.is_finite() => {
             let _ = write!(out, "{f}");
@@ -252,13 +248,25 @@ pub fn render_json(value: &Value, out: &mut String) {
         Value::Bytes(b) => {
             push_json_string(out, &base64::engine::general_purpose::STANDARD.encode(b))
         }
+        // Texts as they are, without a copy (`text_of` would make one).
+        Value::Text(t) | Value::Decimal(t) | Value::Lossy(t) => push_json_string(out, t),
         other => push_json_string(out, &text_of(other).unwrap_or_default()),
     }
 }
 
+/// `s` as a JSON string, escaped as serde_json escapes it (`"`, `\\` and
+/// control characters; nothing else). A string with none of them, the usual
+/// one, is written between quotes as it is.
 fn push_json_string(out: &mut String, s: &str) {
-    // serde_json escapes exactly as JSON requires; a String never fails to serialize.
-    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+    if crate::dms::json_text_stop(s.as_bytes()) == s.len() {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // serde_json escapes exactly as JSON requires; a String never fails to serialize.
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+    }
 }
 
 fn numeric(value: &Value) -> Option<f64> {
@@ -727,6 +735,66 @@ mod format_tests {
             prop_assert_eq!(format_datetime(&dt), dt.format("%Y-%m-%d %H:%M:%S%.f").to_string());
             prop_assert_eq!(format_date(&date), date.format("%Y-%m-%d").to_string());
             prop_assert_eq!(format_time(&time), time.format("%H:%M:%S%.f").to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `render_json` wrote before it wrote texts and integers itself:
+    /// every string through serde_json, integers through `Display`.
+    fn reference(value: &Value) -> String {
+        let string = |s: &str| serde_json::to_string(s).unwrap();
+        match value {
+            Value::Null => "null".to_owned(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::UInt(u) => u.to_string(),
+            Value::Decimal(d) if is_json_number(d) => d.clone(),
+            Value::Float(f) if f.is_finite() => f.to_string(),
+            Value::Float(_) => "null".to_owned(),
+            Value::Json(j) => j.clone(),
+            Value::Bytes(b) => string(&base64::engine::general_purpose::STANDARD.encode(b)),
+            other => string(&text_of(other).unwrap_or_default()),
+        }
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z ]{0,20}",
+            any::<String>(),
+            "[\\x00-\\x1f\"\\\\/\\x7f\u{e9}\u{2028}a]{0,12}",
+            ".{0,3}[\"\\\\\\x00-\\x1f].{0,3}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Texts (escaped or not, any Unicode), integers at their bounds
+        /// and decimals render as they did through serde_json and `Display`.
+        #[test]
+        fn values_render_as_the_reference(
+            value in prop_oneof![
+                text().prop_map(Value::Text),
+                text().prop_map(Value::Decimal),
+                "-?[0-9]{1,5}(\\.[0-9]{1,3})?".prop_map(Value::Decimal),
+                text().prop_map(Value::Lossy),
+                any::<i64>().prop_map(Value::Int),
+                prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0), Just(-1)].prop_map(Value::Int),
+                any::<u64>().prop_map(Value::UInt),
+                Just(Value::UInt(u64::MAX)),
+                any::<bool>().prop_map(Value::Bool),
+                Just(Value::Null),
+            ],
+            prefix in "[a-z,\\[]{0,3}",
+        ) {
+            let mut out = prefix.clone();
+            render_json(&value, &mut out);
+            prop_assert_eq!(out, format!("{prefix}{}", reference(&value)));
         }
     }
 }
