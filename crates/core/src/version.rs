@@ -157,23 +157,17 @@ impl fmt::Display for Version {
 
 /// Appends `value` in decimal, zero-padded to `width` digits (what
 /// `{value:0width$}` writes: more digits when it has more).
-fn push_padded(text: &mut String, mut value: u64, width: usize) {
-    // u64::MAX has 20 digits; the widths used are at most 20.
-    let mut field = [b'0'; 20];
-    let mut start = field.len();
-    for slot in field.iter_mut().rev() {
-        *slot = b'0' + (value % 10) as u8;
-        start -= 1;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
+fn push_padded(text: &mut String, value: u64, width: usize) {
+    const ZEROS: &str = "00000000000000000000";
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(value);
+    let mut pad = width.saturating_sub(digits.len());
+    while pad > 0 {
+        let n = pad.min(ZEROS.len());
+        text.push_str(ZEROS.get(..n).unwrap_or_default());
+        pad -= n;
     }
-    for _ in field.len()..width {
-        text.push('0');
-    }
-    let start = start.min(field.len().saturating_sub(width));
-    text.push_str(std::str::from_utf8(field.get(start..).unwrap_or_default()).unwrap_or_default());
+    text.push_str(digits);
 }
 
 /// A metadata timestamp as UTC: RFC 3339 with any offset, or DMS's
@@ -391,6 +385,18 @@ mod tests {
             text in " ?[0-9]{4}-(0[1-9]|1[0-2]|[0-9]{1,2})-[0-3][0-9][Tt ][0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{0,11})?([Zz]|[+-]0[0-9](:[0-5][0-9])?)? ?",
         ) {
             proptest::prop_assert_eq!(parse_timestamp(&text), chrono_timestamp(&text));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_padded_number_is_what_format_writes(
+            value in proptest::prop_oneof![proptest::prelude::any::<u64>(), 0u64..100_000],
+            width in 0usize..45,
+        ) {
+            let mut text = String::from("x");
+            push_padded(&mut text, value, width);
+            proptest::prop_assert_eq!(text, format!("x{value:0width$}"));
         }
     }
 
