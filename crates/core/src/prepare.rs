@@ -193,14 +193,13 @@ impl Prepared {
     /// of the attempt (all committed before the snapshot), so the newest of
     /// their versions, as a read ([`crate::version`]).
     pub fn read_version(&self, deliveries: &[Delivery], todo: &[usize]) -> Option<Version> {
-        self.records
-            .iter()
-            .zip(&self.origin)
-            .filter_map(|(r, slot)| {
-                let seq = &deliveries[todo[*slot]].sequence_number;
-                Version::of_record(r, seq, Kind::Read).ok()
-            })
-            .max()
+        Version::newest(
+            self.records
+                .iter()
+                .zip(&self.origin)
+                .map(|(r, slot)| (r, &deliveries[todo[*slot]].sequence_number)),
+            Kind::Read,
+        )
     }
 }
 

@@ -79,6 +79,62 @@ impl Version {
         sequence_number: &SequenceNumber,
         kind: Kind,
     ) -> Result<Version, VersionError> {
+        Parts::of(record, sequence_number).map(|p| p.version(kind))
+    }
+
+    /// The newest of the records' versions as `kind` (records without one
+    /// left out): the greatest [`Version::of_record`] of them, written once
+    /// instead of once per record. Records whose fields all take their
+    /// fixed widths (years 0 to 9999, no leap second, log file numbers of up
+    /// to 10 digits, sequence numbers of up to 999 digits: the text's byte
+    /// order is then the fields' order) are compared by their fields; any
+    /// other makes it compare the texts.
+    pub fn newest<'r>(
+        records: impl IntoIterator<Item = (&'r DmsRecord, &'r SequenceNumber)>,
+        kind: Kind,
+    ) -> Option<Version> {
+        let parts: Vec<Parts<'r>> = records
+            .into_iter()
+            .filter_map(|(r, s)| Parts::of(r, s).ok())
+            .collect();
+        if parts.iter().all(Parts::fixed_width) {
+            parts
+                .iter()
+                .max_by(|a, b| a.key().cmp(&b.key()))
+                .map(|p| p.version(kind))
+        } else {
+            parts.iter().map(|p| p.version(kind)).max()
+        }
+    }
+
+    /// The same position, as a re-queried row.
+    pub fn as_read(&self) -> Version {
+        let mut text = self.0.clone();
+        text.pop();
+        text.push('2');
+        Version(text)
+    }
+
+    /// The text stored in the version column.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a record's version is made of, read and not yet written.
+struct Parts<'r> {
+    time: chrono::NaiveDateTime,
+    file: u64,
+    offset: u64,
+    record_id: u32,
+    seq: &'r str,
+}
+
+impl<'r> Parts<'r> {
+    fn of(
+        record: &DmsRecord,
+        sequence_number: &'r SequenceNumber,
+    ) -> Result<Parts<'r>, VersionError> {
         let t = &record.metadata.transaction;
         let text = t
             .commit_timestamp
@@ -97,7 +153,42 @@ impl Version {
             .as_deref()
             .and_then(|r| r.trim().parse::<u32>().ok())
             .unwrap_or(0);
-        let seq = sequence_number.as_str();
+        Ok(Parts {
+            time,
+            file,
+            offset,
+            record_id,
+            seq: sequence_number.as_str(),
+        })
+    }
+
+    /// Whether every field is written at its fixed width (offsets and
+    /// record ids always are).
+    fn fixed_width(&self) -> bool {
+        use chrono::{Datelike, Timelike};
+        (0..=9999).contains(&self.time.year())
+            && self.time.nanosecond() < 1_000_000_000
+            && self.file < 10_000_000_000
+            && self.seq.len() < 1000
+    }
+
+    /// The fields in the order of the text (the time in whole seconds);
+    /// orders fixed-width parts as their texts order.
+    fn key(&self) -> (chrono::NaiveDate, u32, u64, u64, u32, usize, &str) {
+        use chrono::Timelike;
+        (
+            self.time.date(),
+            self.time.num_seconds_from_midnight(),
+            self.file,
+            self.offset,
+            self.record_id,
+            self.seq.len(),
+            self.seq,
+        )
+    }
+
+    fn version(&self, kind: Kind) -> Version {
+        let (time, seq) = (&self.time, self.seq);
         // Whole seconds: commit timestamps have that resolution, while a
         // full-load record's `timestamp` (when DMS read the row) has
         // microseconds. Compared as they are, a change committed in the same
@@ -120,11 +211,11 @@ impl Version {
         // " {file:010}:{offset:020} {record_id:010} {len:03}{seq} {kind}",
         // without the formatting machinery (a version per record).
         text.push(' ');
-        push_padded(&mut text, file, 10);
+        push_padded(&mut text, self.file, 10);
         text.push(':');
-        push_padded(&mut text, offset, 20);
+        push_padded(&mut text, self.offset, 20);
         text.push(' ');
-        push_padded(&mut text, u64::from(record_id), 10);
+        push_padded(&mut text, u64::from(self.record_id), 10);
         text.push(' ');
         push_padded(&mut text, seq.len() as u64, 3);
         text.push_str(seq);
@@ -132,20 +223,7 @@ impl Version {
             Kind::Image => " 1",
             Kind::Read => " 2",
         });
-        Ok(Version(text))
-    }
-
-    /// The same position, as a re-queried row.
-    pub fn as_read(&self) -> Version {
-        let mut text = self.0.clone();
-        text.pop();
-        text.push('2');
         Version(text)
-    }
-
-    /// The text stored in the version column.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -258,6 +336,63 @@ mod tests {
 
     fn v(metadata: &str, s: &str, kind: Kind) -> Version {
         Version::of_record(&record(metadata), &seq(s), kind).unwrap()
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// `newest` is the greatest version of the records, whatever they
+        /// hold: times in a few seconds (fractions, offsets, a year before
+        /// 0 in UTC, a leap second), none or an unparsable one, log files
+        /// of up to 11 digits, record ids, sequence numbers of any length.
+        #[test]
+        fn newest_is_the_greatest_version(
+            records in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        (8u32..10, 0u32..1_000_000).prop_map(|(s, us)| format!(r#","commit-timestamp":"2026-11-20T10:15:5{s}.{us:06}Z""#)),
+                        Just(r#","timestamp":"2026-11-20 10:15:59""#.to_owned()),
+                        Just(r#","commit-timestamp":"2026-11-20T11:15:59+01:00""#.to_owned()),
+                        // A leap second, after 10:15:59 in the text's order.
+                        Just(r#","commit-timestamp":"2026-11-20T10:15:60Z""#.to_owned()),
+                        Just(r#","commit-timestamp":"2026-11-20T10:16:00Z""#.to_owned()),
+                        // The year 10000 in UTC, written `+10000`.
+                        Just(r#","commit-timestamp":"9999-12-31T23:30:00-01:00""#.to_owned()),
+                        Just(r#","commit-timestamp":"0000-01-01T00:30:00+01:00""#.to_owned()),
+                        Just(r#","commit-timestamp":"not a time""#.to_owned()),
+                        Just(String::new()),
+                    ],
+                    proptest::prop_oneof![
+                        Just(String::new()),
+                        (0u64..2, 0u64..2).prop_map(|(f, o)| format!(r#","stream-position":"mysql-bin.{f:06}:{o}:0""#)),
+                        (9_999_999_998u64..10_000_000_002, 0u64..2).prop_map(|(f, o)| format!(r#","stream-position":"mysql-bin.{f}:{o}""#)),
+                    ],
+                    proptest::prop_oneof![
+                        Just(String::new()),
+                        (0u32..2).prop_map(|i| format!(r#","transaction-record-id":{i}"#)),
+                    ],
+                    "[0-9]{1,2}|9[0-9]{1,2}|[1-9][0-9]{54,56}",
+                ),
+                0..12,
+            ),
+            read in any::<bool>(),
+        ) {
+            let kind = if read { Kind::Read } else { Kind::Image };
+            let built: Vec<(DmsRecord, SequenceNumber)> = records
+                .iter()
+                .map(|(time, position, id, s)| (record(&format!("{time}{position}{id}")), seq(s)))
+                .collect();
+            let expected = built
+                .iter()
+                .filter_map(|(r, s)| Version::of_record(r, s, kind).ok())
+                .max();
+            proptest::prop_assert_eq!(
+                Version::newest(built.iter().map(|(r, s)| (r, s)), kind),
+                expected
+            );
+        }
     }
 
     #[test]
