@@ -128,7 +128,12 @@ pub fn matched(
                     asked,
                 })
             }
-            [one] => out.push((one.clone(), r)),
+            // The tuple as asked: the row's own key when written the same
+            // (the usual case), without a copy.
+            [one] => match found {
+                Some(key) if key.written_as(one) => out.push((key, r)),
+                _ => out.push((one.clone(), r)),
+            },
             many => {
                 for t in many {
                     out.push((t.clone(), r.clone()));
@@ -392,6 +397,38 @@ mod tests {
                 format!("{:?}", distinct(tuples)),
                 format!("{:?}", set.into_iter().collect::<Vec<_>>())
             );
+        }
+
+        /// Each row goes with the tuples asked for it, as they were asked
+        /// (the row's own key only when written the same), in row order.
+        #[test]
+        fn rows_matched_with_the_tuples_as_asked(
+            asked in proptest::collection::vec(arb_tuple(), 1..8),
+            found in proptest::collection::vec(arb_tuple(), 0..8),
+        ) {
+            let table = TableName::new("s", "t");
+            let columns = vec!["id".to_owned()];
+            let value = |t: &KeyTuple| t.values().remove(0);
+            let rows: Vec<Row> = found
+                .iter()
+                .enumerate()
+                .map(|(i, t)| [("i", Value::Int(i as i64)), ("id", value(t))].into_iter().collect())
+                .collect();
+            let matcher = KeyMatcher::new(&asked);
+            let mut expected = Vec::new();
+            let mut unmatched = false;
+            for r in &rows {
+                let targets = row_key(r, &columns).map(|k| matcher.matches(&k).to_vec()).unwrap_or_default();
+                unmatched |= targets.is_empty();
+                expected.extend(targets.into_iter().map(|t| (t, r.clone())));
+            }
+            match matched(&table, &columns, &matcher, asked.len(), rows) {
+                Ok(got) => {
+                    prop_assert!(!unmatched);
+                    prop_assert_eq!(format!("{got:?}"), format!("{expected:?}"));
+                }
+                Err(_) => prop_assert!(unmatched),
+            }
         }
     }
 }

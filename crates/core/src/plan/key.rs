@@ -189,6 +189,19 @@ impl Ord for KeyTuple {
 }
 
 impl KeyTuple {
+    /// Whether `other` is written the same, part by part (equality
+    /// identifies: the text `"7"` equals the integer 7, which this tells
+    /// apart).
+    pub fn written_as(&self, other: &KeyTuple) -> bool {
+        self.0.len() == other.0.len()
+            && self.0.iter().zip(&other.0).all(|pair| match pair {
+                (KeyPart::Int(a), KeyPart::Int(b)) => a == b,
+                (KeyPart::Text(a), KeyPart::Text(b)) => a == b,
+                (KeyPart::Bytes(a), KeyPart::Bytes(b)) => a == b,
+                _ => false,
+            })
+    }
+
     /// Values for binding.
     pub fn values(&self) -> Vec<Value> {
         self.0.iter().map(KeyPart::to_value).collect()
