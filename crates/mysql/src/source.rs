@@ -291,43 +291,44 @@ impl MysqlSnapshot {
                     other => into_param(other.to_value()),
                 })
                 .collect();
-            let rows: Vec<mysql_async::Row> = self
+            // Names are the same for every row of a result set: read them
+            // from the first. Each row is converted as it is read (no
+            // vector of the driver's rows in between).
+            let mut names: Vec<(ColumnName, bool)> = Vec::new();
+            let rows: Vec<Row> = self
                 .conn
-                .exec(sql, params)
+                .exec_map(sql, params, |row: mysql_async::Row| {
+                    if names.is_empty() {
+                        names = row
+                            .columns_ref()
+                            .iter()
+                            .map(|c| {
+                                let name = c.name_str();
+                                (ColumnName::from(&*name), json.contains(&*name))
+                            })
+                            .collect();
+                    }
+                    let cols = row.columns();
+                    cols.iter()
+                        .zip(row.unwrap())
+                        .zip(&names)
+                        .map(|((c, v), (name, is_json))| {
+                            let value = match from_column(v, c) {
+                                Value::Text(t) if *is_json => Value::Json(t),
+                                other => other,
+                            };
+                            (name.clone(), value)
+                        })
+                        .collect()
+                })
                 .await
                 .map_err(query_error(table.to_string()))?;
             self.stats.select_count += 1;
             self.stats.row_count += rows.len();
-            // Names are the same for every row of a result set: read them once.
-            let names: Vec<(ColumnName, bool)> = rows
-                .first()
-                .map(|row| {
-                    row.columns_ref()
-                        .iter()
-                        .map(|c| {
-                            let name = c.name_str();
-                            (ColumnName::from(&*name), json.contains(&*name))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.reserve(rows.len());
-            for row in rows {
-                let cols = row.columns();
-                let values = row.unwrap();
-                let r: Row = cols
-                    .iter()
-                    .zip(values)
-                    .zip(&names)
-                    .map(|((c, v), (name, is_json))| {
-                        let value = match from_column(v, c) {
-                            Value::Text(t) if *is_json => Value::Json(t),
-                            other => other,
-                        };
-                        (name.clone(), value)
-                    })
-                    .collect();
-                out.push(r);
+            if out.is_empty() {
+                out = rows;
+            } else {
+                out.extend(rows);
             }
         }
         Ok(out)
