@@ -7,7 +7,7 @@ use dms_cdc_core::target::{rows_per_statement, TargetRows, TargetSequences};
 use tokio_postgres::types::ToSql;
 
 use crate::param::Param;
-use crate::target::{quote, PostgresTarget, TargetError};
+use crate::target::{placeholders, quote, tuples, PostgresTarget, TargetError};
 
 impl PostgresTarget {
     /// [`Self::text_columns`], read from the schema once per table.
@@ -68,13 +68,6 @@ impl PostgresTarget {
     }
 }
 
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl TargetRows for PostgresTarget {
     type Error = TargetError;
 
@@ -103,10 +96,7 @@ impl TargetRows for PostgresTarget {
             .map_err(TargetError::bookkeeping(what.clone()))?;
         let mut out = Vec::new();
         for chunk in keys.chunks(rows_per_statement(self.chunk_size, width)) {
-            let list = (0..chunk.len())
-                .map(|r| format!("({})", placeholders(r * width + 1, width)))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = tuples(1, width, chunk.len(), "");
             let sql = format!(
                 "SELECT {select} FROM {} WHERE ({key_cols}) IN ({list})",
                 quote(&table.table)

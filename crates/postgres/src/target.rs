@@ -907,11 +907,39 @@ impl dms_cdc_core::target::TargetTransaction for WriteTx {
 }
 
 /// `$first, $first+1, ...` for `count` parameters.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    tuples(first, count, 1, "")
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `rows` parenthesized lists of `width` parameters each, numbered from
+/// `first`, `extra` after each list's parameters, comma-separated: the
+/// rows of a `VALUES` or an `IN` list. Written into one string (a statement
+/// of 500 rows has thousands of them).
+pub(crate) fn tuples(first: usize, width: usize, rows: usize, extra: &str) -> String {
+    let mut out = String::with_capacity(rows * (width * 8 + extra.len() + 4));
+    let mut number = itoa::Buffer::new();
+    let mut n = first;
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for i in 0..width {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(number.format(n));
+            n += 1;
+        }
+        out.push_str(extra);
+        out.push(')');
+    }
+    out
 }
 
 fn upsert_sql(target: &TargetTable, names: &[&str], rows: usize) -> String {
@@ -921,10 +949,7 @@ fn upsert_sql(target: &TargetTable, names: &[&str], rows: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let width = names.len();
-    let values = (0..rows)
-        .map(|r| format!("({})", placeholders(r * width + 1, width)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = tuples(1, width, rows, "");
     let key = target
         .key
         .iter()
@@ -968,10 +993,7 @@ fn delete_sql(target: &TargetTable, count: usize) -> String {
         .map(|c| quote(c))
         .collect::<Vec<_>>()
         .join(", ");
-    let list = (0..count)
-        .map(|r| format!("({})", placeholders(first + r * width, width)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = tuples(first, width, count, "");
     let cond = format!("({key_cols}) IN ({list})");
     match &target.delete {
         DeletePolicy::Hard => format!("DELETE FROM {} WHERE {cond}", quote(&target.table)),
@@ -984,10 +1006,7 @@ fn delete_sql(target: &TargetTable, count: usize) -> String {
 }
 
 fn tombstone_sql(rows: usize) -> String {
-    let values = (0..rows)
-        .map(|r| format!("({}, clock_timestamp())", placeholders(r * 3 + 1, 3)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = tuples(1, 3, rows, ", clock_timestamp()");
     format!(
         r#"INSERT INTO dms_cdc_tombstone AS t (target_table, row_key, version, deleted_at) VALUES {values}
            ON CONFLICT (target_table, row_key) DO UPDATE SET
@@ -999,6 +1018,42 @@ fn tombstone_sql(rows: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lists as they were written before (a `format!` per parameter).
+    fn old_tuples(first: usize, width: usize, rows: usize, extra: &str) -> String {
+        let old_placeholders = |first: usize, count: usize| {
+            (first..first + count)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        (0..rows)
+            .map(|r| format!("({}{extra})", old_placeholders(first + r * width, width)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    #[test]
+    fn parameter_lists_are_written_as_before() {
+        for first in [1, 2, 9, 10, 99, 100] {
+            for width in [0, 1, 2, 3, 11] {
+                for rows in [0, 1, 2, 7, 500] {
+                    for extra in ["", ", clock_timestamp()"] {
+                        assert_eq!(
+                            tuples(first, width, rows, extra),
+                            old_tuples(first, width, rows, extra),
+                            "{first} {width} {rows} {extra:?}"
+                        );
+                    }
+                }
+                let old = (first..first + width)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                assert_eq!(placeholders(first, width), old);
+            }
+        }
+    }
 
     #[test]
     fn short_statements_are_powers_of_two_never_padded() {
