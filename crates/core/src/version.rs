@@ -79,7 +79,7 @@ impl Version {
         sequence_number: &SequenceNumber,
         kind: Kind,
     ) -> Result<Version, VersionError> {
-        Parts::of(record, sequence_number).map(|p| p.version(kind))
+        Parts::of(record, sequence_number, &mut None).map(|p| p.version(kind))
     }
 
     /// The newest of the records' versions as `kind` (records without one
@@ -93,9 +93,12 @@ impl Version {
         records: impl IntoIterator<Item = (&'r DmsRecord, &'r SequenceNumber)>,
         kind: Kind,
     ) -> Option<Version> {
+        // Consecutive records mostly share their commit timestamp (one per
+        // transaction): it is read once for them.
+        let mut last = None;
         let parts: Vec<Parts<'r>> = records
             .into_iter()
-            .filter_map(|(r, s)| Parts::of(r, s).ok())
+            .filter_map(|(r, s)| Parts::of(r, s, &mut last).ok())
             .collect();
         if parts.iter().all(Parts::fixed_width) {
             parts
@@ -131,9 +134,12 @@ struct Parts<'r> {
 }
 
 impl<'r> Parts<'r> {
+    /// The parts of `record`'s version; `last` is the timestamp text read
+    /// last and its time, taken as it is when this record's text is the same.
     fn of(
-        record: &DmsRecord,
+        record: &'r DmsRecord,
         sequence_number: &'r SequenceNumber,
+        last: &mut Option<(&'r str, chrono::NaiveDateTime)>,
     ) -> Result<Parts<'r>, VersionError> {
         let t = &record.metadata.transaction;
         let text = t
@@ -141,8 +147,15 @@ impl<'r> Parts<'r> {
             .as_deref()
             .or(record.metadata.timestamp.as_deref())
             .ok_or(VersionError::Missing)?;
-        let time = parse_timestamp(text)
-            .ok_or_else(|| VersionError::Unparsable(text.chars().take(64).collect()))?;
+        let time = match *last {
+            Some((read, time)) if read == text => time,
+            _ => {
+                let time = parse_timestamp(text)
+                    .ok_or_else(|| VersionError::Unparsable(text.chars().take(64).collect()))?;
+                *last = Some((text, time));
+                time
+            }
+        };
         let (file, offset) = t
             .stream_position
             .as_deref()

@@ -64,6 +64,28 @@ impl BatchSummary {
     }
 }
 
+/// The newest of `commit_timestamps` that parse ([`crate::dms::parse_datetime`]).
+/// Consecutive records mostly share their commit timestamp (one per
+/// transaction): a text equal to the one before is not parsed again.
+fn newest_commit<'a>(
+    commit_timestamps: impl IntoIterator<Item = &'a str>,
+) -> Option<chrono::NaiveDateTime> {
+    let mut newest = None;
+    let mut last: Option<(&str, Option<chrono::NaiveDateTime>)> = None;
+    for text in commit_timestamps {
+        let commit = match last {
+            Some((read, commit)) if read == text => commit,
+            _ => {
+                let commit = crate::dms::parse_datetime(text);
+                last = Some((text, commit));
+                commit
+            }
+        };
+        newest = newest.max(commit);
+    }
+    newest
+}
+
 /// The result of a batch.
 #[derive(Debug)]
 pub struct BatchReport {
@@ -410,19 +432,17 @@ impl<S: Source, T: Target> Engine<S, T> {
         tx.finish(&prepared.quarantine, last)
             .await
             .map_err(BatchError::target)?;
-        for (record, slot) in prepared.records.iter().zip(&prepared.origin) {
-            if prepared.outcomes.get(*slot).map(|o| o.1) != Some(Outcome::Applied) {
-                continue;
-            }
-            let commit = record
-                .metadata
-                .transaction
-                .commit_timestamp
-                .as_deref()
-                .and_then(crate::dms::parse_datetime);
-            if commit > summary.newest_commit {
-                summary.newest_commit = commit;
-            }
+        let applied = prepared
+            .records
+            .iter()
+            .zip(&prepared.origin)
+            .filter(|(_, slot)| {
+                prepared.outcomes.get(**slot).map(|o| o.1) == Some(Outcome::Applied)
+            })
+            .filter_map(|(record, _)| record.metadata.transaction.commit_timestamp.as_deref());
+        let commit = newest_commit(applied);
+        if commit > summary.newest_commit {
+            summary.newest_commit = commit;
         }
         Ok(prepared.outcomes)
     }
@@ -676,3 +696,34 @@ pub fn report(
 
 #[cfg(test)]
 mod adapter_tests;
+
+#[cfg(test)]
+mod commit_tests {
+    use super::newest_commit;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The newest commit is the greatest of the parsed timestamps, with
+        /// runs of equal texts (one per transaction) and unparsable ones.
+        #[test]
+        fn newest_commit_is_the_greatest_parsed(
+            texts in proptest::collection::vec(
+                prop_oneof![
+                    (0u32..3).prop_map(|s| format!("2026-11-20T10:15:0{s}Z")),
+                    (0u32..3).prop_map(|s| format!("2026-11-20 10:15:0{s}.5")),
+                    Just("not a time".to_owned()),
+                ],
+                0..10,
+            ),
+            runs in proptest::collection::vec(1usize..4, 10),
+        ) {
+            let repeated: Vec<&str> = texts
+                .iter()
+                .zip(&runs)
+                .flat_map(|(t, n)| std::iter::repeat_n(t.as_str(), *n))
+                .collect();
+            let expected = repeated.iter().filter_map(|t| crate::dms::parse_datetime(t)).max();
+            prop_assert_eq!(newest_commit(repeated.iter().copied()), expected);
+        }
+    }
+}
