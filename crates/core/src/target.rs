@@ -27,7 +27,6 @@ pub const TOMBSTONE_DAYS: u32 = 8;
 /// list; keys longer than the column are cut and carry a hash of the whole.
 pub fn tombstone_key(values: &[Value]) -> Vec<u8> {
     use crate::plan::KeyPart;
-    use std::fmt::Write as _;
     // Room for the usual key (a few integers or a short text) from the start.
     let mut text = String::with_capacity(32);
     text.push('[');
@@ -36,12 +35,10 @@ pub fn tombstone_key(values: &[Value]) -> Vec<u8> {
             text.push(',');
         }
         match KeyPart::from_value(v) {
-            Some(KeyPart::Int(n)) => {
-                let _ = write!(text, "{n}");
-            }
+            Some(KeyPart::Int(n)) => text.push_str(itoa::Buffer::new().format(n)),
             Some(KeyPart::Text(t)) => match crate::plan::canonical_int(&t) {
                 Some(_) => text.push_str(&t),
-                None => text.push_str(&serde_json::Value::String(t).to_string()),
+                None => crate::mapping::eval::push_json_string(&mut text, &t),
             },
             Some(KeyPart::Bytes(b)) => {
                 text.push_str("0x");

@@ -178,11 +178,14 @@ impl<'r> Parts<'r> {
     /// Whether every field is written at its fixed width (offsets and
     /// record ids always are).
     fn fixed_width(&self) -> bool {
+        self.plain_time() && self.file < 10_000_000_000 && self.seq.len() < 1000
+    }
+
+    /// Whether the time is written without chrono's `format`: a year of
+    /// 0 to 9999 and no leap second.
+    fn plain_time(&self) -> bool {
         use chrono::{Datelike, Timelike};
-        (0..=9999).contains(&self.time.year())
-            && self.time.nanosecond() < 1_000_000_000
-            && self.file < 10_000_000_000
-            && self.seq.len() < 1000
+        (0..=9999).contains(&self.time.year()) && self.time.nanosecond() < 1_000_000_000
     }
 
     /// The fields in the order of the text (the time in whole seconds);
@@ -211,9 +214,8 @@ impl<'r> Parts<'r> {
         let mut text = String::with_capacity(96 + seq.len());
         {
             use crate::mapping::eval::{push_date, push_time, Fraction};
-            use chrono::{Datelike, Timelike};
             // chrono's `format` for the rare years and leap seconds.
-            if (0..=9999).contains(&time.year()) && time.nanosecond() < 1_000_000_000 {
+            if self.plain_time() {
                 push_date(&mut text, &time.date());
                 text.push(' ');
                 push_time(&mut text, &time.time(), Fraction::ZeroMicros);

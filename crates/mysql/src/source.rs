@@ -325,11 +325,7 @@ impl MysqlSnapshot {
                 .map_err(query_error(table.to_string()))?;
             self.stats.select_count += 1;
             self.stats.row_count += rows.len();
-            if out.is_empty() {
-                out = rows;
-            } else {
-                out.extend(rows);
-            }
+            out.extend(rows);
         }
         Ok(out)
     }

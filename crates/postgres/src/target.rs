@@ -908,34 +908,35 @@ impl dms_cdc_core::target::TargetTransaction for WriteTx {
 
 /// `$first, $first+1, ...` for `count` parameters.
 pub(crate) fn placeholders(first: usize, count: usize) -> String {
-    tuples(first, count, 1, "")
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .unwrap_or_default()
-        .to_owned()
+    let mut out = String::with_capacity(count * 8);
+    push_placeholders(&mut out, first, count);
+    out
+}
+
+/// Appends `$first, $first+1, ...` for `count` parameters, each number
+/// written through `itoa` (a statement of 500 rows has thousands).
+fn push_placeholders(out: &mut String, first: usize, count: usize) {
+    let mut number = itoa::Buffer::new();
+    for (i, n) in (first..first + count).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('$');
+        out.push_str(number.format(n));
+    }
 }
 
 /// `rows` parenthesized lists of `width` parameters each, numbered from
 /// `first`, `extra` after each list's parameters, comma-separated: the
-/// rows of a `VALUES` or an `IN` list. Written into one string (a statement
-/// of 500 rows has thousands of them).
+/// rows of a `VALUES` or an `IN` list, written into one string.
 pub(crate) fn tuples(first: usize, width: usize, rows: usize, extra: &str) -> String {
     let mut out = String::with_capacity(rows * (width * 8 + extra.len() + 4));
-    let mut number = itoa::Buffer::new();
-    let mut n = first;
     for r in 0..rows {
         if r > 0 {
             out.push_str(", ");
         }
         out.push('(');
-        for i in 0..width {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(number.format(n));
-            n += 1;
-        }
+        push_placeholders(&mut out, first + r * width, width);
         out.push_str(extra);
         out.push(')');
     }

@@ -257,7 +257,7 @@ pub fn render_json(value: &Value, out: &mut String) {
 /// `s` as a JSON string, escaped as serde_json escapes it (`"`, `\\` and
 /// control characters; nothing else). A string with none of them, the usual
 /// one, is written between quotes as it is.
-fn push_json_string(out: &mut String, s: &str) {
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
     if crate::dms::json_text_stop(s.as_bytes()) == s.len() {
         out.reserve(s.len() + 2);
         out.push('"');
