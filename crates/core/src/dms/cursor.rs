@@ -24,9 +24,12 @@ pub(super) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    /// At the start of `bytes`; `None` when they are not UTF-8.
+    /// At the start of `bytes`; `None` when they are not UTF-8 (checked
+    /// by `simdutf8`, which accepts exactly what `std::str::from_utf8`
+    /// accepts and tells nothing of where it failed: the scans give up on
+    /// such a text, and the paths after them say what is wrong).
     pub(super) fn new(bytes: &'a [u8]) -> Option<Cursor<'a>> {
-        let text = std::str::from_utf8(bytes).ok()?;
+        let text = simdutf8::basic::from_utf8(bytes).ok()?;
         Some(Cursor {
             text: Some(text),
             bytes,

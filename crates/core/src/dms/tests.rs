@@ -544,6 +544,29 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The whole document's UTF-8 check (SIMD, in blocks of 64 bytes)
+    /// against serde_json's on long texts of any characters, one byte
+    /// changed: a character cut at a block's edge, a stray continuation
+    /// byte, an overlong or surrogate encoding.
+    #[test]
+    fn is_json_checks_utf8_as_serde_does(
+        text in "\\PC{0,120}",
+        at in 0usize..600,
+        byte in prop_oneof![0x80u8..=0xff, any::<u8>()],
+    ) {
+        let mut json = serde_json::to_vec(&serde_json::json!({ "a": text, "b": [text] }))
+            .expect("a JSON text");
+        prop_assert!(is_json(&json));
+        if at < json.len() {
+            json[at] = byte;
+        }
+        prop_assert_eq!(is_json(&json), serde_accepts(&json), "{:?}", String::from_utf8_lossy(&json));
+    }
+}
+
 fn arb_json(depth: u32) -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
