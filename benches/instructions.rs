@@ -150,7 +150,7 @@ fn measured(
             "versions" => {
                 for (d, r) in batch.iter().zip(records) {
                     black_box(Version::of_record(r, &d.sequence_number, Kind::Image).ok());
-                    let commit = r.metadata.transaction.commit_timestamp.as_deref();
+                    let commit = r.metadata.transaction().commit_timestamp;
                     black_box(commit.and_then(parse_datetime));
                 }
             }

@@ -371,17 +371,13 @@ async fn binlog_changes_become_dms_records() {
     let mut previous: Option<(String, u64)> = None;
     for (r, d) in records.iter().zip(&decoded) {
         if matches!(d.payload, Payload::Control(_)) {
-            assert!(d.metadata.transaction.transaction_id.is_none());
+            assert!(d.metadata.transaction().transaction_id.is_none());
             continue;
         }
-        let t = &d.metadata.transaction;
-        let id = t
-            .transaction_id
-            .as_deref()
-            .expect("transaction-id")
-            .to_owned();
-        let record_id: u64 = t.transaction_record_id.as_ref().unwrap().parse().unwrap();
-        let commit = t.commit_timestamp.as_deref().unwrap();
+        let t = d.metadata.transaction();
+        let id = t.transaction_id.expect("transaction-id").to_owned();
+        let record_id: u64 = t.transaction_record_id.unwrap().parse().unwrap();
+        let commit = t.commit_timestamp.unwrap();
         assert_eq!(commit.len(), 20, "{commit}");
         assert!(commit.ends_with('Z'));
         assert_eq!(
@@ -391,14 +387,11 @@ async fn binlog_changes_become_dms_records() {
                 .to_string(),
             commit
         );
-        let stream_position: BinlogPosition = t.stream_position.as_ref().unwrap().parse().unwrap();
+        let stream_position: BinlogPosition = t.stream_position.unwrap().parse().unwrap();
         assert!(stream_position >= start && stream_position < r.position);
+        assert_eq!(d.metadata.partition_key_type(), Some("primary-key"));
         assert_eq!(
-            d.metadata.partition_key_type.as_deref(),
-            Some("primary-key")
-        );
-        assert_eq!(
-            d.metadata.partition_key_value.as_deref(),
+            d.metadata.partition_key_value(),
             Some(r.partition_key.as_str())
         );
         match by_tx.last_mut() {
@@ -406,9 +399,8 @@ async fn binlog_changes_become_dms_records() {
             _ => {
                 let expected_prev = previous.clone();
                 assert_eq!(
-                    t.prev_transaction_id.as_deref().map(str::to_owned).zip(
+                    t.prev_transaction_id.map(str::to_owned).zip(
                         t.prev_transaction_record_id
-                            .as_ref()
                             .map(|p| p.parse::<u64>().unwrap())
                     ),
                     expected_prev,
@@ -623,9 +615,9 @@ async fn snapshot_loads_rows_and_streaming_continues_after_it() {
         assert_eq!(data(d).operation, Operation::Load);
         assert_eq!(r.position, snap.position);
         assert!(r.commit_time.is_none());
-        assert!(d.metadata.transaction.transaction_id.is_none());
+        assert!(d.metadata.transaction().transaction_id.is_none());
         assert_eq!(
-            d.metadata.partition_key_value.as_deref(),
+            d.metadata.partition_key_value(),
             Some(r.partition_key.as_str())
         );
     }

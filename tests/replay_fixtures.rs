@@ -188,7 +188,7 @@ fn fixture_01_full_load() {
     assert!(run
         .records
         .iter()
-        .all(|r| r.metadata.transaction.transaction_id.is_none()));
+        .all(|r| r.metadata.transaction().transaction_id.is_none()));
 
     // Users: 1:1, built from the images.
     let users = target(&m, &run, "global_users");
@@ -242,19 +242,18 @@ fn fixture_02_insert_update_delete() {
 
     // Transaction details (IncludeTransactionDetails): one transaction for
     // the first four records, the next one points back to it.
-    let t0 = &run.records[0].metadata.transaction;
-    let t3 = &run.records[3].metadata.transaction;
-    let t4 = &run.records[4].metadata.transaction;
+    let t0 = run.records[0].metadata.transaction();
+    let t3 = run.records[3].metadata.transaction();
+    let t4 = run.records[4].metadata.transaction();
     assert!(t0.transaction_id.is_some() && t0.commit_timestamp.is_some());
     assert!(t0
         .stream_position
-        .as_deref()
         .unwrap()
         .starts_with("mysql-bin-changelog."));
     assert_eq!(t0.transaction_id, t3.transaction_id);
-    assert_eq!(t3.transaction_record_id.as_deref(), Some("4"));
+    assert_eq!(t3.transaction_record_id, Some("4"));
     assert_eq!(t4.prev_transaction_id, t3.transaction_id);
-    assert_eq!(t4.prev_transaction_record_id.as_deref(), Some("4"));
+    assert_eq!(t4.prev_transaction_record_id, Some("4"));
 
     // The title update carries a non-LOB before image: no `tags` (JSON).
     let (after, before, op, _) = data(&run.records[4]);

@@ -141,11 +141,10 @@ impl<'r> Parts<'r> {
         sequence_number: &'r SequenceNumber,
         last: &mut Option<(&'r str, chrono::NaiveDateTime)>,
     ) -> Result<Parts<'r>, VersionError> {
-        let t = &record.metadata.transaction;
+        let t = record.metadata.transaction();
         let text = t
             .commit_timestamp
-            .as_deref()
-            .or(record.metadata.timestamp.as_deref())
+            .or(record.metadata.timestamp())
             .ok_or(VersionError::Missing)?;
         let time = match *last {
             Some((read, time)) if read == text => time,
@@ -156,14 +155,9 @@ impl<'r> Parts<'r> {
                 time
             }
         };
-        let (file, offset) = t
-            .stream_position
-            .as_deref()
-            .and_then(log_position)
-            .unwrap_or((0, 0));
+        let (file, offset) = t.stream_position.and_then(log_position).unwrap_or((0, 0));
         let record_id = t
             .transaction_record_id
-            .as_deref()
             .and_then(|r| r.trim().parse::<u32>().ok())
             .unwrap_or(0);
         Ok(Parts {

@@ -42,8 +42,7 @@ use serde_json::value::RawValue;
 
 use super::{
     classify_parsed, name_prefix, ColumnName, ControlOperation, ControlRecord, DataChange,
-    DecodeError, DecodeErrorKind, DmsRecord, Metadata, Operation, Payload, Row, TableName,
-    Transaction, Value,
+    DecodeError, DecodeErrorKind, DmsRecord, Metadata, Operation, Payload, Row, TableName, Value,
 };
 use crate::position::{SequenceNumber, ShardId};
 
@@ -229,23 +228,24 @@ fn finish(
             ))
         }
     };
-    let text = |field: &mut Option<MetaText<'_>>| field.take().map(MetaText::into_compact);
+    fn text<'b>(field: &'b Option<MetaText<'_>>) -> Option<&'b str> {
+        field.as_ref().map(MetaText::as_str)
+    }
+    let metadata = Metadata::from_fields([
+        text(timestamp),
+        text(partition_key_type),
+        text(partition_key_value),
+        text(transaction_id),
+        text(commit_timestamp),
+        text(stream_position),
+        text(transaction_record_id),
+        text(prev_transaction_id),
+        text(prev_transaction_record_id),
+    ]);
     Ok(DmsRecord {
         shard_id: shard_id.clone(),
         sequence_number: sequence_number.clone(),
-        metadata: Metadata {
-            timestamp: text(timestamp),
-            partition_key_type: text(partition_key_type),
-            partition_key_value: text(partition_key_value),
-            transaction: Transaction {
-                transaction_id: text(transaction_id),
-                commit_timestamp: text(commit_timestamp),
-                stream_position: text(stream_position),
-                transaction_record_id: text(transaction_record_id),
-                prev_transaction_id: text(prev_transaction_id),
-                prev_transaction_record_id: text(prev_transaction_record_id),
-            },
-        },
+        metadata,
         payload,
     })
 }
@@ -510,13 +510,6 @@ impl<'a> MetaText<'a> {
     fn as_str(&self) -> &str {
         match self {
             MetaText::Borrowed(text) => text,
-            MetaText::Owned(text) => text,
-        }
-    }
-
-    fn into_compact(self) -> CompactString {
-        match self {
-            MetaText::Borrowed(text) => CompactString::from(text),
             MetaText::Owned(text) => text,
         }
     }

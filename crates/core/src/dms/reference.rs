@@ -1,7 +1,7 @@
 //! The decoder as it was before the one-pass rewrite (commit 9869baf),
 //! kept as the oracle of the equivalence property test in `tests.rs`.
 //! Test-only; the only edits are the imports, the visibility of the entry
-//! point, `.map(Into::into)` where `Metadata` now holds compact strings, and
+//! point, `Metadata::from_fields` where `Metadata` now keeps its texts in one string, and
 //! `decode_payload` split into functions (the same checks in the same
 //! order, with the same errors).
 
@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 use super::{
     ControlOperation, ControlRecord, DataChange, DecodeError, DecodeErrorKind, DecodeOptions,
-    DmsRecord, Metadata, Operation, Payload, Row, TableName, Transaction, Value,
+    DmsRecord, Metadata, Operation, Payload, Row, TableName, Value,
 };
 use crate::position::{SequenceNumber, ShardId};
 
@@ -138,20 +138,18 @@ fn read_head(top: &BTreeMap<String, &RawValue>) -> Result<Head, Failure> {
         .ok_or_else(|| (table.clone(), DecodeErrorKind::MissingField("record-type")))?;
     let operation = scalar_text(meta.operation)
         .ok_or_else(|| (table.clone(), DecodeErrorKind::MissingField("operation")))?;
-    let metadata = Metadata {
-        timestamp: scalar_text(meta.timestamp).map(Into::into),
-        partition_key_type: scalar_text(meta.partition_key_type).map(Into::into),
-        partition_key_value: scalar_text(meta.partition_key_value).map(Into::into),
-        transaction: Transaction {
-            transaction_id: scalar_text(meta.transaction_id).map(Into::into),
-            commit_timestamp: scalar_text(meta.commit_timestamp).map(Into::into),
-            stream_position: scalar_text(meta.stream_position).map(Into::into),
-            transaction_record_id: scalar_text(meta.transaction_record_id).map(Into::into),
-            prev_transaction_id: scalar_text(meta.prev_transaction_id).map(Into::into),
-            prev_transaction_record_id: scalar_text(meta.prev_transaction_record_id)
-                .map(Into::into),
-        },
-    };
+    let text = |raw| scalar_text(raw);
+    let metadata = Metadata::from_fields([
+        text(meta.timestamp).as_deref(),
+        text(meta.partition_key_type).as_deref(),
+        text(meta.partition_key_value).as_deref(),
+        text(meta.transaction_id).as_deref(),
+        text(meta.commit_timestamp).as_deref(),
+        text(meta.stream_position).as_deref(),
+        text(meta.transaction_record_id).as_deref(),
+        text(meta.prev_transaction_id).as_deref(),
+        text(meta.prev_transaction_record_id).as_deref(),
+    ]);
     Ok(Head {
         table,
         record_type,

@@ -62,29 +62,22 @@ fn metadata_and_transaction_details_are_kept() {
         meta("data", "insert")
     ))
     .unwrap();
+    assert_eq!(r.metadata.partition_key_type(), Some("primary-key"));
     assert_eq!(
-        r.metadata.partition_key_type.as_deref(),
-        Some("primary-key")
-    );
-    assert_eq!(
-        r.metadata.partition_key_value.as_deref(),
+        r.metadata.partition_key_value(),
         Some("recipes_src.recipes.42")
     );
-    assert_eq!(
-        r.metadata.timestamp.as_deref(),
-        Some("2026-11-20T10:15:00.123456Z")
-    );
-    let t = &r.metadata.transaction;
-    assert_eq!(t.transaction_id.as_deref(), Some("8324128402"));
-    assert_eq!(t.commit_timestamp.as_deref(), Some("2026-11-20T10:15:00Z"));
+    assert_eq!(r.metadata.timestamp(), Some("2026-11-20T10:15:00.123456Z"));
+    let t = r.metadata.transaction();
+    assert_eq!(t.transaction_id, Some("8324128402"));
+    assert_eq!(t.commit_timestamp, Some("2026-11-20T10:15:00Z"));
     assert!(t
         .stream_position
-        .as_deref()
         .unwrap()
         .starts_with("mysql-bin.000024:5120"));
-    assert_eq!(t.transaction_record_id.as_deref(), Some("3"));
-    assert_eq!(t.prev_transaction_id.as_deref(), Some("8324128401"));
-    assert_eq!(t.prev_transaction_record_id.as_deref(), Some("1"));
+    assert_eq!(t.transaction_record_id, Some("3"));
+    assert_eq!(t.prev_transaction_id, Some("8324128401"));
+    assert_eq!(t.prev_transaction_record_id, Some("1"));
     assert_eq!(r.shard_id, shard());
     assert_eq!(r.sequence_number, seq());
 }
@@ -564,6 +557,31 @@ proptest! {
             json[at] = byte;
         }
         prop_assert_eq!(is_json(&json), serde_accepts(&json), "{:?}", String::from_utf8_lossy(&json));
+    }
+}
+
+proptest! {
+    /// The metadata's texts, kept in one string, read back as given:
+    /// absent and empty fields, any characters, in any combination.
+    #[test]
+    fn metadata_keeps_each_field(
+        fields in proptest::array::uniform9(proptest::option::of("\\PC{0,30}")),
+    ) {
+        let given: [Option<&str>; METADATA_FIELDS] = std::array::from_fn(|i| fields[i].as_deref());
+        let m = Metadata::from_fields(given);
+        prop_assert_eq!(m.fields(), given);
+        prop_assert_eq!(m.timestamp(), given[0]);
+        prop_assert_eq!(m.partition_key_value(), given[2]);
+        let t = m.transaction();
+        prop_assert_eq!(t.transaction_id, given[3]);
+        prop_assert_eq!(t.prev_transaction_record_id, given[8]);
+        prop_assert_eq!(&m.clone(), &m);
+        let mut other = given;
+        other[5] = match given[5] {
+            Some(_) => None,
+            None => Some(""),
+        };
+        prop_assert_ne!(Metadata::from_fields(other), m);
     }
 }
 

@@ -439,7 +439,7 @@ impl<S: Source, T: Target> Engine<S, T> {
             .filter(|(_, slot)| {
                 prepared.outcomes.get(**slot).map(|o| o.1) == Some(Outcome::Applied)
             })
-            .filter_map(|(record, _)| record.metadata.transaction.commit_timestamp.as_deref());
+            .filter_map(|(record, _)| record.metadata.transaction().commit_timestamp);
         let commit = newest_commit(applied);
         if commit > summary.newest_commit {
             summary.newest_commit = commit;

@@ -62,17 +62,14 @@ fn an_update_from_a_full_replica_identity_table_decodes() {
         pg_meta("update", "recipes", "00000002/7C007178", 1139)
     );
     let r = decode_pg(&json);
-    let t = &r.metadata.transaction;
-    assert_eq!(t.transaction_id.as_deref(), Some("1139"));
-    assert_eq!(t.prev_transaction_id.as_deref(), Some("1138"));
+    let t = r.metadata.transaction();
+    assert_eq!(t.transaction_id, Some("1139"));
+    assert_eq!(t.prev_transaction_id, Some("1138"));
     assert_eq!(
-        t.stream_position.as_deref(),
+        t.stream_position,
         Some("00000002/7C007178.3.00000002/7C007178")
     );
-    assert_eq!(
-        t.commit_timestamp.as_deref(),
-        Some("2026-11-20T10:15:02.497131Z")
-    );
+    assert_eq!(t.commit_timestamp, Some("2026-11-20T10:15:02.497131Z"));
     let d = data(&r);
     assert_eq!(d.operation, Operation::Update);
     assert_eq!(*d.table, TableName::new("recipes_src", "recipes"));
