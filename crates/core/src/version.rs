@@ -325,6 +325,7 @@ mod tests {
     use super::*;
     use crate::dms::{decode_payload, DecodeOptions};
     use crate::position::ShardId;
+    use proptest::prelude::*;
 
     fn record(metadata: &str) -> DmsRecord {
         let json = format!(
@@ -346,8 +347,6 @@ mod tests {
     fn v(metadata: &str, s: &str, kind: Kind) -> Version {
         Version::of_record(&record(metadata), &seq(s), kind).unwrap()
     }
-
-    use proptest::prelude::*;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]

@@ -1,9 +1,9 @@
 //! The decoder as it was before the one-pass rewrite (commit 9869baf),
 //! kept as the oracle of the equivalence property test in `tests.rs`.
 //! Test-only; the only edits are the imports, the visibility of the entry
-//! point, `Metadata::from_fields` where `Metadata` now keeps its texts in one string, and
-//! `decode_payload` split into functions (the same checks in the same
-//! order, with the same errors).
+//! point, `Metadata::from_fields` where `Metadata` now keeps its texts in
+//! one string, and `decode_payload` split into functions (the same checks
+//! in the same order, with the same errors).
 
 use std::collections::BTreeMap;
 
@@ -138,17 +138,16 @@ fn read_head(top: &BTreeMap<String, &RawValue>) -> Result<Head, Failure> {
         .ok_or_else(|| (table.clone(), DecodeErrorKind::MissingField("record-type")))?;
     let operation = scalar_text(meta.operation)
         .ok_or_else(|| (table.clone(), DecodeErrorKind::MissingField("operation")))?;
-    let text = |raw| scalar_text(raw);
     let metadata = Metadata::from_fields([
-        text(meta.timestamp).as_deref(),
-        text(meta.partition_key_type).as_deref(),
-        text(meta.partition_key_value).as_deref(),
-        text(meta.transaction_id).as_deref(),
-        text(meta.commit_timestamp).as_deref(),
-        text(meta.stream_position).as_deref(),
-        text(meta.transaction_record_id).as_deref(),
-        text(meta.prev_transaction_id).as_deref(),
-        text(meta.prev_transaction_record_id).as_deref(),
+        scalar_text(meta.timestamp).as_deref(),
+        scalar_text(meta.partition_key_type).as_deref(),
+        scalar_text(meta.partition_key_value).as_deref(),
+        scalar_text(meta.transaction_id).as_deref(),
+        scalar_text(meta.commit_timestamp).as_deref(),
+        scalar_text(meta.stream_position).as_deref(),
+        scalar_text(meta.transaction_record_id).as_deref(),
+        scalar_text(meta.prev_transaction_id).as_deref(),
+        scalar_text(meta.prev_transaction_record_id).as_deref(),
     ]);
     Ok(Head {
         table,

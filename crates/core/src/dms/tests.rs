@@ -535,10 +535,6 @@ proptest! {
         changed.truncate(cut.min(changed.len()));
         prop_assert_eq!(is_json(&changed), serde_accepts(&changed));
     }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
 
     /// The whole document's UTF-8 check (SIMD, in blocks of 64 bytes)
     /// against serde_json's on long texts of any characters, one byte
