@@ -10,7 +10,7 @@ use dms_cdc::dms::{
     decode_record, deliveries, ControlOperation, DmsRecord, Operation, Payload, Row, Value,
 };
 use dms_cdc::mapping::{build_row, convert, Conversion, Mapping, Related, Transforms};
-use dms_cdc::plan::{Action, KeyPart, KeyTuple, TargetPlan};
+use dms_cdc::plan::{Action, Image, KeyPart, KeyTuple, TargetPlan};
 use dms_cdc::replay::{dry_run, event_files, read_event, DryRun};
 
 /// The hand-written fixtures, all of which must be present.
@@ -95,9 +95,11 @@ fn lookup(tp: &TargetPlan, columns: &[&str]) -> Vec<(i128, usize)> {
         .unwrap_or_default()
 }
 
-fn upsert_row(tp: &TargetPlan, k: i128) -> &Row {
-    match &tp.ops[&key(k)].action {
-        Action::Upsert(row) => row,
+/// The image the upsert of key `k` is built from.
+fn upsert_row<'r>(run: &'r DryRun, tp: &TargetPlan, k: i128) -> &'r Row {
+    let op = &tp.ops[&key(k)];
+    match op.action {
+        Action::Upsert => op.image(&run.records).expect("the upsert's image"),
         other => panic!("key {k}: expected an upsert, got {other:?}"),
     }
 }
@@ -200,8 +202,11 @@ fn fixture_01_full_load() {
             (3, "upsert", 2, 2)
         ]
     );
-    assert_eq!(upsert_row(users, 2).get("email"), Some(&Value::Null));
-    assert_eq!(upsert_row(users, 3).get("is_active"), Some(&Value::Int(0)));
+    assert_eq!(upsert_row(&run, users, 2).get("email"), Some(&Value::Null));
+    assert_eq!(
+        upsert_row(&run, users, 3).get("is_active"),
+        Some(&Value::Int(0))
+    );
 
     // Recipes: joins and children, so always re-queried; the draft too (the
     // rebuild applies the filter). Story and ingredient rows rebuild their
@@ -267,8 +272,12 @@ fn fixture_02_insert_update_delete() {
     // global_users soft-deletes and the delete image is complete, so the user
     // delete plans a tombstone (the row rebuilt from the image with
     // is_deleted set), which is how src/plan.rs writes a soft `Delete`.
-    match &users.ops[&key(3)].action {
-        Action::Tombstone(row) => assert_eq!(row.get("name"), Some(&text("Chen Wei"))),
+    let op = &users.ops[&key(3)];
+    match op.action {
+        Action::Tombstone(Image::After) => assert_eq!(
+            op.image(&run.records).and_then(|row| row.get("name")),
+            Some(&text("Chen Wei"))
+        ),
         other => panic!("user 3: expected a tombstone (soft delete), got {other:?}"),
     }
     assert_eq!(
@@ -328,11 +337,11 @@ fn fixture_03_child_moves_and_author_rename() {
     let users = target(&m, &run, "global_users");
     assert_eq!(ops(users), vec![(1, "upsert", 1, 1), (2, "upsert", 2, 2)]);
     assert_eq!(
-        upsert_row(users, 1).get("name"),
+        upsert_row(&run, users, 1).get("name"),
         Some(&text("Ana Lima Souza"))
     );
     assert_eq!(
-        upsert_row(users, 2).get("email"),
+        upsert_row(&run, users, 2).get("email"),
         Some(&text("bruno.costa@example.com"))
     );
 }
@@ -452,7 +461,7 @@ fn fixture_05_truncated_lob_lossy_integer_and_huge_unsigned_ids() {
     );
     let built = build_row(
         &m.targets[users.target],
-        upsert_row(users, max),
+        upsert_row(&run, users, max),
         &Related::default(),
         &Transforms::standard(),
     )
@@ -571,7 +580,7 @@ fn fixture_06_value_families() {
     ] {
         let built = build_row(
             t,
-            upsert_row(users, id),
+            upsert_row(&run, users, id),
             &Related::default(),
             &Transforms::standard(),
         )

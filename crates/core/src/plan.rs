@@ -25,10 +25,16 @@ use crate::mapping::{passes_filter, DeletePolicy, Mapping, SourceTable, TargetTa
 pub use key::{canonical_int, KeyMatcher, KeyPart, KeyTuple};
 
 /// What to do with one target row.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The rows the plan writes from images are not copied into it: an action
+/// names the image, of the record that decided it
+/// ([`PlannedOp::last_record`]), and [`PlannedOp::image`] finds it among the
+/// planned records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Build the row from this root after image (complete, not lossy) and upsert it.
-    Upsert(Row),
+    /// Build the row from the deciding record's after image (complete, not
+    /// lossy) and upsert it.
+    Upsert,
     /// Re-query the root row and its related rows, then upsert (or delete if
     /// the root row is gone or fails the filter).
     Rebuild,
@@ -36,19 +42,47 @@ pub enum Action {
     /// existing row).
     Delete,
     /// Soft delete with a complete image: upsert the row built from this image
-    /// with the delete column set, so the result does not depend on whether
-    /// the row was written before.
-    Tombstone(Row),
+    /// of the deciding record with the delete column set, so the result does
+    /// not depend on whether the row was written before.
+    Tombstone(Image),
+}
+
+/// One of a data record's two images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    /// The after image (`data`; for a delete, the deleted row).
+    After,
+    /// The before image.
+    Before,
+}
+
+impl Image {
+    /// `after` or `before`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Image::After => "after",
+            Image::Before => "before",
+        }
+    }
 }
 
 impl Action {
     /// Short name for summaries.
     pub fn name(&self) -> &'static str {
         match self {
-            Action::Upsert(_) => "upsert",
+            Action::Upsert => "upsert",
             Action::Rebuild => "rebuild",
             Action::Delete => "delete",
             Action::Tombstone(_) => "tombstone",
+        }
+    }
+
+    /// The image the row is built from, if the action builds it from one.
+    pub fn image(&self) -> Option<Image> {
+        match self {
+            Action::Upsert => Some(Image::After),
+            Action::Tombstone(image) => Some(*image),
+            Action::Rebuild | Action::Delete => None,
         }
     }
 }
@@ -62,6 +96,23 @@ pub struct PlannedOp {
     pub first_record: usize,
     /// Index of the record that decided the action.
     pub last_record: usize,
+}
+
+impl PlannedOp {
+    /// The row an upsert or a tombstone is built from: the image its action
+    /// names, of the record that decided it, in `records` (the records the
+    /// plan was made from). `None` for the other actions, and where
+    /// `records` is not what was planned.
+    pub fn image<'r>(&self, records: &'r [DmsRecord]) -> Option<&'r Row> {
+        let image = self.action.image()?;
+        match &records.get(self.last_record)?.payload {
+            Payload::Data(change) => match image {
+                Image::After => Some(&change.after),
+                Image::Before => change.before.as_ref(),
+            },
+            Payload::Control(_) => None,
+        }
+    }
 }
 
 /// Parents to find by a reverse lookup: root rows whose `root_columns` equal
@@ -238,12 +289,10 @@ fn image_complete(target: &TargetTable, after: &Row) -> bool {
 }
 
 /// How a row leaves the target: a tombstone when the target soft-deletes and
-/// the image can build the row, else a delete.
-fn delete_action(target: &TargetTable, image: &Row) -> Action {
+/// the image (`row`, the record's `image`) can build the row, else a delete.
+fn delete_action(target: &TargetTable, row: &Row, image: Image) -> Action {
     match target.delete {
-        DeletePolicy::Soft { .. } if image_complete(target, image) => {
-            Action::Tombstone(image.clone())
-        }
+        DeletePolicy::Soft { .. } if image_complete(target, row) => Action::Tombstone(image),
         _ => Action::Delete,
     }
 }
@@ -411,15 +460,16 @@ impl<'m> RecordTouches<'m> {
         if let Some(b) = before {
             if let Ok(Some(old)) = image_key(b, t.root_key.iter()) {
                 if old != key {
-                    self.actions.push((target, old, delete_action(t, b)));
+                    self.actions
+                        .push((target, old, delete_action(t, b, Image::Before)));
                 }
             }
         }
         let action = match change.operation {
-            Operation::Delete => delete_action(t, after),
+            Operation::Delete => delete_action(t, after, Image::After),
             _ if !image_complete(t, after) => Action::Rebuild,
-            _ if passes_filter(t, after) => Action::Upsert(after.clone()),
-            _ => delete_action(t, after),
+            _ if passes_filter(t, after) => Action::Upsert,
+            _ => delete_action(t, after, Image::After),
         };
         self.actions.push((target, key, action));
         Ok(())

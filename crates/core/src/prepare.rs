@@ -14,7 +14,7 @@ use crate::mapping::{
     build_row, passes_filter, target_key, toml_scalar, DeletePolicy, EvalError, Mapping, Related,
     TargetTable, Transforms,
 };
-use crate::plan::{plan_batch, Action, BatchPlan, KeyTuple, PlannedOp};
+use crate::plan::{plan_batch, Action, BatchPlan, Image, KeyTuple, PlannedOp};
 use crate::response::Outcome;
 use crate::source::{row_key, FetchedRows};
 use crate::target::{Quarantine, QuarantineClass, TableWrites};
@@ -303,11 +303,15 @@ pub fn build_op(
         .map_err(|e| e.to_string())
     };
     let built: Result<Option<BuiltRow>, String> = match &op.action {
-        Action::Upsert(image) | Action::Tombstone(image) => {
-            build_row(target, image, &Related::default(), build.transforms)
+        Action::Upsert | Action::Tombstone(_) => match op.image(build.records) {
+            Some(image) => build_row(target, image, &Related::default(), build.transforms)
                 .map_err(|e| e.to_string())
-                .and_then(|v| Ok(Some((v, version(Kind::Image)?))))
-        }
+                .and_then(|v| Ok(Some((v, version(Kind::Image)?)))),
+            None => Err(format!(
+                "the record has no {} image to build the row from",
+                op.action.image().map_or("", Image::name)
+            )),
+        },
         Action::Rebuild => match fetched.roots.get(key) {
             Some(root) if passes_filter(target, root) => {
                 rebuild_row(target, on, root, fetched, build.transforms)

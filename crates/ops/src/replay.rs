@@ -175,12 +175,15 @@ impl DryRun {
                     .unwrap_or_else(|e| format!("<{e}>"));
                 let seq = &self.records[op.first_record].sequence_number;
                 let detail = match &op.action {
-                    Action::Upsert(row) => {
-                        match build_row(target, row, &Related::default(), transforms) {
-                            Ok(values) => format!("{} columns from the image", values.len()),
-                            Err(e) => format!("cannot build: {e}"),
+                    Action::Upsert => match op.image(&self.records) {
+                        Some(row) => {
+                            match build_row(target, row, &Related::default(), transforms) {
+                                Ok(values) => format!("{} columns from the image", values.len()),
+                                Err(e) => format!("cannot build: {e}"),
+                            }
                         }
-                    }
+                        None => "cannot build: no after image".to_owned(),
+                    },
                     Action::Rebuild => "re-query source".to_owned(),
                     Action::Tombstone(_) => "soft delete, row from the image".to_owned(),
                     Action::Delete => match &target.delete {

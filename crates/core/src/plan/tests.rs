@@ -156,6 +156,41 @@ fn root_changes_plan_by_target_kind() {
     assert_eq!(plan.counts.mapped, 4);
 }
 
+/// The plan copies no rows: a write from an image names the image of the
+/// record that decided it, and `PlannedOp::image` finds that row.
+#[test]
+fn image_writes_name_the_image_they_are_built_from() {
+    let m = mapping();
+    let records = vec![
+        // The key changes 1 -> 5: the old key is tombstoned from the before image.
+        record(
+            0,
+            "users",
+            Operation::Update,
+            user(5, "B"),
+            Some(user(1, "A")),
+        ),
+        record(1, "users", Operation::Delete, user(2, "Bob"), None),
+        record(2, "users", Operation::Insert, user(3, "Cy"), None),
+    ];
+    let plan = plan_batch(&m, &records);
+    let ops = &plan.targets[USERS].ops;
+    let planned = |k: i64| (ops[&key(k)].action, ops[&key(k)].image(&records));
+    assert_eq!(
+        planned(1),
+        (Action::Tombstone(Image::Before), Some(&user(1, "A")))
+    );
+    assert_eq!(planned(5), (Action::Upsert, Some(&user(5, "B"))));
+    assert_eq!(
+        planned(2),
+        (Action::Tombstone(Image::After), Some(&user(2, "Bob")))
+    );
+    assert_eq!(planned(3), (Action::Upsert, Some(&user(3, "Cy"))));
+    // No record at the index, or a record without that image: no row.
+    assert_eq!(ops[&key(1)].image(&records[..0]), None);
+    assert_eq!(ops[&key(1)].image(&records[2..]), None);
+}
+
 #[test]
 fn coalesces_per_key_keeping_the_earliest_record() {
     let m = mapping();
@@ -175,7 +210,8 @@ fn coalesces_per_key_keeping_the_earliest_record() {
     let op = &plan.targets[USERS].ops[&key(1)];
     assert_eq!(op.first_record, 0);
     assert_eq!(op.last_record, 3);
-    assert_eq!(op.action, Action::Upsert(user(1, "C")));
+    assert_eq!(op.action, Action::Upsert);
+    assert_eq!(op.image(&records), Some(&user(1, "C")));
     assert_eq!(plan.targets[USERS].first_record(), Some(0));
 }
 
@@ -651,7 +687,13 @@ fn delete_row(
     }
 }
 
-fn apply(m: &Mapping, plan: &BatchPlan, source: &Tables, state: &mut TargetState) {
+fn apply(
+    m: &Mapping,
+    plan: &BatchPlan,
+    records: &[DmsRecord],
+    source: &Tables,
+    state: &mut TargetState,
+) {
     for tp in &plan.targets {
         let mut tp = tp.clone();
         let t = &m.targets[tp.target];
@@ -681,7 +723,8 @@ fn apply(m: &Mapping, plan: &BatchPlan, source: &Tables, state: &mut TargetState
         let rows = &mut state[tp.target];
         for (key, op) in &tp.ops {
             match &op.action {
-                Action::Upsert(image) => {
+                Action::Upsert => {
+                    let image = op.image(records).unwrap();
                     let values =
                         build_row(t, image, &Related::default(), &Transforms::standard()).unwrap();
                     rows.insert(key.clone(), values);
@@ -693,7 +736,8 @@ fn apply(m: &Mapping, plan: &BatchPlan, source: &Tables, state: &mut TargetState
                     None => delete_row(m, tp.target, rows, key),
                 },
                 Action::Delete => delete_row(m, tp.target, rows, key),
-                Action::Tombstone(image) => {
+                Action::Tombstone(_) => {
+                    let image = op.image(records).unwrap();
                     let values =
                         build_row(t, image, &Related::default(), &Transforms::standard()).unwrap();
                     rows.insert(key.clone(), values);
@@ -718,12 +762,12 @@ proptest! {
         for r in &records {
             let plan = plan_batch(&m, std::slice::from_ref(r));
             prop_assert!(plan.errors.is_empty(), "{:?}", plan.errors);
-            apply(&m, &plan, &source, &mut one_by_one);
+            apply(&m, &plan, std::slice::from_ref(r), &source, &mut one_by_one);
         }
         let mut batched: TargetState = vec![BTreeMap::new(); m.targets.len()];
         let plan = plan_batch(&m, &records);
         prop_assert!(plan.errors.is_empty(), "{:?}", plan.errors);
-        apply(&m, &plan, &source, &mut batched);
+        apply(&m, &plan, &records, &source, &mut batched);
         prop_assert_eq!(&one_by_one, &batched);
 
         // Each key is written at most once, and coalescing never loses the earliest record.
