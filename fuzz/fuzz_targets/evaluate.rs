@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use dms_cdc_core::dms::{decode_payload, DmsRecord, Payload, Row};
 use dms_cdc_core::mapping::{build_row, passes_filter, target_key, Mapping, Related, Transforms};
-use dms_cdc_core::plan::{plan_batch, Action};
+use dms_cdc_core::plan::plan_batch;
 use dms_cdc_core::position::{SequenceNumber, ShardId};
 use libfuzzer_sys::fuzz_target;
 
@@ -68,8 +68,11 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         for (key, op) in &tp.ops {
-            if let Action::Upsert(image) | Action::Tombstone(image) = &op.action {
+            if let Some(image) = op.image(&records) {
                 let _ = build_row(target, image, &Related::default(), &s.transforms);
+            } else {
+                // An upsert or tombstone always names an image its record has.
+                assert!(op.action.image().is_none(), "{op:?}: no image");
             }
             let _ = target_key(target, &key.values());
         }
