@@ -165,3 +165,28 @@ fn capture_snapshot_to_file_then_replay_it() {
         "every published recipe of the source"
     );
 }
+
+/// A command's output into a closed pipe (`dms-cdc replay --dry-run ... |
+/// head -1`, the reader gone): the rest of the output is dropped, quietly,
+/// and the command ends with its own exit code instead of a panic.
+#[test]
+fn output_into_a_closed_pipe_is_dropped_not_a_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_dms-cdc"))
+        .current_dir(root())
+        .args([
+            "replay",
+            "--dry-run",
+            "fixtures/events",
+            "--mapping",
+            "fixtures/mapping.toml",
+        ])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("standard output"), "{stderr}");
+}

@@ -273,7 +273,7 @@ impl crate::EngineVerb for Backfill {
         shown.finish();
         match result {
             Ok(reports) => {
-                print!("{}", summary(&reports, started.elapsed()));
+                out!("{}", summary(&reports, started.elapsed()));
                 Ok(ExitCode::SUCCESS)
             }
             Err(dms_cdc_devkit::backfill::BackfillError::Usage(e)) => {

@@ -98,7 +98,7 @@ pub async fn run(args: CaptureArgs, transforms: Transforms) -> anyhow::Result<Ex
         }
         None => to_stream(&args, start, options, load.as_ref()).await?,
     };
-    println!(
+    outln!(
         "captured {} records in {} transactions; next position {}",
         summary.record_count,
         summary.transaction_count,
@@ -144,7 +144,7 @@ async fn to_stream(
             .map(|r| (r.partition_key.clone(), r.payload.clone()))
             .collect();
         dms_cdc_ops::stream::put_ordered(&kinesis, &stream, &records).await?;
-        println!("snapshot: {} load records put", records.len());
+        outln!("snapshot: {} load records put", records.len());
     }
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let stop = if args.follow {
@@ -227,6 +227,6 @@ async fn postgres(args: &CaptureArgs, options: CaptureOptions) -> anyhow::Result
         );
         std::fs::write(path, serde_json::to_vec_pretty(&event)?)?;
     }
-    println!("captured {count} records from slot {}", args.slot);
+    outln!("captured {count} records from slot {}", args.slot);
     Ok(ExitCode::SUCCESS)
 }

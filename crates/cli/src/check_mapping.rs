@@ -17,7 +17,7 @@ pub struct CheckMappingArgs {
 pub fn run(args: CheckMappingArgs, transforms: Transforms) -> anyhow::Result<ExitCode> {
     let m = Mapping::load(&args.mapping, &transforms)?;
     for t in &m.targets {
-        println!(
+        outln!(
             "target {} <- {} (key {}; {} columns; {} joins; {} children; {})",
             t.table,
             t.root,
@@ -33,7 +33,7 @@ pub fn run(args: CheckMappingArgs, transforms: Transforms) -> anyhow::Result<Exi
         );
     }
     for s in m.sources.values() {
-        println!("source {}: feeds {} target(s)", s.name, s.touches.len());
+        outln!("source {}: feeds {} target(s)", s.name, s.touches.len());
     }
     Ok(ExitCode::SUCCESS)
 }

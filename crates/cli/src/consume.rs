@@ -99,9 +99,11 @@ impl crate::EngineVerb for Consume {
         let summary = consumer
             .run_until_idle(&engine, idle, Duration::from_secs(u64::MAX / 4))
             .await?;
-        println!(
+        outln!(
             "consumed {} records in {} invocations; {} batches given up (on-failure records)",
-            summary.record_count, summary.invocation_count, summary.on_failure_count
+            summary.record_count,
+            summary.invocation_count,
+            summary.on_failure_count
         );
         Ok(if summary.on_failure_count == 0 {
             ExitCode::SUCCESS

@@ -71,7 +71,7 @@ struct Cutover {
 }
 
 fn line(pass: bool, check: &str, why: &str) -> bool {
-    println!("{} {check}: {why}", if pass { "PASS" } else { "FAIL" });
+    outln!("{} {check}: {why}", if pass { "PASS" } else { "FAIL" });
     pass
 }
 
@@ -159,7 +159,7 @@ impl crate::EngineVerb for Cutover {
             ),
         );
         if !report.is_clean() {
-            print!("{}", report.render(20));
+            out!("{}", report.render(20));
         }
         let checks = dms_cdc_devkit::reconcile::sequences(
             &engine.source,
@@ -205,10 +205,10 @@ impl crate::EngineVerb for Cutover {
             },
         );
         Ok(if lag && quarantine && diff && sequences {
-            println!("cutover-check passed");
+            outln!("cutover-check passed");
             ExitCode::SUCCESS
         } else {
-            println!("cutover-check failed");
+            outln!("cutover-check failed");
             ExitCode::from(1)
         })
     }

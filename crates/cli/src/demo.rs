@@ -61,26 +61,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_summary(report: &DemoReport) {
-    println!("\n== summary");
-    println!("changes captured:   {}", report.captured);
-    println!("records consumed:   {}", report.consumed);
+    outln!("\n== summary");
+    outln!("changes captured:   {}", report.captured);
+    outln!("records consumed:   {}", report.consumed);
     for (table, (upserts, deletes)) in &report.writes {
-        println!("writes {table}: {upserts} upserted, {deletes} deleted");
+        outln!("writes {table}: {upserts} upserted, {deletes} deleted");
     }
-    println!("quarantined:        {}", report.quarantined.len());
+    outln!("quarantined:        {}", report.quarantined.len());
     for (seq, class, reason) in &report.quarantined {
-        println!("  {seq} [{class}] {reason}");
+        outln!("  {seq} [{class}] {reason}");
     }
-    println!(
+    outln!(
         "replication lag (ReplicationLag per batch): p50 {} ms, p99 {} ms (commit times have 1 s resolution)",
         report.latency_ms.0, report.latency_ms.1
     );
-    println!(
+    outln!(
         "source vs target: {} rows compared, {} differences",
         report.compared,
         report.differences.len()
     );
     for d in &report.differences {
-        println!("  {d}");
+        outln!("  {d}");
     }
 }

@@ -77,14 +77,14 @@ pub async fn run(command: IndexCommand, transforms: Transforms) -> anyhow::Resul
                     dms_cdc_opensearch::index::index_body(target.config(), table),
                 );
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            outln!("{}", serde_json::to_string_pretty(&out)?);
         }
         IndexCommand::Create(_) => {
             target.prepare(&mapping).await?;
             for table in &mapping.targets {
                 let names = dms_cdc_opensearch::index::names(target.config(), &table.table);
                 let aliased = target.alias_indices(&names.alias).await?;
-                println!(
+                outln!(
                     "{}: ready (alias {} -> {})",
                     names.concrete,
                     names.alias,
@@ -98,7 +98,7 @@ pub async fn run(command: IndexCommand, transforms: Transforms) -> anyhow::Resul
         }
         IndexCommand::Swap { delete_old, .. } => {
             for s in target.swap(&mapping, delete_old).await? {
-                println!(
+                outln!(
                     "{}: {} -> {}{}",
                     s.alias,
                     if s.from.is_empty() {

@@ -54,6 +54,25 @@ use dms_cdc_opensearch::OpenSearch;
 use dms_cdc_ops::connect::{engine_between, ConnectError, Endpoints};
 use dms_cdc_postgres::Postgres;
 
+/// `print!` for a command's output. A closed standard output (`dms-cdc
+/// ... | head`) drops the rest of the output instead of panicking, and the
+/// command goes on to its own exit code (a failed check still fails).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for a command's output (see [`out!`]).
+macro_rules! outln {
+    () => {
+        $crate::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod backfill;
 pub mod capture;
 pub mod check_mapping;
@@ -172,6 +191,26 @@ pub async fn main_with(transforms: Transforms) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes a command's output ([`out!`], [`outln!`]) to standard output.
+/// After the first failure nothing more is written: a closed pipe is the
+/// reader having seen enough, and any other failure is said once on
+/// standard error.
+#[doc(hidden)]
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    if FAILED.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        FAILED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("warning: standard output: {e}; the rest of the output is dropped");
         }
     }
 }

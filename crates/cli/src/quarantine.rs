@@ -203,7 +203,7 @@ async fn run_on<T: TargetAdapter>(
         QuarantineCommand::List { db, filter, state } => {
             let store = store::<T>(&db).await?;
             let rows = list(&store, &filter.filter(state.into(), vec![])?).await?;
-            print!("{}", render_list(&rows));
+            out!("{}", render_list(&rows));
             Ok(ExitCode::SUCCESS)
         }
         QuarantineCommand::Show { db, id } => show_one::<T>(&db, id).await,
@@ -217,7 +217,7 @@ async fn show_one<T: TargetAdapter>(db: &TargetArgs, id: u64) -> anyhow::Result<
     let store = store::<T>(db).await?;
     match show(&store, id).await? {
         Some(r) => {
-            print!("{}", r.render());
+            out!("{}", r.render());
             Ok(ExitCode::SUCCESS)
         }
         None => {
@@ -238,7 +238,7 @@ async fn discard_one<T: TargetAdapter>(
 ) -> anyhow::Result<ExitCode> {
     let store = store::<T>(db).await?;
     if discard(&store, id, reason).await? {
-        println!("record {id} discarded: {reason}");
+        outln!("record {id} discarded: {reason}");
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
@@ -261,7 +261,7 @@ async fn redrive_open<T: TargetAdapter>(
         let store = store::<T>(db).await?;
         let rows = list(&store, &filter).await?;
         let dry = dry_redrive(&mapping, &transforms, &rows);
-        print!("{}", dry.render());
+        out!("{}", dry.render());
         return Ok(if dry.still_failing() == 0 {
             ExitCode::SUCCESS
         } else {
@@ -282,7 +282,7 @@ async fn redrive_open<T: TargetAdapter>(
         Err(e) => return Ok(crate::stop(&e)),
     };
     let report = redrive(&engine, &filter).await?;
-    print!("{}", report.render());
+    out!("{}", report.render());
     Ok(if report.still_failing() == 0 && !report.pending() {
         ExitCode::SUCCESS
     } else {

@@ -133,7 +133,7 @@ impl crate::EngineVerb for Reconcile {
         let first = check(&engine, &self.capture, &self.options).await?;
         let mut json = serde_json::json!({ "report": first });
         if !self.json {
-            print!("{}", first.render(50));
+            out!("{}", first.render(50));
         }
         let mut last_clean = first.is_clean();
         if self.repair && !first.is_clean() {
@@ -143,7 +143,7 @@ impl crate::EngineVerb for Reconcile {
                 json["repair"] = serde_json::json!(repaired);
                 json["after_repair"] = serde_json::json!(again);
             } else {
-                println!(
+                outln!(
                     "\nrepair: {} rows rewritten, {} deleted, {} quarantined{}",
                     repaired.rewritten,
                     repaired.deleted,
@@ -154,13 +154,13 @@ impl crate::EngineVerb for Reconcile {
                         format!("; not repaired: {}", repaired.not_repaired.join("; "))
                     }
                 );
-                println!("checked again:");
-                print!("{}", again.render(50));
+                outln!("checked again:");
+                out!("{}", again.render(50));
             }
             last_clean = again.is_clean();
         }
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            outln!("{}", serde_json::to_string_pretty(&json)?);
         }
         Ok(if last_clean {
             ExitCode::SUCCESS

@@ -196,8 +196,8 @@ impl Redriving<'_> {
                 redrive.ranges(ranges, &mut progress).await
             }
         };
-        println!("\n== summary");
-        print!("{}", summary.render());
+        outln!("\n== summary");
+        out!("{}", summary.render());
         Ok(ExitCode::from(summary.exit_code()))
     }
 }

@@ -100,8 +100,8 @@ fn plan_only(
         let event = read_event(file)?;
         let run = dry_run(mapping, transforms, &event, file)
             .with_context(|| format!("replaying {}", file.display()))?;
-        println!("== {}", file.display());
-        print!("{}", run.render(mapping, transforms));
+        outln!("== {}", file.display());
+        out!("{}", run.render(mapping, transforms));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -116,8 +116,8 @@ async fn apply<S: Source, T: Target>(
         let event = read_event(file)?;
         let deliveries = into_deliveries(event).with_context(|| format!("{}", file.display()))?;
         let report = engine.process(&deliveries).await;
-        println!("== {}", file.display());
-        print!("{}", render_report(&report));
+        outln!("== {}", file.display());
+        out!("{}", render_report(&report));
         all_done &= report.response.batch_item_failures.is_empty();
     }
     Ok(if all_done {

@@ -79,7 +79,8 @@ impl Redrive<'_> {
             if progress.enabled {
                 let _ = write!(std::io::stderr(), "\r");
             }
-            println!("{}", report.render());
+            // A closed standard output (`| head`) is not the redrive's failure.
+            let _ = writeln!(std::io::stdout(), "{}", report.render());
         }
         report
     }
