@@ -518,24 +518,7 @@ async fn run_bulk(client: &Client, batches: &[Vec<Body>], versioned: bool) -> Re
 }
 
 async fn run_dms_cdc(rig: &Rig, chunk: usize, batches: &[Vec<Delivery>]) -> Res<usize> {
-    let engine = engine(rig, "bench", chunk);
-    let mut written = 0;
-    for batch in batches {
-        let report = engine.process(batch).await;
-        if let Some(e) = report.retry_error {
-            return Err(format!("dms-cdc batch failed: {e}").into());
-        }
-        if report.summary.quarantined_count > 0 {
-            return Err(format!(
-                "dms-cdc quarantined {} records of a clean workload",
-                report.summary.quarantined_count
-            )
-            .into());
-        }
-        written += report.summary.upserts.values().sum::<usize>()
-            + report.summary.deletes.values().sum::<usize>();
-    }
-    Ok(written)
+    common::process_clean(&engine(rig, "bench", chunk), batches).await
 }
 
 #[derive(Clone)]

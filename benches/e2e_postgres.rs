@@ -527,26 +527,7 @@ fn run_dms_cdc<'a>(
     chunk: usize,
     batches: &'a [Vec<Delivery>],
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Res<usize>> + 'a>> {
-    Box::pin(async move {
-        let engine = engine(rig, "bench", chunk);
-        let mut rows = 0;
-        for batch in batches {
-            let report = engine.process(batch).await;
-            if let Some(e) = report.retry_error {
-                return Err(format!("dms-cdc batch failed: {e}").into());
-            }
-            if report.summary.quarantined_count > 0 {
-                return Err(format!(
-                    "dms-cdc quarantined {} records of a clean workload",
-                    report.summary.quarantined_count
-                )
-                .into());
-            }
-            rows += report.summary.upserts.values().sum::<usize>()
-                + report.summary.deletes.values().sum::<usize>();
-        }
-        Ok(rows)
-    })
+    Box::pin(async move { common::process_clean(&engine(rig, "bench", chunk), batches).await })
 }
 
 #[derive(Clone)]

@@ -1162,6 +1162,36 @@ where
     Ok(deliveries.len())
 }
 
+/// dms-cdc over `batches` of a clean workload (`e2e_postgres`,
+/// `e2e_opensearch`): the rows or documents written and deleted. A batch
+/// that fails, or quarantines anything, is an error.
+pub async fn process_clean<S, T>(
+    engine: &dms_cdc::engine::Engine<S, T>,
+    batches: &[Vec<Delivery>],
+) -> Result<usize, BenchError>
+where
+    S: dms_cdc::source::Source,
+    T: dms_cdc::target::Target,
+{
+    let mut written = 0;
+    for batch in batches {
+        let report = engine.process(batch).await;
+        if let Some(e) = report.retry_error {
+            return Err(format!("dms-cdc batch failed: {e}").into());
+        }
+        if report.summary.quarantined_count > 0 {
+            return Err(format!(
+                "dms-cdc quarantined {} records of a clean workload",
+                report.summary.quarantined_count
+            )
+            .into());
+        }
+        written += report.summary.upserts.values().sum::<usize>()
+            + report.summary.deletes.values().sum::<usize>();
+    }
+    Ok(written)
+}
+
 /// The options of the target benches (`e2e_postgres`, `e2e_opensearch`).
 pub struct TargetBenchArgs {
     /// Batches per round.
