@@ -236,27 +236,44 @@ pub fn tls_from_env(
 /// strings and vectors), it over-allocates from a larger class. So the
 /// exact class never gets a page, and every such request takes the slow
 /// over-allocating path (mimalloc issue 889). This allocator asks
-/// `mi_malloc` for anything aligned to a word or less, as Rust's system
-/// allocator asks `malloc`; larger alignments go to `mi_malloc_aligned`.
-/// Decoding and planning a batch took 6% fewer instructions
-/// (BENCHMARKS.md, issue 18, seventh pass).
+/// `mi_malloc` for what `malloc` gives aligned as asked, as Rust's system
+/// allocator asks `malloc`: anything aligned to a word or less, and
+/// anything of 16 bytes or more aligned to 16 or less (`max_align_t`,
+/// the `i128` in every key part); larger alignments go to
+/// `mi_malloc_aligned`. Decoding and planning a batch took 6% fewer
+/// instructions (BENCHMARKS.md, issue 18, seventh pass), and 0.4% fewer
+/// again with the 16-byte alignments (thirteenth pass).
 pub struct Allocator;
 
 /// The alignment every mimalloc block has (its size classes are multiples
 /// of a word, and pages start aligned).
 const WORD: usize = std::mem::size_of::<usize>();
 
+/// The alignment every mimalloc block of at least this size has
+/// (`MI_MAX_ALIGN_SIZE`, C's `max_align_t` on the 64-bit targets: sizes
+/// over a word are rounded to double words, and mimalloc asserts that such
+/// blocks are aligned to it), as `malloc` must give.
+const MAX_ALIGN: usize = 16;
+
+/// Whether `mi_malloc` (or `mi_realloc`) gives a block of `size` bytes
+/// aligned to `align` (a power of two).
+#[inline(always)]
+fn plain(size: usize, align: usize) -> bool {
+    align <= WORD || (align <= MAX_ALIGN && size >= MAX_ALIGN)
+}
+
 // SAFETY: every method hands the request to mimalloc, which returns memory
 // of at least the size asked for, aligned as asked (a word for
-// `mi_malloc`, whose blocks are all word-aligned; `layout.align()` for the
-// aligned calls), or null; `mi_free` and `mi_realloc_aligned` take any
-// pointer mimalloc returned.
+// `mi_malloc`, whose blocks are all word-aligned, and `MAX_ALIGN` for its
+// blocks of that size or more; `layout.align()` for the aligned calls), or
+// null; `mi_free`, `mi_realloc` and `mi_realloc_aligned` take any pointer
+// mimalloc returned.
 unsafe impl std::alloc::GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: see the impl.
         unsafe {
-            if layout.align() <= WORD {
+            if plain(layout.size(), layout.align()) {
                 libmimalloc_sys::mi_malloc(layout.size()).cast()
             } else {
                 libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()).cast()
@@ -268,7 +285,7 @@ unsafe impl std::alloc::GlobalAlloc for Allocator {
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: see the impl.
         unsafe {
-            if layout.align() <= WORD {
+            if plain(layout.size(), layout.align()) {
                 libmimalloc_sys::mi_zalloc(layout.size()).cast()
             } else {
                 libmimalloc_sys::mi_zalloc_aligned(layout.size(), layout.align()).cast()
@@ -284,9 +301,14 @@ unsafe impl std::alloc::GlobalAlloc for Allocator {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: see the impl; for a word alignment or less mimalloc
-        // reallocates as `mi_realloc` does.
-        unsafe { libmimalloc_sys::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast() }
+        // SAFETY: see the impl.
+        unsafe {
+            if plain(new_size, layout.align()) {
+                libmimalloc_sys::mi_realloc(ptr.cast(), new_size).cast()
+            } else {
+                libmimalloc_sys::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast()
+            }
+        }
     }
 }
 
