@@ -462,11 +462,29 @@ pub type ColumnName = compact_str::CompactString;
 /// A row image: the columns DMS included, by name. A column that is absent
 /// was not provided (not NULL): [`Row::get`] returns `None` for it.
 ///
-/// The columns are kept in one vector sorted by name, each name once:
-/// building a row from a document is a push per column and one sort, a
-/// lookup is a binary search, and iteration is in column-name order.
-#[derive(Clone, PartialEq, Default)]
-pub struct Row(Vec<(ColumnName, Value)>);
+/// The column names are kept sorted, each name once, apart from the values
+/// (in the same order): a lookup is a binary search, and iteration is in
+/// column-name order. Rows of one layout share their names: the images of
+/// a table that the decoder reads one after the other ([`Row::from_scanned`]),
+/// the rows of one result set ([`Row::sharing`]). Building such a row
+/// copies no name, and two rows of one layout are known to be so without
+/// comparing names ([`Row::same_names`]).
+#[derive(Clone, PartialEq)]
+pub struct Row {
+    /// The column names, in name order, each once.
+    names: Arc<[ColumnName]>,
+    /// The values, in the order of `names`.
+    values: Vec<Value>,
+}
+
+impl Default for Row {
+    fn default() -> Self {
+        Row {
+            names: EMPTY_NAMES.with(Arc::clone),
+            values: Vec::new(),
+        }
+    }
+}
 
 /// Names whose last place [`Row::found`] remembers (per thread).
 const FOUND_SLOTS: usize = 64;
@@ -478,69 +496,75 @@ thread_local! {
     static FOUND: [std::cell::Cell<(usize, u32)>; FOUND_SLOTS] =
         const { [const { std::cell::Cell::new((0, 0)) }; FOUND_SLOTS] };
 
-    /// The column orders of the images sorted last ([`Row::from_keyed`]).
-    static SORT_ORDERS: std::cell::RefCell<SortOrders> = const {
-        std::cell::RefCell::new(SortOrders { orders: Vec::new(), next: 0 })
+    /// The layouts of the images read last ([`Row::from_scanned`]).
+    static LAYOUTS: std::cell::RefCell<Layouts> = const {
+        std::cell::RefCell::new(Layouts { layouts: Vec::new(), next: 0 })
     };
+
+    /// The names of an empty row.
+    static EMPTY_NAMES: Arc<[ColumnName]> = Arc::from(Vec::new());
 }
 
-/// Recent column orders: the name prefixes of an image, in document order,
-/// all distinct, and the document index of each column in name order. A
-/// batch mixes a few tables, each with its own order or two.
-struct SortOrders {
-    orders: Vec<(Vec<u64>, Vec<u32>)>,
+/// One layout of an image: its column names in document order, all
+/// distinct; the same names in name order (what its rows share); and, for
+/// each place in name order, the document index of its column.
+struct Layout {
+    document: Vec<ColumnName>,
+    sorted: Arc<[ColumnName]>,
+    order: Vec<u32>,
+}
+
+/// Recent layouts: a batch mixes a few tables, each with a layout or two.
+struct Layouts {
+    layouts: Vec<Layout>,
     next: usize,
 }
 
-impl SortOrders {
-    /// How many orders are kept.
+impl Layouts {
+    /// How many layouts are kept.
     const KEPT: usize = 8;
 
-    /// Puts `keys` (prefix, index) in name order from a remembered order
-    /// with the same prefixes; false (keys untouched) when there is none.
-    fn apply(&self, keys: &mut [(u64, u32)]) -> bool {
-        let Some((prefixes, order)) = self.orders.iter().find(|(prefixes, _)| {
-            prefixes.len() == keys.len() && prefixes.iter().zip(keys.iter()).all(|(p, k)| *p == k.0)
-        }) else {
-            return false;
-        };
-        // `keys[i]` is (prefix of column i, i), and `prefixes` are the same
-        // prefixes: rebuild the keys in name order.
-        for (key, &from) in keys.iter_mut().zip(order) {
-            *key = (prefixes.get(from as usize).copied().unwrap_or(key.0), from);
-        }
-        true
+    /// The layout whose document names are exactly `names`.
+    fn find(&self, names: &[&str]) -> Option<&Layout> {
+        self.layouts.iter().find(|l| {
+            l.document.len() == names.len()
+                && l.document.iter().zip(names).all(|(a, b)| a.as_str() == *b)
+        })
     }
 
-    /// Remembers the order of an image whose prefixes are all distinct,
-    /// `sorted` being its keys (prefix, document index) in name order.
-    fn remember(&mut self, sorted: &[(u64, u32)]) {
-        let mut prefixes = vec![0; sorted.len()];
-        for &(prefix, at) in sorted {
-            if let Some(slot) = prefixes.get_mut(at as usize) {
-                *slot = prefix;
-            }
-        }
-        let order = sorted.iter().map(|k| k.1).collect();
-        if self.orders.len() < Self::KEPT {
-            self.orders.push((prefixes, order));
-        } else if let Some(slot) = self.orders.get_mut(self.next) {
-            *slot = (prefixes, order);
+    /// Remembers a layout, in place of the oldest when full.
+    fn remember(&mut self, layout: Layout) {
+        if self.layouts.len() < Self::KEPT {
+            self.layouts.push(layout);
+        } else if let Some(slot) = self.layouts.get_mut(self.next) {
+            *slot = layout;
         }
         self.next = (self.next + 1) % Self::KEPT;
     }
 }
 
-/// Of adjacent columns named alike, keeps one in the earlier one's place
-/// with the later one's value (the later column wins).
-fn dedup_last_wins(columns: &mut Vec<(ColumnName, Value)>) {
-    columns.dedup_by(|later, kept| {
-        let same = later.0 == kept.0;
-        if same {
-            std::mem::swap(later, kept);
+/// The widest image whose values [`Row::from_scanned`] puts in name order
+/// in place (a bit per column marks those in place).
+const PERMUTED: usize = 64;
+
+/// Puts `values` (in document order) in name order: place `i` takes the
+/// value at `order[i]`. Follows each cycle of the permutation, a bit per
+/// place marking those done.
+fn permute(values: &mut [Value], order: &[u32]) {
+    let mut done = 0u64;
+    for start in 0..values.len().min(order.len()) {
+        let mut at = start;
+        while done & (1 << at) == 0 {
+            done |= 1 << at;
+            let Some(&from) = order.get(at) else { break };
+            let from = from as usize;
+            if from == start || from >= values.len() {
+                break;
+            }
+            values.swap(at, from);
+            at = from;
         }
-        same
-    });
+    }
 }
 
 impl Row {
@@ -550,73 +574,102 @@ impl Row {
             // Stable: of equal names, the later column stays later...
             columns.sort_by(|a, b| cmp_names(&a.0, &b.0));
             // ...and takes the place of the earlier one.
-            dedup_last_wins(&mut columns);
+            columns.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    std::mem::swap(later, kept);
+                }
+                same
+            });
         }
-        Row(columns)
+        let (names, values): (Vec<ColumnName>, Vec<Value>) = columns.into_iter().unzip();
+        Row {
+            names: names.into(),
+            values,
+        }
     }
 
-    /// A row of `columns` with their sort keys, as the decoder reads them:
-    /// `keys[i]` is `(name_prefix(name), i)` for the column at `i`. The keys
-    /// are sorted instead of the columns (integer comparisons; whole names
-    /// compared only when their first eight bytes agree), and each column
-    /// is then moved once into its place. Of columns named alike, the last
-    /// wins, as in [`Row::from_columns`].
-    pub(crate) fn from_keyed(
-        mut columns: Vec<(ColumnName, Value)>,
-        keys: &mut [(u64, u32)],
-    ) -> Row {
-        if keys.len() != columns.len() {
-            return Row::from_columns(columns);
+    /// A row of `values` named `names` (in name order, each once, as a
+    /// result set read in the order of a sorted select list gives them):
+    /// the row shares the names. Names that are not so, or not as many as
+    /// the values, make the row as [`Row::from_columns`] does.
+    pub fn sharing(names: &Arc<[ColumnName]>, values: Vec<Value>) -> Row {
+        if names.len() == values.len() && names.windows(2).all(|w| cmp_names(&w[0], &w[1]).is_lt())
+        {
+            return Row {
+                names: Arc::clone(names),
+                values,
+            };
         }
-        if keys.windows(2).all(|w| w[0].0 < w[1].0) {
-            // In name order already, each name once.
-            return Row(columns);
+        Row::from_columns(names.iter().cloned().zip(values).collect())
+    }
+
+    /// A row of `values` named `names`, both in document order, as the
+    /// decoder reads an image; of columns named alike, the last wins, as in
+    /// [`Row::from_columns`]. Images of one table repeat their layout: when
+    /// `names` are those of a recent image whose names were all distinct,
+    /// the row shares that image's sorted names and its values are put in
+    /// their order, without a sort and without a name being copied.
+    pub(crate) fn from_scanned(names: &[&str], mut values: Vec<Value>) -> Row {
+        if names.len() != values.len() || names.len() > PERMUTED {
+            return Row::from_columns(
+                names
+                    .iter()
+                    .map(|n| ColumnName::new(n))
+                    .zip(values)
+                    .collect(),
+            );
         }
-        // Images of one table repeat their column order: when the keys'
-        // prefixes are those of a recent image whose prefixes were all
-        // distinct, the prefixes alone decided its order, so it is this
-        // one's too.
-        let distinct = if SORT_ORDERS.with(|orders| orders.borrow().apply(keys)) {
-            true
-        } else {
-            // The index decides between equal names: the order is total, so an
-            // unstable sort keeps equal names in document order.
-            keys.sort_unstable_by(|a, b| {
-                a.0.cmp(&b.0).then_with(|| {
-                    let name = |i: u32| columns.get(i as usize).map(|(name, _)| name.as_str());
-                    name(a.1).cmp(&name(b.1)).then_with(|| a.1.cmp(&b.1))
-                })
-            });
-            let distinct = keys.windows(2).all(|w| w[0].0 < w[1].0);
-            if distinct {
-                SORT_ORDERS.with(|orders| orders.borrow_mut().remember(keys));
-            }
-            distinct
-        };
-        // Position `i` takes the column at `keys[i].1`: follow each cycle of
-        // the permutation, marking the positions done.
-        const DONE: u32 = u32::MAX;
-        for start in 0..keys.len() {
-            let mut at = start;
-            while let Some(slot) = keys.get_mut(at) {
-                let from = std::mem::replace(&mut slot.1, DONE);
-                if from == DONE || from as usize == start {
-                    break;
-                }
-                columns.swap(at, from as usize);
-                at = from as usize;
-            }
+        let shared = LAYOUTS.with(|layouts| {
+            let layouts = layouts.borrow();
+            let layout = layouts.find(names)?;
+            permute(&mut values, &layout.order);
+            Some(Arc::clone(&layout.sorted))
+        });
+        if let Some(sorted) = shared {
+            return Row {
+                names: sorted,
+                values,
+            };
         }
+        // The order of the document indices by name; of equal names, the
+        // later last.
+        let mut order: Vec<u32> = (0..names.len() as u32).collect();
+        order.sort_by(|a, b| {
+            cmp_names(names[*a as usize], names[*b as usize]).then_with(|| a.cmp(b))
+        });
+        let distinct = order
+            .windows(2)
+            .all(|w| names[w[0] as usize] != names[w[1] as usize]);
         if !distinct {
-            // Equal names are adjacent, the later one last: it takes the
-            // place of the earlier one.
-            dedup_last_wins(&mut columns);
+            return Row::from_columns(
+                names
+                    .iter()
+                    .map(|n| ColumnName::new(n))
+                    .zip(values)
+                    .collect(),
+            );
         }
-        Row(columns)
+        let sorted: Arc<[ColumnName]> = order
+            .iter()
+            .map(|i| ColumnName::new(names[*i as usize]))
+            .collect();
+        permute(&mut values, &order);
+        LAYOUTS.with(|layouts| {
+            layouts.borrow_mut().remember(Layout {
+                document: names.iter().map(|n| ColumnName::new(n)).collect(),
+                sorted: Arc::clone(&sorted),
+                order,
+            })
+        });
+        Row {
+            names: sorted,
+            values,
+        }
     }
 
     fn position(&self, column: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(name, _)| cmp_names(name, column))
+        self.names.binary_search_by(|name| cmp_names(name, column))
     }
 
     /// Where `column` is, if the row carries it. Callers mostly ask for the
@@ -647,8 +700,8 @@ impl Row {
     /// would be. Linear in the columns skipped, so a walk over the row is
     /// linear in its width.
     pub fn seek(&self, from: usize, column: &str) -> Result<usize, usize> {
-        let rest = self.0.get(from..).unwrap_or_default();
-        for (i, (name, _)) in rest.iter().enumerate() {
+        let rest = self.names.get(from..).unwrap_or_default();
+        for (i, name) in rest.iter().enumerate() {
             match cmp_names(name, column) {
                 std::cmp::Ordering::Less => {}
                 std::cmp::Ordering::Equal => return Ok(from + i),
@@ -662,14 +715,29 @@ impl Row {
     /// images of one table, which mostly carry the same columns, looks
     /// first.
     pub fn is_at(&self, index: usize, column: &str) -> bool {
-        self.0
+        self.names
             .get(index)
-            .is_some_and(|(name, _)| cmp_names(name, column).is_eq())
+            .is_some_and(|name| cmp_names(name, column).is_eq())
     }
 
     /// The value at an index [`Row::seek`] returned.
     pub fn value_at(&self, index: usize) -> Option<&Value> {
-        self.0.get(index).map(|(_, value)| value)
+        self.values.get(index)
+    }
+
+    /// Whether `self` and `other` share their names (one layout, so a
+    /// column is at the same index in both); rows with equal names made
+    /// apart may answer false.
+    #[inline]
+    pub fn same_names(&self, other: &Row) -> bool {
+        Arc::ptr_eq(&self.names, &other.names)
+    }
+
+    /// An identity of the row's names, the same for the rows that share
+    /// them ([`Row::same_names`]), while one of them lives.
+    #[inline]
+    pub(crate) fn names_id(&self) -> usize {
+        self.names.as_ptr() as usize
     }
 
     /// The value of a column, or `None` when the image does not carry it.
@@ -686,9 +754,12 @@ impl Row {
     pub fn insert(&mut self, column: impl Into<ColumnName>, value: Value) -> Option<Value> {
         let column = column.into();
         match self.position(&column) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Ok(i) => Some(std::mem::replace(&mut self.values[i], value)),
             Err(i) => {
-                self.0.insert(i, (column, value));
+                let mut names = self.names.to_vec();
+                names.insert(i, column);
+                self.names = names.into();
+                self.values.insert(i, value);
                 None
             }
         }
@@ -696,58 +767,44 @@ impl Row {
 
     /// Removes a column; returns its value, if the image carried it.
     pub fn remove(&mut self, column: &str) -> Option<Value> {
-        self.position(column).ok().map(|i| self.0.remove(i).1)
+        let i = self.position(column).ok()?;
+        let mut names = self.names.to_vec();
+        names.remove(i);
+        self.names = names.into();
+        Some(self.values.remove(i))
     }
 
     /// The number of columns.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.values.len()
     }
 
     /// Whether the image carries no column.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.values.is_empty()
     }
 
     /// The columns and their values, in column-name order.
     pub fn iter(
         &self,
     ) -> impl DoubleEndedIterator<Item = (&ColumnName, &Value)> + ExactSizeIterator {
-        self.0.iter().map(|(name, value)| (name, value))
+        self.names.iter().zip(&self.values)
     }
 
     /// The column names, in order.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &ColumnName> + ExactSizeIterator {
-        self.0.iter().map(|(name, _)| name)
+        self.names.iter()
     }
 
     /// The values, in column-name order.
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
-        self.0.iter().map(|(_, value)| value)
+        self.values.iter()
     }
 
     /// Whether any value in the row is lossy.
     pub fn has_lossy(&self) -> bool {
         self.values().any(Value::is_lossy)
     }
-}
-
-/// The first eight bytes of a column name as a big-endian integer (padded
-/// with zeros): names whose prefixes differ are in the order of their
-/// prefixes ([`Row::from_keyed`]).
-#[inline]
-pub(crate) fn name_prefix(name: &str) -> u64 {
-    let bytes = name.as_bytes();
-    // Most names are eight bytes or longer: one load, no copy of a
-    // variable length (a call to `memcpy`).
-    if let Some(first) = bytes.first_chunk::<8>() {
-        return u64::from_be_bytes(*first);
-    }
-    let mut buf = [0u8; 8];
-    for (to, from) in buf.iter_mut().zip(bytes) {
-        *to = *from;
-    }
-    u64::from_be_bytes(buf)
 }
 
 /// Column names in byte order (as `str` orders them), eight bytes at a
@@ -799,23 +856,22 @@ impl<K: Into<ColumnName>> FromIterator<(K, Value)> for Row {
 
 impl IntoIterator for Row {
     type Item = (ColumnName, Value);
-    type IntoIter = std::vec::IntoIter<(ColumnName, Value)>;
+    type IntoIter = std::iter::Zip<std::vec::IntoIter<ColumnName>, std::vec::IntoIter<Value>>;
 
     /// The columns and their values, in column-name order.
+    // The iterator owns its names: they are copied out of the shared ones.
+    #[allow(clippy::unnecessary_to_owned)]
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.names.to_vec().into_iter().zip(self.values)
     }
 }
 
 impl<'a> IntoIterator for &'a Row {
     type Item = (&'a ColumnName, &'a Value);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (ColumnName, Value)>,
-        fn(&'a (ColumnName, Value)) -> (&'a ColumnName, &'a Value),
-    >;
+    type IntoIter = std::iter::Zip<std::slice::Iter<'a, ColumnName>, std::slice::Iter<'a, Value>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(name, value)| (name, value))
+        self.names.iter().zip(self.values.iter())
     }
 }
 

@@ -252,10 +252,64 @@ fn image_key<'a>(
     Ok(Some(KeyTuple(parts)))
 }
 
+/// Where a touch's columns are in the rows of one layout, found once per
+/// touch and layout: by the address of the touch's columns and the
+/// identity of the rows' names ([`Row::names_id`]; the planned records
+/// keep their rows, so no other names take that identity meanwhile), the
+/// index of each column, or `None` when one is missing.
+#[derive(Default)]
+struct Places(Vec<(usize, usize, Option<Vec<u32>>)>);
+
+impl Places {
+    /// How many places are kept (a mapping's touches times the layouts of
+    /// a batch's tables is far fewer).
+    const KEPT: usize = 64;
+
+    /// The indices of `columns` in `row`'s layout.
+    fn of(&mut self, columns: &BTreeSet<String>, row: &Row) -> Option<&[u32]> {
+        let key = (std::ptr::from_ref(columns) as usize, row.names_id());
+        let at = match self.0.iter().position(|(c, n, _)| (*c, *n) == key) {
+            Some(at) => at,
+            None => {
+                let mut from = 0;
+                let indices = columns
+                    .iter()
+                    .map(|c| {
+                        let i = row.seek(from, c).ok()?;
+                        from = i + 1;
+                        u32::try_from(i).ok()
+                    })
+                    .collect::<Option<Vec<u32>>>();
+                if self.0.len() >= Self::KEPT {
+                    self.0.clear();
+                }
+                self.0.push((key.0, key.1, indices));
+                self.0.len() - 1
+            }
+        };
+        self.0.get(at)?.2.as_deref()
+    }
+}
+
 /// Whether an update changed none of `columns` (needs both images to carry
-/// them all). One walk over both images: they and `columns` are in name order.
-fn unchanged(before: Option<&Row>, after: &Row, columns: &BTreeSet<String>) -> bool {
+/// them all). Images that share their names ([`Row::same_names`]) compare
+/// the values at the columns' places; others are walked: they and
+/// `columns` are in name order.
+fn unchanged(
+    before: Option<&Row>,
+    after: &Row,
+    columns: &BTreeSet<String>,
+    places: &mut Places,
+) -> bool {
     let Some(before) = before else { return false };
+    if before.same_names(after) {
+        return places.of(columns, after).is_some_and(|indices| {
+            indices.iter().all(|&i| {
+                let i = i as usize;
+                before.value_at(i) == after.value_at(i)
+            })
+        });
+    }
     let (mut b, mut a) = (0, 0);
     for c in columns {
         let Ok(ai) = after.seek(a, c) else {
@@ -384,6 +438,9 @@ struct RecordTouches<'m> {
     touched: usize,
     /// Touches skipped because no column they read changed.
     skipped: usize,
+    /// Where the touches' columns are in the batch's layouts (kept from
+    /// record to record).
+    places: Places,
 }
 
 /// Works out every touch of a data record of a mapped table into
@@ -448,7 +505,9 @@ impl<'m> RecordTouches<'m> {
         let before = change.before.as_ref();
         let after = &change.after;
         self.touched += 1;
-        if change.operation == Operation::Update && unchanged(before, after, &t.root_columns) {
+        if change.operation == Operation::Update
+            && unchanged(before, after, &t.root_columns, &mut self.places)
+        {
             self.skipped += 1;
             return Ok(());
         }
@@ -496,7 +555,7 @@ impl<'m> RecordTouches<'m> {
         let after = &change.after;
         let is_update = change.operation == Operation::Update;
         self.touched += 1;
-        if is_update && unchanged(before, after, columns) {
+        if is_update && unchanged(before, after, columns, &mut self.places) {
             self.skipped += 1;
             return Ok(());
         }

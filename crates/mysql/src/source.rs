@@ -6,6 +6,7 @@
 //! with bound parameters), never one query per record.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use mysql_async::prelude::*;
 use mysql_async::{Column, Conn, Pool};
@@ -294,32 +295,36 @@ impl MysqlSnapshot {
             // Names are the same for every row of a result set: read them
             // from the first. Each row is converted as it is read (no
             // vector of the driver's rows in between).
-            let mut names: Vec<(ColumnName, bool)> = Vec::new();
+            // The rows share them (`Row::sharing`): the select list is in
+            // name order.
+            let mut names: Option<(Arc<[ColumnName]>, Vec<bool>)> = None;
             let rows: Vec<Row> = self
                 .conn
                 .exec_map(sql, params, |row: mysql_async::Row| {
-                    if names.is_empty() {
-                        names = row
-                            .columns_ref()
-                            .iter()
-                            .map(|c| {
-                                let name = c.name_str();
-                                (ColumnName::from(&*name), json.contains(&*name))
-                            })
-                            .collect();
-                    }
+                    let (names, is_json) = names.get_or_insert_with(|| {
+                        let columns = row.columns_ref();
+                        (
+                            columns
+                                .iter()
+                                .map(|c| ColumnName::from(&*c.name_str()))
+                                .collect(),
+                            columns
+                                .iter()
+                                .map(|c| json.contains(&*c.name_str()))
+                                .collect(),
+                        )
+                    });
                     let cols = row.columns();
-                    cols.iter()
+                    let values = cols
+                        .iter()
                         .zip(row.unwrap())
-                        .zip(&names)
-                        .map(|((c, v), (name, is_json))| {
-                            let value = match from_column(v, c) {
-                                Value::Text(t) if *is_json => Value::Json(t),
-                                other => other,
-                            };
-                            (name.clone(), value)
+                        .zip(is_json.iter())
+                        .map(|((c, v), is_json)| match from_column(v, c) {
+                            Value::Text(t) if *is_json => Value::Json(t),
+                            other => other,
                         })
-                        .collect()
+                        .collect();
+                    Row::sharing(names, values)
                 })
                 .await
                 .map_err(query_error(table.to_string()))?;

@@ -394,7 +394,8 @@ impl SelectIn for PostgresSnapshot {
             .prepare_cached(&sql)
             .await
             .map_err(|e| query_error(table)(DriverError::Postgres(e)))?;
-        let names: Vec<ColumnName> = columns
+        // Shared by the rows (`Row::sharing`): the select list is in name order.
+        let names: Arc<[ColumnName]> = columns
             .iter()
             .map(|c| ColumnName::from(c.as_str()))
             .collect();
@@ -422,16 +423,15 @@ impl SelectIn for PostgresSnapshot {
             self.stats.row_count += rows.len();
             out.reserve(rows.len());
             for row in rows {
-                let r: Row = names
+                let values = kinds
                     .iter()
-                    .zip(&kinds)
                     .enumerate()
-                    .map(|(i, (name, kind))| {
+                    .map(|(i, kind)| {
                         let text: Option<String> = row.get(i);
-                        (name.clone(), text.map_or(Value::Null, |t| kind.value(t)))
+                        text.map_or(Value::Null, |t| kind.value(t))
                     })
                     .collect();
-                out.push(r);
+                out.push(Row::sharing(&names, values));
             }
         }
         Ok(out)

@@ -41,8 +41,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{
-    classify_parsed, name_prefix, ColumnName, ControlOperation, ControlRecord, DataChange,
-    DecodeError, DecodeErrorKind, DmsRecord, Metadata, Operation, Payload, Row, TableName, Value,
+    classify_parsed, ColumnName, ControlOperation, ControlRecord, DataChange, DecodeError,
+    DecodeErrorKind, DmsRecord, Metadata, Operation, Payload, Row, TableName, Value,
 };
 use crate::position::{SequenceNumber, ShardId};
 
@@ -703,22 +703,20 @@ impl<'de> Visitor<'de> for RowSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut columns = Columns::new();
+        let mut columns: Vec<(ColumnName, Value)> = Vec::with_capacity(16);
         // Columns whose value does not classify, by name: a later value of
         // the same name replaces an earlier one, as in `columns`. A map,
         // not a list searched per column: decoding stays linear however
         // many columns fail.
         let mut failed: BTreeMap<ColumnName, String> = BTreeMap::new();
-        while let Some((name, prefix)) =
-            map.next_key_seed(Key(|name: &str| (ColumnName::new(name), name_prefix(name))))?
-        {
+        while let Some(name) = map.next_key_seed(Key(|name: &str| ColumnName::new(name)))? {
             let raw: &'de RawValue = map.next_value()?;
             match classify_parsed(raw.get()) {
                 Ok(value) => {
                     if !failed.is_empty() {
                         failed.remove(&name);
                     }
-                    columns.push(name, prefix, value);
+                    columns.push((name, value));
                 }
                 Err(reason) => {
                     failed.insert(name, reason);
@@ -727,49 +725,61 @@ impl<'de> Visitor<'de> for RowSeed {
         }
         Ok(match failed.into_iter().next() {
             Some((name, reason)) => Err(format!("column `{name}`: {reason}")),
-            None => Ok(columns.finish()),
+            None => Ok(Row::from_columns(columns)),
         })
     }
 }
 
-/// An image's columns in document order, with their sort keys
-/// ([`Row::from_keyed`]) for images of up to [`KEYED`] columns.
-struct Columns {
-    columns: Vec<(ColumnName, Value)>,
-    keys: [(u64, u32); KEYED],
+/// An image's columns in document order, as the scan reads them: each
+/// name as the payload's text, and the values.
+struct Columns<'a> {
+    /// The first [`INLINE_NAMES`] names.
+    names: [&'a str; INLINE_NAMES],
+    /// How many columns were read.
+    len: usize,
+    /// Every name, once an image is wider than [`INLINE_NAMES`].
+    wide: Vec<&'a str>,
+    values: Vec<Value>,
 }
 
-impl Columns {
-    fn new() -> Columns {
+impl<'a> Columns<'a> {
+    fn new() -> Columns<'a> {
         Columns {
-            columns: Vec::with_capacity(16),
-            keys: [(0, 0); KEYED],
+            names: [""; INLINE_NAMES],
+            len: 0,
+            wide: Vec::new(),
+            values: Vec::with_capacity(16),
         }
     }
 
-    /// The next column; `prefix` is [`name_prefix`] of its name.
+    /// The next column.
     #[inline]
-    fn push(&mut self, name: ColumnName, prefix: u64, value: Value) {
-        let at = self.columns.len();
-        if let Some(key) = self.keys.get_mut(at) {
-            *key = (prefix, at as u32);
+    fn push(&mut self, name: &'a str, value: Value) {
+        match self.names.get_mut(self.len) {
+            Some(slot) => *slot = name,
+            None => {
+                if self.wide.is_empty() {
+                    self.wide.extend_from_slice(&self.names);
+                }
+                self.wide.push(name);
+            }
         }
-        self.columns.push((name, value));
+        self.len += 1;
+        self.values.push(value);
     }
 
     /// The row: sorted by name, of columns named alike the last.
-    fn finish(&mut self) -> Row {
-        let columns = std::mem::take(&mut self.columns);
-        match self.keys.get_mut(..columns.len()) {
-            Some(keys) => Row::from_keyed(columns, keys),
-            None => Row::from_columns(columns),
-        }
+    fn finish(self) -> Row {
+        let names = match self.names.get(..self.len) {
+            Some(names) => names,
+            None => &self.wide,
+        };
+        Row::from_scanned(names, self.values)
     }
 }
 
-/// The widest image whose columns are sorted by their keys
-/// ([`Row::from_keyed`]); wider ones are sorted as they are.
-const KEYED: usize = 32;
+/// The widest image whose names [`Columns`] keeps inline.
+const INLINE_NAMES: usize = 32;
 
 /// Reads a before image: `null` reads as no image.
 struct OptionalRowSeed;

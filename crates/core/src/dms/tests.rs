@@ -1622,9 +1622,9 @@ proptest! {
 }
 
 /// Column names that share long prefixes, differ only past eight bytes,
-/// end in NUL bytes or repeat: the cases the decoder's sort keys
-/// (`Row::from_keyed`) decide by whole names.
-fn arb_keyed_name() -> impl Strategy<Value = String> {
+/// end in NUL bytes or repeat: the cases the decoder's layouts
+/// (`Row::from_scanned`) must tell apart by whole names.
+fn arb_scanned_name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "(created_|updated_|a)(at|by|a|\u{0}|){0,2}",
         2 => "[a-c\u{0}]{0,10}",
@@ -1633,54 +1633,101 @@ fn arb_keyed_name() -> impl Strategy<Value = String> {
 }
 
 /// A row of columns named `names` (the values `first`, `first + 1`, ...)
-/// built from its sort keys (`Row::from_keyed`) and from its columns
-/// (`Row::from_columns`).
-fn keyed_and_sorted(names: &[String], first: usize) -> (Row, Row) {
-    let columns: Vec<(ColumnName, Value)> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (ColumnName::new(name), Value::Int((first + i) as i64)))
+/// built as the decoder builds it (`Row::from_scanned`) and from its
+/// columns (`Row::from_columns`).
+fn scanned_and_sorted(names: &[String], first: usize) -> (Row, Row) {
+    let values: Vec<Value> = (0..names.len())
+        .map(|i| Value::Int((first + i) as i64))
         .collect();
-    let mut keys: Vec<(u64, u32)> = names
+    let scanned: Vec<&str> = names.iter().map(String::as_str).collect();
+    let columns = names
         .iter()
-        .enumerate()
-        .map(|(i, name)| (name_prefix(name), i as u32))
+        .map(|name| ColumnName::new(name))
+        .zip(values.clone())
         .collect();
     (
-        Row::from_keyed(columns.clone(), &mut keys),
+        Row::from_scanned(&scanned, values),
         Row::from_columns(columns),
     )
+}
+
+/// The row's columns, in its order.
+fn columns_of(row: &Row) -> Vec<(ColumnName, Value)> {
+    row.iter().map(|(n, v)| (n.clone(), v.clone())).collect()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
-    /// A row built from sort keys is the row built from the columns: the
-    /// same order, and of columns named alike the last.
+    /// A row built as the decoder builds it is the row built from the
+    /// columns: the same order, and of columns named alike the last.
     #[test]
-    fn keyed_rows_equal_rows_from_columns(
-        names in proptest::collection::vec(arb_keyed_name(), 0..40),
+    fn scanned_rows_equal_rows_from_columns(
+        names in proptest::collection::vec(arb_scanned_name(), 0..70),
     ) {
-        let (keyed, sorted) = keyed_and_sorted(&names, 0);
-        prop_assert_eq!(keyed.0, sorted.0);
+        let (scanned, sorted) = scanned_and_sorted(&names, 0);
+        prop_assert_eq!(columns_of(&scanned), columns_of(&sorted));
     }
 
-    /// Rows of a few column lists, over and over (the remembered orders of
-    /// `Row::from_keyed` at work), some lists sharing prefixes, lengths or
-    /// their first names: each row is the row built from its columns.
+    /// Rows of a few column lists, over and over (the remembered layouts
+    /// of `Row::from_scanned` at work), some lists sharing names, lengths
+    /// or their first names: each row is the row built from its columns,
+    /// and two rows share their names only when their names are equal.
     #[test]
-    fn repeated_column_orders_equal_rows_from_columns(
+    fn repeated_layouts_equal_rows_from_columns(
         lists in proptest::collection::vec(
-            proptest::collection::vec(arb_keyed_name(), 0..12),
+            proptest::collection::vec(arb_scanned_name(), 0..12),
             1..12,
         ),
         picks in proptest::collection::vec(0usize..12, 1..60),
     ) {
+        let mut rows: Vec<Row> = Vec::new();
         for (n, pick) in picks.iter().enumerate() {
-            let (keyed, sorted) = keyed_and_sorted(&lists[pick % lists.len()], n * 100);
-            prop_assert_eq!(keyed.0, sorted.0);
+            let (scanned, sorted) = scanned_and_sorted(&lists[pick % lists.len()], n * 100);
+            prop_assert_eq!(columns_of(&scanned), columns_of(&sorted));
+            for earlier in &rows {
+                if scanned.same_names(earlier) {
+                    prop_assert!(scanned.keys().eq(earlier.keys()));
+                }
+            }
+            rows.push(scanned);
         }
     }
+}
+
+/// Images of one layout share their names, in name order, whichever
+/// order their documents list them in; a layout that differs in one name
+/// (past eight bytes) or in its order does not take another's.
+#[test]
+fn images_of_one_layout_share_their_names() {
+    let row = |names: &[&str]| {
+        let values = (0..names.len() as i64).map(Value::Int).collect();
+        Row::from_scanned(names, values)
+    };
+    let a = row(&["id", "created_at", "name"]);
+    let b = row(&["id", "created_at", "name"]);
+    assert!(a.same_names(&b));
+    assert_eq!(
+        a.iter()
+            .map(|(n, v)| (n.as_str(), v.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("created_at", Value::Int(1)),
+            ("id", Value::Int(0)),
+            ("name", Value::Int(2))
+        ]
+    );
+    let c = row(&["id", "created_by", "name"]);
+    assert!(!c.same_names(&a));
+    assert_eq!(c.get("created_by"), Some(&Value::Int(1)));
+    let d = row(&["name", "id", "created_at"]);
+    assert!(!d.same_names(&a));
+    assert_eq!(d.keys().collect::<Vec<_>>(), a.keys().collect::<Vec<_>>());
+    assert_eq!(d.get("name"), Some(&Value::Int(0)));
+    // Names alike: the later wins, and the layout is not remembered.
+    let e = row(&["id", "id"]);
+    assert_eq!(columns_of(&e), vec![("id".into(), Value::Int(1))]);
+    assert!(!e.same_names(&row(&["id", "id"])));
 }
 
 /// `TableName::shared` gives the name asked for, shared while it is among
@@ -1712,14 +1759,6 @@ fn shared_table_names_are_the_names_asked_for() {
     );
 }
 
-#[test]
-fn name_prefixes_are_the_first_eight_bytes_padded() {
-    assert_eq!(name_prefix(""), 0);
-    assert_eq!(name_prefix("ab"), 0x6162_0000_0000_0000);
-    assert_eq!(name_prefix("abcdefgh"), 0x6162_6364_6566_6768);
-    assert_eq!(name_prefix("abcdefghij"), 0x6162_6364_6566_6768);
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
@@ -1735,11 +1774,6 @@ proptest! {
         prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
         prop_assert_eq!(cmp_names(&b, &a), b.cmp(&a));
         prop_assert_eq!(cmp_names(&a, &a), std::cmp::Ordering::Equal);
-        // Names whose prefixes differ order as their prefixes.
-        let (pa, pb) = (name_prefix(&a), name_prefix(&b));
-        if pa != pb {
-            prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
-        }
     }
 }
 

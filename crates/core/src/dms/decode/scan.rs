@@ -19,7 +19,7 @@ use super::{
     meta_field, roles, Columns, MetaFields, MetaText, Parts, BEFORE, CONTROL, DATA, METADATA,
 };
 use crate::dms::cursor::{stop, Cursor};
-use crate::dms::{classify_number, classify_parsed, name_prefix, ColumnName, Row, Value};
+use crate::dms::{classify_number, classify_parsed, Row, Value};
 
 /// Reads what the document says into `parts` (empty); `None` when the scan
 /// does not decide (see the module docs), with `parts` partly filled.
@@ -137,7 +137,7 @@ impl<'a> Cursor<'a> {
             c.eat(b':')?;
             c.whitespace();
             let value = c.column_value()?;
-            columns.push(ColumnName::new(name), name_prefix(name), value);
+            columns.push(name, value);
             Some(())
         })?;
         Some(columns.finish())
