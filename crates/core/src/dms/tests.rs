@@ -1774,6 +1774,9 @@ proptest! {
         prop_assert_eq!(cmp_names(&a, &b), a.cmp(&b));
         prop_assert_eq!(cmp_names(&b, &a), b.cmp(&a));
         prop_assert_eq!(cmp_names(&a, &a), std::cmp::Ordering::Equal);
+        // And are the same as text is.
+        prop_assert_eq!(same_name(&a, &b), a == b);
+        prop_assert!(same_name(&a, &a));
     }
 }
 
