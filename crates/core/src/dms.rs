@@ -611,14 +611,18 @@ impl Row {
     /// the row shares that image's sorted names and its values are put in
     /// their order, without a sort and without a name being copied.
     pub(crate) fn from_scanned(names: &[&str], mut values: Vec<Value>) -> Row {
-        if names.len() != values.len() || names.len() > PERMUTED {
-            return Row::from_columns(
+        // Sorted as any columns are (no layout shared).
+        let sorted_apart = |values: Vec<Value>| {
+            Row::from_columns(
                 names
                     .iter()
                     .map(|n| ColumnName::new(n))
                     .zip(values)
                     .collect(),
-            );
+            )
+        };
+        if names.len() != values.len() || names.len() > PERMUTED {
+            return sorted_apart(values);
         }
         let shared = LAYOUTS.with(|layouts| {
             let layouts = layouts.borrow();
@@ -642,13 +646,7 @@ impl Row {
             .windows(2)
             .all(|w| names[w[0] as usize] != names[w[1] as usize]);
         if !distinct {
-            return Row::from_columns(
-                names
-                    .iter()
-                    .map(|n| ColumnName::new(n))
-                    .zip(values)
-                    .collect(),
-            );
+            return sorted_apart(values);
         }
         let sorted: Arc<[ColumnName]> = order
             .iter()
