@@ -505,6 +505,23 @@ thread_local! {
     static EMPTY_NAMES: Arc<[ColumnName]> = Arc::from(Vec::new());
 }
 
+/// Column names that the rows of a result set share ([`Row::sharing`]),
+/// their order checked once, when they are made.
+#[derive(Debug, Clone)]
+pub struct SharedNames {
+    names: Arc<[ColumnName]>,
+    /// Whether the names are in name order, each once.
+    in_order: bool,
+}
+
+impl FromIterator<ColumnName> for SharedNames {
+    fn from_iter<T: IntoIterator<Item = ColumnName>>(iter: T) -> Self {
+        let names: Arc<[ColumnName]> = iter.into_iter().collect();
+        let in_order = names.windows(2).all(|w| cmp_names(&w[0], &w[1]).is_lt());
+        SharedNames { names, in_order }
+    }
+}
+
 /// One layout of an image: its column names in document order, all
 /// distinct; the same names in name order (what its rows share); and, for
 /// each place in name order, the document index of its column.
@@ -589,19 +606,19 @@ impl Row {
         }
     }
 
-    /// A row of `values` named `names` (in name order, each once, as a
-    /// result set read in the order of a sorted select list gives them):
-    /// the row shares the names. Names that are not so, or not as many as
-    /// the values, make the row as [`Row::from_columns`] does.
-    pub fn sharing(names: &Arc<[ColumnName]>, values: Vec<Value>) -> Row {
-        if names.len() == values.len() && names.windows(2).all(|w| cmp_names(&w[0], &w[1]).is_lt())
-        {
+    /// A row of `values` named `names` (a result set's column names, made
+    /// once for its rows): the row shares the names when they are in name
+    /// order, each once (a result set read in the order of a sorted select
+    /// list), and as many as the values; otherwise it is made as
+    /// [`Row::from_columns`] makes it.
+    pub fn sharing(names: &SharedNames, values: Vec<Value>) -> Row {
+        if names.in_order && names.names.len() == values.len() {
             return Row {
-                names: Arc::clone(names),
+                names: Arc::clone(&names.names),
                 values,
             };
         }
-        Row::from_columns(names.iter().cloned().zip(values).collect())
+        Row::from_columns(names.names.iter().cloned().zip(values).collect())
     }
 
     /// A row of `values` named `names`, both in document order, as the

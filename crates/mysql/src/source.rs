@@ -6,12 +6,11 @@
 //! with bound parameters), never one query per record.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use mysql_async::prelude::*;
 use mysql_async::{Column, Conn, Pool};
 
-use dms_cdc_core::dms::{ColumnName, Row, TableName, Value};
+use dms_cdc_core::dms::{ColumnName, Row, SharedNames, TableName, Value};
 use dms_cdc_core::fault::{Classify, Fault};
 use dms_cdc_core::mapping::{Mapping, TargetTable};
 use dms_cdc_core::plan::{KeyPart, KeyTuple};
@@ -297,7 +296,7 @@ impl MysqlSnapshot {
             // vector of the driver's rows in between).
             // The rows share them (`Row::sharing`): the select list is in
             // name order.
-            let mut names: Option<(Arc<[ColumnName]>, Vec<bool>)> = None;
+            let mut names: Option<(SharedNames, Vec<bool>)> = None;
             let rows: Vec<Row> = self
                 .conn
                 .exec_map(sql, params, |row: mysql_async::Row| {

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{Object, Pool};
-use dms_cdc_core::dms::{ColumnName, Row, TableName, Value};
+use dms_cdc_core::dms::{ColumnName, Row, SharedNames, TableName, Value};
 use dms_cdc_core::fault::{Classify, Fault};
 use dms_cdc_core::mapping::{Mapping, TargetTable};
 use dms_cdc_core::plan::{KeyPart, KeyTuple};
@@ -395,7 +395,7 @@ impl SelectIn for PostgresSnapshot {
             .await
             .map_err(|e| query_error(table)(DriverError::Postgres(e)))?;
         // Shared by the rows (`Row::sharing`): the select list is in name order.
-        let names: Arc<[ColumnName]> = columns
+        let names: SharedNames = columns
             .iter()
             .map(|c| ColumnName::from(c.as_str()))
             .collect();

@@ -1695,6 +1695,46 @@ proptest! {
     }
 }
 
+/// The rows of a result set share its names when they are in name order,
+/// each once; other names (out of order, twice, or not as many as the
+/// values) make rows as `Row::from_columns` makes them.
+#[test]
+fn result_rows_share_names_in_name_order() {
+    let names = |list: &[&str]| {
+        list.iter()
+            .map(|n| ColumnName::new(n))
+            .collect::<SharedNames>()
+    };
+    let values = |n: i64| (0..n).map(Value::Int).collect::<Vec<_>>();
+    let apart = |list: &[&str], n: i64| {
+        Row::from_columns(
+            list.iter()
+                .map(|n| ColumnName::new(n))
+                .zip(values(n))
+                .collect(),
+        )
+    };
+    let sorted = names(&["a", "b", "c"]);
+    let (r1, r2) = (
+        Row::sharing(&sorted, values(3)),
+        Row::sharing(&sorted, values(3)),
+    );
+    assert!(r1.same_names(&r2));
+    assert_eq!(r1, apart(&["a", "b", "c"], 3));
+    for list in [&["b", "a", "c"][..], &["a", "a", "c"][..]] {
+        let shared = names(list);
+        let (r1, r2) = (
+            Row::sharing(&shared, values(3)),
+            Row::sharing(&shared, values(3)),
+        );
+        assert!(!r1.same_names(&r2), "{list:?}");
+        assert_eq!(r1, apart(list, 3), "{list:?}");
+    }
+    let short = Row::sharing(&sorted, values(2));
+    assert!(!short.same_names(&r1));
+    assert_eq!(short, apart(&["a", "b"], 2));
+}
+
 /// Images of one layout share their names, in name order, whichever
 /// order their documents list them in; a layout that differs in one name
 /// (past eight bytes) or in its order does not take another's.
