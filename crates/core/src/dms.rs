@@ -1291,8 +1291,10 @@ const COMPACT_DEPTH: u32 = 64;
 /// Keys of one object [`written_compact`] compares with each other.
 const COMPACT_KEYS: usize = 16;
 
-/// A value of [`written_compact`] at `*at`; `*at` is moved past it.
-fn compact_value(text: &[u8], at: &mut usize, depth: u32) -> bool {
+/// A value of [`written_compact`] at `*at`; `*at` is moved past it. It
+/// accepts only valid JSON (on UTF-8 text), so the document scan reads
+/// such values with it directly.
+pub(super) fn compact_value(text: &[u8], at: &mut usize, depth: u32) -> bool {
     let literal = |at: &mut usize, word: &[u8]| {
         let end = *at + word.len();
         let found = text.get(*at..end) == Some(word);
@@ -1344,9 +1346,10 @@ fn compact_value(text: &[u8], at: &mut usize, depth: u32) -> bool {
 }
 
 /// The content of a string without escapes at `*at` (its opening quote);
-/// `*at` is moved past its closing quote. `None` at an escape (or a
-/// control character, which valid JSON has none of).
+/// `*at` is moved past its closing quote. `None` where no string starts,
+/// at an escape or a control character.
 fn compact_string<'a>(text: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    (text.get(*at) == Some(&b'"')).then_some(())?;
     let start = *at + 1;
     let rest = text.get(start..)?;
     let len = cursor::stop(rest);

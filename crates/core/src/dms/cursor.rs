@@ -212,7 +212,7 @@ impl<'a> Cursor<'a> {
         (!self.peek().is_some_and(|b| b.is_ascii_digit())).then_some(())
     }
 
-    fn digits(&mut self) {
+    pub(super) fn digits(&mut self) {
         while self.peek().is_some_and(|b| b.is_ascii_digit()) {
             self.at += 1;
         }

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use compact_str::{CompactString, ToCompactString};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 use super::{
     classify_parsed, ColumnName, ControlOperation, ControlRecord, DataChange, DecodeError,
@@ -733,21 +734,16 @@ impl<'de> Visitor<'de> for RowSeed {
 /// An image's columns in document order, as the scan reads them: each
 /// name as the payload's text, and the values.
 struct Columns<'a> {
-    /// The first [`INLINE_NAMES`] names.
-    names: [&'a str; INLINE_NAMES],
-    /// How many columns were read.
-    len: usize,
-    /// Every name, once an image is wider than [`INLINE_NAMES`].
-    wide: Vec<&'a str>,
+    /// The names, inline up to [`INLINE_NAMES`] (the array is not filled
+    /// ahead: most images are narrower).
+    names: SmallVec<[&'a str; INLINE_NAMES]>,
     values: Vec<Value>,
 }
 
 impl<'a> Columns<'a> {
     fn new() -> Columns<'a> {
         Columns {
-            names: [""; INLINE_NAMES],
-            len: 0,
-            wide: Vec::new(),
+            names: SmallVec::new(),
             values: Vec::with_capacity(16),
         }
     }
@@ -755,26 +751,13 @@ impl<'a> Columns<'a> {
     /// The next column.
     #[inline]
     fn push(&mut self, name: &'a str, value: Value) {
-        match self.names.get_mut(self.len) {
-            Some(slot) => *slot = name,
-            None => {
-                if self.wide.is_empty() {
-                    self.wide.extend_from_slice(&self.names);
-                }
-                self.wide.push(name);
-            }
-        }
-        self.len += 1;
+        self.names.push(name);
         self.values.push(value);
     }
 
     /// The row: sorted by name, of columns named alike the last.
     fn finish(self) -> Row {
-        let names = match self.names.get(..self.len) {
-            Some(names) => names,
-            None => &self.wide,
-        };
-        Row::from_scanned(names, self.values)
+        Row::from_scanned(&self.names, self.values)
     }
 }
 
@@ -805,5 +788,54 @@ impl<'de> Visitor<'de> for OptionalRowSeed {
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         RowSeed.deserialize(deserializer).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What `meta_field` answers, by a plain search of the names.
+    fn searched(name: &[u8]) -> Option<usize> {
+        META_FIELDS
+            .iter()
+            .position(|field| field.as_bytes() == name)
+    }
+
+    #[test]
+    fn metadata_fields_are_found_by_name() {
+        for (i, field) in META_FIELDS.iter().enumerate() {
+            assert_eq!(meta_field(field.as_bytes()), Some(i), "{field}");
+            let bytes = field.as_bytes();
+            for at in 0..bytes.len() {
+                let mut changed = bytes.to_vec();
+                changed[at] ^= 0x20;
+                assert_eq!(meta_field(&changed), searched(&changed), "{field} at {at}");
+            }
+            assert_eq!(meta_field(&bytes[1..]), None, "{field}");
+            assert_eq!(meta_field(&bytes[..bytes.len() - 1]), None, "{field}");
+            assert_eq!(meta_field(&[bytes, b"x"].concat()), None, "{field}");
+        }
+        assert_eq!(meta_field(b""), None);
+    }
+
+    proptest! {
+        /// Any key, and any metadata field's name with one byte changed,
+        /// is found as a search of the names finds it.
+        #[test]
+        fn metadata_field_lookup_is_a_search(
+            field in 0..META_FIELDS.len(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            key in proptest::collection::vec(any::<u8>(), 0..30),
+        ) {
+            let mut changed = META_FIELDS[field].as_bytes().to_vec();
+            let i = at.index(changed.len());
+            changed[i] = byte;
+            prop_assert_eq!(meta_field(&changed), searched(&changed));
+            prop_assert_eq!(meta_field(&key), searched(&key));
+        }
     }
 }

@@ -19,7 +19,7 @@ use super::{
     meta_field, roles, Columns, MetaFields, MetaText, Parts, BEFORE, CONTROL, DATA, METADATA,
 };
 use crate::dms::cursor::{stop, Cursor};
-use crate::dms::{classify_number, classify_parsed, Row, Value};
+use crate::dms::{classify_number, classify_parsed, compact_value, Row, Value};
 
 /// Reads what the document says into `parts` (empty); `None` when the scan
 /// does not decide (see the module docs), with `parts` partly filled.
@@ -172,14 +172,26 @@ impl<'a> Cursor<'a> {
                 return Some(Value::Bool(false));
             }
             b'-' | b'0'..=b'9' => return self.column_number(),
+            b'[' | b'{' => {
+                // The usual JSON value, written as `classify` writes it
+                // back (a strict subset of JSON): taken as it is checked,
+                // without a second pass.
+                let mut end = start;
+                if compact_value(self.bytes, &mut end, 0) {
+                    self.at = end;
+                    return Some(Value::Json(self.str(start, end)?.to_owned()));
+                }
+                self.skip(2)?;
+            }
             _ => self.skip(2)?,
         }
         classify_parsed(self.str(start, self.at)?).ok()
     }
 
     /// A column number: an integer of up to 18 digits (which always fits
-    /// `i64`) read as it is scanned, any other number classified from its
-    /// text, as [`classify_number`] does.
+    /// `i64`) and a decimal without exponent read as they are scanned, any
+    /// other number classified from its text, all as [`classify_number`]
+    /// classifies them.
     fn column_number(&mut self) -> Option<Value> {
         let start = self.at;
         let negative = self.peek() == Some(b'-');
@@ -200,7 +212,22 @@ impl<'a> Cursor<'a> {
             _ => return None,
         }
         match self.peek() {
-            Some(b'.' | b'e' | b'E') => {
+            // The usual decimal, taken as its fraction is scanned: a point
+            // and digits with no exponent after them is what `classify_number`
+            // keeps as a decimal's text, whatever its integer part.
+            Some(b'.') => {
+                self.at += 1;
+                self.next().filter(u8::is_ascii_digit)?;
+                self.digits();
+                match self.peek() {
+                    Some(b'e' | b'E') => {
+                        self.at = start;
+                        self.number()?;
+                    }
+                    _ => return Some(Value::Decimal(self.str(start, self.at)?.to_owned())),
+                }
+            }
+            Some(b'e' | b'E') => {
                 self.at = start;
                 self.number()?;
             }
@@ -269,6 +296,10 @@ mod tests {
             "1E+16",
             "1e400",
             "0e0",
+            "0.5",
+            "-12.25",
+            "12345678901234567890.5",
+            "-0.000",
         ] {
             assert_eq!(scanned_number(t), Some((classify(t).unwrap(), true)), "{t}");
         }
@@ -288,6 +319,102 @@ mod tests {
             text in "-?(0|[1-9][0-9]{0,24})(\\.[0-9]{1,8})?([eE][+-]?[0-9]{1,3})?",
         ) {
             prop_assert_eq!(scanned_number(&text), Some((classify(&text).unwrap(), true)));
+        }
+    }
+
+    /// A column value read by the scan, when it reads the whole text
+    /// (`None` where the scan refuses it or stops before the end).
+    fn scanned_value(text: &str) -> Option<Value> {
+        let mut cursor = Cursor::new(text.as_bytes())?;
+        let value = cursor.column_value()?;
+        (cursor.at == text.len()).then_some(value)
+    }
+
+    /// What the scan must give for a whole column value: what
+    /// `classify_parsed` gives for the text when it is one JSON value,
+    /// nothing otherwise.
+    fn classified(text: &str) -> Option<Value> {
+        serde_json::from_str::<&serde_json::value::RawValue>(text).ok()?;
+        classify_parsed(text).ok()
+    }
+
+    #[test]
+    fn json_columns_classify_as_their_text() {
+        let deep = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        for t in [
+            "[]",
+            "{}",
+            r#"{"a":[true,null,"x"],"b":{}}"#,
+            r#"["vegan","quick"]"#,
+            r#"{"a":1}"#,
+            r#"[1,2.5]"#,
+            r#"{"a": true}"#,
+            r#"[ "x"]"#,
+            r#"{"a":true,"a":false}"#,
+            r#"["\u00e9"]"#,
+            r#"["é"]"#,
+            &deep(63),
+            &deep(64),
+            &deep(70),
+            "[true,]",
+            "[,true]",
+            r#"{"a":}"#,
+            r#"{"a"}"#,
+            "[tru]",
+            "[true",
+            r#"{"a":true"#,
+            "[\"\u{1}\"]",
+            "[true]]",
+        ] {
+            assert_eq!(scanned_value(t), classified(t), "{t}");
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i32>().prop_map(|i| serde_json::json!(i)),
+            "[a-z\"\\\\é\u{1}]{0,4}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::vec(("[a-c]{1,2}", inner), 0..4)
+                    .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Any JSON array or object, written compact or with whitespace,
+        /// and any one byte of it changed, reads as `classify_parsed` reads
+        /// its text, or is refused.
+        #[test]
+        fn json_columns_are_classified_values(
+            value in arb_json(),
+            pretty in any::<bool>(),
+            edit in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+        ) {
+            let value = match value {
+                v @ (serde_json::Value::Array(_) | serde_json::Value::Object(_)) => v,
+                v => serde_json::Value::Array(vec![v]),
+            };
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                serde_json::to_string(&value).unwrap()
+            };
+            let mut bytes = text.into_bytes();
+            if let Some((at, byte)) = edit {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                prop_assert_eq!(scanned_value(text), classified(text), "{}", text);
+            }
         }
     }
 
